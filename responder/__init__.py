@@ -1,0 +1,3 @@
+"""responder: event-driven incident response for AI/ML systems."""
+
+__version__ = "0.1.0"
