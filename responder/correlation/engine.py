@@ -1,0 +1,179 @@
+"""The correlation engine: routing events to (rule, group) keys and feeding each key's window.
+
+Pure and deterministic: no clock, no I/O. The worker calls `route` in its ingest stage and `feed`
+in its correlation stage (per key, on the partition that owns the key); `replay` drives both
+through `Correlator.process`. Incident ids are derived from (rule, group key, triggering event),
+so replaying the same input after a crash yields the same ids and versions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from jinja2 import Template
+
+from responder.correlation.match import MISSING, get_path
+from responder.correlation.rules import TEMPLATES, Rule, RuleSet
+from responder.correlation.window import GroupState, OpenIncident, fires, window_event
+from responder.events.schema import Severity
+from responder.incidents.model import IncidentChange
+
+INCIDENT_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-4f5e-9c7d-1b2a3c4d5e6f")
+DEFAULT_LATENESS = timedelta(minutes=10)
+
+
+@dataclass(frozen=True, slots=True)
+class Routed:
+    """One matching (rule, group) for an event: the unit the correlation stage keys on."""
+
+    rule_id: str
+    key: str
+    group: dict[str, Any]
+
+
+def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
+    """Every rule the event matches, with its group key; no group_by value, no match."""
+    out = []
+    for rule in rules.matching(doc):
+        values = [get_path(doc, p) for p in rule.group_by]
+        if any(v is MISSING or v is None for v in values):
+            continue
+        key = rule.id + "|" + orjson.dumps(values).decode()
+        out.append(Routed(rule.id, key, dict(zip(rule.group_by, values, strict=True))))
+    return out
+
+
+def _iso(ts: float) -> datetime:
+    return datetime.fromtimestamp(ts, tz=UTC)
+
+
+class Correlator:
+    """Feeds events into group states and says which incident changes result."""
+
+    def __init__(self, rules: RuleSet, *, allowed_lateness: timedelta = DEFAULT_LATENESS) -> None:
+        self.rules = rules
+        self.lateness = allowed_lateness.total_seconds()
+        self.states: dict[str, GroupState] = {}  # used by `process`; the worker keeps its own
+        self._titles: dict[str, Template] = {}
+
+    def feed(
+        self, state: GroupState, routed: Routed, doc: dict[str, Any], time: float
+    ) -> IncidentChange | None:
+        """Add one event to its group's state (mutated in place); return the change, if any."""
+        rule = self.rules.rules[routed.rule_id]
+        key = (doc["source"], doc["id"])
+        if state.seen(key):
+            return None  # a redelivery: counts once
+        event = window_event(rule, doc, time, state.next_seq)
+        state.next_seq += 1
+        state.events.append(event)
+        state.max_time = max(state.max_time, time)
+        change = self._attach(rule, state, routed, doc, time)
+        if change is None:
+            window = state.in_window(time, rule.window.total_seconds())
+            if fires(rule, window):
+                change = self._open(rule, state, routed, window, doc)
+        state.prune(
+            keep_after=state.max_time - rule.window.total_seconds() - self.lateness,
+            incident_after=state.max_time - rule.suppress_for.total_seconds() - self.lateness,
+        )
+        return change
+
+    def process(self, doc: dict[str, Any], time: float) -> list[IncidentChange]:
+        """Route and feed one event against `self.states` (the offline path)."""
+        changes = []
+        for routed in route(self.rules, doc):
+            state = self.states.get(routed.key)
+            if state is None:
+                state = self.states[routed.key] = GroupState()
+            change = self.feed(state, routed, doc, time)
+            if change is not None:
+                changes.append(change)
+            if state.empty:
+                del self.states[routed.key]
+        return changes
+
+    def _attach(
+        self, rule: Rule, state: GroupState, routed: Routed, doc: dict[str, Any], time: float
+    ) -> IncidentChange | None:
+        inc = state.incident
+        if inc is None or time > inc.last_seen + rule.suppress_for.total_seconds():
+            return None
+        inc.event_keys.add((doc["source"], doc["id"]))
+        inc.first_seen = min(inc.first_seen, time)
+        inc.last_seen = max(inc.last_seen, time)
+        inc.version += 1
+        kind = "updated"
+        if rule.incident.severity is None and Severity[doc["severity"]] > inc.severity:
+            inc.severity = Severity[doc["severity"]]
+            kind = "escalated"
+        return self._change(kind, rule, routed, inc, [doc])
+
+    def _open(
+        self,
+        rule: Rule,
+        state: GroupState,
+        routed: Routed,
+        window: list[Any],
+        trigger: dict[str, Any],
+    ) -> IncidentChange:
+        if rule.incident.severity is not None:
+            severity = Severity[rule.incident.severity]
+        else:
+            severity = max(Severity(e.severity) for e in window)
+        times = [e.time for e in window]
+        inc = OpenIncident(
+            id=str(
+                uuid.uuid5(INCIDENT_NAMESPACE, f"{routed.key}|{trigger['source']}|{trigger['id']}")
+            ),
+            title=self._title(rule, routed.group, trigger, len(window)),
+            severity=severity,
+            first_seen=min(times),
+            last_seen=max(times),
+            version=1,
+            event_keys={e.key for e in window},
+        )
+        state.incident = inc
+        return self._change("opened", rule, routed, inc, [e.body for e in window])
+
+    def _change(
+        self,
+        change: str,
+        rule: Rule,
+        routed: Routed,
+        inc: OpenIncident,
+        events: list[dict[str, Any]],
+    ) -> IncidentChange:
+        return IncidentChange.model_construct(
+            change=change,
+            version=inc.version,
+            incident_id=inc.id,
+            rule=rule.id,
+            kind=rule.incident.kind,
+            title=inc.title,
+            severity=Severity(inc.severity).name,
+            status="open",
+            group=routed.group,
+            first_seen=_iso(inc.first_seen),
+            last_seen=_iso(inc.last_seen),
+            event_count=len(inc.event_keys),
+            events=events,
+            schema_version="1",
+        )
+
+    def _title(self, rule: Rule, group: dict[str, Any], event: dict[str, Any], n: int) -> str:
+        template = self._titles.get(rule.id)
+        if template is None:
+            template = self._titles[rule.id] = TEMPLATES.from_string(
+                rule.incident.title or rule.title
+            )
+        try:
+            return template.render(
+                group=group, rule={"id": rule.id, "title": rule.title}, event=event, count=n
+            )
+        except Exception:  # a title must never stop correlation; fall back to the rule title
+            return rule.title

@@ -1,0 +1,157 @@
+"""Field matching for rules: dotted paths into an event and the operators after `|`.
+
+Pure functions over the JSON form of an event (`dict`), so the same code serves the worker, the
+offline replay and the tests. A `Condition` is compiled once when a rule loads.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+MISSING: Any = object()
+
+MODIFIERS = ("eq", "contains", "startswith", "endswith", "re", "gt", "gte", "lt", "lte", "exists")
+NUMERIC = {"gt", "gte", "lt", "lte"}
+
+
+def get_path(doc: Mapping[str, Any], path: str) -> Any:
+    """Value at a dotted path, or MISSING. Keys that contain dots (labels) are tried whole first."""
+    current: Any = doc
+    parts = path.split(".")
+    i = 0
+    while i < len(parts):
+        if not isinstance(current, Mapping):
+            return MISSING
+        # allow label keys such as "app.kubernetes.io/name": take the longest key that exists
+        for j in range(len(parts), i, -1):
+            candidate = ".".join(parts[i:j])
+            if candidate in current:
+                current = current[candidate]
+                i = j
+                break
+        else:
+            return MISSING
+    return current
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _eq(actual: Any, expected: Any) -> bool:
+    if _is_number(actual) and _is_number(expected):
+        return bool(actual == expected)
+    return type(actual) is type(expected) and actual == expected
+
+
+def _contains(actual: Any, expected: Any) -> bool:
+    if isinstance(actual, str) and isinstance(expected, str):
+        return expected in actual
+    if isinstance(actual, list):
+        return any(_eq(item, expected) for item in actual)
+    return False
+
+
+def _compare(op: str) -> Callable[[Any, Any], bool]:
+    def check(actual: Any, expected: Any) -> bool:
+        if not (_is_number(actual) and _is_number(expected)):
+            return False
+        if op == "gt":
+            return bool(actual > expected)
+        if op == "gte":
+            return bool(actual >= expected)
+        if op == "lt":
+            return bool(actual < expected)
+        return bool(actual <= expected)
+
+    return check
+
+
+def _string_op(method: str) -> Callable[[Any, Any], bool]:
+    def check(actual: Any, expected: Any) -> bool:
+        return isinstance(actual, str) and bool(getattr(actual, method)(expected))
+
+    return check
+
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "eq": _eq,
+    "contains": _contains,
+    "startswith": _string_op("startswith"),
+    "endswith": _string_op("endswith"),
+    **{op: _compare(op) for op in NUMERIC},
+}
+
+
+@dataclass(frozen=True)
+class Condition:
+    """One `path|modifier: value` entry; a list of values means any of them."""
+
+    path: str
+    modifier: str
+    values: tuple[Any, ...]
+
+    @classmethod
+    def parse(cls, key: str, value: Any) -> Condition:
+        """Raise ValueError with a user-facing message when the entry cannot work."""
+        path, _, modifier = key.partition("|")
+        modifier = modifier or "eq"
+        if not path or any(not p for p in path.split(".")):
+            raise ValueError(f"invalid field path {key!r}")
+        if modifier not in MODIFIERS:
+            raise ValueError(f"unknown modifier {modifier!r}; use one of {', '.join(MODIFIERS)}")
+        values = tuple(value) if isinstance(value, list) else (value,)
+        if not values:
+            raise ValueError("an empty list matches nothing")
+        for v in values:
+            _check_value(modifier, v)
+        return cls(path=path, modifier=modifier, values=values)
+
+    def holds(self, doc: Mapping[str, Any]) -> bool:
+        actual = get_path(doc, self.path)
+        if self.modifier == "exists":
+            return any((actual is not MISSING and actual is not None) == v for v in self.values)
+        if actual is MISSING:
+            return False
+        if self.modifier == "re":
+            return isinstance(actual, str) and any(
+                _compiled(v).search(actual) is not None for v in self.values
+            )
+        op = _OPS[self.modifier]
+        return any(op(actual, v) for v in self.values)
+
+
+_RE_CACHE: dict[str, re.Pattern[str]] = {}
+
+
+def _compiled(pattern: str) -> re.Pattern[str]:
+    compiled = _RE_CACHE.get(pattern)
+    if compiled is None:
+        compiled = _RE_CACHE[pattern] = re.compile(pattern)
+    return compiled
+
+
+def _check_value(modifier: str, value: Any) -> None:
+    if modifier == "exists":
+        if not isinstance(value, bool):
+            raise ValueError("exists takes true or false")
+    elif modifier in NUMERIC:
+        if not _is_number(value):
+            raise ValueError(f"{modifier} needs a number, got {value!r}")
+    elif modifier in {"startswith", "endswith", "re"}:
+        if not isinstance(value, str):
+            raise ValueError(f"{modifier} needs a string, got {value!r}")
+        if modifier == "re":
+            try:
+                _compiled(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+    elif isinstance(value, dict | list):
+        raise ValueError(f"{modifier} needs a scalar value, got {value!r}")
+
+
+def all_hold(conditions: tuple[Condition, ...], doc: Mapping[str, Any]) -> bool:
+    return all(c.holds(doc) for c in conditions)

@@ -1,0 +1,242 @@
+"""Correlation rules: the YAML model, its loader and the index by event type.
+
+A rule file is validated completely at load; a bad file is rejected with file, line and field
+(see `responder.yamlfile`). The loaded `RuleSet` answers "which rules can this event match"
+through an index on `type`, so matching costs scale with the rules that could apply.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from jinja2 import StrictUndefined, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from responder.correlation.match import Condition, all_hold
+from responder.events.schema import SeverityName
+from responder.yamlfile import YamlFileError, load_located, located_errors
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """`30m`, `6h`, `10s`, `1d` or a number of seconds."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    elif isinstance(value, str) and (m := _DURATION.match(value)):
+        seconds = int(m.group(1)) * _UNITS[m.group(2)]
+    else:
+        raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 10m, 6h, 1d")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+TEMPLATES = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class CountCondition(_Model):
+    """Exactly one of gte / gt / eq."""
+
+    gte: int | None = Field(default=None, ge=0)
+    gt: int | None = Field(default=None, ge=0)
+    eq: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_op(self) -> CountCondition:
+        given = [op for op in ("gte", "gt", "eq") if getattr(self, op) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of gte, gt, eq")
+        return self
+
+    def met(self, count: int) -> bool:
+        if self.gte is not None:
+            return count >= self.gte
+        if self.gt is not None:
+            return count > self.gt
+        return count == self.eq
+
+
+class ValueCountCondition(CountCondition):
+    field: str = Field(min_length=1)
+
+
+class EventCount(_Model):
+    type: Literal["event_count"]
+    condition: CountCondition
+
+
+class ValueCount(_Model):
+    type: Literal["value_count"]
+    condition: ValueCountCondition
+
+
+class Temporal(_Model):
+    type: Literal["temporal", "temporal_ordered"]
+    events: list[str] = Field(min_length=1)
+
+
+Correlation = Annotated[EventCount | ValueCount | Temporal, Field(discriminator="type")]
+
+
+class IncidentSpec(_Model):
+    kind: str = Field(min_length=1, pattern=r"^[a-z0-9_.-]+$")
+    severity: SeverityName | None = None
+    title: str | None = None
+
+    @field_validator("title")
+    @classmethod
+    def _template_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                TEMPLATES.from_string(value)
+            except TemplateSyntaxError as exc:
+                raise ValueError(f"invalid template: {exc.message}") from None
+        return value
+
+
+class Rule(_Model):
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", max_length=128)
+    title: str = Field(min_length=1)
+    description: str | None = None
+    match: dict[str, Any] = Field(min_length=1)
+    group_by: list[str] = Field(min_length=1)
+    window: Duration
+    correlation: Correlation | None = None
+    incident: IncidentSpec
+    suppress: Duration | None = None
+    enabled: bool = True
+
+    @field_validator("match")
+    @classmethod
+    def _conditions_parse(cls, value: dict[str, Any]) -> dict[str, Any]:
+        errors = []
+        for key, expected in value.items():
+            try:
+                Condition.parse(str(key), expected)
+            except ValueError as exc:
+                errors.append(f"{key}: {exc}")
+        if errors:
+            raise ValueError("; ".join(errors))
+        return value
+
+    @model_validator(mode="after")
+    def _temporal_types_reachable(self) -> Rule:
+        allowed = self.indexed_types
+        if isinstance(self.correlation, Temporal) and allowed is not None:
+            missing = [t for t in self.correlation.events if t not in allowed]
+            if missing:
+                raise ValueError(
+                    f"correlation.events {missing} can never match: match.type allows {allowed}"
+                )
+        return self
+
+    @cached_property
+    def conditions(self) -> tuple[Condition, ...]:
+        return tuple(Condition.parse(k, v) for k, v in self.match.items())
+
+    @cached_property
+    def indexed_types(self) -> list[str] | None:
+        """Event types this rule is limited to by a plain `type:` entry, else None."""
+        value = self.match.get("type")
+        if value is None:
+            return None
+        return [str(v) for v in value] if isinstance(value, list) else [str(value)]
+
+    @property
+    def suppress_for(self) -> timedelta:
+        return self.suppress if self.suppress is not None else self.window
+
+    def matches(self, doc: Mapping[str, Any]) -> bool:
+        return all_hold(self.conditions, doc)
+
+
+class RuleSet:
+    """Loaded rules with an index on event type (rules without a plain type go everywhere)."""
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules: dict[str, Rule] = {}
+        self._by_type: dict[str, list[Rule]] = {}
+        self._any_type: list[Rule] = []
+        for rule in rules:
+            if not rule.enabled:
+                continue
+            if rule.id in self.rules:
+                raise ValueError(f"duplicate rule id {rule.id!r}")
+            self.rules[rule.id] = rule
+            types = rule.indexed_types
+            if types is None:
+                self._any_type.append(rule)
+            else:
+                for t in types:
+                    self._by_type.setdefault(t, []).append(rule)
+
+    def __len__(self) -> int:
+        return len(self.rules)
+
+    def candidates(self, event_type: str) -> list[Rule]:
+        specific = self._by_type.get(event_type)
+        if specific is None:
+            return self._any_type
+        return specific + self._any_type if self._any_type else specific
+
+    def matching(self, doc: Mapping[str, Any]) -> list[Rule]:
+        return [r for r in self.candidates(str(doc.get("type"))) if r.matches(doc)]
+
+
+def load_rule_file(path: Path) -> Rule:
+    doc = load_located(path)
+    if not isinstance(doc.data, dict):
+        raise YamlFileError([f"{path}:1: a rule file holds one mapping (id, title, match, ...)"])
+    try:
+        return Rule.model_validate(doc.data)
+    except ValidationError as exc:
+        raise YamlFileError(located_errors(doc, exc)) from None
+
+
+def rule_files(directory: Path) -> list[Path]:
+    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
+
+
+def load_rules(directory: Path) -> RuleSet:
+    """Load every rule in a directory; all problems are reported together."""
+    if not directory.is_dir():
+        raise YamlFileError([f"{directory}: rules directory not found"])
+    rules, errors, seen = [], [], {}
+    for path in rule_files(directory):
+        try:
+            rule = load_rule_file(path)
+        except YamlFileError as exc:
+            errors.extend(exc.messages)
+            continue
+        if rule.id in seen:
+            errors.append(f"{path}:1: id: duplicate rule id {rule.id!r} (also in {seen[rule.id]})")
+            continue
+        seen[rule.id] = path
+        rules.append(rule)
+    if errors:
+        raise YamlFileError(errors)
+    return RuleSet(rules)

@@ -1,0 +1,168 @@
+"""Per-group window state and the correlation checks over it (pure, no I/O).
+
+One `GroupState` exists per (rule, group key). It keeps the group's matching events that can
+still fall into some window (event time within `window + allowed lateness` of the newest seen)
+and the incident currently open for attachment. Times are epoch seconds (floats) on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from responder.correlation.match import MISSING, get_path
+from responder.correlation.rules import EventCount, Rule, Temporal, ValueCount
+from responder.events.schema import Severity
+
+
+@dataclass(slots=True)
+class WindowEvent:
+    """A matching event as the window keeps it: its time, order of arrival and JSON body."""
+
+    time: float
+    seq: int
+    source: str
+    id: str
+    type: str
+    severity: int
+    value: Any  # the value_count field's value, or MISSING
+    body: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.source, self.id)
+
+
+@dataclass(slots=True)
+class OpenIncident:
+    """The incident that later matches of the group attach to, while within `suppress`."""
+
+    id: str
+    title: str
+    severity: int
+    first_seen: float
+    last_seen: float
+    version: int
+    event_keys: set[tuple[str, str]] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class GroupState:
+    events: list[WindowEvent] = field(default_factory=list)  # arrival order
+    incident: OpenIncident | None = None
+    max_time: float = float("-inf")
+    next_seq: int = 0
+
+    def seen(self, key: tuple[str, str]) -> bool:
+        if self.incident is not None and key in self.incident.event_keys:
+            return True
+        return any(e.source == key[0] and e.id == key[1] for e in self.events)
+
+    def in_window(self, end: float, length: float) -> list[WindowEvent]:
+        start = end - length
+        return [e for e in self.events if start <= e.time <= end]
+
+    def prune(self, keep_after: float, incident_after: float) -> None:
+        """Forget events older than `keep_after` and an incident that can no longer attach."""
+        if any(e.time < keep_after for e in self.events):
+            self.events = [e for e in self.events if e.time >= keep_after]
+        if self.incident is not None and self.incident.last_seen < incident_after:
+            self.incident = None
+
+    @property
+    def empty(self) -> bool:
+        return not self.events and self.incident is None
+
+
+def window_event(rule: Rule, body: dict[str, Any], time: float, seq: int) -> WindowEvent:
+    corr = rule.correlation
+    value = get_path(body, corr.condition.field) if isinstance(corr, ValueCount) else MISSING
+    return WindowEvent(
+        time=time,
+        seq=seq,
+        source=body["source"],
+        id=body["id"],
+        type=body["type"],
+        severity=Severity[body["severity"]],
+        value=value,
+        body=body,
+    )
+
+
+def fires(rule: Rule, window: list[WindowEvent]) -> bool:
+    """Whether the rule's correlation condition holds over the window's events."""
+    corr = rule.correlation
+    if corr is None:
+        return bool(window)
+    if isinstance(corr, EventCount):
+        return corr.condition.met(len(window))
+    if isinstance(corr, ValueCount):
+        distinct = {_hashable(e.value) for e in window if e.value is not MISSING}
+        return corr.condition.met(len(distinct))
+    assert isinstance(corr, Temporal)
+    if corr.type == "temporal":
+        present = {e.type for e in window}
+        return all(t in present for t in corr.events)
+    return _ordered(corr.events, window)
+
+
+def _ordered(wanted: list[str], window: list[WindowEvent]) -> bool:
+    """Greedy subsequence match of `wanted` over the window sorted by (event time, arrival)."""
+    i = 0
+    for e in sorted(window, key=lambda w: (w.time, w.seq)):
+        if e.type == wanted[i]:
+            i += 1
+            if i == len(wanted):
+                return True
+    return False
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return tuple(_hashable(v) for v in value)
+    return value
+
+
+# --- changelog form -------------------------------------------------------------------------
+
+
+def state_to_dict(state: GroupState) -> dict[str, Any]:
+    inc = state.incident
+    return {
+        "events": [[e.time, e.seq, e.body] for e in state.events],
+        "incident": None
+        if inc is None
+        else {
+            "id": inc.id,
+            "title": inc.title,
+            "severity": inc.severity,
+            "first_seen": inc.first_seen,
+            "last_seen": inc.last_seen,
+            "version": inc.version,
+            "event_keys": sorted(inc.event_keys),
+        },
+        "max_time": state.max_time,
+        "next_seq": state.next_seq,
+    }
+
+
+def state_from_dict(rule: Rule, data: dict[str, Any]) -> GroupState:
+    inc = data.get("incident")
+    return GroupState(
+        events=[window_event(rule, body, t, seq) for t, seq, body in data["events"]],
+        incident=None
+        if inc is None
+        else OpenIncident(
+            id=inc["id"],
+            title=inc["title"],
+            severity=inc["severity"],
+            first_seen=inc["first_seen"],
+            last_seen=inc["last_seen"],
+            version=inc["version"],
+            event_keys={(s, i) for s, i in inc["event_keys"]},
+        ),
+        max_time=data["max_time"],
+        next_seq=data["next_seq"],
+    )
