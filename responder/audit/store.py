@@ -1,0 +1,99 @@
+"""The audit log table and its two operations: append (serialized) and read for verification.
+
+Appends take a database-wide lock first (PostgreSQL advisory transaction lock; SQLite's write
+lock via BEGIN IMMEDIATE), so concurrent writers cannot fork the chain. On PostgreSQL a trigger
+installed by the migrations refuses UPDATE and DELETE on the table.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, text
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from responder.audit.chain import GENESIS, Broken, Entry, link, verify
+
+AUDIT_LOCK_ID = 727_001
+
+
+class AuditRecord(SQLModel, table=True):
+    __tablename__ = "audit_log"
+
+    seq: int = Field(primary_key=True)
+    at: datetime
+    actor: str = Field(max_length=200)
+    action: str = Field(max_length=100, index=True)
+    subject: str = Field(max_length=200, index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+    def entry(self) -> Entry:
+        at = self.at if self.at.tzinfo else self.at.replace(tzinfo=UTC)
+        return Entry(self.seq, at, self.actor, self.action, self.subject, self.data)
+
+
+def lock_chain(session: Session) -> None:
+    """Serialize appenders for the rest of the transaction."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": AUDIT_LOCK_ID})
+
+
+def append(
+    session: Session,
+    entries: list[tuple[str, str, str, dict[str, Any]]],
+    *,
+    at: datetime | None = None,
+) -> list[AuditRecord]:
+    """Append (actor, action, subject, data) records in order, inside the caller's transaction."""
+    if not entries:
+        return []
+    lock_chain(session)
+    last = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
+    seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+    now = at or datetime.now(UTC)
+    records = []
+    for actor, action, subject, raw in entries:
+        seq += 1
+        data = json.loads(json.dumps(raw, default=str))  # hash exactly what the DB returns
+        entry = Entry(seq, now, actor, action, subject, data)
+        digest = link(prev, entry)
+        record = AuditRecord(
+            seq=seq,
+            at=now,
+            actor=actor,
+            action=action,
+            subject=subject,
+            data=data,
+            prev_hash=prev,
+            hash=digest,
+        )
+        session.add(record)
+        records.append(record)
+        prev = digest
+    return records
+
+
+def _rows(session: Session, batch: int = 5000) -> Iterator[tuple[Entry, str, str]]:
+    after = 0
+    while True:
+        rows = session.exec(
+            select(AuditRecord)
+            .where(AuditRecord.seq > after)
+            .order_by(col(AuditRecord.seq))
+            .limit(batch)
+        ).all()
+        if not rows:
+            return
+        for row in rows:
+            yield row.entry(), row.prev_hash, row.hash
+        after = rows[-1].seq
+        session.expunge_all()
+
+
+def verify_chain(session: Session) -> tuple[int, Broken | None]:
+    return verify(_rows(session))

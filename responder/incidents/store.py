@@ -1,0 +1,182 @@
+"""Incidents in SQL: the tables, the sink's idempotent apply, and the queries the CLI/API use.
+
+The sink applies `IncidentChange`s in batches inside one transaction: a change whose version the
+row already has is a redelivery and is skipped, so at-least-once delivery never duplicates
+evidence or audit records. Every applied change is appended to the audit chain with its actor.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from responder.audit.store import append as audit_append
+from responder.incidents.model import IncidentChange, event_ref
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class IncidentBase(SQLModel):
+    rule: str = Field(max_length=128, index=True)
+    kind: str = Field(max_length=128, index=True)
+    title: str
+    severity: str = Field(max_length=16, index=True)
+    status: str = Field(default="open", max_length=32, index=True)
+    group: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    first_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    last_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    event_count: int = 0
+
+
+class Incident(IncidentBase, table=True):
+    __tablename__ = "incidents"
+
+    id: str = Field(primary_key=True, max_length=64)
+    event_ids: list[dict[str, str]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    version: int = 0
+    created_at: datetime = Field(
+        default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+    updated_at: datetime = Field(
+        default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False)
+    )
+
+
+class IncidentRead(IncidentBase):
+    id: str
+    event_ids: list[dict[str, str]]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class IncidentEvent(SQLModel, table=True):
+    """An event that is evidence of an incident (full body as received)."""
+
+    __tablename__ = "incident_events"
+
+    incident_id: str = Field(primary_key=True, foreign_key="incidents.id", max_length=64)
+    source: str = Field(primary_key=True, max_length=512)
+    event_id: str = Field(primary_key=True, max_length=512)
+    position: int
+    type: str = Field(max_length=128)
+    severity: str = Field(max_length=16)
+    time: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
+
+
+def apply_changes(session: Session, changes: Sequence[IncidentChange]) -> int:
+    """Apply a batch in order within the caller's transaction; return how many were new."""
+    ids = {c.incident_id for c in changes}
+    rows = {r.id: r for r in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()}
+    audit: list[tuple[str, str, str, dict[str, Any]]] = []
+    applied = 0
+    now = _now()
+    for change in changes:
+        row = rows.get(change.incident_id)
+        if row is not None and row.version >= change.version:
+            continue  # redelivered: already applied
+        if row is None:
+            row = rows[change.incident_id] = Incident(
+                id=change.incident_id,
+                rule=change.rule,
+                kind=change.kind,
+                title=change.title,
+                severity=change.severity,
+                group=change.group,
+                first_seen=change.first_seen,
+                last_seen=change.last_seen,
+                created_at=now,
+            )
+            session.add(row)
+        known = {(r["source"], r["id"]) for r in row.event_ids}
+        new_refs = []
+        for body in change.events:
+            ref = event_ref(body)
+            if (ref["source"], ref["id"]) in known:
+                continue
+            known.add((ref["source"], ref["id"]))
+            new_refs.append(ref)
+            session.add(
+                IncidentEvent(
+                    incident_id=row.id,
+                    source=ref["source"],
+                    event_id=ref["id"],
+                    position=len(row.event_ids) + len(new_refs) - 1,
+                    type=body["type"],
+                    severity=body["severity"],
+                    time=datetime.fromisoformat(body["time"]),
+                    body=body,
+                )
+            )
+        row.event_ids = [*row.event_ids, *new_refs]
+        row.severity = change.severity
+        row.first_seen = change.first_seen
+        row.last_seen = change.last_seen
+        row.event_count = change.event_count
+        row.version = change.version
+        row.updated_at = now
+        applied += 1
+        audit.append(
+            (
+                f"rule:{change.rule}",
+                f"incident.{change.change}",
+                change.incident_id,
+                {
+                    "version": change.version,
+                    "kind": change.kind,
+                    "title": change.title,
+                    "severity": change.severity,
+                    "status": change.status,
+                    "event_count": change.event_count,
+                    "events": new_refs,
+                },
+            )
+        )
+    session.flush()
+    audit_append(session, audit, at=now)
+    return applied
+
+
+def list_incidents(
+    session: Session,
+    *,
+    status: str | None = None,
+    severity: str | None = None,
+    limit: int = 100,
+) -> list[Incident]:
+    query = select(Incident).order_by(col(Incident.first_seen).desc()).limit(limit)
+    if status:
+        query = query.where(Incident.status == status)
+    if severity:
+        query = query.where(Incident.severity == severity)
+    return list(session.exec(query).all())
+
+
+def get_incident(session: Session, incident_id: str) -> Incident | None:
+    """By full id or a unique prefix (as the CLI shows short ids)."""
+    row = session.get(Incident, incident_id)
+    if row is not None:
+        return row
+    matches = session.exec(
+        select(Incident).where(col(Incident.id).startswith(incident_id)).limit(2)
+    ).all()
+    return matches[0] if len(matches) == 1 else None
+
+
+def incident_events(session: Session, incident_id: str) -> list[IncidentEvent]:
+    return list(
+        session.exec(
+            select(IncidentEvent)
+            .where(IncidentEvent.incident_id == incident_id)
+            .order_by(col(IncidentEvent.position))
+        ).all()
+    )

@@ -1,0 +1,66 @@
+"""All configuration, from environment variables prefixed `RESPONDER_` (nested with `__`).
+
+Examples: `RESPONDER_KAFKA__BOOTSTRAP_SERVERS=kafka:9092`,
+`RESPONDER_DATABASE__URL=postgresql+psycopg://...`, `RESPONDER_RULES_DIR=/etc/responder/rules`.
+Secrets are `SecretStr` so they never appear in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Topics(BaseModel):
+    events: str = "responder.events"
+    dlq: str = "responder.dlq"
+    correlate: str = "responder.correlate"
+    changelog: str = "responder.correlate-changelog"
+    incidents: str = "responder.incidents"
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    partitions: int = Field(default=4, ge=1, description="partitions of the topics we create")
+    replication_factor: int = Field(default=1, ge=1)
+    group_prefix: str = "responder"
+    topics: Topics = Topics()
+    client_id: str = "responder"
+
+
+class CorrelationSettings(BaseModel):
+    commit_interval_s: float = Field(
+        default=1.0, gt=0, description="flush changed window state, then commit offsets"
+    )
+    allowed_lateness_s: float = Field(default=600.0, ge=0)
+    max_batch: int = Field(default=5000, ge=1, description="records per consumer fetch")
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite:///responder.db"
+    echo: bool = False
+
+
+class SlackSettings(BaseModel):
+    bot_token: SecretStr | None = None
+    signing_secret: SecretStr | None = None
+    channel: str = "#secops-incidents"
+    base_url: str | None = None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RESPONDER_", env_nested_delimiter="__", extra="ignore"
+    )
+
+    app_id: str = "responder"
+    rules_dir: Path = Path("rules")
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    kafka: KafkaSettings = KafkaSettings()
+    correlation: CorrelationSettings = CorrelationSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    slack: SlackSettings = SlackSettings()
