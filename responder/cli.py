@@ -1,0 +1,228 @@
+"""The `responder` command."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from responder import __version__
+from responder.correlation.rules import load_rules
+from responder.logging import configure
+from responder.settings import Settings
+from responder.yamlfile import YamlFileError
+
+app = typer.Typer(
+    help="Event-driven incident response for AI/ML systems.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+incidents_app = typer.Typer(help="Look at incidents in the database.", no_args_is_help=True)
+rules_app = typer.Typer(help="Correlation rules.", no_args_is_help=True)
+schema_app = typer.Typer(help="Published JSON Schemas.", no_args_is_help=True)
+audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app.add_typer(incidents_app, name="incidents")
+app.add_typer(rules_app, name="rules")
+app.add_typer(schema_app, name="schema")
+app.add_typer(audit_app, name="audit")
+app.add_typer(db_app, name="db")
+
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+
+RulesDir = Annotated[
+    Path | None, typer.Option("--rules", help="rules directory (default: RESPONDER_RULES_DIR)")
+]
+
+
+def _settings() -> Settings:
+    settings = Settings()
+    configure(settings.log_level, settings.log_format)
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"responder {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="print the version")
+    ] = False,
+) -> None:
+    """Event-driven incident response for AI/ML systems."""
+
+
+@app.command()
+def worker(rules: RulesDir = None) -> None:
+    """Run the stream worker: ingest, correlate, store incidents (run N for scale)."""
+    settings = _settings()
+    if rules is not None:
+        settings.rules_dir = rules
+    from responder import wiring
+    from responder.streams.app import run_worker
+
+    try:
+        pipeline = wiring.pipeline(settings)
+    except YamlFileError as exc:
+        raise _fail(f"rules are invalid:\n{exc}") from None
+    run_worker(settings, pipeline)
+
+
+@app.command()
+def replay(
+    file: Annotated[Path, typer.Argument(help="JSONL file of SecurityEvent v1, one per line")],
+    rules: RulesDir = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per incident")] = False,
+    strict: Annotated[bool, typer.Option(help="exit non-zero if any line is rejected")] = False,
+) -> None:
+    """Correlate recorded events offline with the worker's engine (no Kafka, no database)."""
+    from responder.replay import replay as run_replay
+
+    settings = Settings()
+    try:
+        ruleset = load_rules(rules or settings.rules_dir)
+    except YamlFileError as exc:
+        raise _fail(f"rules are invalid:\n{exc}") from None
+    if not file.is_file():
+        raise _fail(f"{file}: no such file")
+    with file.open("rb") as lines:
+        result = run_replay(lines, ruleset)
+    for number, reason in result.rejected:
+        err.print(f"{file}:{number}: rejected: {reason}", highlight=False, markup=False)
+    if as_json:
+        for incident in result.incidents:
+            sys.stdout.write(json.dumps(incident.to_json(), ensure_ascii=False) + "\n")
+    else:
+        table = Table("first seen", "severity", "rule", "events", "title")
+        for inc in result.incidents:
+            data = inc.to_json()
+            table.add_row(
+                data["first_seen"], inc.severity, inc.rule, str(len(inc.events)), inc.title
+            )
+        out.print(table)
+    err.print(
+        f"events read: {result.read}, rejected: {len(result.rejected)}, "
+        f"incidents: {len(result.incidents)}",
+        highlight=False,
+    )
+    if strict and result.rejected:
+        raise typer.Exit(2)
+
+
+@app.command()
+def send(
+    file: Annotated[Path, typer.Argument(help="JSONL file; each line is sent as is")],
+    topic: Annotated[str | None, typer.Option(help="default: the events topic")] = None,
+) -> None:
+    """Send a JSONL file to Kafka (lines are not validated here: the worker does that)."""
+    from responder.send import send_file
+
+    settings = _settings()
+    if not file.is_file():
+        raise _fail(f"{file}: no such file")
+    sent = asyncio.run(send_file(settings.kafka, file, topic or settings.kafka.topics.events))
+    err.print(f"sent {sent} messages to {topic or settings.kafka.topics.events}")
+
+
+@app.command()
+def demo(
+    keep: Annotated[bool, typer.Option(help="leave the demo database in place")] = True,
+) -> None:
+    """Run the sample AI-SecOps scenario end to end on a local Kafka and SQLite."""
+    from responder.demo import run_demo
+
+    raise typer.Exit(run_demo(_settings(), out, err))
+
+
+@incidents_app.command("list")
+def incidents_list(
+    status: Annotated[str | None, typer.Option(help="open, acknowledged, resolved, ...")] = None,
+    severity: Annotated[str | None, typer.Option()] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 50,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List incidents, newest first."""
+    from responder.views import print_incident_list
+
+    print_incident_list(
+        _settings(), out, status=status, severity=severity, limit=limit, as_json=as_json
+    )
+
+
+@incidents_app.command("show")
+def incidents_show(
+    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Show one incident with its evidence events and audit trail."""
+    from responder.views import print_incident
+
+    if not print_incident(_settings(), out, incident_id, as_json=as_json):
+        raise _fail(f"no incident {incident_id!r}")
+
+
+@rules_app.command("validate")
+def rules_validate(
+    directory: Annotated[Path | None, typer.Argument(help="default: RESPONDER_RULES_DIR")] = None,
+) -> None:
+    """Load every rule file and report problems with file, line and field."""
+    path = directory or Settings().rules_dir
+    try:
+        ruleset = load_rules(path)
+    except YamlFileError as exc:
+        for message in exc.messages:
+            err.print(message, highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    out.print(f"OK: {len(ruleset)} rules in {path}", highlight=False)
+
+
+@schema_app.command("event")
+def schema_event() -> None:
+    """Print the JSON Schema of SecurityEvent v1."""
+    from responder.events.schema import dumps_schema
+
+    sys.stdout.write(dumps_schema() + "\n")
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the hash chain; print OK or the first broken record."""
+    from sqlmodel import Session
+
+    from responder import wiring
+    from responder.audit.store import verify_chain
+
+    engine = wiring.database(_settings())
+    with Session(engine) as session:
+        count, broken = verify_chain(session)
+    if broken is not None:
+        out.print(f"BROKEN at record {broken.seq}: {broken.reason} ({count} records checked)")
+        raise typer.Exit(1)
+    out.print(f"OK: {count} audit records, hash chain intact")
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply database migrations (Alembic) to RESPONDER_DATABASE__URL."""
+    from responder.database import current_revision, make_engine, upgrade
+
+    settings = _settings()
+    engine = make_engine(settings.database.url)
+    upgrade(engine, revision)
+    out.print(f"database at revision {current_revision(engine)}")

@@ -1,0 +1,286 @@
+"""Correlation stage: keyed window state per partition, in memory, backed by a changelog.
+
+Consumes the micro-batched records of the correlation topic, feeds them to the pure engine and
+emits incident changes. Changed keys are written to the compacted changelog once per commit
+interval (as Kafka Streams' record cache does), then offsets are committed: a crash replays only
+what was not yet flushed, and the engine's dedup plus deterministic incident ids make the replay
+harmless. On assignment a partition's state is restored from its changelog partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time as clock
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+
+from responder.correlation.engine import Correlator, Routed
+from responder.correlation.rules import RuleSet
+from responder.correlation.window import GroupState, state_from_dict, state_to_dict
+from responder.incidents.model import IncidentChange
+from responder.settings import CorrelationSettings, KafkaSettings
+from responder.streams.kafka import Batch, commit
+from responder.streams.topics import MAX_MESSAGE_BYTES
+
+log = structlog.get_logger(__name__)
+
+STATE_TTL = timedelta(days=1)  # event time a group may stay idle before its state is forgotten
+SWEEP_EVERY_S = 30.0
+
+
+@dataclass
+class CorrelateStats:
+    records: int = 0
+    changes: int = 0
+    flushes: int = 0
+    keys_written: int = 0
+    restored_keys: int = 0
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: CorrelateStage) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.stage.on_revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.stage.on_assigned(assigned)
+
+
+class CorrelateStage:
+    def __init__(self, kafka: KafkaSettings, rules: RuleSet, settings: CorrelationSettings) -> None:
+        self.kafka = kafka
+        self.rules = rules
+        self.settings = settings
+        self.engine = Correlator(
+            rules, allowed_lateness=timedelta(seconds=settings.allowed_lateness_s)
+        )
+        self.stats = CorrelateStats()
+        self.stores: dict[int, dict[str, GroupState]] = {}
+        self.dirty: dict[int, set[str]] = defaultdict(set)
+        self.watermark: dict[int, float] = defaultdict(lambda: float("-inf"))
+        self.pending: dict[TopicPartition, Any] = {}  # processed, not yet committed
+        self.outbox: list[IncidentChange] = []
+        self.sends: list[asyncio.Future[Any]] = []
+        self.lock = asyncio.Lock()
+        self.last_flush = clock.monotonic()
+        self.last_sweep = clock.monotonic()
+
+    def _clients(self) -> None:
+        kafka = self.kafka
+        common = {"bootstrap_servers": kafka.bootstrap_servers}
+        self.consumer = AIOKafkaConsumer(
+            **common,
+            group_id=f"{kafka.group_prefix}-correlate",
+            client_id=f"{kafka.client_id}-correlate",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        )
+        self.restorer = AIOKafkaConsumer(
+            **common,
+            group_id=None,
+            enable_auto_commit=False,
+            client_id=f"{kafka.client_id}-restore",
+            max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
+        )
+        self.producer = AIOKafkaProducer(
+            **common,
+            client_id=f"{kafka.client_id}-correlate",
+            acks="all",
+            linger_ms=5,
+            max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._clients()
+        await self.producer.start()
+        await self.restorer.start()
+        self.consumer.subscribe([self.kafka.topics.correlate], listener=_Rebalance(self))
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        async with self.lock:
+            await self._flush()
+        await self.consumer.stop()
+        await self.restorer.stop()
+        await self.producer.stop()
+
+    async def run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(
+                timeout_ms=200, max_records=max(1, self.settings.max_batch // 100)
+            )
+            async with self.lock:
+                if batch:
+                    self.handle(batch)
+                    await self._send_outbox()
+                if clock.monotonic() - self.last_flush >= self.settings.commit_interval_s:
+                    await self._flush()
+
+    # --- processing -----------------------------------------------------------------------
+
+    def handle(self, batch: Batch) -> None:
+        """Feed every record of the batch; queue the resulting incident changes."""
+        for tp, messages in batch.items():
+            store = self.stores.get(tp.partition)
+            if store is None:
+                continue  # revoked while the fetch was in flight
+            dirty = self.dirty[tp.partition]
+            for msg in messages:
+                for rec in orjson.loads(msg.value or b"[]"):
+                    self._feed(tp.partition, store, dirty, rec)
+            self.pending[tp] = messages[-1].offset + 1
+
+    def _feed(
+        self, partition: int, store: dict[str, GroupState], dirty: set[str], rec: dict[str, Any]
+    ) -> None:
+        key = rec["k"]
+        if rec["r"] not in self.rules.rules:
+            return  # the rule was removed since this record was routed
+        state = store.get(key)
+        if state is None:
+            state = store[key] = GroupState()
+        change = self.engine.feed(state, Routed(rec["r"], key, rec["g"]), rec["e"], rec["t"])
+        dirty.add(key)
+        self.stats.records += 1
+        if rec["t"] > self.watermark[partition]:
+            self.watermark[partition] = rec["t"]
+        if change is not None:
+            self._emit(change)
+
+    def _emit(self, change: IncidentChange) -> None:
+        self.stats.changes += 1
+        self.outbox.append(change)
+
+    async def _send_outbox(self) -> None:
+        topic = self.kafka.topics.incidents
+        for change in self.outbox:
+            self.sends.append(
+                await self.producer.send(
+                    topic, key=change.incident_id.encode(), value=change.model_dump_json().encode()
+                )
+            )
+        self.outbox.clear()
+
+    # --- durability -----------------------------------------------------------------------
+
+    async def _flush(self, partitions: set[int] | None = None) -> None:
+        """Write changed keys to the changelog, wait for every send, then commit offsets."""
+        await self._send_outbox()
+        now = clock.monotonic()
+        if now - self.last_sweep >= SWEEP_EVERY_S:
+            self._sweep()
+            self.last_sweep = now
+        for partition in list(self.dirty):
+            if partitions is not None and partition not in partitions:
+                continue
+            keys = self.dirty.pop(partition)
+            store = self.stores.get(partition, {})
+            for key in keys:
+                state = store.get(key)
+                if state is not None and state.empty:
+                    del store[key]
+                    state = None
+                value = None if state is None else orjson.dumps(state_to_dict(state))
+                self.sends.append(
+                    await self.producer.send(
+                        self.kafka.topics.changelog,
+                        key=key.encode(),
+                        value=value,
+                        partition=partition,
+                    )
+                )
+                self.stats.keys_written += 1
+        if self.sends:
+            sends, self.sends = self.sends, []
+            await asyncio.gather(*sends)
+        offsets = {
+            tp: off
+            for tp, off in self.pending.items()
+            if partitions is None or tp.partition in partitions
+        }
+        if offsets:
+            await commit(self.consumer, offsets)
+            for tp in offsets:
+                self.pending.pop(tp, None)
+        self.last_flush = clock.monotonic()
+        self.stats.flushes += 1
+
+    def _sweep(self) -> None:
+        """Forget groups idle (in event time) for longer than STATE_TTL."""
+        ttl = STATE_TTL.total_seconds()
+        for partition, store in self.stores.items():
+            horizon = self.watermark[partition] - ttl
+            for key in [k for k, s in store.items() if s.max_time < horizon]:
+                del store[key]
+                self.dirty[partition].add(key)
+
+    # --- rebalancing ----------------------------------------------------------------------
+
+    async def on_revoked(self, revoked: list[TopicPartition]) -> None:
+        parts = {tp.partition for tp in revoked}
+        async with self.lock:
+            await self._flush(parts)
+            for p in parts:
+                self.stores.pop(p, None)
+                self.dirty.pop(p, None)
+        log.info("correlation partitions revoked", partitions=sorted(parts))
+
+    async def on_assigned(self, assigned: list[TopicPartition]) -> None:
+        parts = sorted(tp.partition for tp in assigned if tp.partition not in self.stores)
+        if not parts:
+            return
+        async with self.lock:
+            started = clock.monotonic()
+            restored = await self._restore(parts)
+        log.info(
+            "correlation partitions assigned",
+            partitions=parts,
+            restored_keys=restored,
+            seconds=round(clock.monotonic() - started, 3),
+        )
+
+    async def _restore(self, parts: list[int]) -> int:
+        tps = [TopicPartition(self.kafka.topics.changelog, p) for p in parts]
+        stores: dict[int, dict[str, bytes]] = {p: {} for p in parts}
+        self.restorer.assign(tps)
+        await self.restorer.seek_to_beginning(*tps)
+        ends = await self.restorer.end_offsets(tps)
+        remaining = {tp for tp in tps if ends[tp] > 0}
+        while remaining:
+            fetched = await self.restorer.getmany(*remaining, timeout_ms=500, max_records=10000)
+            for tp, messages in fetched.items():
+                raw = stores[tp.partition]
+                for msg in messages:
+                    key = msg.key.decode()
+                    if msg.value is None:
+                        raw.pop(key, None)
+                    else:
+                        raw[key] = msg.value
+            for tp in list(remaining):
+                if await self.restorer.position(tp) >= ends[tp]:
+                    remaining.discard(tp)
+        count = 0
+        for p in parts:
+            store: dict[str, GroupState] = {}
+            for key, value in stores[p].items():
+                rule = self.rules.rules.get(key.split("|", 1)[0])
+                if rule is None:
+                    continue
+                state = state_from_dict(rule, orjson.loads(value))
+                store[key] = state
+                self.watermark[p] = max(self.watermark[p], state.max_time)
+            self.stores[p] = store
+            count += len(store)
+        self.stats.restored_keys += count
+        return count

@@ -1,0 +1,112 @@
+"""Incident sink: `responder.incidents` → SQL (incidents, evidence, audit), one transaction per batch.
+
+Changes of one incident share a partition (keyed by incident id), so a single sink owns each
+incident at a time. `apply_changes` skips versions already stored, so a redelivered batch after
+a crash or rebalance changes nothing. A message that is not a valid change goes to the DLQ.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from responder.events.schema import Rejection
+from responder.incidents.model import IncidentChange
+from responder.incidents.store import apply_changes
+from responder.settings import KafkaSettings
+from responder.streams.kafka import Batch, commit, offsets_after
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass
+class SinkStats:
+    changes: int = 0
+    applied: int = 0
+    rejected: int = 0
+
+
+class SinkStage:
+    def __init__(self, kafka: KafkaSettings, engine: Engine) -> None:
+        self.kafka = kafka
+        self.engine = engine
+        self.stats = SinkStats()
+
+    def _clients(self) -> None:
+        kafka = self.kafka
+        self.consumer = AIOKafkaConsumer(
+            kafka.topics.incidents,
+            bootstrap_servers=kafka.bootstrap_servers,
+            group_id=f"{kafka.group_prefix}-sink",
+            client_id=f"{kafka.client_id}-sink",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.client_id}-sink"
+        )
+
+    async def start(self) -> None:
+        self._clients()
+        await self.producer.start()
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
+            if batch:
+                await self.handle(batch)
+
+    async def handle(self, batch: Batch) -> None:
+        changes = []
+        for messages in batch.values():
+            for msg in messages:
+                try:
+                    changes.append(IncidentChange.model_validate_json(msg.value or b""))
+                except ValidationError as exc:
+                    self.stats.rejected += 1
+                    reason = Rejection(reason=f"invalid incident change: {exc.errors()[0]['msg']}")
+                    log.error("incident change rejected to DLQ", reason=reason.reason)
+                    await self.producer.send_and_wait(
+                        self.kafka.topics.dlq,
+                        value=msg.value,
+                        headers=[
+                            ("responder.reason", reason.reason.encode()),
+                            ("responder.source.topic", msg.topic.encode()),
+                            ("responder.source.partition", str(msg.partition).encode()),
+                            ("responder.source.offset", str(msg.offset).encode()),
+                        ],
+                    )
+        if changes:
+            applied = await self._apply_with_retry(changes)
+            self.stats.changes += len(changes)
+            self.stats.applied += applied
+            log.debug("incident changes stored", received=len(changes), applied=applied)
+        await commit(self.consumer, offsets_after(batch))
+
+    async def _apply_with_retry(self, changes: list[IncidentChange]) -> int:
+        delay = 0.5
+        while True:
+            try:
+                return await asyncio.to_thread(self._apply, changes)
+            except OperationalError as exc:  # database down or locked: wait, never drop
+                log.warning("database unavailable, retrying", error=str(exc)[:200], delay=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def _apply(self, changes: list[IncidentChange]) -> int:
+        with Session(self.engine) as session:
+            applied = apply_changes(session, changes)
+            session.commit()
+            return applied

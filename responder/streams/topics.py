@@ -1,0 +1,95 @@
+"""The Kafka topics the worker owns, created on start with the partition counts it relies on.
+
+The correlation topic and its changelog must have the same number of partitions (the changelog
+partition of a key is the partition the key is processed on); `ensure_topics` checks that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import zlib
+from dataclasses import dataclass, field
+
+import structlog
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+
+from responder.settings import KafkaSettings
+
+log = structlog.get_logger(__name__)
+
+MAX_MESSAGE_BYTES = 5 * 1024 * 1024  # events up to 1 MiB are valid; larger ones must reach the DLQ
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
+    t, n = kafka.topics, kafka.partitions
+    big = {"max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    return [
+        TopicSpec(t.events, n, big),
+        TopicSpec(t.dlq, n, big),
+        TopicSpec(t.correlate, n, big),
+        TopicSpec(t.changelog, n, {**big, "cleanup.policy": "compact"}),
+        TopicSpec(t.incidents, n, big),
+    ]
+
+
+def partition_for(key: str, partitions: int) -> int:
+    """Stable partition of a correlation key (the same in every process and language)."""
+    return zlib.crc32(key.encode("utf-8")) % partitions
+
+
+async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except KafkaConnectionError:
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(
+                    f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s; "
+                    "start one with `scripts/kafka up`"
+                ) from None
+            await asyncio.sleep(1.0)
+        finally:
+            await admin.close()
+
+
+async def ensure_topics(kafka: KafkaSettings) -> None:
+    """Create missing topics; verify the partition counts the correlation stage depends on."""
+    await wait_for_broker(kafka.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [s for s in topic_specs(kafka) if s.name not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):  # another worker was first
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            s.name, s.partitions, kafka.replication_factor, topic_configs=s.config
+                        )
+                        for s in missing
+                    ]
+                )
+            log.info("topics created", topics=[s.name for s in missing])
+        described = await admin.describe_topics([kafka.topics.correlate, kafka.topics.changelog])
+        counts = {d["topic"]: len(d["partitions"]) for d in described}
+        if counts.get(kafka.topics.correlate) != counts.get(kafka.topics.changelog):
+            raise RuntimeError(
+                f"{kafka.topics.correlate} and {kafka.topics.changelog} must have the same "
+                f"number of partitions, found {counts}"
+            )
+    finally:
+        await admin.close()

@@ -1,0 +1,103 @@
+"""Terminal views of incidents and the audit trail (CLI output only, no business logic)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from sqlmodel import Session, col, select
+
+from responder import wiring
+from responder.audit.store import AuditRecord
+from responder.incidents.store import (
+    Incident,
+    IncidentRead,
+    get_incident,
+    incident_events,
+    list_incidents,
+)
+from responder.settings import Settings
+
+SEVERITY_STYLE = {
+    "critical": "bold red",
+    "high": "red",
+    "medium": "yellow",
+    "low": "cyan",
+    "info": "dim",
+}
+
+
+def incident_json(row: Incident) -> dict[str, Any]:
+    return IncidentRead.model_validate(row).model_dump(mode="json")
+
+
+def incidents_table(rows: list[Incident]) -> Table:
+    table = Table("id", "first seen", "severity", "status", "kind", "events", "title")
+    for row in rows:
+        table.add_row(
+            row.id[:8],
+            row.first_seen.strftime("%Y-%m-%d %H:%M:%S"),
+            f"[{SEVERITY_STYLE.get(row.severity, '')}]{row.severity}[/]",
+            row.status,
+            row.kind,
+            str(row.event_count),
+            row.title,
+        )
+    return table
+
+
+def print_incident_list(
+    settings: Settings,
+    console: Console,
+    *,
+    status: str | None,
+    severity: str | None,
+    limit: int,
+    as_json: bool,
+) -> None:
+    with Session(wiring.database(settings)) as session:
+        rows = list_incidents(session, status=status, severity=severity, limit=limit)
+        if as_json:
+            for row in rows:
+                console.print_json(json.dumps(incident_json(row)))
+            return
+        console.print(incidents_table(rows))
+
+
+def print_incident(settings: Settings, console: Console, incident_id: str, *, as_json: bool) -> bool:
+    with Session(wiring.database(settings)) as session:
+        row = get_incident(session, incident_id)
+        if row is None:
+            return False
+        events = incident_events(session, row.id)
+        audit = session.exec(
+            select(AuditRecord)
+            .where(AuditRecord.subject == row.id)
+            .order_by(col(AuditRecord.seq))
+        ).all()
+        if as_json:
+            data = incident_json(row)
+            data["evidence"] = [e.body for e in events]
+            data["audit"] = [a.model_dump(mode="json") for a in audit]
+            console.print_json(json.dumps(data))
+            return True
+        console.print(f"[bold]{row.title}[/bold]")
+        console.print(
+            f"id {row.id}  ·  {row.kind}  ·  severity {row.severity}  ·  status {row.status}  ·  "
+            f"rule {row.rule}  ·  group {json.dumps(row.group)}",
+            highlight=False,
+        )
+        console.print(f"first seen {row.first_seen.isoformat()}  ·  last seen {row.last_seen.isoformat()}")
+        evidence = Table("time", "source", "id", "type", "severity", "title", title="evidence")
+        for e in events:
+            evidence.add_row(
+                e.time.isoformat(), e.source, e.event_id, e.type, e.severity, e.body["title"]
+            )
+        console.print(evidence)
+        trail = Table("#", "at", "actor", "action", "hash", title="audit trail")
+        for a in audit:
+            trail.add_row(str(a.seq), a.at.isoformat(), a.actor, a.action, a.hash[:16])
+        console.print(trail)
+        return True
