@@ -1,0 +1,254 @@
+"""Test harness: real `responder worker` processes on per-test topics, and Kafka helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+T = TypeVar("T")
+TOPICS = ("events", "dlq", "correlate", "changelog", "incidents")
+
+
+def worker_env(
+    bootstrap: str, db_url: str, rules_dir: Path, unique: str, partitions: int = 4
+) -> dict[str, str]:
+    env = {
+        "RESPONDER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
+        "RESPONDER_KAFKA__GROUP_PREFIX": f"t-{unique}",
+        "RESPONDER_KAFKA__PARTITIONS": str(partitions),
+        "RESPONDER_DATABASE__URL": db_url,
+        "RESPONDER_RULES_DIR": str(rules_dir),
+        "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.2",
+        "RESPONDER_LOG_FORMAT": "json",
+        "RESPONDER_LOG_LEVEL": "INFO",
+    }
+    for name in TOPICS:
+        env[f"RESPONDER_KAFKA__TOPICS__{name.upper()}"] = f"t.{unique}.{name}"
+    return env
+
+
+def topic(unique: str, name: str) -> str:
+    return f"t.{unique}.{name}"
+
+
+@dataclass
+class Worker:
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _log: Any = field(default=None, repr=False)
+
+    def start(self) -> Worker:
+        self._log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "responder", "worker"],
+            env={**os.environ, **self.env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(lambda: "worker started" in self.log() or self.proc.poll() is not None, 60)
+        assert self.proc.poll() is None, f"worker exited early:\n{self.log()[-3000:]}"
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def log_events(self, event: str) -> list[dict[str, Any]]:
+        out = []
+        for line in self.log().splitlines():
+            if line.startswith("{") and f'"{event}"' in line:
+                out.append(json.loads(line))
+        return out
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log:
+            self._log.close()
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        if self._log:
+            self._log.close()
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.2) -> T:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        time.sleep(interval)
+
+
+async def _produce(
+    bootstrap: str, name: str, values: list[bytes], keys: list[bytes | None] | None = None
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(name, value=v, key=keys[i] if keys else None)
+            for i, v in enumerate(values)
+        ]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def produce(bootstrap: str, name: str, values: list[bytes], key_by_resource: bool = True) -> None:
+    keys = None
+    if key_by_resource:
+        keys = []
+        for v in values:
+            try:
+                keys.append(json.loads(v)["resource"]["id"].encode())
+            except (ValueError, KeyError, TypeError):
+                keys.append(None)
+    asyncio.run(_produce(bootstrap, name, values, keys))
+
+
+async def _consume_all(bootstrap: str, name: str, expect: int, timeout: float) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        name, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    out: list[Any] = []
+    try:
+        deadline = time.monotonic() + timeout
+        while len(out) < expect and time.monotonic() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                out.extend(msgs)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def consume(bootstrap: str, name: str, expect: int, timeout: float = 30) -> list[Any]:
+    return asyncio.run(_consume_all(bootstrap, name, expect, timeout))
+
+
+async def _create(bootstrap: str, names: list[str], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int = 4) -> None:
+    asyncio.run(_create(bootstrap, names, partitions))
+
+
+async def _committed(bootstrap: str, group: str, name: str) -> dict[int, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        offsets = await admin.list_consumer_group_offsets(group)
+        return {tp.partition: meta.offset for tp, meta in offsets.items() if tp.topic == name}
+    finally:
+        await admin.close()
+
+
+async def _ends(bootstrap: str, name: str) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        from aiokafka import TopicPartition
+
+        parts = consumer.partitions_for_topic(name) or set()
+        if not parts:
+            await consumer._client.force_metadata_update()
+            parts = consumer.partitions_for_topic(name) or set()
+        ends = await consumer.end_offsets([TopicPartition(name, p) for p in parts])
+        return {tp.partition: off for tp, off in ends.items()}
+    finally:
+        await consumer.stop()
+
+
+def caught_up(bootstrap: str, group: str, name: str) -> bool:
+    """Whether `group` has committed every message of topic `name`."""
+    ends = asyncio.run(_ends(bootstrap, name))
+    committed = asyncio.run(_committed(bootstrap, group, name))
+    return bool(ends) and all(committed.get(p, 0) >= end for p, end in ends.items())
+
+
+def event_json(
+    id: str,
+    *,
+    type: str = "input.adversarial",
+    resource: str = "endpoint-1",
+    kind: str = "endpoint",
+    minute: float = 0,
+    severity: str = "medium",
+    source: str = "detector",
+    **extra: Any,
+) -> bytes:
+    from datetime import UTC, datetime, timedelta
+
+    at = datetime(2026, 11, 25, 9, 0, tzinfo=UTC) + timedelta(minutes=minute)
+    doc = {
+        "id": id,
+        "source": source,
+        "type": type,
+        "time": at.isoformat().replace("+00:00", "Z"),
+        "severity": severity,
+        "title": f"{type} on {resource}",
+        "resource": {"kind": kind, "id": resource},
+        **extra,
+    }
+    return json.dumps(doc).encode()
+
+
+BURST_RULE = """
+id: burst
+title: Burst of adversarial inputs
+match:
+  type: input.adversarial
+group_by: [resource.id]
+window: 10m
+correlation:
+  type: event_count
+  condition: {gte: 5}
+incident: {kind: adversarial_attack, severity: high}
+"""
+
+EACH_RULE = """
+id: each-secret
+title: Secret leaked
+match:
+  type: secret.leaked
+group_by: [resource.id]
+window: 1h
+incident: {kind: secret_exposure}
+"""
+
+
+def write_rules(directory: Path, *texts: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, text in enumerate(texts):
+        (directory / f"rule{i}.yaml").write_text(text)
+    return directory
