@@ -88,7 +88,9 @@ def run_demo(base: Settings, out: Console, err: Console) -> int:
     asyncio.run(wait_for_broker(settings.kafka.bootstrap_servers, timeout_s=30))
     expected = replay(SCENARIO.read_bytes().splitlines(), load_rules(settings.rules_dir))
     want = sorted(len(i.events) for i in expected.incidents)
-    out.print(f"[bold]responder demo[/bold] · run {run_id} · Kafka {settings.kafka.bootstrap_servers}")
+    out.print(
+        f"[bold]responder demo[/bold] · run {run_id} · Kafka {settings.kafka.bootstrap_servers}"
+    )
     log_path = workdir / "demo-worker.log"
     with log_path.open("w") as log_file:
         worker = subprocess.Popen(

@@ -22,8 +22,8 @@ def message_key(line: bytes) -> bytes | None:
 
 
 async def send_file(kafka: KafkaSettings, path: Path, topic: str) -> int:
+    lines = [line for line in path.read_bytes().splitlines() if line.strip()]  # noqa: ASYNC240
     await ensure_topics(kafka)
-    lines = [line for line in path.read_bytes().splitlines() if line.strip()]
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka.bootstrap_servers,
         linger_ms=10,

@@ -66,16 +66,16 @@ def print_incident_list(
         console.print(incidents_table(rows))
 
 
-def print_incident(settings: Settings, console: Console, incident_id: str, *, as_json: bool) -> bool:
+def print_incident(
+    settings: Settings, console: Console, incident_id: str, *, as_json: bool
+) -> bool:
     with Session(wiring.database(settings)) as session:
         row = get_incident(session, incident_id)
         if row is None:
             return False
         events = incident_events(session, row.id)
         audit = session.exec(
-            select(AuditRecord)
-            .where(AuditRecord.subject == row.id)
-            .order_by(col(AuditRecord.seq))
+            select(AuditRecord).where(AuditRecord.subject == row.id).order_by(col(AuditRecord.seq))
         ).all()
         if as_json:
             data = incident_json(row)
@@ -89,7 +89,9 @@ def print_incident(settings: Settings, console: Console, incident_id: str, *, as
             f"rule {row.rule}  ·  group {json.dumps(row.group)}",
             highlight=False,
         )
-        console.print(f"first seen {row.first_seen.isoformat()}  ·  last seen {row.last_seen.isoformat()}")
+        console.print(
+            f"first seen {row.first_seen.isoformat()}  ·  last seen {row.last_seen.isoformat()}"
+        )
         evidence = Table("time", "source", "id", "type", "severity", "title", title="evidence")
         for e in events:
             evidence.add_row(

@@ -18,9 +18,15 @@ from jinja2 import Template
 
 from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import TEMPLATES, Rule, RuleSet
-from responder.correlation.window import GroupState, OpenIncident, fires, window_event
-from responder.events.schema import Severity
-from responder.incidents.model import IncidentChange
+from responder.correlation.window import (
+    GroupState,
+    OpenIncident,
+    WindowEvent,
+    fires,
+    window_event,
+)
+from responder.events.schema import Severity, severity_name
+from responder.incidents.model import ChangeKind, IncidentChange
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-4f5e-9c7d-1b2a3c4d5e6f")
 DEFAULT_LATENESS = timedelta(minutes=10)
@@ -39,12 +45,28 @@ def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
     """Every rule the event matches, with its group key; no group_by value, no match."""
     out = []
     for rule in rules.matching(doc):
-        values = [get_path(doc, p) for p in rule.group_by]
+        values = [get_path(doc, p) for p in rule.group_parts]
         if any(v is MISSING or v is None for v in values):
             continue
         key = rule.id + "|" + orjson.dumps(values).decode()
         out.append(Routed(rule.id, key, dict(zip(rule.group_by, values, strict=True))))
     return out
+
+
+def _firing_window(rule: Rule, state: GroupState, time: float) -> list[WindowEvent] | None:
+    """The earliest window (in event time) that holds the new event and meets the rule.
+
+    Windows end at the group's events. A late event also falls into the windows of events up to
+    `window` after it that arrived before it; those are checked too, so the result within the
+    allowed lateness does not depend on arrival order.
+    """
+    length = rule.window.total_seconds()
+    ends = sorted({e.time for e in state.events if e.time >= time and e.time - length <= time})
+    for end in ends:
+        window = state.in_window(end, length)
+        if fires(rule, window):
+            return window
+    return None
 
 
 def _iso(ts: float) -> datetime:
@@ -74,8 +96,8 @@ class Correlator:
         state.max_time = max(state.max_time, time)
         change = self._attach(rule, state, routed, doc, time)
         if change is None:
-            window = state.in_window(time, rule.window.total_seconds())
-            if fires(rule, window):
+            window = _firing_window(rule, state, time)
+            if window is not None:
                 change = self._open(rule, state, routed, window, doc)
         state.prune(
             keep_after=state.max_time - rule.window.total_seconds() - self.lateness,
@@ -107,7 +129,7 @@ class Correlator:
         inc.first_seen = min(inc.first_seen, time)
         inc.last_seen = max(inc.last_seen, time)
         inc.version += 1
-        kind = "updated"
+        kind: ChangeKind = "updated"
         if rule.incident.severity is None and Severity[doc["severity"]] > inc.severity:
             inc.severity = Severity[doc["severity"]]
             kind = "escalated"
@@ -142,7 +164,7 @@ class Correlator:
 
     def _change(
         self,
-        change: str,
+        change: ChangeKind,
         rule: Rule,
         routed: Routed,
         inc: OpenIncident,
@@ -155,7 +177,7 @@ class Correlator:
             rule=rule.id,
             kind=rule.incident.kind,
             title=inc.title,
-            severity=Severity(inc.severity).name,
+            severity=severity_name(inc.severity),
             status="open",
             group=routed.group,
             first_seen=_iso(inc.first_seen),

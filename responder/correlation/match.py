@@ -17,15 +17,28 @@ MODIFIERS = ("eq", "contains", "startswith", "endswith", "re", "gt", "gte", "lt"
 NUMERIC = {"gt", "gte", "lt", "lte"}
 
 
-def get_path(doc: Mapping[str, Any], path: str) -> Any:
-    """Value at a dotted path, or MISSING. Keys that contain dots (labels) are tried whole first."""
+def get_path(doc: Mapping[str, Any], path: str | tuple[str, ...]) -> Any:
+    """Value at a dotted path, or MISSING.
+
+    Nested keys are tried first; where that fails, keys that themselves contain dots (labels
+    such as `app.kubernetes.io/name`) are tried, longest first.
+    """
+    parts = tuple(path.split(".")) if isinstance(path, str) else path
     current: Any = doc
-    parts = path.split(".")
+    for part in parts:
+        if type(current) is dict and part in current:
+            current = current[part]
+        else:
+            return _get_dotted(doc, parts)
+    return current
+
+
+def _get_dotted(doc: Mapping[str, Any], parts: tuple[str, ...]) -> Any:
+    current: Any = doc
     i = 0
     while i < len(parts):
         if not isinstance(current, Mapping):
             return MISSING
-        # allow label keys such as "app.kubernetes.io/name": take the longest key that exists
         for j in range(len(parts), i, -1):
             candidate = ".".join(parts[i:j])
             if candidate in current:
@@ -93,6 +106,8 @@ class Condition:
     path: str
     modifier: str
     values: tuple[Any, ...]
+    parts: tuple[str, ...] = ()
+    strings: frozenset[str] | None = None  # fast path: equality against strings only
 
     @classmethod
     def parse(cls, key: str, value: Any) -> Condition:
@@ -108,10 +123,15 @@ class Condition:
             raise ValueError("an empty list matches nothing")
         for v in values:
             _check_value(modifier, v)
-        return cls(path=path, modifier=modifier, values=values)
+        strings = None
+        if modifier == "eq" and all(type(v) is str for v in values):
+            strings = frozenset(values)
+        return cls(path, modifier, values, tuple(path.split(".")), strings)
 
     def holds(self, doc: Mapping[str, Any]) -> bool:
-        actual = get_path(doc, self.path)
+        actual = get_path(doc, self.parts)
+        if self.strings is not None:
+            return type(actual) is str and actual in self.strings
         if self.modifier == "exists":
             return any((actual is not MISSING and actual is not None) == v for v in self.values)
         if actual is MISSING:

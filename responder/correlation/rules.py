@@ -159,6 +159,17 @@ class Rule(_Model):
         return tuple(Condition.parse(k, v) for k, v in self.match.items())
 
     @cached_property
+    def group_parts(self) -> list[tuple[str, ...]]:
+        return [tuple(p.split(".")) for p in self.group_by]
+
+    @cached_property
+    def residual(self) -> tuple[Condition, ...]:
+        """Conditions left to check once the type index selected this rule."""
+        if self.indexed_types is None:
+            return self.conditions
+        return tuple(c for c in self.conditions if not (c.path == "type" and c.modifier == "eq"))
+
+    @cached_property
     def indexed_types(self) -> list[str] | None:
         """Event types this rule is limited to by a plain `type:` entry, else None."""
         value = self.match.get("type")
@@ -204,7 +215,7 @@ class RuleSet:
         return specific + self._any_type if self._any_type else specific
 
     def matching(self, doc: Mapping[str, Any]) -> list[Rule]:
-        return [r for r in self.candidates(str(doc.get("type"))) if r.matches(doc)]
+        return [r for r in self.candidates(str(doc.get("type"))) if all_hold(r.residual, doc)]
 
 
 def load_rule_file(path: Path) -> Rule:
@@ -225,7 +236,9 @@ def load_rules(directory: Path) -> RuleSet:
     """Load every rule in a directory; all problems are reported together."""
     if not directory.is_dir():
         raise YamlFileError([f"{directory}: rules directory not found"])
-    rules, errors, seen = [], [], {}
+    rules: list[Rule] = []
+    errors: list[str] = []
+    seen: dict[str, Path] = {}
     for path in rule_files(directory):
         try:
             rule = load_rule_file(path)

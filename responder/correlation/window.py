@@ -118,6 +118,8 @@ def _ordered(wanted: list[str], window: list[WindowEvent]) -> bool:
 
 
 def _hashable(value: Any) -> Any:
+    if isinstance(value, bool):  # true is a value of its own, not the number 1
+        return (bool, value)
     if isinstance(value, dict):
         return tuple(sorted((k, _hashable(v)) for k, v in value.items()))
     if isinstance(value, list):

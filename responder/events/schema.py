@@ -57,6 +57,13 @@ class Severity(IntEnum):
 SeverityName = Literal["info", "low", "medium", "high", "critical"]
 
 
+_SEVERITY_NAMES: tuple[SeverityName, ...] = ("info", "low", "medium", "high", "critical")
+
+
+def severity_name(rank: int) -> SeverityName:
+    return _SEVERITY_NAMES[Severity(rank)]
+
+
 def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
@@ -100,7 +107,7 @@ class SecurityEvent(_Strict):
     actor: Actor | None = None
     attributes: dict[str, Any] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
-    schema_version: Literal["1"] = SCHEMA_VERSION
+    schema_version: Literal["1"] = "1"
 
     @property
     def key(self) -> tuple[str, str]:

@@ -38,7 +38,7 @@ class IncidentChange(BaseModel):
     last_seen: datetime
     event_count: int = Field(ge=1)
     events: list[dict[str, Any]] = Field(default_factory=list)
-    schema_version: Literal["1"] = CHANGE_SCHEMA_VERSION
+    schema_version: Literal["1"] = "1"
 
 
 def event_ref(body: dict[str, Any]) -> dict[str, str]:

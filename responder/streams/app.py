@@ -23,7 +23,7 @@ from responder.wiring import Pipeline
 log = structlog.get_logger(__name__)
 
 
-class PipelineService(Service):  # type: ignore[misc]
+class PipelineService(Service):
     """Starts the stages (sink first, ingest last) and runs their loops until stopped."""
 
     def __init__(self, settings: Settings, pipeline: Pipeline, **kwargs: Any) -> None:
@@ -51,9 +51,10 @@ class PipelineService(Service):  # type: ignore[misc]
         self.ready.set()
 
     def _loops_ended(self, task: asyncio.Future[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("a pipeline stage failed; stopping the worker", error=repr(task.exception()))
-            self._crash(task.exception())
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            log.error("a pipeline stage failed; stopping the worker", error=repr(error))
+            self._crash(error)
 
     async def on_stop(self) -> None:
         loops = getattr(self, "_loops", None)
@@ -65,7 +66,9 @@ class PipelineService(Service):  # type: ignore[misc]
             try:
                 await stage.stop()
             except Exception as exc:  # keep stopping the others
-                log.warning("stage did not stop cleanly", stage=type(stage).__name__, error=str(exc))
+                log.warning(
+                    "stage did not stop cleanly", stage=type(stage).__name__, error=str(exc)
+                )
         log.info("worker stopped")
 
 

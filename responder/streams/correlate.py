@@ -25,8 +25,8 @@ from responder.correlation.rules import RuleSet
 from responder.correlation.window import GroupState, state_from_dict, state_to_dict
 from responder.incidents.model import IncidentChange
 from responder.settings import CorrelationSettings, KafkaSettings
-from responder.streams.kafka import Batch, commit
-from responder.streams.topics import MAX_MESSAGE_BYTES
+from responder.streams.kafka import Batch, BatchSender, commit
+from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
 log = structlog.get_logger(__name__)
 
@@ -96,8 +96,10 @@ class CorrelateStage:
             client_id=f"{kafka.client_id}-correlate",
             acks="all",
             linger_ms=5,
+            max_batch_size=1024 * 1024,
             max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
         )
+        self.batcher = BatchSender(self.producer)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -105,6 +107,9 @@ class CorrelateStage:
         self._clients()
         await self.producer.start()
         await self.restorer.start()
+        self.incident_partitions = len(
+            await self.producer.partitions_for(self.kafka.topics.incidents)
+        )
         self.consumer.subscribe([self.kafka.topics.correlate], listener=_Rebalance(self))
         await self.consumer.start()
 
@@ -165,12 +170,14 @@ class CorrelateStage:
     async def _send_outbox(self) -> None:
         topic = self.kafka.topics.incidents
         for change in self.outbox:
-            self.sends.append(
-                await self.producer.send(
-                    topic, key=change.incident_id.encode(), value=change.model_dump_json().encode()
-                )
+            self.batcher.add(
+                topic,
+                partition_for(change.incident_id, self.incident_partitions),
+                change.incident_id.encode(),
+                change.model_dump_json().encode(),
             )
         self.outbox.clear()
+        self.sends.extend(await self.batcher.submit())
 
     # --- durability -----------------------------------------------------------------------
 
@@ -192,15 +199,9 @@ class CorrelateStage:
                     del store[key]
                     state = None
                 value = None if state is None else orjson.dumps(state_to_dict(state))
-                self.sends.append(
-                    await self.producer.send(
-                        self.kafka.topics.changelog,
-                        key=key.encode(),
-                        value=value,
-                        partition=partition,
-                    )
-                )
+                self.batcher.add(self.kafka.topics.changelog, partition, key.encode(), value)
                 self.stats.keys_written += 1
+        self.sends.extend(await self.batcher.submit())
         if self.sends:
             sends, self.sends = self.sends, []
             await asyncio.gather(*sends)

@@ -21,7 +21,7 @@ from responder.correlation.engine import route
 from responder.correlation.rules import RuleSet
 from responder.events.schema import Rejection, event_to_dict, parse_event
 from responder.settings import KafkaSettings
-from responder.streams.kafka import commit, offsets_after
+from responder.streams.kafka import BatchSender, commit, offsets_after
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
 log = structlog.get_logger(__name__)
@@ -49,7 +49,9 @@ def dlq_headers(msg: ConsumerRecord[bytes, bytes], rejection: Rejection) -> list
 
 def encode_records(records: list[dict[str, Any]]) -> list[bytes]:
     """Micro-batch messages (JSON arrays) of at most ~CHUNK_BYTES each."""
-    out, chunk, size = [], [], 0
+    out: list[bytes] = []
+    chunk: list[bytes] = []
+    size = 0
     for rec in records:
         raw = orjson.dumps(rec)
         if chunk and size + len(raw) > CHUNK_BYTES:
@@ -88,8 +90,9 @@ class IngestStage:
             acks="all",
             linger_ms=5,
             max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
-            compression_type=None,
+            max_batch_size=1024 * 1024,
         )
+        self.batcher = BatchSender(self.producer)
 
     async def start(self) -> None:
         self._clients()
@@ -147,11 +150,8 @@ class IngestStage:
         for partition, records in by_partition.items():
             self.stats.records += len(records)
             for value in encode_records(records):
-                sends.append(
-                    await self.producer.send(
-                        self.kafka.topics.correlate, value=value, partition=partition
-                    )
-                )
+                self.batcher.add(self.kafka.topics.correlate, partition, None, value)
+        sends.extend(await self.batcher.submit())
         if sends:
             await asyncio.gather(*sends)
         await commit(self.consumer, offsets_after(batch))

@@ -1,4 +1,4 @@
-"""Incident sink: `responder.incidents` → SQL (incidents, evidence, audit), one transaction per batch.
+"""Incident sink: `responder.incidents` → SQL (incidents, evidence, audit), a transaction a batch.
 
 Changes of one incident share a partition (keyed by incident id), so a single sink owns each
 incident at a time. `apply_changes` skips versions already stored, so a redelivered batch after

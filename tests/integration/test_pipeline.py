@@ -89,7 +89,9 @@ def test_malformed_message_goes_to_dlq_and_next_valid_event_is_processed(
     upgrade(make_engine(pg_schema_url))
     rules = write_rules(tmp_path / "rules", EACH_RULE)
     workers.append(
-        Worker(worker_env(kafka_bootstrap, pg_schema_url, rules, unique), tmp_path / "w.log").start()
+        Worker(
+            worker_env(kafka_bootstrap, pg_schema_url, rules, unique), tmp_path / "w.log"
+        ).start()
     )
     bad_json = b'{"id": "x1", "source": '
     naive_time = event_json("x2", type="secret.leaked", resource="k1").replace(b"Z", b"")
@@ -104,7 +106,9 @@ def test_malformed_message_goes_to_dlq_and_next_valid_event_is_processed(
     assert b"time" in headers[1]["responder.reason"]
     assert b"timezone" in headers[1]["responder.reason"]
     assert headers[0]["responder.source.topic"] == topic(unique, "events").encode()
-    assert int(headers[1]["responder.source.offset"]) == int(headers[0]["responder.source.offset"]) + 1
+    assert (
+        int(headers[1]["responder.source.offset"]) == int(headers[0]["responder.source.offset"]) + 1
+    )
 
     rows = wait_for(lambda: incidents(pg_schema_url), 30)
     assert [refs(r) for r in rows] == [[("detector", "x3")]]
@@ -166,7 +170,9 @@ def test_worker_killed_mid_window_recovers_state_from_changelog(
     events = topic(unique, "events")
     produce(kafka_bootstrap, events, [event_json(f"k{i}", minute=i) for i in range(3)])
     # wait until the 3 records were correlated, flushed to the changelog and committed
-    wait_for(lambda: caught_up(kafka_bootstrap, f"t-{unique}-correlate", topic(unique, "correlate")), 60)
+    wait_for(
+        lambda: caught_up(kafka_bootstrap, f"t-{unique}-correlate", topic(unique, "correlate")), 60
+    )
     assert len(consume(kafka_bootstrap, topic(unique, "changelog"), expect=1)) >= 1
     first.kill()  # SIGKILL: no shutdown hook runs
     assert incidents(pg_schema_url) == []

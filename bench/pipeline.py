@@ -1,0 +1,301 @@
+"""Pipeline benchmark: our worker pipeline vs a raw aiokafka consumer on the same topic.
+
+1. writes N synthetic events (default 200k, 10k distinct groups, matching the shipped rules) to a
+   fresh 4-partition topic;
+2. (a) a raw aiokafka consumer drains it (`getmany` + `json.loads`): the baseline;
+3. (b) the worker pipeline (ingest → correlation → incidents topic, and the SQL sink on SQLite)
+   drains the same topic; we time until every record was correlated and every incident change
+   produced, and separately until the sink stored them;
+4. latency: events at a steady rate (default 2k/s), each opening an incident; p50/p99 of
+   (incident change timestamp - event timestamp) on the broker.
+Prints events/s of each and the ratio b/a. Run: `make bench` (or `python bench/pipeline.py -h`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from responder import wiring
+from responder.logging import configure
+from responder.settings import Settings
+
+T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
+
+
+def synthetic(n: int, groups: int, seed: int = 7) -> list[bytes]:
+    """Events that exercise every shipped rule; ~300 B each; time advances through the run."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        g = rng.randrange(groups)
+        at = (T0 + timedelta(seconds=i * 0.05)).isoformat().replace("+00:00", "Z")
+        roll = rng.random()
+        if roll < 0.5:
+            doc = {
+                "type": "input.adversarial",
+                "resource": {"kind": "endpoint", "id": f"ep-{g}"},
+                "actor": {"ip": f"10.0.{g % 250}.{rng.randrange(250)}"},
+                "attributes": {"score": round(rng.random(), 3), "detector": "squeeze"},
+            }
+        elif roll < 0.8:
+            doc = {
+                "type": "key.used",
+                "resource": {"kind": "api_key", "id": f"AKIA{g:012d}"},
+                "actor": {"ip": f"198.51.{g % 200}.{rng.randrange(4)}"},
+                "attributes": {"api": "s3:GetObject", "region": "eu-west-1"},
+            }
+        elif roll < 0.9:
+            doc = {
+                "type": "secret.leaked",
+                "resource": {"kind": "api_key", "id": f"AKIA{g:012d}"},
+                "attributes": {"file": "deploy/values.yaml", "line": rng.randrange(400)},
+            }
+        else:
+            doc = {
+                "type": "vulnerability.found",
+                "resource": {"kind": "image", "id": f"registry/ml/serving-{g}:1.0"},
+                "labels": {"env": "prod", "component": "model-serving"},
+                "attributes": {"cve": f"CVE-2025-{rng.randrange(99999)}", "cvss": 9.8},
+            }
+        doc.update(
+            id=f"ev-{i}",
+            source="bench",
+            time=at,
+            severity=rng.choice(["low", "medium", "high", "critical"]),
+            title=f"synthetic {doc['type']} #{i}",
+        )
+        out.append(json.dumps(doc).encode())
+    return out
+
+
+async def create(bootstrap: str, names: list[str], partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+    finally:
+        await admin.close()
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes]) -> float:
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024
+    )
+    await producer.start()
+    start = time.perf_counter()
+    futures = []
+    for v in values:
+        futures.append(
+            await producer.send(topic, v, key=v[v.find(b'"id": "') : v.find(b'"id": "') + 24])
+        )
+    await asyncio.gather(*futures)
+    await producer.stop()
+    return time.perf_counter() - start
+
+
+async def raw_consumer(bootstrap: str, topic: str, n: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    got = 0
+    start = time.perf_counter()
+    while got < n:
+        batch = await consumer.getmany(timeout_ms=500, max_records=5000)
+        for msgs in batch.values():
+            for m in msgs:
+                json.loads(m.value)
+                got += 1
+    elapsed = time.perf_counter() - start
+    await consumer.stop()
+    return elapsed
+
+
+def settings_for(bootstrap: str, run: str, db: Path, rules: Path) -> Settings:
+    s = Settings()
+    s.kafka.bootstrap_servers = bootstrap
+    s.kafka.group_prefix = f"bench-{run}"
+    t = s.kafka.topics
+    t.events, t.dlq, t.correlate = (
+        f"bench.{run}.events",
+        f"bench.{run}.dlq",
+        f"bench.{run}.correlate",
+    )
+    t.changelog, t.incidents = f"bench.{run}.changelog", f"bench.{run}.incidents"
+    s.database.url = f"sqlite:///{db}"
+    s.rules_dir = rules
+    return s
+
+
+async def pipeline_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, float]:
+    from responder.streams.topics import ensure_topics
+
+    await ensure_topics(settings.kafka)
+    p = wiring.pipeline(settings)
+    for stage in p.stages:
+        await stage.start()
+    tasks = [asyncio.ensure_future(stage.run()) for stage in p.stages]
+    start = time.perf_counter()
+    result: dict[str, float] = {}
+    try:
+        while p.ingest.stats.events < n or p.correlate.stats.records < p.ingest.stats.records:
+            await asyncio.sleep(0.05)
+        result["correlated_s"] = time.perf_counter() - start
+        while (
+            p.correlate.stats.outbox_pending
+            if hasattr(p.correlate.stats, "outbox_pending")
+            else False
+        ):
+            await asyncio.sleep(0.05)
+        result["records"] = p.ingest.stats.records
+        result["changes"] = p.correlate.stats.changes
+        if expect_sql:
+            while p.sink.stats.changes < p.correlate.stats.changes:
+                await asyncio.sleep(0.05)
+            result["stored_s"] = time.perf_counter() - start
+            result["applied"] = p.sink.stats.applied
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for stage in reversed(p.stages):
+            await stage.stop()
+    return result
+
+
+async def latency(settings: Settings, rate: int, seconds: float) -> list[float]:
+    """Events at a steady rate, each opening an incident; broker timestamps of both ends."""
+    from responder.streams.topics import ensure_topics
+
+    await ensure_topics(settings.kafka)
+    p = wiring.pipeline(settings)
+    for stage in p.stages:
+        await stage.start()
+    tasks = [asyncio.ensure_future(stage.run()) for stage in p.stages]
+    await asyncio.sleep(3)  # let the groups settle
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=1)
+    await producer.start()
+    total = int(rate * seconds)
+    sent: dict[str, float] = {}
+    start = time.perf_counter()
+    for i in range(total):
+        target = start + i / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        eid = f"lat-{i}"
+        doc = {
+            "id": eid,
+            "source": "bench",
+            "type": "vulnerability.found",
+            "time": (T0 + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
+            "severity": "critical",
+            "title": "latency probe",
+            "resource": {"kind": "image", "id": f"registry/ml/lat-{i}:1"},
+            "labels": {"component": "model-serving"},
+            "attributes": {"cvss": 9.9},
+        }
+        sent[eid] = time.time()
+        await producer.send(settings.kafka.topics.events, json.dumps(doc).encode())
+    await producer.flush()
+    consumer = AIOKafkaConsumer(
+        settings.kafka.topics.incidents,
+        bootstrap_servers=settings.kafka.bootstrap_servers,
+        group_id=None,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    lat: list[float] = []
+    deadline = time.perf_counter() + 60
+    while len(lat) < total and time.perf_counter() < deadline:
+        batch = await consumer.getmany(timeout_ms=500)
+        for msgs in batch.values():
+            for m in msgs:
+                change = json.loads(m.value)
+                for e in change["events"]:
+                    if e["id"] in sent:
+                        lat.append(m.timestamp / 1000 - sent[e["id"]])
+    await consumer.stop()
+    await producer.stop()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for stage in reversed(p.stages):
+        await stage.stop()
+    return lat
+
+
+async def main() -> None:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--bootstrap", default=Settings().kafka.bootstrap_servers)
+    ap.add_argument("--events", type=int, default=200_000)
+    ap.add_argument("--groups", type=int, default=10_000)
+    ap.add_argument("--rate", type=int, default=2000)
+    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--rules", type=Path, default=Path("rules"))
+    ap.add_argument("--skip-sql", action="store_true", help="measure to the incidents topic only")
+    args = ap.parse_args()
+    configure("WARNING", "console")
+    run = uuid.uuid4().hex[:8]
+    tmp = Path(tempfile.mkdtemp(prefix="responder-bench-"))
+    settings = settings_for(args.bootstrap, run, tmp / "bench.db", args.rules)
+    wiring.database(settings)  # migrate the SQLite file before timing
+
+    print(f"generating {args.events:,} events over {args.groups:,} groups ...", flush=True)
+    values = synthetic(args.events, args.groups)
+    size = sum(map(len, values)) / len(values)
+    await create(args.bootstrap, [settings.kafka.topics.events], settings.kafka.partitions)
+    took = await produce(args.bootstrap, settings.kafka.topics.events, values)
+    print(f"wrote {len(values):,} events (avg {size:.0f} B) in {took:.1f}s", flush=True)
+
+    raw_s = await raw_consumer(args.bootstrap, settings.kafka.topics.events, len(values))
+    raw_eps = len(values) / raw_s
+    print(
+        f"(a) raw aiokafka getmany + json.loads: {raw_eps:,.0f} events/s ({raw_s:.2f}s)", flush=True
+    )
+
+    res = await pipeline_run(settings, len(values), expect_sql=not args.skip_sql)
+    pipe_eps = len(values) / res["correlated_s"]
+    print(
+        f"(b) pipeline to incidents topic: {pipe_eps:,.0f} events/s ({res['correlated_s']:.2f}s; "
+        f"{int(res['records']):,} rule/group records, {int(res['changes']):,} incident changes)"
+    )
+    print(f"    ratio b/a = {pipe_eps / raw_eps:.2f}")
+    if "stored_s" in res:
+        print(
+            f"    incl. SQL sink (SQLite): {len(values) / res['stored_s']:,.0f} events/s "
+            f"({res['stored_s']:.2f}s, {int(res['applied']):,} changes stored); "
+            f"ratio {len(values) / res['stored_s'] / raw_eps:.2f}"
+        )
+
+    lat_settings = settings_for(args.bootstrap, run + "l", tmp / "lat.db", args.rules)
+    wiring.database(lat_settings)
+    lat = await latency(lat_settings, args.rate, args.seconds)
+    if lat:
+        q = statistics.quantiles(lat, n=100)
+        print(
+            f"latency at {args.rate:,} events/s for {args.seconds:.0f}s: p50 {q[49] * 1000:.1f} ms, "
+            f"p99 {q[98] * 1000:.1f} ms ({len(lat):,} incidents)"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
