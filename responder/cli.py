@@ -35,7 +35,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 
 out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 160)
+err = Console(stderr=True, soft_wrap=True)  # file:line messages must stay on one line
 
 RulesDir = Annotated[
     Path | None, typer.Option("--rules", help="rules directory (default: RESPONDER_RULES_DIR)")

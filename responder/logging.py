@@ -16,14 +16,28 @@ from typing import Any
 import structlog
 from pydantic import SecretStr
 
-SECRET_KEYS = re.compile(r"(pass(word)?|secret|token|api[_-]?key|authorization|credential)", re.I)
+SECRET_KEYS = re.compile(
+    r"(?:^|[_-])(pass(word)?|secret|token|api[_-]?key|authorization|credentials?)(?:$|[_-])",
+    re.I,
+)
 REDACTED = "***"
 
 
+def _scrub(key: str, value: Any) -> Any:
+    if isinstance(value, SecretStr) or (SECRET_KEYS.search(key) and value is not None):
+        return REDACTED
+    if isinstance(value, dict):
+        return {k: _scrub(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(key, v) for v in value]
+    return value
+
+
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Mask secret-looking keys (at any depth) and SecretStr values."""
     for key, value in list(event_dict.items()):
-        if isinstance(value, SecretStr) or (SECRET_KEYS.search(key) and value is not None):
-            event_dict[key] = REDACTED
+        if key != "event":
+            event_dict[key] = _scrub(key, value)
     return event_dict
 
 

@@ -142,7 +142,7 @@ def apply_changes(session: Session, changes: Sequence[IncidentChange]) -> int:
             )
         )
     session.flush()
-    audit_append(session, audit, at=now)
+    audit_append(session, audit)  # stamped after the chain lock, so time follows seq
     return applied
 
 
@@ -167,7 +167,7 @@ def get_incident(session: Session, incident_id: str) -> Incident | None:
     if row is not None:
         return row
     matches = session.exec(
-        select(Incident).where(col(Incident.id).startswith(incident_id)).limit(2)
+        select(Incident).where(col(Incident.id).startswith(incident_id, autoescape=True)).limit(2)
     ).all()
     return matches[0] if len(matches) == 1 else None
 

@@ -117,9 +117,17 @@ async def _produce(
         await producer.stop()
 
 
-def produce(bootstrap: str, name: str, values: list[bytes], key_by_resource: bool = True) -> None:
-    keys = None
-    if key_by_resource:
+def produce(
+    bootstrap: str,
+    name: str,
+    values: list[bytes],
+    key_by_resource: bool = True,
+    key: bytes | None = None,
+) -> None:
+    keys: list[bytes | None] | None = None
+    if key is not None:
+        keys = [key] * len(values)
+    elif key_by_resource:
         keys = []
         for v in values:
             try:

@@ -97,7 +97,7 @@ def test_malformed_message_goes_to_dlq_and_next_valid_event_is_processed(
     naive_time = event_json("x2", type="secret.leaked", resource="k1").replace(b"Z", b"")
     valid = event_json("x3", type="secret.leaked", resource="k1", severity="high")
     # same key, so the three land on one partition in this order
-    produce(kafka_bootstrap, topic(unique, "events"), [bad_json, naive_time, valid], False)
+    produce(kafka_bootstrap, topic(unique, "events"), [bad_json, naive_time, valid], key=b"k1")
 
     dead = consume(kafka_bootstrap, topic(unique, "dlq"), expect=2)
     assert [m.value for m in dead] == [bad_json, naive_time]  # original bytes, in order

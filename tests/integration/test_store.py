@@ -1,0 +1,489 @@
+"""The SQL store on SQLite and PostgreSQL: idempotent incident apply, queries, the audit chain.
+
+Every test taking `db` runs twice (see `tests/conftest.py`): on an embedded SQLite file and on a
+fresh PostgreSQL schema, both migrated with Alembic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+from alembic.script import ScriptDirectory
+from sqlalchemy import JSON, Engine, bindparam, func, inspect, text
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, col, select
+from typer.testing import CliRunner
+
+from responder.audit.chain import GENESIS
+from responder.audit.store import AuditRecord, append, verify_chain
+from responder.cli import app
+from responder.database import alembic_config, current_revision, make_engine
+from responder.incidents.model import IncidentChange
+from responder.incidents.store import (
+    Incident,
+    IncidentEvent,
+    apply_changes,
+    get_incident,
+    incident_events,
+    list_incidents,
+)
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+RULE = "leaked-key-then-used"
+INC = "3f2a9c1e-0000-5000-8000-000000000001"
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def rfc3339(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def body(
+    event_id: str,
+    minutes: float,
+    *,
+    source: str = "cloudtrail",
+    type: str = "key.used",
+    severity: str = "medium",
+) -> dict[str, Any]:
+    """An event as the stream carries it inside an IncidentChange (SecurityEvent JSON)."""
+    return {
+        "id": event_id,
+        "source": source,
+        "type": type,
+        "time": rfc3339(at(minutes)),
+        "severity": severity,
+        "title": f"{type} {event_id}",
+        "resource": {"kind": "api_key", "id": "AKIAEXAMPLE"},
+        "attributes": {"n": 1},
+        "labels": {"env": "prod"},
+        "schema_version": "1",
+    }
+
+
+LEAK = body("gl-1", 0, source="gitleaks", type="secret.leaked", severity="high")
+USE1 = body("ct-1", 5)
+USE2 = body("ct-2", 9)
+USE3 = body("ct-3", 12, severity="low")
+
+
+def change(
+    version: int,
+    events: list[dict[str, Any]],
+    *,
+    incident_id: str = INC,
+    kind: str = "opened",
+    severity: str = "high",
+    first: float = 0,
+    last: float = 5,
+    count: int = 2,
+    rule: str = RULE,
+) -> IncidentChange:
+    return IncidentChange(
+        change=kind,
+        version=version,
+        incident_id=incident_id,
+        rule=rule,
+        kind="credential_compromise",
+        title="Leaked key AKIAEXAMPLE used after exposure",
+        severity=severity,
+        group={"resource.id": "AKIAEXAMPLE"},
+        first_seen=at(first),
+        last_seen=at(last),
+        event_count=count,
+        events=events,
+    )
+
+
+OPENED = change(1, [LEAK, USE1])
+ESCALATED = change(2, [USE2], kind="escalated", severity="critical", last=9, count=3)
+
+
+def utc(value: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def apply(db: Engine, changes: list[IncidentChange]) -> int:
+    with Session(db) as s, s.begin():
+        return apply_changes(s, changes)
+
+
+def audit(db: Engine) -> list[AuditRecord]:
+    with Session(db) as s:
+        return list(s.exec(select(AuditRecord).order_by(col(AuditRecord.seq))).all())
+
+
+def evidence(db: Engine, incident_id: str = INC) -> list[IncidentEvent]:
+    with Session(db) as s:
+        return incident_events(s, incident_id)
+
+
+def incident(db: Engine, incident_id: str = INC) -> Incident:
+    with Session(db) as s:
+        row = s.get(Incident, incident_id)
+        assert row is not None
+        return row
+
+
+def verify(db: Engine) -> tuple[int, Any]:
+    with Session(db) as s:
+        return verify_chain(s)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """CLI commands call `responder.logging.configure`, which rewires global logging."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    noisy = {
+        n: logging.getLogger(n).level for n in ("aiokafka", "kafka", "faust", "mode", "alembic")
+    }
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, lvl in noisy.items():
+            logging.getLogger(name).setLevel(lvl)
+        structlog.reset_defaults()
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, restore_logging: None) -> CliRunner:
+    monkeypatch.delenv("RESPONDER_LOG_FORMAT", raising=False)
+    monkeypatch.setenv("RESPONDER_LOG_LEVEL", "WARNING")
+    return CliRunner()
+
+
+# --- apply_changes ----------------------------------------------------------------------------
+
+
+def test_apply_creates_incident_evidence_and_audit(db: Engine) -> None:
+    assert apply(db, [OPENED]) == 1
+
+    row = incident(db)
+    assert row.rule == RULE
+    assert row.kind == "credential_compromise"
+    assert row.severity == "high"
+    assert row.status == "open"
+    assert row.group == {"resource.id": "AKIAEXAMPLE"}
+    assert utc(row.first_seen) == at(0)
+    assert utc(row.last_seen) == at(5)
+    assert row.event_count == 2
+    assert row.version == 1
+    assert row.event_ids == [
+        {"source": "gitleaks", "id": "gl-1"},
+        {"source": "cloudtrail", "id": "ct-1"},
+    ]
+
+    events = evidence(db)
+    assert [(e.source, e.event_id, e.position) for e in events] == [
+        ("gitleaks", "gl-1", 0),
+        ("cloudtrail", "ct-1", 1),
+    ]
+    assert events[0].type == "secret.leaked"
+    assert events[0].severity == "high"
+    assert utc(events[1].time) == at(5)
+    assert events[0].body == LEAK  # full body as received
+
+    records = audit(db)
+    assert len(records) == 1
+    record = records[0]
+    assert record.seq == 1
+    assert record.prev_hash == GENESIS
+    assert record.actor == f"rule:{RULE}"
+    assert record.action == "incident.opened"
+    assert record.subject == INC
+    assert record.data["version"] == 1
+    assert record.data["severity"] == "high"
+    assert record.data["event_count"] == 2
+    assert record.data["events"] == row.event_ids
+    assert verify(db) == (1, None)
+
+
+def test_one_audit_record_per_change_in_batch_order(db: Engine) -> None:
+    other = change(1, [body("x-1", 1)], incident_id="other-incident", rule="key-used-from-many-ips")
+    assert apply(db, [OPENED, other, ESCALATED]) == 3
+    records = audit(db)
+    assert [(r.seq, r.actor, r.action, r.subject) for r in records] == [
+        (1, f"rule:{RULE}", "incident.opened", INC),
+        (2, "rule:key-used-from-many-ips", "incident.opened", "other-incident"),
+        (3, f"rule:{RULE}", "incident.escalated", INC),
+    ]
+    assert incident(db).version == 2
+    assert len(evidence(db)) == 3
+    assert verify(db) == (3, None)
+
+
+def test_applying_the_same_batch_again_changes_nothing(db: Engine) -> None:
+    assert apply(db, [OPENED, ESCALATED]) == 2
+    before = incident(db)
+    audit_before = [(r.seq, r.hash) for r in audit(db)]
+
+    assert apply(db, [OPENED, ESCALATED]) == 0
+    assert apply(db, [OPENED]) == 0  # an older version alone is a redelivery too
+
+    after = incident(db)
+    assert after.version == before.version == 2
+    assert after.severity == "critical"
+    assert after.event_ids == before.event_ids
+    assert utc(after.updated_at) == utc(before.updated_at)
+    assert [(r.seq, r.hash) for r in audit(db)] == audit_before
+    assert len(evidence(db)) == 3
+    assert verify(db) == (2, None)
+
+
+def test_a_later_version_updates_the_incident_and_appends_evidence(db: Engine) -> None:
+    apply(db, [OPENED])
+    assert apply(db, [OPENED, ESCALATED]) == 1  # redelivered v1 skipped, v2 applied
+
+    row = incident(db)
+    assert row.version == 2
+    assert row.severity == "critical"
+    assert utc(row.last_seen) == at(9)
+    assert utc(row.first_seen) == at(0)
+    assert row.event_count == 3
+    assert [r["id"] for r in row.event_ids] == ["gl-1", "ct-1", "ct-2"]
+    assert [(e.event_id, e.position) for e in evidence(db)] == [
+        ("gl-1", 0),
+        ("ct-1", 1),
+        ("ct-2", 2),
+    ]
+
+    records = audit(db)
+    assert [r.action for r in records] == ["incident.opened", "incident.escalated"]
+    assert records[1].data["events"] == [{"source": "cloudtrail", "id": "ct-2"}]
+    assert records[1].data["severity"] == "critical"
+    assert records[1].prev_hash == records[0].hash
+    assert verify(db) == (2, None)
+
+
+def test_events_already_held_are_not_duplicated(db: Engine) -> None:
+    apply(db, [OPENED])
+    # v2 repeats ct-1 (and the leak) next to the new ct-3
+    overlapping = change(2, [USE1, LEAK, USE3], kind="updated", last=12, count=3)
+    assert apply(db, [overlapping]) == 1
+    assert [(e.event_id, e.position) for e in evidence(db)] == [
+        ("gl-1", 0),
+        ("ct-1", 1),
+        ("ct-3", 2),
+    ]
+    assert [r["id"] for r in incident(db).event_ids] == ["gl-1", "ct-1", "ct-3"]
+    assert audit(db)[-1].data["events"] == [{"source": "cloudtrail", "id": "ct-3"}]
+
+
+def test_a_version_gap_is_still_applied(db: Engine) -> None:
+    # at-least-once with compaction may skip versions: the newer state wins
+    apply(db, [OPENED])
+    assert apply(db, [change(5, [USE3], kind="updated", last=12, count=3)]) == 1
+    assert incident(db).version == 5
+    assert apply(db, [ESCALATED]) == 0  # v2 arrives late: older than what we hold
+
+
+# --- queries ----------------------------------------------------------------------------------
+
+
+def seed_three(db: Engine) -> None:
+    apply(
+        db,
+        [
+            change(1, [body("a", 0)], incident_id="abc-111", severity="high", first=0),
+            change(1, [body("b", 10)], incident_id="abd-222", severity="critical", first=10),
+            change(1, [body("c", 20)], incident_id="xyz-333", severity="high", first=20),
+        ],
+    )
+    with Session(db) as s, s.begin():
+        row = s.get(Incident, "abd-222")
+        assert row is not None
+        row.status = "acknowledged"
+
+
+def test_list_incidents_filters_and_orders_newest_first(db: Engine) -> None:
+    seed_three(db)
+    with Session(db) as s:
+        assert [r.id for r in list_incidents(s)] == ["xyz-333", "abd-222", "abc-111"]
+        assert [r.id for r in list_incidents(s, status="open")] == ["xyz-333", "abc-111"]
+        assert [r.id for r in list_incidents(s, status="acknowledged")] == ["abd-222"]
+        assert [r.id for r in list_incidents(s, severity="high")] == ["xyz-333", "abc-111"]
+        assert [r.id for r in list_incidents(s, severity="critical")] == ["abd-222"]
+        assert list_incidents(s, status="open", severity="critical") == []
+        assert list_incidents(s, status="resolved") == []
+        assert [r.id for r in list_incidents(s, limit=1)] == ["xyz-333"]
+        assert [r.id for r in list_incidents(s, status="open", limit=1)] == ["xyz-333"]
+
+
+def test_get_incident_by_id_or_unique_prefix(db: Engine) -> None:
+    seed_three(db)
+    with Session(db) as s:
+        assert get_incident(s, "abc-111") is not None
+        assert get_incident(s, "abc-111").id == "abc-111"  # type: ignore[union-attr]
+        found = get_incident(s, "abc")
+        assert found is not None
+        assert found.id == "abc-111"
+        found = get_incident(s, "x")
+        assert found is not None
+        assert found.id == "xyz-333"
+        assert get_incident(s, "ab") is None  # ambiguous
+        assert get_incident(s, "nope") is None
+        assert get_incident(s, "abc-1111") is None
+
+
+# --- audit chain in SQL -----------------------------------------------------------------------
+
+
+def tamper_data(db: Engine, seq: int, data: dict[str, Any]) -> None:
+    """Rewrite one audit record's data behind the store's back."""
+    update = text("UPDATE audit_log SET data = :data WHERE seq = :seq").bindparams(
+        bindparam("data", type_=JSON)
+    )
+    if db.dialect.name == "postgresql":
+        with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
+            conn.execute(update, {"data": data, "seq": seq})
+        with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
+            conn.execute(text("DELETE FROM audit_log WHERE seq = :seq"), {"seq": seq})
+        assert verify(db)[1] is None  # both refused: nothing changed
+        with db.begin() as conn:
+            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+    with db.begin() as conn:
+        assert conn.execute(update, {"data": data, "seq": seq}).rowcount == 1
+
+
+def test_verify_chain_names_the_first_tampered_record(db: Engine) -> None:
+    apply(db, [OPENED, ESCALATED, change(1, [body("z", 1)], incident_id="other")])
+    assert verify(db) == (3, None)
+    original = audit(db)[1].data
+
+    tamper_data(db, 2, {**original, "severity": "low"})
+
+    count, broken = verify(db)
+    assert broken is not None
+    assert broken.seq == 2
+    assert count == 2
+    assert "hash does not match" in broken.reason
+
+
+def test_verify_chain_names_a_deleted_record(db: Engine) -> None:
+    with Session(db) as s, s.begin():
+        append(s, [("user:a", "test.x", f"s{i}", {"i": i}) for i in range(5)])
+    if db.dialect.name == "postgresql":
+        with db.begin() as conn:
+            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+    with db.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq = 3"))
+    count, broken = verify(db)
+    assert count == 3
+    assert broken is not None
+    assert broken.seq == 4
+    assert "sequence gap: expected 3" in broken.reason
+
+
+def test_audit_verify_command(
+    db: Engine, db_url: str, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESPONDER_DATABASE__URL", db_url)
+    apply(db, [OPENED, ESCALATED])
+
+    ok = cli.invoke(app, ["audit", "verify"])
+    assert ok.exit_code == 0, ok.output
+    assert "OK: 2 audit records, hash chain intact" in ok.stdout
+
+    tamper_data(db, 1, {"forged": True})
+
+    bad = cli.invoke(app, ["audit", "verify"])
+    assert bad.exit_code == 1, bad.output
+    assert "BROKEN at record 1" in bad.stdout
+    assert "hash does not match" in bad.stdout
+    assert "OK:" not in bad.stdout
+
+
+def test_audit_verify_on_an_empty_log(
+    db: Engine, db_url: str, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RESPONDER_DATABASE__URL", db_url)
+    result = cli.invoke(app, ["audit", "verify"])
+    assert result.exit_code == 0, result.output
+    assert "OK: 0 audit records" in result.stdout
+
+
+def test_concurrent_appenders_keep_one_chain(db: Engine) -> None:
+    threads, per_thread, batch = 2, 50, 2
+    start = threading.Barrier(threads)
+    errors: list[BaseException] = []
+
+    def writer(n: int) -> None:
+        try:
+            start.wait(timeout=30)
+            for i in range(0, per_thread, batch):
+                with Session(db) as s, s.begin():
+                    append(
+                        s,
+                        [
+                            (f"thread:{n}", "test.append", f"t{n}-{j:03d}", {"n": n, "j": j})
+                            for j in range(i, i + batch)
+                        ],
+                    )
+        except BaseException as exc:  # reported to the main thread
+            errors.append(exc)
+
+    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert not any(w.is_alive() for w in workers)
+    assert errors == []
+
+    assert verify(db) == (threads * per_thread, None)
+    records = audit(db)
+    assert [r.seq for r in records] == list(range(1, threads * per_thread + 1))
+    with Session(db) as s:
+        distinct = s.exec(select(func.count(func.distinct(AuditRecord.seq)))).one()
+    assert distinct == threads * per_thread
+    for n in range(threads):
+        mine = [r for r in records if r.actor == f"thread:{n}"]
+        assert [r.data["j"] for r in mine] == list(range(per_thread))  # each writer in order
+        # a transaction's records are contiguous: nobody slipped in between
+        for first, second in zip(mine[::batch], mine[1::batch], strict=True):
+            assert second.seq == first.seq + 1
+
+
+# --- migrations -------------------------------------------------------------------------------
+
+
+def test_db_upgrade_command_on_a_fresh_database(
+    db_url: str, cli: CliRunner, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("RESPONDER_DATABASE__URL", db_url)
+    engine = make_engine(db_url)
+    try:
+        head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+        assert head is not None
+        assert current_revision(engine) is None
+
+        result = cli.invoke(app, ["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        assert f"database at revision {head}" in result.stdout
+        assert current_revision(engine) == head
+        tables = set(inspect(engine).get_table_names())
+        assert {"incidents", "incident_events", "audit_log", "alembic_version"} <= tables
+
+        again = cli.invoke(app, ["db", "upgrade"])  # idempotent
+        assert again.exit_code == 0, again.output
+        assert f"database at revision {head}" in again.stdout
+    finally:
+        engine.dispose()
+    if db_url.startswith("sqlite"):
+        assert (tmp_path / "responder.db").is_file()
