@@ -25,10 +25,11 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from responder.correlation.match import Condition, all_hold
 from responder.events.schema import SeverityName
-from responder.yamlfile import YamlFileError, load_located, located_errors
+from responder.yamlfile import Located, YamlFileError, load_located, located_errors
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -149,8 +150,14 @@ class Rule(_Model):
         if isinstance(self.correlation, Temporal) and allowed is not None:
             missing = [t for t in self.correlation.events if t not in allowed]
             if missing:
-                raise ValueError(
-                    f"correlation.events {missing} can never match: match.type allows {allowed}"
+                raise PydanticCustomError(
+                    "unreachable_events",
+                    "correlation.events {missing} can never match: match.type allows {allowed}",
+                    {
+                        "missing": missing,
+                        "allowed": allowed,
+                        "index": self.correlation.events.index(missing[0]),
+                    },
                 )
         return self
 
@@ -225,7 +232,38 @@ def load_rule_file(path: Path) -> Rule:
     try:
         return Rule.model_validate(doc.data)
     except ValidationError as exc:
-        raise YamlFileError(located_errors(doc, exc)) from None
+        raise YamlFileError(_rule_errors(doc, exc)) from None
+
+
+_CORRELATION_TYPES = ("event_count", "value_count", "temporal", "temporal_ordered")
+
+
+def _rule_errors(doc: Located, error: ValidationError) -> list[str]:
+    """`located_errors`, each at the line of the key it is about.
+
+    pydantic puts the correlation type (the union tag) into the error location, reports a bad
+    `match` entry on `match` as a whole and a model check at the root; map them back to keys.
+    """
+    messages = []
+    for err, message in zip(
+        error.errors(include_url=False), located_errors(doc, error), strict=True
+    ):
+        loc = tuple(err["loc"])
+        if loc[:1] == ("correlation",) and len(loc) > 1 and loc[1] in _CORRELATION_TYPES:
+            messages.append(doc.error(("correlation", *loc[2:]), err["msg"]))
+        elif loc == ("correlation",) and err["type"].startswith("union_tag"):
+            messages.append(doc.error(("correlation", "type"), err["msg"]))
+        elif loc == ("match",) and err["type"] == "value_error":
+            for key, value in doc.data["match"].items():
+                try:
+                    Condition.parse(str(key), value)
+                except ValueError as exc:
+                    messages.append(doc.error(("match", key), str(exc)))
+        elif err["type"] == "unreachable_events":
+            messages.append(doc.error(("correlation", "events", err["ctx"]["index"]), err["msg"]))
+        else:
+            messages.append(message)
+    return messages
 
 
 def rule_files(directory: Path) -> list[Path]:

@@ -4,6 +4,17 @@ The reference keeps every event forever, recomputes each window by a full scan, 
 `temporal_ordered` by trying every subsequence, and never prunes. The generated streams stay
 within `allowed_lateness` (each event at most that far behind the newest event of its group), so
 the engine's results must be exact, pruning or not.
+
+Semantics the reference encodes (from the spec):
+- a window ends at an event: event X is correlated with the group's events in
+  [X.time - window, X.time]. A late event therefore also joins the windows of events up to
+  `window` after it that arrived earlier; all windows it joins are checked, and the earliest
+  (in event time) that meets the condition is the one that fires;
+- a new event attaches to the group's open incident when its time <= the incident's last event
+  time + suppress (default: the window); otherwise a firing opens a new incident holding all the
+  events of the firing window (arrival order);
+- temporal_ordered: events at the same time count in arrival order;
+- value_count: values are JSON values, 1 == 1.0 but true is not 1; a missing field is no value.
 """
 
 from __future__ import annotations
@@ -142,10 +153,10 @@ def rules(draw: st.DrawFn, kind: str) -> dict[str, Any]:
 
 def _count_met(condition: dict[str, Any], count: int) -> bool:
     if "gte" in condition:
-        return count >= condition["gte"]
+        return count >= int(condition["gte"])
     if "gt" in condition:
-        return count > condition["gt"]
-    return count == condition["eq"]
+        return count > int(condition["gt"])
+    return count == int(condition["eq"])
 
 
 def _distinct_key(value: Any) -> tuple[str, Any]:
@@ -274,7 +285,7 @@ def run_engine(
     labels: dict[str, int] = {}
     out: list[list[Change]] = []
     for ev in stream:
-        changes = []
+        changes: list[Change] = []
         for c in correlator.process(ev.doc(), START + ev.time):
             label = labels.setdefault(c.incident_id, len(labels))
             changes.append(
