@@ -157,12 +157,6 @@ async def pipeline_run(settings: Settings, n: int, expect_sql: bool) -> dict[str
         while p.ingest.stats.events < n or p.correlate.stats.records < p.ingest.stats.records:
             await asyncio.sleep(0.05)
         result["correlated_s"] = time.perf_counter() - start
-        while (
-            p.correlate.stats.outbox_pending
-            if hasattr(p.correlate.stats, "outbox_pending")
-            else False
-        ):
-            await asyncio.sleep(0.05)
         result["records"] = p.ingest.stats.records
         result["changes"] = p.correlate.stats.changes
         if expect_sql:

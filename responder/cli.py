@@ -141,9 +141,7 @@ def send(
 
 
 @app.command()
-def demo(
-    keep: Annotated[bool, typer.Option(help="leave the demo database in place")] = True,
-) -> None:
+def demo() -> None:
     """Run the sample AI-SecOps scenario end to end on a local Kafka and SQLite."""
     from responder.demo import run_demo
 
