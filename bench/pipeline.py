@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import statistics
 import tempfile
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +32,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from responder import wiring
 from responder.logging import configure
 from responder.settings import Settings
+from responder.streams.topics import ensure_topics
 
 T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
 
@@ -143,17 +146,28 @@ def settings_for(bootstrap: str, run: str, db: Path, rules: Path) -> Settings:
     return s
 
 
-async def pipeline_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, float]:
-    from responder.streams.topics import ensure_topics
-
+@contextlib.asynccontextmanager
+async def running(settings: Settings) -> AsyncIterator[wiring.Pipeline]:
+    """The worker's three stages, started in this event loop, stopped on exit."""
     await ensure_topics(settings.kafka)
     p = wiring.pipeline(settings)
     for stage in p.stages:
         await stage.start()
     tasks = [asyncio.ensure_future(stage.run()) for stage in p.stages]
-    start = time.perf_counter()
-    result: dict[str, float] = {}
     try:
+        yield p
+    finally:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for stage in reversed(p.stages):
+            await stage.stop()
+
+
+async def pipeline_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, float]:
+    result: dict[str, float] = {}
+    async with running(settings) as p:
+        start = time.perf_counter()
         while p.ingest.stats.events < n or p.correlate.stats.records < p.ingest.stats.records:
             await asyncio.sleep(0.05)
         result["correlated_s"] = time.perf_counter() - start
@@ -164,25 +178,17 @@ async def pipeline_run(settings: Settings, n: int, expect_sql: bool) -> dict[str
                 await asyncio.sleep(0.05)
             result["stored_s"] = time.perf_counter() - start
             result["applied"] = p.sink.stats.applied
-    finally:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for stage in reversed(p.stages):
-            await stage.stop()
     return result
 
 
 async def latency(settings: Settings, rate: int, seconds: float) -> list[float]:
     """Events at a steady rate, each opening an incident; broker timestamps of both ends."""
-    from responder.streams.topics import ensure_topics
+    async with running(settings):
+        await asyncio.sleep(3)  # let the consumer groups settle
+        return await _probe(settings, rate, seconds)
 
-    await ensure_topics(settings.kafka)
-    p = wiring.pipeline(settings)
-    for stage in p.stages:
-        await stage.start()
-    tasks = [asyncio.ensure_future(stage.run()) for stage in p.stages]
-    await asyncio.sleep(3)  # let the groups settle
+
+async def _probe(settings: Settings, rate: int, seconds: float) -> list[float]:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=1)
     await producer.start()
     total = int(rate * seconds)
@@ -227,11 +233,6 @@ async def latency(settings: Settings, rate: int, seconds: float) -> list[float]:
                         lat.append(m.timestamp / 1000 - sent[e["id"]])
     await consumer.stop()
     await producer.stop()
-    for t in tasks:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    for stage in reversed(p.stages):
-        await stage.stop()
     return lat
 
 
