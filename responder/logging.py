@@ -21,6 +21,7 @@ SECRET_KEYS = re.compile(
     re.I,
 )
 REDACTED = "***"
+NOISY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "alembic")  # kept at WARNING and above
 
 
 def _scrub(key: str, value: Any) -> Any:
@@ -71,5 +72,5 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("aiokafka", "kafka", "faust", "mode", "alembic"):
+    for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -7,6 +7,7 @@ skip, when those services are missing.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -15,9 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 from sqlalchemy import Engine, create_engine, text
 
 from responder.database import make_engine, upgrade
+from responder.logging import NOISY_LOGGERS
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("RESPONDER_TEST_KAFKA", "127.0.0.1:9092")
@@ -89,6 +92,22 @@ def db(db_url: str) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     engine.dispose()
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """`responder.logging.configure` rewires the root logger and structlog: put both back."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    noisy = {n: logging.getLogger(n).level for n in NOISY_LOGGERS}
+    try:
+        yield
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        for name, lvl in noisy.items():
+            logging.getLogger(name).setLevel(lvl)
+        structlog.reset_defaults()
 
 
 @pytest.fixture

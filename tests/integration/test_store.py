@@ -6,15 +6,12 @@ fresh PostgreSQL schema, both migrated with Alembic.
 
 from __future__ import annotations
 
-import logging
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Engine, bindparam, func, inspect, text
 from sqlalchemy.exc import DBAPIError
@@ -141,24 +138,6 @@ def incident(db: Engine, incident_id: str = INC) -> Incident:
 def verify(db: Engine) -> tuple[int, Any]:
     with Session(db) as s:
         return verify_chain(s)
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """CLI commands call `responder.logging.configure`, which rewires global logging."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    noisy = {
-        n: logging.getLogger(n).level for n in ("aiokafka", "kafka", "faust", "mode", "alembic")
-    }
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        for name, lvl in noisy.items():
-            logging.getLogger(name).setLevel(lvl)
-        structlog.reset_defaults()
 
 
 @pytest.fixture

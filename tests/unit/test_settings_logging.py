@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -24,24 +23,6 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
         if name.upper().startswith("RESPONDER_"):
             monkeypatch.delenv(name)
     return monkeypatch
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    """`configure` rewires the root logger and structlog globally: put both back afterwards."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    noisy = {
-        n: logging.getLogger(n).level for n in ("aiokafka", "kafka", "faust", "mode", "alembic")
-    }
-    try:
-        yield
-    finally:
-        root.handlers[:] = handlers
-        root.setLevel(level)
-        for name, lvl in noisy.items():
-            logging.getLogger(name).setLevel(lvl)
-        structlog.reset_defaults()
 
 
 # --- settings -------------------------------------------------------------------------------
