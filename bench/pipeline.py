@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import random
 import statistics
 import tempfile
@@ -25,6 +26,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -32,6 +34,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from responder import wiring
 from responder.logging import configure
 from responder.settings import Settings
+from responder.streams.app import tune_gc
 from responder.streams.topics import ensure_topics
 
 T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
@@ -147,12 +150,15 @@ def settings_for(bootstrap: str, run: str, db: Path, rules: Path) -> Settings:
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[wiring.Pipeline]:
-    """The worker's three stages, started in this event loop, stopped on exit."""
+async def running(
+    settings: Settings, stages: tuple[str, ...] = wiring.STAGES
+) -> AsyncIterator[wiring.Pipeline]:
+    """The worker's stages, started in this event loop, stopped on exit."""
     await ensure_topics(settings.kafka)
-    p = wiring.pipeline(settings)
+    p = wiring.pipeline(settings, stages=stages)
     for stage in p.stages:
         await stage.start()
+    tune_gc()
     tasks = [asyncio.ensure_future(stage.run()) for stage in p.stages]
     try:
         yield p
@@ -165,8 +171,10 @@ async def running(settings: Settings) -> AsyncIterator[wiring.Pipeline]:
 
 
 async def pipeline_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, float]:
+    """(b) in one process: every stage on this event loop, as `responder worker` runs by default."""
     result: dict[str, float] = {}
     async with running(settings) as p:
+        assert p.ingest and p.correlate and p.sink
         start = time.perf_counter()
         while p.ingest.stats.events < n or p.correlate.stats.records < p.ingest.stats.records:
             await asyncio.sleep(0.05)
@@ -178,6 +186,79 @@ async def pipeline_run(settings: Settings, n: int, expect_sql: bool) -> dict[str
                 await asyncio.sleep(0.05)
             result["stored_s"] = time.perf_counter() - start
             result["applied"] = p.sink.stats.applied
+    return result
+
+
+TRACE = bool(__import__("os").environ.get("BENCH_TRACE"))
+COUNTERS = ("events", "records", "correlated", "changes", "stored", "applied")
+
+
+def _stage_process(
+    settings_json: str, stages: tuple[str, ...], counters: Any, gates: tuple[Any, Any, Any]
+) -> None:
+    """Child process: run some stages (as `responder worker --stages ...`), publish counters."""
+    configure("WARNING", "console")
+    ready, go, stop = gates
+    settings = Settings.model_validate_json(settings_json)
+
+    async def main() -> None:
+        ready.release()
+        while not go.is_set():  # imports and spawn are not part of the measurement
+            await asyncio.sleep(0.01)
+        async with running(settings, stages) as p:
+            while not stop.is_set():
+                if p.ingest:
+                    counters[0], counters[1] = p.ingest.stats.events, p.ingest.stats.records
+                if p.correlate:
+                    counters[2], counters[3] = p.correlate.stats.records, p.correlate.stats.changes
+                if p.sink:
+                    counters[4], counters[5] = p.sink.stats.changes, p.sink.stats.applied
+                await asyncio.sleep(0.02)
+
+    asyncio.run(main())
+
+
+async def split_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, float]:
+    """(b) split by role: ingest, correlate and sink each in a process of its own."""
+    ctx = multiprocessing.get_context("spawn")
+    counters = ctx.Array("q", len(COUNTERS), lock=False)
+    ready, go, stop = ctx.Semaphore(0), ctx.Event(), ctx.Event()
+    roles = [("ingest",), ("correlate",)] + ([("sink",)] if expect_sql else [])
+    procs = [
+        ctx.Process(
+            target=_stage_process,
+            args=(settings.model_dump_json(), r, counters, (ready, go, stop)),
+        )
+        for r in roles
+    ]
+    await ensure_topics(settings.kafka)
+    for proc in procs:
+        proc.start()
+    for _ in procs:
+        await asyncio.to_thread(ready.acquire)
+    c = dict.fromkeys(COUNTERS, 0)
+    result: dict[str, float] = {}
+    try:
+        go.set()
+        start = time.perf_counter()
+        while True:
+            c = dict(zip(COUNTERS, counters, strict=True))
+            if c["events"] >= n and c["correlated"] >= c["records"]:
+                break
+            if TRACE:
+                print(f"{time.perf_counter() - start:6.2f}s", c, flush=True)
+            await asyncio.sleep(0.02)
+        result["correlated_s"] = time.perf_counter() - start
+        result["records"], result["changes"] = c["records"], c["changes"]
+        if expect_sql:
+            while counters[4] < counters[3]:
+                await asyncio.sleep(0.05)
+            result["stored_s"] = time.perf_counter() - start
+            result["applied"] = counters[5]
+    finally:
+        stop.set()
+        for proc in procs:
+            proc.join(30)
     return result
 
 
@@ -236,6 +317,22 @@ async def _probe(settings: Settings, rate: int, seconds: float) -> list[float]:
     return lat
 
 
+def report(label: str, res: dict[str, float], n: int, raw_eps: float) -> None:
+    eps = n / res["correlated_s"]
+    print(
+        f"{label}: {eps:,.0f} events/s to the incidents topic ({res['correlated_s']:.2f}s; "
+        f"{int(res['records']):,} rule/group records, {int(res['changes']):,} incident changes)"
+    )
+    print(f"    ratio b/a = {eps / raw_eps:.2f}")
+    if "stored_s" in res:
+        print(
+            f"    incl. SQL sink (SQLite): {n / res['stored_s']:,.0f} events/s "
+            f"({res['stored_s']:.2f}s, {int(res['applied']):,} changes stored); "
+            f"ratio {n / res['stored_s'] / raw_eps:.2f}",
+            flush=True,
+        )
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -268,18 +365,13 @@ async def main() -> None:
     )
 
     res = await pipeline_run(settings, len(values), expect_sql=not args.skip_sql)
-    pipe_eps = len(values) / res["correlated_s"]
-    print(
-        f"(b) pipeline to incidents topic: {pipe_eps:,.0f} events/s ({res['correlated_s']:.2f}s; "
-        f"{int(res['records']):,} rule/group records, {int(res['changes']):,} incident changes)"
-    )
-    print(f"    ratio b/a = {pipe_eps / raw_eps:.2f}")
-    if "stored_s" in res:
-        print(
-            f"    incl. SQL sink (SQLite): {len(values) / res['stored_s']:,.0f} events/s "
-            f"({res['stored_s']:.2f}s, {int(res['applied']):,} changes stored); "
-            f"ratio {len(values) / res['stored_s'] / raw_eps:.2f}"
-        )
+    report("(b) one worker process, all stages", res, len(values), raw_eps)
+
+    split = settings_for(args.bootstrap, run + "s", tmp / "split.db", args.rules)
+    split.kafka.topics.events = settings.kafka.topics.events  # the same 200k events
+    wiring.database(split)
+    res = await split_run(split, len(values), expect_sql=not args.skip_sql)
+    report("(b') one process per stage (ingest | correlate | sink)", res, len(values), raw_eps)
 
     lat_settings = settings_for(args.bootstrap, run + "l", tmp / "lat.db", args.rules)
     wiring.database(lat_settings)
@@ -292,5 +384,5 @@ async def main() -> None:
         )
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # spawn children re-import this module: keep the guard
     asyncio.run(main())

@@ -20,6 +20,7 @@ class Topics(BaseModel):
     correlate: str = "responder.correlate"
     changelog: str = "responder.correlate-changelog"
     incidents: str = "responder.incidents"
+    commands: str = "responder.commands"
 
 
 class KafkaSettings(BaseModel):
@@ -33,7 +34,9 @@ class KafkaSettings(BaseModel):
 
 class CorrelationSettings(BaseModel):
     commit_interval_s: float = Field(
-        default=1.0, gt=0, description="flush changed window state, then commit offsets"
+        default=5.0,
+        gt=0,
+        description="flush changed window state, then commit offsets (a crash replays at most this much)",
     )
     allowed_lateness_s: float = Field(default=600.0, ge=0)
     max_batch: int = Field(default=5000, ge=1, description="records per consumer fetch")
@@ -48,7 +51,34 @@ class SlackSettings(BaseModel):
     bot_token: SecretStr | None = None
     signing_secret: SecretStr | None = None
     channel: str = "#secops-incidents"
-    base_url: str | None = None
+    base_url: str | None = Field(
+        default=None, description="Slack Web API base, e.g. a local test server's /api/"
+    )
+
+
+class AwsSettings(BaseModel):
+    endpoint_url: str | None = Field(default=None, description="e.g. a local moto server")
+    region: str = "us-east-1"
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+
+
+class MlflowSettings(BaseModel):
+    tracking_uri: str | None = Field(default=None, description="unset: MLflow is not configured")
+    registry_uri: str | None = None
+
+
+class HttpSettings(BaseModel):
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="http.request refuses every host not listed here"
+    )
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class PlaybookSettings(BaseModel):
+    dir: Path = Path("playbooks")
+    kill_switch: bool = Field(default=False, description="turn every playbook run into a dry run")
+    approval_timeout_s: float = Field(default=3600.0, gt=0)
 
 
 class Settings(BaseSettings):
@@ -64,3 +94,7 @@ class Settings(BaseSettings):
     correlation: CorrelationSettings = CorrelationSettings()
     database: DatabaseSettings = DatabaseSettings()
     slack: SlackSettings = SlackSettings()
+    aws: AwsSettings = AwsSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    http: HttpSettings = HttpSettings()
+    playbooks: PlaybookSettings = PlaybookSettings()

@@ -53,7 +53,9 @@ def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
     return out
 
 
-def _firing_window(rule: Rule, state: GroupState, time: float) -> list[WindowEvent] | None:
+def _firing_window(
+    rule: Rule, state: GroupState, time: float, *, newest: bool = False
+) -> list[WindowEvent] | None:
     """The earliest window (in event time) that holds the new event and meets the rule.
 
     Windows end at the group's events. A late event also falls into the windows of events up to
@@ -61,6 +63,9 @@ def _firing_window(rule: Rule, state: GroupState, time: float) -> list[WindowEve
     allowed lateness does not depend on arrival order.
     """
     length = rule.window.total_seconds()
+    if newest:  # in order: the only window ending at or after it is its own
+        window = state.in_window(time, length)
+        return window if fires(rule, window) else None
     ends = sorted({e.time for e in state.events if e.time >= time and e.time - length <= time})
     for end in ends:
         window = state.in_window(end, length)
@@ -90,13 +95,11 @@ class Correlator:
         key = (doc["source"], doc["id"])
         if state.seen(key):
             return None  # a redelivery: counts once
-        event = window_event(rule, doc, time, state.next_seq)
-        state.next_seq += 1
-        state.events.append(event)
-        state.max_time = max(state.max_time, time)
+        newest = time >= state.max_time
+        state.add(window_event(rule, doc, time, state.next_seq))
         change = self._attach(rule, state, routed, doc, time)
         if change is None:
-            window = _firing_window(rule, state, time)
+            window = _firing_window(rule, state, time, newest=newest)
             if window is not None:
                 change = self._open(rule, state, routed, window, doc)
         state.prune(

@@ -52,11 +52,23 @@ class GroupState:
     incident: OpenIncident | None = None
     max_time: float = float("-inf")
     next_seq: int = 0
+    keys: set[tuple[str, str]] = field(default_factory=set)  # of `events`, for O(1) dedup
+
+    def __post_init__(self) -> None:
+        if self.events and not self.keys:
+            self.keys = {e.key for e in self.events}
 
     def seen(self, key: tuple[str, str]) -> bool:
         if self.incident is not None and key in self.incident.event_keys:
             return True
-        return any(e.source == key[0] and e.id == key[1] for e in self.events)
+        return key in self.keys
+
+    def add(self, event: WindowEvent) -> None:
+        self.events.append(event)
+        self.keys.add((event.source, event.id))
+        self.next_seq = event.seq + 1
+        if event.time > self.max_time:
+            self.max_time = event.time
 
     def in_window(self, end: float, length: float) -> list[WindowEvent]:
         start = end - length
@@ -64,8 +76,10 @@ class GroupState:
 
     def prune(self, keep_after: float, incident_after: float) -> None:
         """Forget events older than `keep_after` and an incident that can no longer attach."""
-        if any(e.time < keep_after for e in self.events):
-            self.events = [e for e in self.events if e.time >= keep_after]
+        if self.events and min(e.time for e in self.events) < keep_after:
+            kept = [e for e in self.events if e.time >= keep_after]
+            self.events = kept
+            self.keys = {(e.source, e.id) for e in kept}
         if self.incident is not None and self.incident.last_seen < incident_after:
             self.incident = None
 

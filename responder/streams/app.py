@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from typing import Any
 
 import faust
@@ -21,6 +22,20 @@ from responder.streams.topics import ensure_topics
 from responder.wiring import Pipeline
 
 log = structlog.get_logger(__name__)
+
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Fewer, cheaper garbage collections for a long-running stream process.
+
+    Window state keeps many small dicts alive, and the default thresholds (700 allocations)
+    rescan them over and over: in the benchmark that cost about a third of the CPU. Objects
+    alive at start (modules, rules, clients) are frozen out of collection altogether.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class PipelineService(Service):
@@ -39,11 +54,12 @@ class PipelineService(Service):
         log.info(
             "worker started",
             bootstrap=self.settings.kafka.bootstrap_servers,
-            rules=len(self.pipeline.ingest.rules),
+            stages=self.pipeline.names,
             topic=self.settings.kafka.topics.events,
         )
 
     async def on_started(self) -> None:
+        tune_gc()
         self._loops = asyncio.ensure_future(
             asyncio.gather(*(stage.run() for stage in self.pipeline.stages))
         )

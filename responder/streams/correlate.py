@@ -26,6 +26,7 @@ from responder.correlation.window import GroupState, state_from_dict, state_to_d
 from responder.incidents.model import IncidentChange
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.kafka import Batch, BatchSender, commit
+from responder.streams.records import decode
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
 log = structlog.get_logger(__name__)
@@ -142,24 +143,32 @@ class CorrelateStage:
                 continue  # revoked while the fetch was in flight
             dirty = self.dirty[tp.partition]
             for msg in messages:
-                for rec in orjson.loads(msg.value or b"[]"):
-                    self._feed(tp.partition, store, dirty, rec)
+                if msg.value:
+                    for rec in decode(msg.value):
+                        self._feed(tp.partition, store, dirty, *rec)
             self.pending[tp] = messages[-1].offset + 1
 
     def _feed(
-        self, partition: int, store: dict[str, GroupState], dirty: set[str], rec: dict[str, Any]
+        self,
+        partition: int,
+        store: dict[str, GroupState],
+        dirty: set[str],
+        rule_id: str,
+        key: str,
+        group: dict[str, Any],
+        time: float,
+        doc: dict[str, Any],
     ) -> None:
-        key = rec["k"]
-        if rec["r"] not in self.rules.rules:
+        if rule_id not in self.rules.rules:
             return  # the rule was removed since this record was routed
         state = store.get(key)
         if state is None:
             state = store[key] = GroupState()
-        change = self.engine.feed(state, Routed(rec["r"], key, rec["g"]), rec["e"], rec["t"])
+        change = self.engine.feed(state, Routed(rule_id, key, group), doc, time)
         dirty.add(key)
         self.stats.records += 1
-        if rec["t"] > self.watermark[partition]:
-            self.watermark[partition] = rec["t"]
+        if time > self.watermark[partition]:
+            self.watermark[partition] = time
         if change is not None:
             self._emit(change)
 

@@ -9,9 +9,7 @@ only after the broker acknowledged everything the batch produced (at least once)
 from __future__ import annotations
 
 import asyncio
-from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 import structlog
@@ -22,11 +20,10 @@ from responder.correlation.rules import RuleSet
 from responder.events.schema import Rejection, event_to_dict, parse_event
 from responder.settings import KafkaSettings
 from responder.streams.kafka import BatchSender, commit, offsets_after
+from responder.streams.records import PartitionBatch, Record
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
 log = structlog.get_logger(__name__)
-
-CHUNK_BYTES = 512 * 1024
 
 
 @dataclass
@@ -45,23 +42,6 @@ def dlq_headers(msg: ConsumerRecord[bytes, bytes], rejection: Rejection) -> list
         ("responder.source.partition", str(msg.partition).encode()),
         ("responder.source.offset", str(msg.offset).encode()),
     ]
-
-
-def encode_records(records: list[dict[str, Any]]) -> list[bytes]:
-    """Micro-batch messages (JSON arrays) of at most ~CHUNK_BYTES each."""
-    out: list[bytes] = []
-    chunk: list[bytes] = []
-    size = 0
-    for rec in records:
-        raw = orjson.dumps(rec)
-        if chunk and size + len(raw) > CHUNK_BYTES:
-            out.append(b"[" + b",".join(chunk) + b"]")
-            chunk, size = [], 0
-        chunk.append(raw)
-        size += len(raw) + 1
-    if chunk:
-        out.append(b"[" + b",".join(chunk) + b"]")
-    return out
 
 
 class IngestStage:
@@ -112,7 +92,8 @@ class IngestStage:
                 await self.handle(batch)
 
     async def handle(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        by_partition: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        docs: list[bytes] = []
+        by_partition: dict[int, PartitionBatch] = {}
         sends = []
         for messages in batch.values():
             for msg in messages:
@@ -136,20 +117,23 @@ class IngestStage:
                     )
                     continue
                 doc = event_to_dict(parsed)
+                routes = route(self.rules, doc)
+                if not routes:
+                    continue
                 time = parsed.time.timestamp()
-                for routed in route(self.rules, doc):
-                    by_partition[partition_for(routed.key, self.partitions)].append(
-                        {
-                            "r": routed.rule_id,
-                            "k": routed.key,
-                            "g": routed.group,
-                            "t": time,
-                            "e": doc,
-                        }
+                index = len(docs)
+                docs.append(orjson.dumps(doc))
+                for routed in routes:
+                    partition = partition_for(routed.key, self.partitions)
+                    target = by_partition.get(partition)
+                    if target is None:
+                        target = by_partition[partition] = PartitionBatch(docs)
+                    target.records.append(
+                        Record(routed.rule_id, routed.key, routed.group, time, index)
                     )
-        for partition, records in by_partition.items():
-            self.stats.records += len(records)
-            for value in encode_records(records):
+        for partition, target in by_partition.items():
+            self.stats.records += len(target.records)
+            for value in target.messages():
                 self.batcher.add(self.kafka.topics.correlate, partition, None, value)
         sends.extend(await self.batcher.submit())
         if sends:
