@@ -6,7 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from responder.logging import configure
 from responder.settings import Settings
 from responder.yamlfile import YamlFileError
 
+if TYPE_CHECKING:
+    from responder.playbooks.loader import PlaybookSet
+
 app = typer.Typer(
     help="Event-driven incident response for AI/ML systems.",
     no_args_is_help=True,
@@ -28,17 +31,23 @@ rules_app = typer.Typer(help="Correlation rules.", no_args_is_help=True)
 schema_app = typer.Typer(help="Published JSON Schemas.", no_args_is_help=True)
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+playbooks_app = typer.Typer(help="Response playbooks.", no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(rules_app, name="rules")
 app.add_typer(schema_app, name="schema")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
+app.add_typer(playbooks_app, name="playbooks")
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)  # file:line messages must stay on one line
 
 RulesDir = Annotated[
     Path | None, typer.Option("--rules", help="rules directory (default: RESPONDER_RULES_DIR)")
+]
+PlaybooksDir = Annotated[
+    Path | None,
+    typer.Option("--playbooks", help="playbooks directory (default: RESPONDER_PLAYBOOKS__DIR)"),
 ]
 
 
@@ -90,8 +99,19 @@ def replay(
     rules: RulesDir = None,
     as_json: Annotated[bool, typer.Option("--json", help="one JSON object per incident")] = False,
     strict: Annotated[bool, typer.Option(help="exit non-zero if any line is rejected")] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option(
+            "--dry-run",
+            help="also plan the playbooks each incident would run (nothing is executed): adds "
+            "`playbooks: [{id, mode, change, steps: [{id, action, with, skipped?}]}]` to each "
+            "incident; implies --json",
+        ),
+    ] = False,
+    playbooks: PlaybooksDir = None,
 ) -> None:
     """Correlate recorded events offline with the worker's engine (no Kafka, no database)."""
+    from responder.playbooks.plan import plan_changes
     from responder.replay import replay as run_replay
 
     settings = Settings()
@@ -99,15 +119,22 @@ def replay(
         ruleset = load_rules(rules or settings.rules_dir)
     except YamlFileError as exc:
         raise _fail(f"rules are invalid:\n{exc}") from None
+    playbook_set = _playbooks(playbooks or settings.playbooks.dir) if dry_run else None
     if not file.is_file():
         raise _fail(f"{file}: no such file")
     with file.open("rb") as lines:
         result = run_replay(lines, ruleset)
     for number, reason in result.rejected:
         err.print(f"{file}:{number}: rejected: {reason}", highlight=False, markup=False)
-    if as_json:
+    if as_json or playbook_set is not None:
         for incident in result.incidents:
-            sys.stdout.write(json.dumps(incident.to_json(), ensure_ascii=False) + "\n")
+            data = incident.to_json()
+            if playbook_set is not None:
+                runs = plan_changes(
+                    incident.changes, playbook_set, kill_switch=settings.playbooks.kill_switch
+                )
+                data["playbooks"] = [run.to_json() for run in runs]
+            sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")
     else:
         table = Table("first seen", "severity", "rule", "events", "title")
         for inc in result.incidents:
@@ -188,6 +215,39 @@ def rules_validate(
             err.print(message, highlight=False, markup=False)
         raise typer.Exit(1) from None
     out.print(f"OK: {len(ruleset)} rules in {path}", highlight=False)
+
+
+def _playbooks(directory: Path) -> PlaybookSet:
+    """Load playbooks against every registered action; exit 1 with file:line messages."""
+    from responder.playbooks.loader import load_playbooks
+
+    try:
+        from responder.actions.catalog import REGISTRY
+    except ImportError as exc:  # an action module missing its optional dependency
+        raise _fail(f"actions cannot be loaded: {exc}") from None
+    try:
+        return load_playbooks(directory, REGISTRY)
+    except YamlFileError as exc:
+        for message in exc.messages:
+            err.print(message, highlight=False, markup=False)
+        raise typer.Exit(1) from None
+
+
+@playbooks_app.command("validate")
+def playbooks_validate(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="playbooks directory (default: RESPONDER_PLAYBOOKS__DIR)"),
+    ] = None,
+) -> None:
+    """Load every playbook, check actions, parameters and templates; report file:line errors."""
+    path = directory or Settings().playbooks.dir
+    loaded = _playbooks(path)
+    for playbook in loaded:
+        out.print(
+            f"{playbook.id}  mode={playbook.mode}  steps={len(playbook.steps)}", highlight=False
+        )
+    out.print(f"OK: {len(loaded)} playbooks in {path}", highlight=False)
 
 
 @schema_app.command("event")

@@ -31,6 +31,7 @@ class IncidentSummary:
     last_seen: Any
     events: list[dict[str, str]] = field(default_factory=list)
     last_change: IncidentChange | None = None
+    changes: list[IncidentChange] = field(default_factory=list)  # in order, for dry-run planning
 
     def apply(self, change: IncidentChange) -> None:
         self.severity = change.severity
@@ -39,6 +40,7 @@ class IncidentSummary:
         self.last_seen = change.last_seen
         self.events.extend(event_ref(e) for e in change.events)
         self.last_change = change
+        self.changes.append(change)
 
     def to_json(self) -> dict[str, Any]:
         return {

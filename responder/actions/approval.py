@@ -1,0 +1,25 @@
+"""`approval.request`: the step that pauses a run until a human approves or denies it.
+
+The runner treats this action specially (it parks the run durably and resumes it on a decision
+from `responder.commands`); this module owns its parameters so playbooks are validated like any
+other step.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+APPROVAL_ACTION = "approval.request"
+
+
+class ApprovalRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    prompt: str = Field(description="what the approver is asked, shown in Slack, API and CLI")
+    timeout: str | None = Field(
+        default=None, description="e.g. 30m, 1h; unset: the playbooks.approval_timeout_s setting"
+    )
+    on_timeout: Literal["deny", "approve"] = "deny"
+    channel: str | None = Field(default=None, description="Slack channel for the request")

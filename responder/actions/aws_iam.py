@@ -1,0 +1,246 @@
+"""AWS IAM access-key containment: `aws.iam.deactivate_access_key` (undo:
+`aws.iam.activate_access_key`) and `aws.iam.delete_access_key`.
+
+A leaked key is contained by deactivating it first: that is reversible, so an analyst who marks
+the incident a false positive gets the key back through the step's `undo`. Deleting is final and
+belongs behind an approval. Setting a status is idempotent on AWS, and the actions read the
+current status first, so a redelivered step changes nothing and still reports what it found.
+
+boto3 is synchronous; `Boto3Iam` runs each call in a worker thread so the event loop keeps
+serving other runs while IAM answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+import structlog
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from responder.actions.registry import ActionContext, ActionError, Output, action
+
+if TYPE_CHECKING:
+    from responder.settings import AwsSettings
+
+log = structlog.get_logger(__name__)
+
+KeyStatus = Literal["Active", "Inactive"]
+
+# Error codes AWS uses when it asks the caller to slow down; a later attempt may succeed.
+_THROTTLING = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "ServiceUnavailable",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+
+
+class AccessKey(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    user_name: str
+    access_key_id: str
+    status: KeyStatus
+
+
+class IamPort(Protocol):
+    async def get_access_key(self, *, access_key_id: str, user_name: str | None) -> AccessKey:
+        """The key and its owner; ActionError(code="not_found") when IAM does not know it."""
+        ...
+
+    async def set_access_key_status(
+        self, *, user_name: str, access_key_id: str, status: KeyStatus
+    ) -> None: ...
+
+    async def delete_access_key(self, *, user_name: str, access_key_id: str) -> None: ...
+
+
+class Boto3Iam:
+    """`IamPort` over a boto3 IAM client (AWS itself, or any endpoint such as a moto server)."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: SecretStr | None = None,
+        secret_access_key: SecretStr | None = None,
+    ) -> None:
+        import boto3
+        from botocore.config import Config
+
+        # None lets boto3 fall back to its usual chain (env, profile, instance role).
+        session = boto3.session.Session(
+            aws_access_key_id=access_key_id.get_secret_value() if access_key_id else None,
+            aws_secret_access_key=(
+                secret_access_key.get_secret_value() if secret_access_key else None
+            ),
+            region_name=region,
+        )
+        # A client (unlike a session) is thread-safe, so one serves every worker thread.
+        # boto3 retries throttling a little itself; the runner's retry policy does the rest.
+        self._client: Any = session.client(
+            "iam",
+            endpoint_url=endpoint_url,
+            config=Config(
+                retries={"mode": "standard", "max_attempts": 3},
+                connect_timeout=5,
+                read_timeout=15,
+            ),
+        )
+        self.endpoint_url = endpoint_url
+
+    @classmethod
+    def from_settings(cls, settings: AwsSettings) -> Boto3Iam:
+        return cls(
+            endpoint_url=settings.endpoint_url,
+            region=settings.region,
+            access_key_id=settings.access_key_id,
+            secret_access_key=settings.secret_access_key,
+        )
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"Boto3Iam(endpoint_url={self.endpoint_url!r})"
+
+    async def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(getattr(self._client, operation), **kwargs)
+        except Exception as exc:
+            raise translate_error(exc, operation=operation) from exc
+
+    async def get_access_key(self, *, access_key_id: str, user_name: str | None) -> AccessKey:
+        if user_name is None:
+            # GetAccessKeyLastUsed answers with the owner, for any key in the account.
+            found = await self._call("get_access_key_last_used", AccessKeyId=access_key_id)
+            user_name = str(found["UserName"])
+        marker: str | None = None
+        while True:
+            page = await self._call(
+                "list_access_keys", UserName=user_name, **({"Marker": marker} if marker else {})
+            )
+            for meta in page.get("AccessKeyMetadata", []):
+                if meta["AccessKeyId"] == access_key_id:
+                    return AccessKey(
+                        user_name=user_name, access_key_id=access_key_id, status=meta["Status"]
+                    )
+            if not page.get("IsTruncated"):
+                break
+            marker = page["Marker"]
+        raise ActionError(
+            f"access key {access_key_id} does not belong to IAM user {user_name}",
+            code="not_found",
+        )
+
+    async def set_access_key_status(
+        self, *, user_name: str, access_key_id: str, status: KeyStatus
+    ) -> None:
+        await self._call(
+            "update_access_key", UserName=user_name, AccessKeyId=access_key_id, Status=status
+        )
+
+    async def delete_access_key(self, *, user_name: str, access_key_id: str) -> None:
+        await self._call("delete_access_key", UserName=user_name, AccessKeyId=access_key_id)
+
+
+def translate_error(exc: Exception, *, operation: str) -> ActionError:
+    """Map botocore failures onto what the runner needs to know: retry or give up."""
+    from botocore.exceptions import (
+        ClientError,
+        HTTPClientError,
+        NoCredentialsError,
+    )
+    from botocore.exceptions import (
+        ConnectionError as BotoConnectionError,
+    )
+
+    if isinstance(exc, ClientError):
+        error = exc.response.get("Error", {})
+        code = str(error.get("Code", ""))
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        message = f"IAM {operation} failed: {code}: {error.get('Message', '')}"
+        if code == "NoSuchEntity" or status == 404:
+            return ActionError(message, code="not_found")
+        if code in _THROTTLING or status >= 500 or status == 429:
+            return ActionError(message, code="unavailable", retryable=True)
+        if code in {"AccessDenied", "AccessDeniedException", "InvalidClientTokenId"}:
+            return ActionError(message, code="forbidden")
+        return ActionError(message, code="aws_error")
+    if isinstance(exc, BotoConnectionError | HTTPClientError):
+        return ActionError(f"IAM {operation}: {exc}", code="unavailable", retryable=True)
+    if isinstance(exc, NoCredentialsError):
+        return ActionError("aws credentials are not configured", code="not_configured")
+    return ActionError(f"IAM {operation}: {type(exc).__name__}: {exc}", code="aws_error")
+
+
+class AccessKeyParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    access_key_id: str = Field(min_length=16, max_length=128, pattern=r"^\w+$")
+    user_name: str | None = Field(
+        default=None, description="the key's owner; unset: asked of IAM (GetAccessKeyLastUsed)"
+    )
+
+
+def _iam(ctx: ActionContext) -> IamPort:
+    if ctx.ports.iam is None:
+        raise ActionError("aws is not configured", code="not_configured")
+    return ctx.ports.iam
+
+
+async def _set_status(params: AccessKeyParams, ctx: ActionContext, status: KeyStatus) -> Output:
+    iam = _iam(ctx)
+    key = await iam.get_access_key(access_key_id=params.access_key_id, user_name=params.user_name)
+    if key.status != status:
+        await iam.set_access_key_status(
+            user_name=key.user_name, access_key_id=key.access_key_id, status=status
+        )
+    log.info(
+        "aws.iam.access_key_status",
+        run_id=ctx.run_id,
+        step_id=ctx.step_id,
+        user_name=key.user_name,
+        access_key_id=key.access_key_id,
+        previous_status=key.status,
+        status=status,
+        changed=key.status != status,
+    )
+    return {
+        "user_name": key.user_name,
+        "access_key_id": key.access_key_id,
+        "previous_status": key.status,
+        "status": status,
+    }
+
+
+@action("aws.iam.deactivate_access_key", params=AccessKeyParams)
+async def deactivate_access_key(params: AccessKeyParams, ctx: ActionContext) -> Output:
+    """Deactivate an IAM access key (reversible; undo with aws.iam.activate_access_key)."""
+    return await _set_status(params, ctx, "Inactive")
+
+
+@action("aws.iam.activate_access_key", params=AccessKeyParams)
+async def activate_access_key(params: AccessKeyParams, ctx: ActionContext) -> Output:
+    """Reactivate an IAM access key: the undo of aws.iam.deactivate_access_key."""
+    return await _set_status(params, ctx, "Active")
+
+
+@action("aws.iam.delete_access_key", params=AccessKeyParams)
+async def delete_access_key(params: AccessKeyParams, ctx: ActionContext) -> Output:
+    """Delete an IAM access key for good (no undo: put it behind an approval)."""
+    iam = _iam(ctx)
+    key = await iam.get_access_key(access_key_id=params.access_key_id, user_name=params.user_name)
+    await iam.delete_access_key(user_name=key.user_name, access_key_id=key.access_key_id)
+    log.warning(
+        "aws.iam.access_key_deleted",
+        run_id=ctx.run_id,
+        step_id=ctx.step_id,
+        user_name=key.user_name,
+        access_key_id=key.access_key_id,
+    )
+    return {"user_name": key.user_name, "access_key_id": key.access_key_id, "deleted": True}

@@ -1,0 +1,15 @@
+"""Import every action module so their `@action`s register; the runner and loader use this."""
+
+from __future__ import annotations
+
+from responder.actions import (  # noqa: F401  (imported for registration)
+    approval,
+    aws_iam,
+    http,
+    incident,
+    mlflow,
+    slack,
+)
+from responder.actions.registry import REGISTRY
+
+__all__ = ["REGISTRY"]

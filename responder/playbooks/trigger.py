@@ -1,0 +1,122 @@
+"""When a playbook runs: the incident as templates and triggers see it, and the `on:` matcher.
+
+Pure. The runner builds `incident_view(change)` once per incident change, decides the change
+kind (`change_kind` turns a change of a resolved incident into `reopened`) and asks
+`PlaybookSet.matching(view, kind)`. Trigger keys reuse the rule vocabulary of
+`responder.correlation.match` (dotted paths, `|modifier`), except `severity`, which compares by
+rank (info < low < medium < high < critical) so `severity|gte: high` means what it says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from responder.correlation.match import Condition
+from responder.events.schema import Severity
+from responder.incidents.model import IncidentChange
+
+if TYPE_CHECKING:
+    from responder.playbooks.schema import Trigger
+
+TriggerChange = Literal["opened", "updated", "escalated", "resolved", "reopened"]
+
+VIEW_FIELDS = (
+    "id",
+    "rule",
+    "kind",
+    "title",
+    "severity",
+    "status",
+    "group",
+    "first_seen",
+    "last_seen",
+    "event_count",
+    "version",
+    "previous_status",
+)
+"""Keys of `incident_view`; a trigger key must start with one of them."""
+
+CLOSED_STATUSES = frozenset({"resolved", "false_positive"})
+_RANKED_MODIFIERS = ("eq", "gt", "gte", "lt", "lte")
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def incident_view(change: IncidentChange, *, previous_status: str | None = None) -> dict[str, Any]:
+    """The dict templates see as `incident` (JSON-ready: times are RFC 3339 strings).
+
+    `previous_status` is the status the incident had before this change, when the caller knows
+    it (the runner reads it from the store); it is None for a new incident or in a replay.
+    """
+    return {
+        "id": change.incident_id,
+        "rule": change.rule,
+        "kind": change.kind,
+        "title": change.title,
+        "severity": change.severity,
+        "status": change.status,
+        "group": dict(change.group),
+        "first_seen": _iso(change.first_seen),
+        "last_seen": _iso(change.last_seen),
+        "event_count": change.event_count,
+        "version": change.version,
+        "previous_status": previous_status,
+    }
+
+
+def change_kind(change: IncidentChange, previous_status: str | None) -> TriggerChange:
+    """`reopened` when an incident that was closed (resolved / false positive) changes again."""
+    if previous_status in CLOSED_STATUSES and change.change != "resolved":
+        return "reopened"
+    return change.change
+
+
+@dataclass(frozen=True)
+class TriggerCondition:
+    """One `on:` entry; `by_rank` conditions compare severities by rank, not by name."""
+
+    condition: Condition
+    by_rank: bool = False
+
+    def holds(self, incident: Mapping[str, Any]) -> bool:
+        if not self.by_rank:
+            return self.condition.holds(incident)
+        name = incident.get("severity")
+        rank = (
+            Severity[name].value if isinstance(name, str) and name in Severity.__members__ else None
+        )
+        return rank is not None and self.condition.holds({"severity": rank})
+
+
+def compile_condition(key: str, value: Any) -> TriggerCondition:
+    """Raise ValueError with a user-facing message when the entry cannot work."""
+    path, _, modifier = key.partition("|")
+    root = path.split(".", 1)[0]
+    if root not in VIEW_FIELDS:
+        raise ValueError(f"unknown incident field {root!r}; use one of {', '.join(VIEW_FIELDS)}")
+    if path != "severity":
+        return TriggerCondition(Condition.parse(key, value))
+    modifier = modifier or "eq"
+    if modifier not in _RANKED_MODIFIERS:
+        raise ValueError(f"severity takes {', '.join(_RANKED_MODIFIERS)}, not {modifier!r}")
+    names = value if isinstance(value, list) else [value]
+    unknown = [n for n in names if not isinstance(n, str) or n not in Severity.__members__]
+    if unknown:
+        raise ValueError(
+            f"unknown severity {unknown[0]!r}; use one of {', '.join(Severity.names())}"
+        )
+    ranks = [Severity[n].value for n in names]
+    return TriggerCondition(Condition.parse(f"severity|{modifier}", ranks), by_rank=True)
+
+
+def matches(trigger: Trigger, incident: Mapping[str, Any], change: TriggerChange | str) -> bool:
+    """Does a playbook with this `on:` respond to this change of this incident?
+
+    `change` is the change kind as the caller decided it (see `change_kind`).
+    """
+    return change in trigger.change and all(c.holds(incident) for c in trigger.compiled)
