@@ -146,12 +146,13 @@ def settings_for(bootstrap: str, run: str, db: Path, rules: Path) -> Settings:
     t.changelog, t.incidents = f"bench.{run}.changelog", f"bench.{run}.incidents"
     s.database.url = f"sqlite:///{db}"
     s.rules_dir = rules
+    s.playbooks.dir = Path(tempfile.mkdtemp(prefix="responder-bench-playbooks-"))  # correlation only
     return s
 
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: Settings, stages: tuple[str, ...] = wiring.STAGES
+    settings: Settings, stages: tuple[str, ...] = ("sink", "correlate", "ingest")
 ) -> AsyncIterator[wiring.Pipeline]:
     """The worker's stages, started in this event loop, stopped on exit."""
     await ensure_topics(settings.kafka)

@@ -15,6 +15,7 @@ from rich.table import Table
 from responder import __version__
 from responder.correlation.rules import load_rules
 from responder.logging import configure
+from responder.runs_cli import By, Wait, runs_app, send_incident_command
 from responder.settings import Settings
 from responder.yamlfile import YamlFileError
 
@@ -38,6 +39,7 @@ app.add_typer(schema_app, name="schema")
 app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
+app.add_typer(runs_app, name="runs")
 
 out = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)  # file:line messages must stay on one line
@@ -78,18 +80,33 @@ def main(
 
 
 @app.command()
-def worker(rules: RulesDir = None) -> None:
-    """Run the stream worker: ingest, correlate, store incidents (run N for scale)."""
+def worker(
+    rules: RulesDir = None,
+    playbooks: PlaybooksDir = None,
+    stages: Annotated[
+        str,
+        typer.Option(
+            help="comma-separated stages this process runs: sink, correlate, ingest, runner, "
+            "commands (split them over processes to use more cores)"
+        ),
+    ] = "all",
+) -> None:
+    """Run the stream worker: ingest, correlate, store incidents, run playbooks (run N for scale)."""
     settings = _settings()
     if rules is not None:
         settings.rules_dir = rules
+    if playbooks is not None:
+        settings.playbooks.dir = playbooks
     from responder import wiring
     from responder.streams.app import run_worker
 
+    chosen = wiring.STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
     try:
-        pipeline = wiring.pipeline(settings)
+        pipeline = wiring.pipeline(settings, stages=chosen)
     except YamlFileError as exc:
-        raise _fail(f"rules are invalid:\n{exc}") from None
+        raise _fail(f"rules or playbooks are invalid:\n{exc}") from None
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
     run_worker(settings, pipeline)
 
 
@@ -200,6 +217,50 @@ def incidents_show(
 
     if not print_incident(_settings(), out, incident_id, as_json=as_json):
         raise _fail(f"no incident {incident_id!r}")
+
+
+@incidents_app.command("ack")
+def incidents_ack(
+    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
+    by: By = "",
+    comment: Annotated[str | None, typer.Option()] = None,
+    wait: Wait = 10.0,
+) -> None:
+    """Acknowledge an incident (through responder.commands, audited)."""
+    send_incident_command(incident_id, by=by, status="acknowledged", comment=comment, wait=wait)
+
+
+@incidents_app.command("resolve")
+def incidents_resolve(
+    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
+    by: By = "",
+    comment: Annotated[str | None, typer.Option()] = None,
+    wait: Wait = 10.0,
+) -> None:
+    """Resolve an incident."""
+    send_incident_command(incident_id, by=by, status="resolved", comment=comment, wait=wait)
+
+
+@incidents_app.command("false-positive")
+def incidents_false_positive(
+    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
+    by: By = "",
+    comment: Annotated[str | None, typer.Option()] = None,
+    wait: Wait = 10.0,
+) -> None:
+    """Mark a false positive: playbook steps with an `undo` are compensated, newest first."""
+    send_incident_command(incident_id, by=by, status="false_positive", comment=comment, wait=wait)
+
+
+@incidents_app.command("assign")
+def incidents_assign(
+    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
+    to: Annotated[str, typer.Option("--to", help="assignee")],
+    by: By = "",
+    wait: Wait = 10.0,
+) -> None:
+    """Assign an incident to someone."""
+    send_incident_command(incident_id, by=by, assignee=to, wait=wait)
 
 
 @rules_app.command("validate")

@@ -34,6 +34,11 @@ def _scrub(key: str, value: Any) -> Any:
     return value
 
 
+def scrub(data: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `data` with secret-looking keys masked at any depth (for audit records)."""
+    return {str(k): _scrub(str(k), v) for k, v in data.items()}
+
+
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask secret-looking keys (at any depth) and SecretStr values."""
     for key, value in list(event_dict.items()):

@@ -79,6 +79,10 @@ class PlaybookSettings(BaseModel):
     dir: Path = Path("playbooks")
     kill_switch: bool = Field(default=False, description="turn every playbook run into a dry run")
     approval_timeout_s: float = Field(default=3600.0, gt=0)
+    lease_s: float = Field(
+        default=30.0, gt=0, description="a run whose worker died is resumed after this long"
+    )
+    poll_s: float = Field(default=1.0, gt=0, description="how often the runner looks for work")
 
 
 class Settings(BaseSettings):

@@ -6,14 +6,26 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+import structlog
 from sqlalchemy import Engine
 
+from responder.actions.aws_iam import Boto3Iam
+from responder.actions.http import AiohttpAdapter
+from responder.actions.ports import Ports
+from responder.actions.slack import SlackWebAdapter
 from responder.correlation.rules import RuleSet, load_rules
 from responder.database import make_engine, upgrade
+from responder.incidents.store import SqlIncidents
+from responder.playbooks.loader import PlaybookSet, load_playbooks
+from responder.playbooks.planner import RunPlanner
+from responder.playbooks.runner import Runner
 from responder.settings import Settings
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
+from responder.streams.playbooks import CommandStage, RunnerStage, Wakeup
 from responder.streams.sink import SinkStage
+
+log = structlog.get_logger(__name__)
 
 
 def database(settings: Settings, *, migrate_sqlite: bool = True) -> Engine:
@@ -28,7 +40,8 @@ def rules(settings: Settings) -> RuleSet:
     return load_rules(settings.rules_dir)
 
 
-STAGES = ("sink", "correlate", "ingest")  # start order: consumers of a topic before producers
+# start order: consumers of a topic before its producers; the playbook stages last
+STAGES = ("sink", "correlate", "ingest", "runner", "commands")
 
 
 class Stage(Protocol):
@@ -44,6 +57,8 @@ class Pipeline:
     ingest: IngestStage | None = None
     correlate: CorrelateStage | None = None
     sink: SinkStage | None = None
+    runner: RunnerStage | None = None
+    commands: CommandStage | None = None
 
     @property
     def stages(self) -> list[Stage]:
@@ -71,6 +86,59 @@ def pipeline(
         )
     if ruleset is not None and "correlate" in wanted:
         built.correlate = CorrelateStage(settings.kafka, ruleset, settings.correlation)
-    if "sink" in wanted:
-        built.sink = SinkStage(settings.kafka, engine or database(settings))
+    if wanted & {"sink", "runner", "commands"}:
+        engine = engine or database(settings)
+        wakeup = Wakeup()
+        book = playbooks(settings)
+        if "sink" in wanted:
+            built.sink = SinkStage(
+                settings.kafka,
+                engine,
+                on_applied=RunPlanner(book, kill_switch=settings.playbooks.kill_switch),
+                applied_hook=wakeup.set,
+            )
+        if "runner" in wanted:
+            runner = Runner(
+                engine=engine,
+                playbooks=book,
+                ports=ports(settings, engine),
+                settings=settings.playbooks,
+            )
+            built.runner = RunnerStage(runner, wakeup, poll_s=settings.playbooks.poll_s)
+        if "commands" in wanted:
+            built.commands = CommandStage(settings.kafka, engine, wakeup)
     return built
+
+
+def playbooks(settings: Settings) -> PlaybookSet:
+    """The playbooks to run; a missing directory means none (correlation still works)."""
+    import responder.actions.catalog  # noqa: F401  (register every action)
+
+    directory = settings.playbooks.dir
+    if not directory.is_dir():
+        log.warning("no playbooks directory; incidents will not trigger runs", dir=str(directory))
+        return PlaybookSet([])
+    return load_playbooks(directory)
+
+
+def ports(settings: Settings, engine: Engine) -> Ports:
+    """Real adapters for every action; unconfigured integrations stay None (see each action)."""
+    slack = settings.slack
+    models = None
+    if settings.mlflow.tracking_uri:
+        from responder.actions.mlflow import MlflowRegistry
+
+        models = MlflowRegistry.from_settings(settings.mlflow)
+    return Ports(
+        slack=None
+        if slack.bot_token is None
+        else SlackWebAdapter(
+            token=slack.bot_token, base_url=slack.base_url, default_channel=slack.channel
+        ),
+        iam=Boto3Iam.from_settings(settings.aws),
+        models=models,
+        http=AiohttpAdapter(
+            allowed_hosts=settings.http.allowed_hosts, timeout_s=settings.http.timeout_s
+        ),
+        incidents=SqlIncidents(engine),
+    )

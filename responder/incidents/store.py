@@ -7,11 +7,12 @@ evidence or audit records. Every applied change is appended to the audit chain w
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, DateTime
+from sqlalchemy import JSON, Column, DateTime, Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.audit.store import append as audit_append
@@ -32,6 +33,7 @@ class IncidentBase(SQLModel):
     first_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     last_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     event_count: int = 0
+    assignee: str | None = Field(default=None, max_length=200)
 
 
 class Incident(IncidentBase, table=True):
@@ -42,6 +44,9 @@ class Incident(IncidentBase, table=True):
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
     version: int = 0
+    comments: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
     created_at: datetime = Field(
         default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
@@ -53,6 +58,7 @@ class Incident(IncidentBase, table=True):
 class IncidentRead(IncidentBase):
     id: str
     event_ids: list[dict[str, str]]
+    comments: list[dict[str, Any]]
     version: int
     created_at: datetime
     updated_at: datetime
@@ -73,8 +79,26 @@ class IncidentEvent(SQLModel, table=True):
     body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
-def apply_changes(session: Session, changes: Sequence[IncidentChange]) -> int:
-    """Apply a batch in order within the caller's transaction; return how many were new."""
+CLOSED = ("resolved", "false_positive")
+STATUSES = ("open", "acknowledged", "resolved", "false_positive")
+
+
+class OnApplied(Protocol):
+    """Called for every applied change, in the same transaction (the playbook planner)."""
+
+    def __call__(
+        self, session: Session, change: IncidentChange, incident: Incident, previous_status: str
+    ) -> None: ...
+
+
+def apply_changes(
+    session: Session, changes: Sequence[IncidentChange], on_applied: OnApplied | None = None
+) -> int:
+    """Apply a batch in order within the caller's transaction; return how many were new.
+
+    A change to an incident an analyst closed (resolved / false positive) reopens it. With
+    `on_applied`, playbook runs are created atomically with the change that triggers them.
+    """
     ids = {c.incident_id for c in changes}
     rows = {r.id: r for r in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()}
     audit: list[tuple[str, str, str, dict[str, Any]]] = []
@@ -117,6 +141,17 @@ def apply_changes(session: Session, changes: Sequence[IncidentChange]) -> int:
                     body=body,
                 )
             )
+        previous_status = row.status
+        if row.status in CLOSED and change.change != "resolved":
+            row.status = "open"
+            audit.append(
+                (
+                    f"rule:{change.rule}",
+                    "incident.reopened",
+                    change.incident_id,
+                    {"version": change.version, "previous_status": previous_status},
+                )
+            )
         row.event_ids = [*row.event_ids, *new_refs]
         row.severity = change.severity
         row.first_seen = change.first_seen
@@ -125,6 +160,9 @@ def apply_changes(session: Session, changes: Sequence[IncidentChange]) -> int:
         row.version = change.version
         row.updated_at = now
         applied += 1
+        if on_applied is not None:
+            session.flush()
+            on_applied(session, change, row, previous_status)
         audit.append(
             (
                 f"rule:{change.rule}",
@@ -135,7 +173,7 @@ def apply_changes(session: Session, changes: Sequence[IncidentChange]) -> int:
                     "kind": change.kind,
                     "title": change.title,
                     "severity": change.severity,
-                    "status": change.status,
+                    "status": row.status,
                     "event_count": change.event_count,
                     "events": new_refs,
                 },
@@ -180,3 +218,78 @@ def incident_events(session: Session, incident_id: str) -> list[IncidentEvent]:
             .order_by(col(IncidentEvent.position))
         ).all()
     )
+
+
+class UnknownIncident(LookupError):
+    pass
+
+
+def update_incident(
+    session: Session,
+    *,
+    incident_id: str,
+    actor: str,
+    status: str | None = None,
+    severity: str | None = None,
+    assignee: str | None = None,
+    comment: str | None = None,
+) -> Incident:
+    """An analyst's or a playbook's change (status, severity, assignee, comment), audited."""
+    row = get_incident(session, incident_id)
+    if row is None:
+        raise UnknownIncident(f"no incident {incident_id!r}")
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
+    changed: dict[str, Any] = {}
+    for field, value in (("status", status), ("severity", severity), ("assignee", assignee)):
+        if value is not None and getattr(row, field) != value:
+            changed[field] = {"from": getattr(row, field), "to": value}
+            setattr(row, field, value)
+    if comment:
+        row.comments = [*row.comments, {"by": actor, "at": _now().isoformat(), "text": comment}]
+        changed["comment"] = comment
+    if changed:
+        row.updated_at = _now()
+        session.add(row)
+        session.flush()
+        audit_append(session, [(actor, "incident.update", row.id, changed)])
+    return row
+
+
+class SqlIncidents:
+    """`IncidentPort` over this store, for the `incident.update` action (SQL in a thread)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    async def update(
+        self,
+        *,
+        incident_id: str,
+        actor: str,
+        status: str | None = None,
+        severity: str | None = None,
+        assignee: str | None = None,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        def work() -> dict[str, Any]:
+            with Session(self.engine) as session:
+                row = update_incident(
+                    session,
+                    incident_id=incident_id,
+                    actor=actor,
+                    status=status,
+                    severity=severity,
+                    assignee=assignee,
+                    comment=comment,
+                )
+                result = {
+                    "incident_id": row.id,
+                    "status": row.status,
+                    "severity": row.severity,
+                    "assignee": row.assignee,
+                }
+                session.commit()
+                return result
+
+        return await asyncio.to_thread(work)

@@ -6,7 +6,8 @@ from alembic import context
 from sqlmodel import SQLModel
 
 import responder.audit.store
-import responder.incidents.store  # noqa: F401  (register the tables)
+import responder.incidents.store
+import responder.playbooks.runs  # noqa: F401  (register the tables)
 
 config = context.config
 engine = config.attributes["engine"]

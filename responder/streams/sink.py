@@ -8,6 +8,7 @@ a crash or rebalance changes nothing. A message that is not a valid change goes 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -19,7 +20,7 @@ from sqlmodel import Session
 
 from responder.events.schema import Rejection
 from responder.incidents.model import IncidentChange
-from responder.incidents.store import apply_changes
+from responder.incidents.store import OnApplied, apply_changes
 from responder.settings import KafkaSettings
 from responder.streams.kafka import Batch, commit, offsets_after
 
@@ -34,9 +35,18 @@ class SinkStats:
 
 
 class SinkStage:
-    def __init__(self, kafka: KafkaSettings, engine: Engine) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        engine: Engine,
+        *,
+        on_applied: OnApplied | None = None,
+        applied_hook: Callable[[], None] | None = None,
+    ) -> None:
         self.kafka = kafka
         self.engine = engine
+        self.on_applied = on_applied  # creates playbook runs in the same transaction
+        self.applied_hook = applied_hook  # wakes the runner in this process
         self.stats = SinkStats()
 
     def _clients(self) -> None:
@@ -93,6 +103,8 @@ class SinkStage:
             self.stats.changes += len(changes)
             self.stats.applied += applied
             log.debug("incident changes stored", received=len(changes), applied=applied)
+            if applied and self.applied_hook is not None:
+                self.applied_hook()
         await commit(self.consumer, offsets_after(batch))
 
     async def _apply_with_retry(self, changes: list[IncidentChange]) -> int:
@@ -107,6 +119,6 @@ class SinkStage:
 
     def _apply(self, changes: list[IncidentChange]) -> int:
         with Session(self.engine) as session:
-            applied = apply_changes(session, changes)
+            applied = apply_changes(session, changes, self.on_applied)
             session.commit()
             return applied

@@ -38,6 +38,7 @@ def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
         TopicSpec(t.correlate, n, big),
         TopicSpec(t.changelog, n, {**big, "cleanup.policy": "compact"}),
         TopicSpec(t.incidents, n, big),
+        TopicSpec(t.commands, n),
     ]
 
 

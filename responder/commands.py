@@ -1,0 +1,111 @@
+"""Analyst commands (`responder.commands`): approve or deny a run's step, change an incident.
+
+The CLI sends them, and the API and Slack buttons will too; the worker applies them to SQL in
+one audited transaction each. A command that does not apply (unknown run, already decided) is
+logged and kept on the DLQ with its reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from aiokafka import AIOKafkaProducer
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from sqlmodel import Session
+
+from responder.incidents.store import update_incident
+from responder.playbooks.decisions import decide, mark_false_positive
+from responder.settings import KafkaSettings
+
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class _Command(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Decision(_Command):
+    """Approve or deny the step a run waits on (or a step stopped by a guard)."""
+
+    type: Literal["decision"] = "decision"
+    run_id: Name
+    step_id: str | None = None
+    approved: bool
+    by: Name
+    reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.run_id
+
+
+class IncidentCommand(_Command):
+    """Set status / assignee / comment; `false_positive` also undoes completed playbook steps."""
+
+    type: Literal["incident"] = "incident"
+    incident_id: Name
+    status: Literal["open", "acknowledged", "resolved", "false_positive"] | None = None
+    assignee: str | None = None
+    comment: str | None = None
+    by: Name
+
+    @property
+    def key(self) -> str:
+        return self.incident_id
+
+
+Command = Annotated[Decision | IncidentCommand, Field(discriminator="type")]
+COMMAND: TypeAdapter[Decision | IncidentCommand] = TypeAdapter(Command)
+
+
+def apply_command(session: Session, command: Decision | IncidentCommand) -> dict[str, Any]:
+    """Apply within the caller's transaction; raises ValueError/LookupError if it does not apply."""
+    if isinstance(command, Decision):
+        done = decide(
+            session,
+            run=command.run_id,
+            step=command.step_id,
+            approved=command.approved,
+            by=command.by,
+            reason=command.reason,
+        )
+        return {"run_id": done.run_id, "step_id": done.step_id, "decision": done.decision}
+    if command.status == "false_positive":
+        undo = mark_false_positive(
+            session, incident_id=command.incident_id, by=command.by, comment=command.comment
+        )
+        if command.assignee:
+            update_incident(
+                session,
+                incident_id=command.incident_id,
+                actor=f"analyst:{command.by}",
+                assignee=command.assignee,
+            )
+        return {"incident_id": command.incident_id, "status": "false_positive", "undo_runs": undo}
+    row = update_incident(
+        session,
+        incident_id=command.incident_id,
+        actor=f"analyst:{command.by}",
+        status=command.status,
+        assignee=command.assignee,
+        comment=command.comment,
+    )
+    return {"incident_id": row.id, "status": row.status}
+
+
+async def send_command(kafka: KafkaSettings, command: Decision | IncidentCommand) -> None:
+    """Publish one command and wait for the broker's acknowledgement."""
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        client_id=f"{kafka.client_id}-commands",
+        acks="all",
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            kafka.topics.commands,
+            value=command.model_dump_json().encode(),
+            key=command.key.encode(),
+        )
+    finally:
+        await producer.stop()

@@ -1,0 +1,128 @@
+"""Human decisions on runs (approve / deny) and on incidents (false positive → undo), in SQL.
+
+These are what `responder.commands` messages do once the worker consumes them; the CLI and the
+API both send commands, so every decision takes the same audited path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlmodel import Session, col, select
+
+from responder.audit.store import append as audit_append
+from responder.incidents.store import update_incident
+from responder.playbooks.runs import (
+    BLOCKED,
+    DENIED,
+    PENDING,
+    STEP_BLOCKED,
+    STEP_DONE,
+    STEP_WAITING,
+    UNDOING,
+    UNDONE,
+    PlaybookRun,
+    StepRun,
+    get_run,
+    now,
+    runs_of_incident,
+)
+
+
+class DecisionError(ValueError):
+    """The decision does not apply (unknown run, nothing waiting, already decided)."""
+
+
+@dataclass(frozen=True)
+class Decided:
+    run_id: str
+    step_id: str | None
+    decision: str
+
+
+def decide(
+    session: Session,
+    *,
+    run: str,
+    approved: bool,
+    by: str,
+    step: str | None = None,
+    reason: str | None = None,
+) -> Decided:
+    """Record an approval or denial of the step the run waits on (or its blocked start)."""
+    row = get_run(session, run)
+    if row is None:
+        raise DecisionError(f"no playbook run {run!r}")
+    decision = "approved" if approved else "denied"
+    waiting = session.exec(
+        select(StepRun)
+        .where(StepRun.run_id == row.id)
+        .where(col(StepRun.status).in_([STEP_WAITING, STEP_BLOCKED]))
+    ).all()
+    target = next((s for s in waiting if step is None or s.step_id == step), None)
+    at = now()
+    if target is None:
+        if row.status == BLOCKED and step is None:  # blocked before its first step
+            row.status = PENDING if approved else DENIED
+            row.error = None if approved else f"denied by {by}"
+            row.wake_at, row.updated_at = at, at
+            session.add(row)
+            _audit(session, row, None, decision, by, reason)
+            return Decided(row.id, None, decision)
+        what = f"step {step!r}" if step else "any step"
+        raise DecisionError(f"run {row.id} is {row.status}; {what} is not waiting for a decision")
+    if target.decision is not None:
+        raise DecisionError(f"step {target.step_id} was already {target.decision}")
+    target.decision, target.decided_by, target.decided_at = decision, by, at
+    session.add(target)
+    if row.status == BLOCKED:
+        row.status = PENDING if approved else DENIED
+    row.wake_at, row.updated_at = at, at
+    session.add(row)
+    _audit(session, row, target.step_id, decision, by, reason)
+    return Decided(row.id, target.step_id, decision)
+
+
+def _audit(
+    session: Session,
+    run: PlaybookRun,
+    step: str | None,
+    decision: str,
+    by: str,
+    reason: str | None,
+) -> None:
+    data = {"playbook": run.playbook_id, "step": step, "reason": reason}
+    audit_append(session, [(f"analyst:{by}", f"approval.{decision}", run.id, data)])
+
+
+def mark_false_positive(
+    session: Session, *, incident_id: str, by: str, comment: str | None = None
+) -> list[str]:
+    """Close the incident as a false positive and queue the undo of its runs' completed steps.
+
+    Returns the ids of the runs that will be compensated (steps with an `undo`, done).
+    """
+    incident = update_incident(
+        session,
+        incident_id=incident_id,
+        actor=f"analyst:{by}",
+        status="false_positive",
+        comment=comment,
+    )
+    queued = []
+    for run in runs_of_incident(session, incident.id):
+        if run.status in (UNDOING, UNDONE) or run.mode == "dry_run":
+            continue
+        done = session.exec(
+            select(StepRun).where(StepRun.run_id == run.id).where(StepRun.status == STEP_DONE)
+        ).all()
+        if not done:
+            continue
+        run.status, run.wake_at, run.updated_at = UNDOING, now(), now()
+        session.add(run)
+        queued.append(run.id)
+        audit_append(
+            session,
+            [(f"analyst:{by}", "run.undo_requested", run.id, {"incident": incident.id})],
+        )
+    return queued

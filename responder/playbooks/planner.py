@@ -1,0 +1,93 @@
+"""Starting runs: which playbooks an applied incident change triggers, as rows in the same transaction.
+
+The sink calls `RunPlanner` for every change it applies (`apply_changes(on_applied=...)`), so a
+run exists exactly when its triggering change is stored: a crash cannot lose it, and a
+redelivered change (skipped by version) cannot start it twice. The run id is derived from
+(playbook, incident, version) as a second guard.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from sqlmodel import Session
+
+from responder.audit.store import append as audit_append
+from responder.incidents.model import IncidentChange
+from responder.incidents.store import Incident, incident_events
+from responder.playbooks.loader import PlaybookSet
+from responder.playbooks.runs import BLOCKED, PENDING, PlaybookRun, now, run_id, runs_in_last_hour
+from responder.playbooks.trigger import change_kind, incident_view
+
+log = structlog.get_logger(__name__)
+
+
+class RunPlanner:
+    def __init__(self, playbooks: PlaybookSet, *, kill_switch: bool = False) -> None:
+        self.playbooks = playbooks
+        self.kill_switch = kill_switch
+        self.created: list[str] = []  # run ids created since the caller last cleared it
+
+    def __call__(
+        self, session: Session, change: IncidentChange, incident: Incident, previous_status: str
+    ) -> None:
+        known_status = None if change.change == "opened" else previous_status
+        trigger = change_kind(change, known_status)
+        view = incident_view(change, previous_status=known_status)
+        view["status"] = incident.status
+        matching = self.playbooks.matching(view, trigger)
+        if not matching:
+            return
+        events = [e.body for e in incident_events(session, incident.id)]
+        for playbook in matching:
+            rid = run_id(playbook.id, incident.id, change.version)
+            if session.get(PlaybookRun, rid) is not None:
+                continue
+            mode = "dry_run" if self.kill_switch else playbook.mode
+            limit = playbook.guards.max_runs_per_hour
+            blocked = (
+                limit is not None
+                and mode != "dry_run"
+                and runs_in_last_hour(session, playbook.id) >= limit
+            )
+            at = now()
+            session.add(
+                PlaybookRun(
+                    id=rid,
+                    playbook_id=playbook.id,
+                    incident_id=incident.id,
+                    trigger=trigger,
+                    incident_version=change.version,
+                    mode=mode,
+                    status=BLOCKED if blocked else PENDING,
+                    incident=view,
+                    events=events,
+                    error=f"guard max_runs_per_hour={limit} reached: a human must approve"
+                    if blocked
+                    else None,
+                    created_at=at,
+                    updated_at=at,
+                )
+            )
+            data: dict[str, Any] = {
+                "playbook": playbook.id,
+                "incident": incident.id,
+                "trigger": trigger,
+                "mode": mode,
+            }
+            if blocked:
+                data["blocked_by_guard"] = f"max_runs_per_hour={limit}"
+            audit_append(
+                session,
+                [
+                    (
+                        f"playbook:{playbook.id}",
+                        "run.blocked_by_guard" if blocked else "run.created",
+                        rid,
+                        data,
+                    )
+                ],
+            )
+            self.created.append(rid)
+            log.info("playbook run created", run_id=rid, playbook=playbook.id, mode=mode)

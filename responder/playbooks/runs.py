@@ -1,0 +1,180 @@
+"""Durable playbook runs: one row per run and one per step execution, in the incident database.
+
+A run is created in the same transaction that stores the incident change that triggered it, with
+an id derived from (playbook, incident, change version): a redelivered change never starts a
+second run. The runner claims a run with a lease, records each step's start before acting and its
+output after; a worker that dies mid-run leaves a `running` run whose lease expires, and the next
+worker resumes it after the last completed step (completed side effects are never repeated).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import JSON, Column, DateTime, update
+from sqlmodel import Field, Session, SQLModel, col, func, select
+
+RUN_NAMESPACE = uuid.UUID("0b7e3f4a-5c6d-4e8f-9a1b-2c3d4e5f6a7b")
+
+# Run statuses. Active ones are picked up by the runner; the others are final or need a human.
+PENDING, RUNNING, WAITING, UNDOING = "pending", "running", "waiting", "undoing"
+COMPLETED, FAILED, DENIED, BLOCKED, UNDONE = (
+    "completed",
+    "failed",
+    "denied",
+    "blocked_by_guard",
+    "undone",
+)
+ACTIVE = (PENDING, RUNNING, WAITING, UNDOING)
+
+# Step statuses.
+STEP_RUNNING, STEP_DONE, STEP_FAILED, STEP_SKIPPED, STEP_PLANNED = (
+    "running",
+    "completed",
+    "failed",
+    "skipped",
+    "planned",
+)
+STEP_WAITING, STEP_DENIED, STEP_BLOCKED = "waiting_approval", "denied", "blocked_by_guard"
+STEP_UNDONE, STEP_UNDO_FAILED = "undone", "undo_failed"
+FINISHED_STEPS = (STEP_DONE, STEP_FAILED, STEP_SKIPPED, STEP_PLANNED, STEP_UNDONE, STEP_UNDO_FAILED)
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _ts(**kw: Any) -> Any:
+    return Field(sa_column=Column(DateTime(timezone=True), **kw))
+
+
+def run_id(playbook_id: str, incident_id: str, version: int) -> str:
+    return str(uuid.uuid5(RUN_NAMESPACE, f"{playbook_id}|{incident_id}|{version}"))
+
+
+class PlaybookRun(SQLModel, table=True):
+    __tablename__ = "playbook_runs"
+
+    id: str = Field(primary_key=True, max_length=64)
+    playbook_id: str = Field(max_length=128, index=True)
+    incident_id: str = Field(max_length=64, index=True)
+    trigger: str = Field(max_length=32)
+    incident_version: int
+    mode: str = Field(max_length=16)
+    status: str = Field(max_length=32, index=True)
+    incident: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    events: list[dict[str, Any]] = Field(
+        default_factory=list, sa_column=Column(JSON, nullable=False)
+    )
+    error: str | None = None
+    lease_owner: str | None = Field(default=None, max_length=64)
+    lease_until: datetime | None = _ts(nullable=True)
+    wake_at: datetime | None = _ts(nullable=True)
+    created_at: datetime = _ts(nullable=False, index=True)
+    updated_at: datetime = _ts(nullable=False)
+
+
+class StepRun(SQLModel, table=True):
+    __tablename__ = "playbook_steps"
+
+    run_id: str = Field(primary_key=True, foreign_key="playbook_runs.id", max_length=64)
+    step_id: str = Field(primary_key=True, max_length=128)
+    position: int
+    action: str = Field(max_length=128, index=True)
+    status: str = Field(max_length=32, index=True)
+    params: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    output: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    attempts: int = 0
+    error: str | None = None
+    decision: str | None = Field(default=None, max_length=16)
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = _ts(nullable=True)
+    deadline: datetime | None = _ts(nullable=True)
+    notice: dict[str, Any] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    undo_output: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
+    started_at: datetime | None = _ts(nullable=True, index=True)
+    finished_at: datetime | None = _ts(nullable=True)
+
+
+# --- queries ------------------------------------------------------------------------------------
+
+
+def runs_in_last_hour(session: Session, playbook_id: str) -> int:
+    since = now() - timedelta(hours=1)
+    query = select(func.count()).where(
+        PlaybookRun.playbook_id == playbook_id,
+        col(PlaybookRun.created_at) >= since,
+        PlaybookRun.mode != "dry_run",
+    )
+    return int(session.exec(query).one())
+
+
+def action_uses_in_last_hour(session: Session, action: str) -> int:
+    since = now() - timedelta(hours=1)
+    query = select(func.count()).where(
+        StepRun.action == action,
+        col(StepRun.status).in_([STEP_DONE, STEP_RUNNING]),
+        col(StepRun.started_at) >= since,
+    )
+    return int(session.exec(query).one())
+
+
+def runnable(session: Session, limit: int = 20) -> list[str]:
+    """Ids of runs the runner should look at now (not leased by a live worker)."""
+    at = now()
+    query = (
+        select(PlaybookRun.id)
+        .where(col(PlaybookRun.status).in_(ACTIVE))
+        .where((col(PlaybookRun.wake_at).is_(None)) | (col(PlaybookRun.wake_at) <= at))
+        .where((col(PlaybookRun.lease_until).is_(None)) | (col(PlaybookRun.lease_until) < at))
+        .order_by(col(PlaybookRun.created_at))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+def claim(session: Session, run: str, owner: str, lease: timedelta) -> bool:
+    """Take the run's lease if nobody holds a live one (one worker advances a run at a time)."""
+    at = now()
+    result = session.execute(
+        update(PlaybookRun)
+        .where(col(PlaybookRun.id) == run)
+        .where((col(PlaybookRun.lease_until).is_(None)) | (col(PlaybookRun.lease_until) < at))
+        .values(lease_owner=owner, lease_until=at + lease)
+    )
+    session.commit()
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def steps_of(session: Session, run: str) -> dict[str, StepRun]:
+    rows = session.exec(select(StepRun).where(StepRun.run_id == run)).all()
+    return {r.step_id: r for r in rows}
+
+
+def runs_of_incident(session: Session, incident_id: str) -> list[PlaybookRun]:
+    query = (
+        select(PlaybookRun)
+        .where(PlaybookRun.incident_id == incident_id)
+        .order_by(col(PlaybookRun.created_at))
+    )
+    return list(session.exec(query).all())
+
+
+def list_runs(session: Session, *, status: str | None = None, limit: int = 50) -> list[PlaybookRun]:
+    query = select(PlaybookRun).order_by(col(PlaybookRun.created_at).desc()).limit(limit)
+    if status:
+        query = query.where(PlaybookRun.status == status)
+    return list(session.exec(query).all())
+
+
+def get_run(session: Session, run: str) -> PlaybookRun | None:
+    """By full id or a unique prefix."""
+    row = session.get(PlaybookRun, run)
+    if row is not None:
+        return row
+    found = session.exec(
+        select(PlaybookRun).where(col(PlaybookRun.id).startswith(run, autoescape=True)).limit(2)
+    ).all()
+    return found[0] if len(found) == 1 else None

@@ -1,0 +1,145 @@
+"""Worker stages for playbooks: the runner loop and the consumer of `responder.commands`.
+
+Runs are created by the sink (same transaction as the incident change), so the runner needs no
+topic of its own: it advances whatever SQL says is runnable, woken early by the sink or by a
+command, otherwise every `poll_s`. Several workers may run it; a lease per run keeps one owner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from pydantic import ValidationError
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from responder.commands import COMMAND, Decision, IncidentCommand, apply_command
+from responder.playbooks.runner import Runner
+from responder.settings import KafkaSettings
+from responder.streams.kafka import Batch, commit, offsets_after
+
+log = structlog.get_logger(__name__)
+
+
+class Wakeup:
+    """A nudge between stages of one process (new runs, decisions): wake the runner now."""
+
+    def __init__(self) -> None:
+        self._event: asyncio.Event | None = None
+
+    @property
+    def event(self) -> asyncio.Event:
+        if self._event is None:  # created lazily, inside the running loop
+            self._event = asyncio.Event()
+        return self._event
+
+    def set(self) -> None:
+        self.event.set()
+
+
+class RunnerStage:
+    def __init__(self, runner: Runner, wakeup: Wakeup, *, poll_s: float) -> None:
+        self.runner = runner
+        self.wakeup = wakeup
+        self.poll_s = poll_s
+        self.advanced = 0
+
+    async def start(self) -> None:
+        self.wakeup.event  # noqa: B018  (bind the event to this loop)
+
+    async def stop(self) -> None:
+        return None
+
+    async def run(self) -> None:
+        while True:
+            try:
+                self.advanced += await self.runner.tick()
+            except Exception as exc:  # a broken run must not stop the loop; it is retried
+                log.exception("playbook runner tick failed", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wakeup.event.wait(), self.poll_s)
+            self.wakeup.event.clear()
+
+
+@dataclass
+class CommandStats:
+    applied: int = 0
+    refused: int = 0
+
+
+class CommandStage:
+    def __init__(self, kafka: KafkaSettings, engine: Engine, wakeup: Wakeup) -> None:
+        self.kafka = kafka
+        self.engine = engine
+        self.wakeup = wakeup
+        self.stats = CommandStats()
+
+    async def start(self) -> None:
+        kafka = self.kafka
+        self.consumer = AIOKafkaConsumer(
+            kafka.topics.commands,
+            bootstrap_servers=kafka.bootstrap_servers,
+            group_id=f"{kafka.group_prefix}-commands",
+            client_id=f"{kafka.client_id}-commands",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.client_id}-commands"
+        )
+        await self.producer.start()
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=100)
+            if batch:
+                await self.handle(batch)
+
+    async def handle(self, batch: Batch) -> None:
+        for messages in batch.values():
+            for msg in messages:
+                try:
+                    command = COMMAND.validate_json(msg.value or b"")
+                    result = await asyncio.to_thread(self._apply, command)
+                except ValidationError as exc:
+                    await self._refuse(msg, "invalid command", str(exc.errors()[0]["msg"]))
+                except (ValueError, LookupError) as exc:
+                    await self._refuse(msg, "command does not apply", str(exc))
+                else:
+                    self.stats.applied += 1
+                    log.info("command applied", **result)
+        self.wakeup.set()
+        await commit(self.consumer, offsets_after(batch))
+
+    def _apply(self, command: Decision | IncidentCommand) -> dict[str, Any]:
+        with Session(self.engine) as session:
+            result = apply_command(session, command)
+            session.commit()
+            return result
+
+    async def _refuse(self, msg: Any, reason: str, detail: str) -> None:
+        self.stats.refused += 1
+        log.warning("command refused to DLQ", reason=reason, detail=detail, offset=msg.offset)
+        await self.producer.send_and_wait(
+            self.kafka.topics.dlq,
+            value=msg.value,
+            key=msg.key,
+            headers=[
+                ("responder.reason", reason.encode()),
+                ("responder.detail", orjson.dumps([detail])),
+                ("responder.source.topic", msg.topic.encode()),
+                ("responder.source.partition", str(msg.partition).encode()),
+                ("responder.source.offset", str(msg.offset).encode()),
+            ],
+        )
