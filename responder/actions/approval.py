@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from responder.correlation.rules import parse_duration
 
 APPROVAL_ACTION = "approval.request"
 
@@ -23,3 +25,10 @@ class ApprovalRequest(BaseModel):
     )
     on_timeout: Literal["deny", "approve"] = "deny"
     channel: str | None = Field(default=None, description="Slack channel for the request")
+
+    @field_validator("timeout")
+    @classmethod
+    def _duration(cls, value: str | None) -> str | None:
+        if value is not None and "{{" not in value:
+            parse_duration(value)  # refuse `1 hour` when the playbook loads, not when it runs
+        return value

@@ -31,7 +31,7 @@ from responder.logging import scrub
 from responder.playbooks import runs as R
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.notify import Notifier
-from responder.playbooks.plan import step_context
+from responder.playbooks.plan import PlannedRun, plan_run, step_context
 from responder.playbooks.schema import Mode, Playbook, Step
 from responder.playbooks.templating import TemplateError, render, truthy
 from responder.settings import PlaybookSettings
@@ -141,6 +141,11 @@ class Runner:
         run = state.run
         if run.status != R.RUNNING:
             await self._db(self._set_status, run.id, R.RUNNING, "run.started")
+        if run.mode == "dry_run":  # the same pure planner as `replay --dry-run`
+            planned = plan_run(state.playbook, incident=run.incident, events=run.events)
+            await self._db(self._record_plan, state, planned)
+            await self._db(self._finish_id, run.id, R.COMPLETED, None)
+            return
         for position, step in enumerate(state.playbook.steps):
             row = state.steps.get(step.id)
             if row is not None and row.status in (*R.FINISHED_STEPS, R.STEP_DENIED):
@@ -192,10 +197,6 @@ class Runner:
         if step.action == APPROVAL_ACTION:
             return await self._approval(state, position, step, row, context)
         spec = self.registry.get(step.action)
-        if run.mode == "dry_run":
-            params = self._render_all(step, context)
-            await self._db(self._record, state, position, step, R.STEP_PLANNED, params=params)
-            return None
         decided = row.decision if row is not None else None
         if spec.side_effect and run.mode == "approval" and decided is None:
             prompt = f"Run step {step.id} ({step.action}) of playbook {state.playbook.id}?"
@@ -225,11 +226,6 @@ class Runner:
             params = ApprovalRequest.model_validate(render(step.with_, context, step.id))
         except (TemplateError, ValidationError) as exc:
             raise StepFailed(f"approval parameters: {exc}") from None
-        if state.run.mode == "dry_run":
-            await self._db(
-                self._record, state, position, step, R.STEP_PLANNED, params=params.model_dump()
-            )
-            return {"approved": True, "decided_by": "dry-run", "reason": "dry run"}
         decision: str
         if row is None or row.decision is None:
             timeout = (
@@ -237,7 +233,7 @@ class Runner:
                 if params.timeout
                 else timedelta(seconds=self.settings.approval_timeout_s)
             )
-            if row is not None and row.deadline is not None and R.now() >= row.deadline:
+            if row is not None and row.deadline is not None and R.now() >= R.aware(row.deadline):
                 decision, by = params.on_timeout, "timeout"
             else:
                 await self._wait_for_decision(state, position, step, row, params.prompt, timeout)
@@ -296,12 +292,6 @@ class Runner:
         raise Pause
 
     # --- executing ------------------------------------------------------------------------
-
-    def _render_all(self, step: Step, context: dict[str, Any]) -> Any:
-        items = self._items(step, context)
-        if items is None:
-            return render(step.with_, context, f"steps.{step.id}.with")
-        return [render(step.with_, {**context, "item": item}, step.id) for item in items]
 
     def _items(self, step: Step, context: dict[str, Any]) -> list[Any] | None:
         if step.for_each is None:
@@ -504,6 +494,31 @@ class Runner:
             data["with"] = row.params
         self._audit(session, state.run, f"step.{status}", data)
         self._renew(session, state.run.id)
+
+    def _record_plan(self, session: Session, state: RunState, planned: PlannedRun) -> None:
+        by_step: dict[str, list[dict[str, Any]]] = {}
+        for planned_step in planned.steps:
+            by_step.setdefault(planned_step.id, []).append(planned_step.to_json())
+        for position, step in enumerate(state.playbook.steps):
+            items = by_step.get(step.id, [])
+            skipped = next((i.get("skipped") for i in items if i.get("skipped")), None)
+            row = self._row(session, state, position, step)
+            row.status = R.STEP_SKIPPED if skipped else R.STEP_PLANNED
+            row.error = skipped
+            if len(items) == 1 and "item" not in items[0]:
+                row.params = scrub({"with": items[0].get("with") or {}})["with"]
+            else:
+                row.params = {
+                    "items": [scrub({"with": i.get("with") or {}})["with"] for i in items]
+                }
+            row.finished_at = R.now()
+            session.add(row)
+            self._audit(
+                session,
+                state.run,
+                f"step.{row.status}",
+                {"step": step.id, "action": step.action, "with": row.params},
+            )
 
     def _record_failure(
         self, session: Session, state: RunState, position: int, step: Step, exc: StepFailed

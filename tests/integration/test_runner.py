@@ -1,0 +1,341 @@
+"""The durable playbook runner on SQLite and PostgreSQL, with fake ports for the actions.
+
+Each test writes its playbooks, applies incident changes the way the sink does (the planner in
+the same transaction) and ticks the runner like the worker's runner stage.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from responder.actions.registry import ActionError
+from responder.commands import Decision, IncidentCommand
+from responder.incidents.store import get_incident
+from responder.playbooks.decisions import DecisionError
+from responder.settings import PlaybookSettings
+from tests.fakes.http import response
+from tests.runner_kit import KEY, Kit, change
+
+pytestmark = pytest.mark.integration
+
+CONTAIN = """
+id: contain
+title: Contain a used leaked key
+on: {kind: credential_compromise, severity|gte: high}
+steps:
+  - id: approve
+    action: approval.request
+    with: {prompt: "Deactivate {{ incident.group['resource.id'] }}?", timeout: 1h, on_timeout: deny}
+  - id: deactivate
+    action: aws.iam.deactivate_access_key
+    if: "{{ steps.approve.output.approved }}"
+    with: {access_key_id: "{{ incident.group['resource.id'] }}", user_name: ci-bot}
+    undo:
+      action: aws.iam.activate_access_key
+      with: {access_key_id: "{{ steps.deactivate.output.access_key_id }}", user_name: ci-bot}
+  - id: notify
+    action: slack.notify
+    with:
+      text: "{{ 'deactivated' if steps.approve.output.approved else 'NOT deactivated' }} by {{ steps.approve.output.decided_by }}"
+  - id: ack
+    action: incident.update
+    with: {status: acknowledged, comment: "run {{ playbook.id }}"}
+"""
+
+AUTOMATIC = """
+id: auto
+title: Deactivate then tell
+on: {kind: credential_compromise}
+guards:
+  actions:
+    aws.iam.deactivate_access_key: {per_hour: 1}
+steps:
+  - id: deactivate
+    action: aws.iam.deactivate_access_key
+    with: {access_key_id: "{{ incident.group['resource.id'] }}", user_name: ci-bot}
+    retry: {attempts: 3, backoff: 10ms}
+    undo:
+      action: aws.iam.activate_access_key
+      with: {access_key_id: "{{ steps.deactivate.output.access_key_id }}", user_name: ci-bot}
+  - id: ticket
+    action: http.request
+    with:
+      url: https://tickets.example/api
+      json: {key: "{{ steps.deactivate.output.access_key_id }}", status: "{{ steps.deactivate.output.status }}"}
+      headers: {Authorization: "Bearer t0ps3cret"}
+    on_error: continue
+  - id: notify
+    action: slack.notify
+    with: {text: "ticket step gave {{ steps.ticket.output }}"}
+"""
+
+
+@pytest.fixture
+def kit(db: Engine, tmp_path: Path) -> Kit:
+    return Kit(db=db, directory=tmp_path / "playbooks")
+
+
+async def test_approved_run_deactivates_notifies_and_acknowledges(kit: Kit) -> None:
+    kit.playbook("contain", CONTAIN)
+    [rid] = kit.apply(change())
+    await kit.drive()
+    assert kit.run(rid).status == "waiting"
+    assert kit.iam.calls["set_access_key_status"] == 0  # nothing happens before the decision
+    [ask] = kit.slack.posts
+    assert any(b.get("block_id") == "approval" for b in ask["blocks"])  # Approve / Deny buttons
+
+    kit.command(Decision(run_id=rid, approved=True, by="alice", reason="confirmed leak"))
+    await kit.drive()
+
+    run, steps = kit.run(rid), kit.steps(rid)
+    assert run.status == "completed"
+    assert steps["approve"].output == {"approved": True, "decided_by": "alice", "reason": "approved"}
+    assert kit.iam.keys[KEY].status == "Inactive"
+    assert steps["deactivate"].output["previous_status"] == "Active"
+    assert kit.slack.posts[-1]["text"].endswith("deactivated by alice")
+    assert kit.slack.updates[0]["ts"] == ask["ts"]  # the request shows the decision now
+    with Session(kit.db) as session:
+        incident = get_incident(session, "inc-1")
+        assert incident is not None and incident.status == "acknowledged"
+    actions = [r.action for r in kit.audit() if r.subject == rid]
+    assert actions[:2] == ["run.created", "run.started"]
+    assert "approval.approved" in actions and actions[-1] == "run.completed"
+    assert kit.chain_ok()
+
+
+async def test_denied_approval_skips_the_side_effect_but_the_run_goes_on(kit: Kit) -> None:
+    kit.playbook("contain", CONTAIN)
+    [rid] = kit.apply(change())
+    await kit.drive()
+    kit.command(Decision(run_id=rid, approved=False, by="bob"))
+    await kit.drive()
+    steps = kit.steps(rid)
+    assert steps["deactivate"].status == "skipped"
+    assert kit.iam.keys[KEY].status == "Active"
+    assert kit.slack.posts[-1]["text"].endswith("NOT deactivated by bob")
+    assert kit.run(rid).status == "completed"
+
+
+async def test_approval_times_out_into_its_on_timeout_decision(kit: Kit) -> None:
+    kit.playbook("contain", CONTAIN.replace("timeout: 1h", "timeout: 200ms"))
+    [rid] = kit.apply(change())
+    await kit.drive()
+    assert kit.run(rid).status == "waiting"
+    await asyncio.sleep(0.3)
+    await kit.drive()
+    assert kit.steps(rid)["approve"].output["decided_by"] == "timeout"
+    assert kit.steps(rid)["deactivate"].status == "skipped"
+
+
+async def test_a_decision_is_taken_once(kit: Kit) -> None:
+    kit.playbook("contain", CONTAIN)
+    [rid] = kit.apply(change())
+    await kit.drive()
+    kit.command(Decision(run_id=rid[:8], approved=True, by="alice"))
+    with pytest.raises(DecisionError, match="already approved"):
+        kit.command(Decision(run_id=rid, approved=False, by="mallory"))
+    with pytest.raises(DecisionError, match="no playbook run"):
+        kit.command(Decision(run_id="nope", approved=True, by="alice"))
+
+
+async def test_redelivered_change_does_not_start_a_second_run(kit: Kit) -> None:
+    kit.playbook("auto", AUTOMATIC)
+    first = kit.apply(change())
+    again = kit.apply(change())  # the sink skips the stored version; no planner call
+    assert len(first) == 1 and again == []
+    escalated = kit.apply(change(2, change_kind="escalated"))
+    assert escalated == []  # `on.change` defaults to opened
+
+
+async def test_retries_then_outputs_flow_and_secrets_are_masked(kit: Kit) -> None:
+    kit.playbook("auto", AUTOMATIC)
+    kit.iam.fail_next["set_access_key_status"] = [
+        ActionError("throttled", retryable=True, code="unavailable")
+    ]
+    kit.http.respond("https://tickets.example/api", response(201, json={"id": "T-1"}))
+    [rid] = kit.apply(change())
+    await kit.drive()
+    steps = kit.steps(rid)
+    assert steps["deactivate"].attempts == 2
+    assert kit.iam.calls["set_access_key_status"] == 2  # one failed, one done
+    [sent] = kit.http.requests
+    assert sent["json"] == {"key": KEY, "status": "Inactive"}
+    assert sent["headers"]["Idempotency-Key"] == f"{rid}:ticket"
+    assert "T-1" in kit.slack.posts[-1]["text"]
+    assert steps["ticket"].params["headers"]["Authorization"] == "***"
+    assert "t0ps3cret" not in str([r.data for r in kit.audit()])
+
+
+async def test_on_error_continue_and_fail(kit: Kit) -> None:
+    kit.playbook("auto", AUTOMATIC)
+    kit.http.respond("https://tickets.example/api", response(400, body="bad"))
+    [rid] = kit.apply(change())
+    await kit.drive()
+    steps = kit.steps(rid)
+    assert steps["ticket"].status == "failed" and "400" in (steps["ticket"].error or "")
+    assert steps["notify"].status == "completed"  # on_error: continue
+    assert kit.run(rid).status == "completed"
+
+    kit.iam.fail_next["set_access_key_status"] = [ActionError("denied", code="forbidden")]
+    [rid2] = kit.apply(change(1, incident_id="inc-2"))
+    kit.iam.keys[KEY] = kit.iam.keys[KEY].model_copy(update={"status": "Active"})
+    kit.settings = PlaybookSettings(lease_s=30)
+    runner = kit.runner()
+    runner.playbooks.get("auto").guards.actions.clear()  # this test is about errors
+    await kit.drive(runner)
+    assert kit.run(rid2).status == "failed"
+    assert kit.steps(rid2)["deactivate"].attempts == 1  # not retryable
+    assert "notify" not in kit.steps(rid2)
+
+
+async def test_action_guard_blocks_and_a_human_can_release_it(kit: Kit) -> None:
+    kit.playbook("auto", AUTOMATIC)
+    kit.http.respond("https://tickets.example/api", response(201, json={}))
+    [first] = kit.apply(change())
+    await kit.drive()
+    [second] = kit.apply(change(1, incident_id="inc-2"))
+    await kit.drive()
+    assert kit.run(second).status == "blocked_by_guard"
+    assert kit.steps(second)["deactivate"].status == "blocked_by_guard"
+    assert kit.iam.calls["set_access_key_status"] == 1
+    assert "limited to 1 per hour" in kit.slack.posts[-1]["text"]
+
+    kit.command(Decision(run_id=second, approved=True, by="lead"))
+    await kit.drive()
+    assert kit.run(second).status == "completed"
+    released = kit.steps(second)["deactivate"]
+    assert (released.status, released.decided_by) == ("completed", "lead")
+    assert released.output["previous_status"] == "Inactive"  # the first run already did it
+    assert kit.run(first).status == "completed"
+
+
+async def test_max_runs_per_hour_blocks_new_runs(kit: Kit) -> None:
+    kit.playbook("notify", """
+        id: notify-only
+        title: Tell
+        on: {kind: credential_compromise}
+        guards: {max_runs_per_hour: 2}
+        steps:
+          - {id: tell, action: slack.notify}
+    """)
+    runs = [kit.apply(change(1, incident_id=f"inc-{i}"))[0] for i in range(3)]
+    await kit.drive()
+    assert [kit.run(r).status for r in runs] == ["completed", "completed", "blocked_by_guard"]
+    kit.command(Decision(run_id=runs[2], approved=True, by="lead"))
+    await kit.drive()
+    assert kit.run(runs[2]).status == "completed"
+
+
+async def test_dry_run_mode_and_kill_switch_plan_without_side_effects(kit: Kit) -> None:
+    kit.playbook("auto", AUTOMATIC)
+    kit.kill_switch = True
+    [rid] = kit.apply(change())
+    await kit.drive()
+    run, steps = kit.run(rid), kit.steps(rid)
+    assert (run.mode, run.status) == ("dry_run", "completed")
+    assert {s.status for s in steps.values()} == {"planned"}
+    assert steps["deactivate"].params == {"access_key_id": KEY, "user_name": "ci-bot"}
+    assert kit.iam.calls.total() == 0 and kit.slack.calls == 0 and kit.http.requests == []
+
+
+async def test_approval_mode_gates_every_side_effecting_step(kit: Kit) -> None:
+    kit.playbook("gated", """
+        id: gated
+        title: Gated
+        on: {kind: credential_compromise}
+        mode: approval
+        steps:
+          - id: deactivate
+            action: aws.iam.deactivate_access_key
+            with: {access_key_id: "{{ incident.group['resource.id'] }}", user_name: ci-bot}
+          - {id: tell, action: slack.notify, with: {text: done}}
+    """)
+    [rid] = kit.apply(change())
+    await kit.drive()
+    assert kit.steps(rid)["deactivate"].status == "waiting_approval"
+    kit.command(Decision(run_id=rid, approved=True, by="alice"))
+    await kit.drive()
+    assert kit.iam.keys[KEY].status == "Inactive"
+    assert kit.steps(rid)["tell"].status == "waiting_approval"
+    kit.command(Decision(run_id=rid, step_id="tell", approved=False, by="alice"))
+    await kit.drive()
+    assert kit.steps(rid)["tell"].status == "denied"
+    assert not [p for p in kit.slack.posts if p["text"] == "done"]
+    assert kit.run(rid).status == "completed"
+
+
+async def test_for_each_runs_per_item(kit: Kit) -> None:
+    kit.playbook("each", """
+        id: each
+        title: One ticket per event
+        on: {kind: credential_compromise}
+        steps:
+          - id: tickets
+            action: http.request
+            for_each: "{{ events }}"
+            with: {url: https://tickets.example/api, json: {event: "{{ item.id }}"}}
+    """)
+    kit.http.respond("https://tickets.example/api", response(201, json={"ok": True}))
+    from tests.runner_kit import event
+
+    [rid] = kit.apply(change(events=[event("a", 1), event("b", 2)]))
+    await kit.drive()
+    assert [r["json"] for r in kit.http.requests] == [{"event": "a"}, {"event": "b"}]
+    keys = [r["headers"]["Idempotency-Key"] for r in kit.http.requests]
+    assert keys == [f"{rid}:tickets[0]", f"{rid}:tickets[1]"]
+    assert len(kit.steps(rid)["tickets"].output) == 2
+
+
+async def test_false_positive_undoes_completed_steps_newest_first(kit: Kit) -> None:
+    kit.playbook("auto", AUTOMATIC)
+    kit.http.respond("https://tickets.example/api", response(201, json={}))
+    [rid] = kit.apply(change())
+    await kit.drive()
+    assert kit.iam.keys[KEY].status == "Inactive"
+
+    result = kit.command(IncidentCommand(incident_id="inc-1", status="false_positive", by="carol"))
+    assert result["undo_runs"] == [rid]
+    await kit.drive()
+    assert kit.iam.keys[KEY].status == "Active"
+    steps = kit.steps(rid)
+    assert steps["deactivate"].status == "undone"
+    assert steps["deactivate"].undo_output["status"] == "Active"
+    assert steps["notify"].status == "completed"  # no undo declared: left alone
+    assert kit.run(rid).status == "undone"
+    actions = [r.action for r in kit.audit()]
+    assert "run.undo_requested" in actions and "step.undone" in actions
+    assert kit.chain_ok()
+
+
+async def test_a_new_worker_resumes_after_the_last_completed_step(kit: Kit) -> None:
+    """A worker that died mid-run: its lease expires, the next one goes on without repeating."""
+    kit.playbook("auto", AUTOMATIC)
+    kit.http.respond("https://tickets.example/api", response(201, json={}))
+    kit.settings = PlaybookSettings(lease_s=0.3)
+    [rid] = kit.apply(change())
+    dying = kit.runner(owner="dying")
+
+    class Crash(BaseException):
+        pass
+
+    async def crash(*args: object, **kwargs: object) -> object:
+        raise Crash
+
+    dying.ports.http.request = crash  # type: ignore[method-assign, union-attr]
+    dying._release = lambda session, rid: None  # type: ignore[method-assign]  (a dead process)
+    with pytest.raises(Crash):
+        await dying.tick()  # died inside step 2, after step 1 was recorded
+    del kit.http.request  # the next worker's HTTP works again
+    steps = kit.steps(rid)
+    assert steps["deactivate"].status == "completed" and steps["ticket"].status == "running"
+    assert await kit.runner(owner="other").tick() == 0  # the lease is still held
+    await asyncio.sleep(0.4)
+    await kit.drive(kit.runner(owner="other"))
+    assert kit.run(rid).status == "completed"
+    assert kit.iam.calls["set_access_key_status"] == 1  # step 1 exactly once
+    assert len(kit.http.requests) == 1 and kit.steps(rid)["ticket"].attempts == 2
