@@ -146,7 +146,9 @@ def settings_for(bootstrap: str, run: str, db: Path, rules: Path) -> Settings:
     t.changelog, t.incidents = f"bench.{run}.changelog", f"bench.{run}.incidents"
     s.database.url = f"sqlite:///{db}"
     s.rules_dir = rules
-    s.playbooks.dir = Path(tempfile.mkdtemp(prefix="responder-bench-playbooks-"))  # correlation only
+    s.playbooks.dir = Path(
+        tempfile.mkdtemp(prefix="responder-bench-playbooks-")
+    )  # correlation only
     return s
 
 

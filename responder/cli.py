@@ -148,7 +148,10 @@ def replay(
             data = incident.to_json()
             if playbook_set is not None:
                 runs = plan_changes(
-                    incident.changes, playbook_set, kill_switch=settings.playbooks.kill_switch
+                    incident.changes,
+                    playbook_set,
+                    kill_switch=settings.playbooks.kill_switch,
+                    variables=settings.playbooks.vars,
                 )
                 data["playbooks"] = [run.to_json() for run in runs]
             sys.stdout.write(json.dumps(data, ensure_ascii=False) + "\n")

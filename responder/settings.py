@@ -8,7 +8,7 @@ Secrets are `SecretStr` so they never appear in logs or reprs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -83,6 +83,10 @@ class PlaybookSettings(BaseModel):
         default=30.0, gt=0, description="a run whose worker died is resumed after this long"
     )
     poll_s: float = Field(default=1.0, gt=0, description="how often the runner looks for work")
+    vars: dict[str, Any] = Field(
+        default_factory=dict,
+        description="values playbook templates read as `vars` (JSON, e.g. a ticket URL)",
+    )
 
 
 class Settings(BaseSettings):

@@ -92,7 +92,9 @@ class Kit:
         (self.directory / f"{name}.yaml").write_text(textwrap.dedent(text))
 
     def ports(self) -> Ports:
-        return Ports(slack=self.slack, iam=self.iam, http=self.http, incidents=SqlIncidents(self.db))
+        return Ports(
+            slack=self.slack, iam=self.iam, http=self.http, incidents=SqlIncidents(self.db)
+        )
 
     def runner(self, owner: str | None = None) -> Runner:
         return Runner(

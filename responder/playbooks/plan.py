@@ -33,6 +33,7 @@ def step_context(
     *,
     playbook: Playbook | None = None,
     mode: Mode | None = None,
+    variables: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The variables a step's templates see.
 
@@ -45,6 +46,7 @@ def step_context(
         "incident": incident,
         "events": events,
         "steps": {step_id: {"output": out} for step_id, out in outputs.items()},
+        "vars": dict(variables or {}),  # deployment settings (playbooks.vars), e.g. ticket URLs
     }
     if item is not _NO_ITEM:
         context["item"] = item
@@ -116,13 +118,16 @@ def plan_run(
     incident: Mapping[str, Any],
     events: list[dict[str, Any]],
     kill_switch: bool = False,
+    variables: Mapping[str, Any] | None = None,
 ) -> PlannedRun:
     """Render every step against known data; nothing is executed."""
     mode: Mode = "dry_run" if kill_switch else playbook.mode
     outputs: dict[str, Any] = {}
     planned: list[PlannedStep] = []
     for step in playbook.steps:
-        context = step_context(incident, events, outputs, playbook=playbook, mode=mode)
+        context = step_context(
+            incident, events, outputs, playbook=playbook, mode=mode, variables=variables
+        )
         planned.extend(_plan_step(step, context))
         outputs[step.id] = OutputPlaceholder(step.id)
     return PlannedRun(playbook=playbook.id, mode=mode, steps=planned)
@@ -176,7 +181,11 @@ def _render_item(base: PlannedStep, step: Step, context: dict[str, Any], where: 
 
 
 def plan_changes(
-    changes: Iterable[IncidentChange], playbooks: PlaybookSet, *, kill_switch: bool = False
+    changes: Iterable[IncidentChange],
+    playbooks: PlaybookSet,
+    *,
+    kill_switch: bool = False,
+    variables: Mapping[str, Any] | None = None,
 ) -> list[PlannedRun]:
     """The runs one incident's changes would start, in order (replay's dry run).
 
@@ -191,7 +200,13 @@ def plan_changes(
         kind = change_kind(change, previous)
         view = incident_view(change, previous_status=previous)
         for playbook in playbooks.matching(view, kind):
-            run = plan_run(playbook, incident=view, events=list(events), kill_switch=kill_switch)
+            run = plan_run(
+                playbook,
+                incident=view,
+                events=list(events),
+                kill_switch=kill_switch,
+                variables=variables,
+            )
             runs.append(replace(run, change=kind))
         previous = change.status
     return runs

@@ -142,7 +142,12 @@ class Runner:
         if run.status != R.RUNNING:
             await self._db(self._set_status, run.id, R.RUNNING, "run.started")
         if run.mode == "dry_run":  # the same pure planner as `replay --dry-run`
-            planned = plan_run(state.playbook, incident=run.incident, events=run.events)
+            planned = plan_run(
+                state.playbook,
+                incident=run.incident,
+                events=run.events,
+                variables=self.settings.vars,
+            )
             await self._db(self._record_plan, state, planned)
             await self._db(self._finish_id, run.id, R.COMPLETED, None)
             return
@@ -176,6 +181,7 @@ class Runner:
             state.outputs,
             playbook=state.playbook,
             mode=cast(Mode, run.mode),
+            variables=self.settings.vars,
         )
         fresh = row is None
         if fresh and step.if_ is not None:
@@ -376,7 +382,11 @@ class Runner:
                 continue
             outputs = {sid: r.output for sid, r in state.steps.items()}
             context = step_context(
-                state.run.incident, state.run.events, outputs, playbook=state.playbook
+                state.run.incident,
+                state.run.events,
+                outputs,
+                playbook=state.playbook,
+                variables=self.settings.vars,
             )
             try:
                 if step.for_each is None:

@@ -155,7 +155,7 @@ def _make_env() -> _Sandbox:
 ENV = _make_env()
 """The one environment every playbook template is compiled in."""
 
-CONTEXT_NAMES = frozenset({"incident", "events", "steps", "item", "playbook"})
+CONTEXT_NAMES = frozenset({"incident", "events", "steps", "item", "playbook", "vars"})
 """Variables a template may use besides the environment's globals (see `step_context`)."""
 
 

@@ -18,13 +18,21 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 T = TypeVar("T")
-TOPICS = ("events", "dlq", "correlate", "changelog", "incidents")
+TOPICS = ("events", "dlq", "correlate", "changelog", "incidents", "commands")
 
 
 def worker_env(
-    bootstrap: str, db_url: str, rules_dir: Path, unique: str, partitions: int = 4
+    bootstrap: str,
+    db_url: str,
+    rules_dir: Path,
+    unique: str,
+    partitions: int = 4,
+    playbooks_dir: Path | None = None,
 ) -> dict[str, str]:
+    """A worker on per-test topics; without `playbooks_dir` it runs no playbooks."""
     env = {
+        "RESPONDER_PLAYBOOKS__DIR": str(playbooks_dir or rules_dir / "no-playbooks"),
+        "RESPONDER_PLAYBOOKS__POLL_S": "0.2",
         "RESPONDER_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
         "RESPONDER_KAFKA__GROUP_PREFIX": f"t-{unique}",
         "RESPONDER_KAFKA__PARTITIONS": str(partitions),

@@ -94,7 +94,11 @@ async def test_approved_run_deactivates_notifies_and_acknowledges(kit: Kit) -> N
 
     run, steps = kit.run(rid), kit.steps(rid)
     assert run.status == "completed"
-    assert steps["approve"].output == {"approved": True, "decided_by": "alice", "reason": "approved"}
+    assert steps["approve"].output == {
+        "approved": True,
+        "decided_by": "alice",
+        "reason": "approved",
+    }
     assert kit.iam.keys[KEY].status == "Inactive"
     assert steps["deactivate"].output["previous_status"] == "Active"
     assert kit.slack.posts[-1]["text"].endswith("deactivated by alice")
@@ -215,14 +219,17 @@ async def test_action_guard_blocks_and_a_human_can_release_it(kit: Kit) -> None:
 
 
 async def test_max_runs_per_hour_blocks_new_runs(kit: Kit) -> None:
-    kit.playbook("notify", """
+    kit.playbook(
+        "notify",
+        """
         id: notify-only
         title: Tell
         on: {kind: credential_compromise}
         guards: {max_runs_per_hour: 2}
         steps:
           - {id: tell, action: slack.notify}
-    """)
+    """,
+    )
     runs = [kit.apply(change(1, incident_id=f"inc-{i}"))[0] for i in range(3)]
     await kit.drive()
     assert [kit.run(r).status for r in runs] == ["completed", "completed", "blocked_by_guard"]
@@ -244,7 +251,9 @@ async def test_dry_run_mode_and_kill_switch_plan_without_side_effects(kit: Kit) 
 
 
 async def test_approval_mode_gates_every_side_effecting_step(kit: Kit) -> None:
-    kit.playbook("gated", """
+    kit.playbook(
+        "gated",
+        """
         id: gated
         title: Gated
         on: {kind: credential_compromise}
@@ -254,7 +263,8 @@ async def test_approval_mode_gates_every_side_effecting_step(kit: Kit) -> None:
             action: aws.iam.deactivate_access_key
             with: {access_key_id: "{{ incident.group['resource.id'] }}", user_name: ci-bot}
           - {id: tell, action: slack.notify, with: {text: done}}
-    """)
+    """,
+    )
     [rid] = kit.apply(change())
     await kit.drive()
     assert kit.steps(rid)["deactivate"].status == "waiting_approval"
@@ -270,7 +280,9 @@ async def test_approval_mode_gates_every_side_effecting_step(kit: Kit) -> None:
 
 
 async def test_for_each_runs_per_item(kit: Kit) -> None:
-    kit.playbook("each", """
+    kit.playbook(
+        "each",
+        """
         id: each
         title: One ticket per event
         on: {kind: credential_compromise}
@@ -279,7 +291,8 @@ async def test_for_each_runs_per_item(kit: Kit) -> None:
             action: http.request
             for_each: "{{ events }}"
             with: {url: https://tickets.example/api, json: {event: "{{ item.id }}"}}
-    """)
+    """,
+    )
     kit.http.respond("https://tickets.example/api", response(201, json={"ok": True}))
     from tests.runner_kit import event
 

@@ -416,11 +416,18 @@ def test_truthy(template: str, expected: bool) -> None:
 
 def test_step_context() -> None:
     playbook = loaded()
-    ctx = step_context({"id": "i"}, [], {"approve": {"approved": True}}, playbook=playbook)
+    ctx = step_context(
+        {"id": "i"},
+        [],
+        {"approve": {"approved": True}},
+        playbook=playbook,
+        variables={"ticket_url": "https://t.example"},
+    )
     assert ctx == {
         "incident": {"id": "i"},
         "events": [],
         "steps": {"approve": {"output": {"approved": True}}},
+        "vars": {"ticket_url": "https://t.example"},
         "playbook": {"id": "contain", "title": "Contain a key", "mode": "approval"},
     }
     assert step_context({}, [], {}, item=None)["item"] is None
