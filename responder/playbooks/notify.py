@@ -6,14 +6,22 @@ so a Slack outage or a missing token never blocks a run; it is logged and the no
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
+from sqlmodel import Session
 
 from responder.actions.ports import Ports
 from responder.actions.registry import ActionError
-from responder.actions.slack import approval_blocks, decision_blocks, incident_text
-from responder.playbooks.runs import PlaybookRun, StepRun
+from responder.actions.slack import (
+    approval_blocks,
+    decision_blocks,
+    incident_text,
+    refresh_incident_message,
+)
+from responder.incidents.store import Incident
+from responder.playbooks.runs import PlaybookRun, StepRun, now, stale_messages
 
 log = structlog.get_logger(__name__)
 
@@ -21,6 +29,28 @@ log = structlog.get_logger(__name__)
 class Notifier:
     def __init__(self, ports: Ports) -> None:
         self.ports = ports
+
+    async def refresh(self, db: Callable[..., Awaitable[Any]]) -> int:
+        """Redraw posted incident messages whose incident changed since (chat.update)."""
+        slack = self.ports.slack
+        if slack is None:
+            return 0
+        stale: list[tuple[StepRun, Incident]] = await db(stale_messages)
+        for step, incident in stale:
+            for posted in step.output if isinstance(step.output, list) else [step.output]:
+                if not isinstance(posted, dict) or not posted.get("ts"):
+                    continue
+                try:
+                    await refresh_incident_message(
+                        slack,
+                        channel=str(posted["channel"]),
+                        ts=str(posted["ts"]),
+                        incident=incident_card(incident),
+                    )
+                except ActionError as exc:
+                    log.warning("incident message not redrawn", ts=posted["ts"], error=str(exc))
+            await db(_drawn, step.run_id, step.step_id)
+        return len(stale)
 
     async def ask(self, run: PlaybookRun, step_id: str, prompt: str) -> dict[str, Any] | None:
         slack = self.ports.slack
@@ -63,3 +93,26 @@ class Notifier:
             )
         except ActionError as exc:
             log.warning("approval message not updated", step=step_id, error=str(exc))
+
+
+def incident_card(row: Incident) -> dict[str, Any]:
+    """What an incident message shows, from the stored incident (not the run's snapshot)."""
+    return {
+        "id": row.id,
+        "rule": row.rule,
+        "kind": row.kind,
+        "title": row.title,
+        "severity": row.severity,
+        "status": row.status,
+        "group": row.group,
+        "event_count": row.event_count,
+        "first_seen": row.first_seen.isoformat(),
+        "last_seen": row.last_seen.isoformat(),
+    }
+
+
+def _drawn(session: Session, run_id: str, step_id: str) -> None:
+    step = session.get(StepRun, (run_id, step_id))
+    if step is not None:
+        step.refreshed_at = now()
+        session.add(step)

@@ -25,13 +25,12 @@ from sqlmodel import Session
 from responder.actions.approval import APPROVAL_ACTION, ApprovalRequest
 from responder.actions.ports import Ports
 from responder.actions.registry import REGISTRY, ActionContext, Registry
-from responder.audit.store import append as audit_append
 from responder.correlation.rules import parse_duration
-from responder.logging import scrub
 from responder.playbooks import runs as R
+from responder.playbooks.journal import Journal
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.notify import Notifier
-from responder.playbooks.plan import PlannedRun, plan_run, step_context
+from responder.playbooks.plan import plan_run, step_context
 from responder.playbooks.schema import Mode, Playbook, Step
 from responder.playbooks.templating import TemplateError, render, truthy
 from responder.settings import PlaybookSettings
@@ -76,6 +75,7 @@ class Runner:
         self.registry = registry
         self.owner = owner or uuid.uuid4().hex[:16]
         self.lease = timedelta(seconds=settings.lease_s)
+        self.journal = Journal(self.owner, self.lease)
         self.notifier = Notifier(ports)
 
     # --- scheduling -----------------------------------------------------------------------
@@ -89,16 +89,10 @@ class Runner:
                 try:
                     await self.advance(rid)
                 finally:
-                    await self._db(self._release, rid)
+                    await self._db(self.journal.release, rid)
                 advanced += 1
+        await self.notifier.refresh(self._db)
         return advanced
-
-    def _release(self, session: Session, rid: str) -> None:
-        run = session.get(R.PlaybookRun, rid)
-        if run is not None and run.lease_owner == self.owner:
-            run.lease_owner, run.lease_until = None, None
-            session.add(run)
-            session.commit()
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(session, *args, **kwargs)` in a worker thread, in one committed transaction."""
@@ -133,14 +127,14 @@ class Runner:
         if run is None or run.status not in R.ACTIVE:
             return None
         if run.playbook_id not in self.playbooks:
-            self._finish(session, run, R.FAILED, "playbook is no longer loaded")
+            self.journal.finish(session, run, R.FAILED, "playbook is no longer loaded")
             return None
         return RunState(run, R.steps_of(session, rid), self.playbooks.get(run.playbook_id))
 
     async def _forward(self, state: RunState) -> None:
         run = state.run
         if run.status != R.RUNNING:
-            await self._db(self._set_status, run.id, R.RUNNING, "run.started")
+            await self._db(self.journal.set_status, run.id, R.RUNNING, "run.started")
         if run.mode == "dry_run":  # the same pure planner as `replay --dry-run`
             planned = plan_run(
                 state.playbook,
@@ -148,8 +142,8 @@ class Runner:
                 events=run.events,
                 variables=self.settings.vars,
             )
-            await self._db(self._record_plan, state, planned)
-            await self._db(self._finish_id, run.id, R.COMPLETED, None)
+            await self._db(self.journal.record_plan, state, planned)
+            await self._db(self.journal.finish_id, run.id, R.COMPLETED, None)
             return
         for position, step in enumerate(state.playbook.steps):
             row = state.steps.get(step.id)
@@ -161,13 +155,13 @@ class Runner:
             try:
                 output = await self._step(state, position, step, row)
             except StepFailed as exc:
-                await self._db(self._record_failure, state, position, step, exc)
+                await self._db(self.journal.record_failure, state, position, step, exc)
                 if step.on_error == "fail":
-                    await self._db(self._finish_id, run.id, R.FAILED, f"{step.id}: {exc}")
+                    await self._db(self.journal.finish_id, run.id, R.FAILED, f"{step.id}: {exc}")
                     return
                 output = None
             state.outputs[step.id] = output
-        await self._db(self._finish_id, run.id, R.COMPLETED, None)
+        await self._db(self.journal.finish_id, run.id, R.COMPLETED, None)
 
     async def _still_forward(self, rid: str) -> bool:
         status = await self._db(_run_status, rid)
@@ -191,7 +185,7 @@ class Runner:
                 raise StepFailed(str(exc)) from None
             if not go:
                 await self._db(
-                    self._record,
+                    self.journal.record,
                     state,
                     position,
                     step,
@@ -208,7 +202,7 @@ class Runner:
             prompt = f"Run step {step.id} ({step.action}) of playbook {state.playbook.id}?"
             await self._wait_for_decision(state, position, step, row, prompt, None)
         if decided == "denied":
-            await self._db(self._record, state, position, step, R.STEP_DENIED)
+            await self._db(self.journal.record, state, position, step, R.STEP_DENIED)
             return None
         limit = state.playbook.guards.actions.get(step.action)
         overridden = row is not None and row.status == R.STEP_BLOCKED and decided == "approved"
@@ -252,7 +246,7 @@ class Runner:
             "decided_by": by,
             "reason": "timed out" if by == "timeout" else f"{'approved' if approved else 'denied'}",
         }
-        await self._db(self._record, state, position, step, R.STEP_DONE, output=output)
+        await self._db(self.journal.record, state, position, step, R.STEP_DONE, output=output)
         if row is not None and row.notice:
             await self.notifier.decided(state.run, step.id, row, output)
         return output
@@ -270,7 +264,7 @@ class Runner:
             deadline = R.now() + timeout if timeout is not None else None
             notice = await self.notifier.ask(state.run, step.id, prompt)
             await self._db(
-                self._record,
+                self.journal.record,
                 state,
                 position,
                 step,
@@ -281,7 +275,7 @@ class Runner:
             )
         else:
             deadline = row.deadline
-        await self._db(self._park, state.run.id, R.WAITING, deadline)
+        await self._db(self.journal.park, state.run.id, R.WAITING, deadline)
         raise Pause
 
     async def _block(
@@ -292,9 +286,9 @@ class Runner:
             state.run, step.id, f"{reason}. Approve to run step {step.id} anyway."
         )
         await self._db(
-            self._record, state, position, step, R.STEP_BLOCKED, note=reason, notice=notice
+            self.journal.record, state, position, step, R.STEP_BLOCKED, note=reason, notice=notice
         )
-        await self._db(self._finish_id, state.run.id, R.BLOCKED, reason)
+        await self._db(self.journal.finish_id, state.run.id, R.BLOCKED, reason)
         raise Pause
 
     # --- executing ------------------------------------------------------------------------
@@ -323,7 +317,7 @@ class Runner:
                 )
                 for i, item in enumerate(items)
             ]
-        await self._db(self._record, state, position, step, R.STEP_DONE, output=output)
+        await self._db(self.journal.record, state, position, step, R.STEP_DONE, output=output)
         return output
 
     async def _call(
@@ -352,7 +346,7 @@ class Runner:
         while True:
             attempt += 1
             if action is None:
-                await self._db(self._started, state, position, step, raw, attempt)
+                await self._db(self.journal.started, state, position, step, raw, attempt)
             try:
                 output = await asyncio.wait_for(spec.fn(params, ctx), timeout)
                 return json.loads(json.dumps(output, default=str))
@@ -420,172 +414,8 @@ class Runner:
                 status, out = R.STEP_UNDONE, result
             except StepFailed as exc:
                 status, out = R.STEP_UNDO_FAILED, {"error": str(exc)}
-            await self._db(self._undone, state, step.id, status, out)
-        await self._db(self._finish_id, state.run.id, R.UNDONE, None)
-
-    # --- rows and audit (run in a worker thread, one transaction each) --------------------
-
-    def _audit(
-        self, session: Session, run: R.PlaybookRun, action: str, data: dict[str, Any]
-    ) -> None:
-        audit_append(session, [(f"playbook:{run.playbook_id}", action, run.id, scrub(data))])
-
-    def _row(self, session: Session, state: RunState, position: int, step: Step) -> R.StepRun:
-        row = session.get(R.StepRun, (state.run.id, step.id))
-        if row is None:
-            row = R.StepRun(
-                run_id=state.run.id,
-                step_id=step.id,
-                position=position,
-                action=step.action,
-                status=R.STEP_RUNNING,
-            )
-        return row
-
-    def _started(
-        self,
-        session: Session,
-        state: RunState,
-        position: int,
-        step: Step,
-        params: Any,
-        attempt: int,
-    ) -> None:
-        row = self._row(session, state, position, step)
-        row.status, row.attempts = R.STEP_RUNNING, row.attempts + 1
-        row.params = scrub({"with": params})["with"] if isinstance(params, dict) else {}
-        row.started_at = row.started_at or R.now()
-        session.add(row)
-        if attempt == 1:
-            self._audit(
-                session,
-                state.run,
-                "step.started",
-                {"step": step.id, "action": step.action, "with": row.params},
-            )
-        self._renew(session, state.run.id)
-
-    def _record(
-        self,
-        session: Session,
-        state: RunState,
-        position: int,
-        step: Step,
-        status: str,
-        *,
-        output: Any = None,
-        params: Any = None,
-        note: str | None = None,
-        deadline: Any = None,
-        notice: dict[str, Any] | None = None,
-    ) -> None:
-        row = self._row(session, state, position, step)
-        row.status, row.output = status, output
-        if params is not None:
-            row.params = (
-                scrub({"with": params})["with"] if isinstance(params, dict) else {"items": params}
-            )
-        if note is not None:
-            row.error = note
-        if deadline is not None:
-            row.deadline = deadline
-        if notice is not None:
-            row.notice = notice
-        if status in R.FINISHED_STEPS or status == R.STEP_DENIED:
-            row.finished_at = R.now()
-        session.add(row)
-        state.steps[step.id] = row
-        data: dict[str, Any] = {"step": step.id, "action": step.action}
-        if output is not None:
-            data["output"] = output
-        if note:
-            data["note"] = note
-        if status == R.STEP_PLANNED:
-            data["with"] = row.params
-        self._audit(session, state.run, f"step.{status}", data)
-        self._renew(session, state.run.id)
-
-    def _record_plan(self, session: Session, state: RunState, planned: PlannedRun) -> None:
-        by_step: dict[str, list[dict[str, Any]]] = {}
-        for planned_step in planned.steps:
-            by_step.setdefault(planned_step.id, []).append(planned_step.to_json())
-        for position, step in enumerate(state.playbook.steps):
-            items = by_step.get(step.id, [])
-            skipped = next((i.get("skipped") for i in items if i.get("skipped")), None)
-            row = self._row(session, state, position, step)
-            row.status = R.STEP_SKIPPED if skipped else R.STEP_PLANNED
-            row.error = skipped
-            if len(items) == 1 and "item" not in items[0]:
-                row.params = scrub({"with": items[0].get("with") or {}})["with"]
-            else:
-                row.params = {
-                    "items": [scrub({"with": i.get("with") or {}})["with"] for i in items]
-                }
-            row.finished_at = R.now()
-            session.add(row)
-            self._audit(
-                session,
-                state.run,
-                f"step.{row.status}",
-                {"step": step.id, "action": step.action, "with": row.params},
-            )
-
-    def _record_failure(
-        self, session: Session, state: RunState, position: int, step: Step, exc: StepFailed
-    ) -> None:
-        row = self._row(session, state, position, step)
-        row.status, row.error, row.finished_at = R.STEP_FAILED, str(exc), R.now()
-        session.add(row)
-        self._audit(
-            session,
-            state.run,
-            "step.failed",
-            {"step": step.id, "action": step.action, "error": str(exc), "on_error": step.on_error},
-        )
-
-    def _undone(
-        self, session: Session, state: RunState, step_id: str, status: str, output: Any
-    ) -> None:
-        row = session.get(R.StepRun, (state.run.id, step_id))
-        if row is None:
-            return
-        row.status, row.undo_output = status, output
-        session.add(row)
-        self._audit(session, state.run, f"step.{status}", {"step": step_id, "undo": output})
-
-    def _renew(self, session: Session, rid: str) -> None:
-        run = session.get(R.PlaybookRun, rid)
-        if run is not None and run.lease_owner == self.owner:
-            run.lease_until = R.now() + self.lease
-            session.add(run)
-
-    def _set_status(self, session: Session, rid: str, status: str, audit: str) -> None:
-        run = session.get(R.PlaybookRun, rid)
-        if run is not None:
-            run.status, run.updated_at, run.wake_at = status, R.now(), None
-            session.add(run)
-            self._audit(session, run, audit, {"mode": run.mode, "incident": run.incident_id})
-
-    def _park(self, session: Session, rid: str, status: str, wake_at: Any) -> None:
-        run = session.get(R.PlaybookRun, rid)
-        if run is not None:
-            run.status, run.wake_at, run.updated_at = status, wake_at, R.now()
-            if wake_at is None:  # no deadline: only a decision wakes it
-                run.wake_at = R.now() + timedelta(days=3650)
-            session.add(run)
-
-    def _finish_id(self, session: Session, rid: str, status: str, error: str | None) -> None:
-        run = session.get(R.PlaybookRun, rid)
-        if run is not None:
-            self._finish(session, run, status, error)
-
-    def _finish(self, session: Session, run: R.PlaybookRun, status: str, error: str | None) -> None:
-        run.status, run.error, run.updated_at, run.wake_at = status, error, R.now(), None
-        session.add(run)
-        data: dict[str, Any] = {"incident": run.incident_id, "mode": run.mode}
-        if error:
-            data["error"] = error
-        self._audit(session, run, f"run.{status}", data)
+            await self._db(self.journal.undone, state, step.id, status, out)
+        await self._db(self.journal.finish_id, state.run.id, R.UNDONE, None)
 
 
 def _retryable(error: BaseException) -> BaseException:

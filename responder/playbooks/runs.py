@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, update
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
+from responder.incidents.store import Incident
+
 RUN_NAMESPACE = uuid.UUID("0b7e3f4a-5c6d-4e8f-9a1b-2c3d4e5f6a7b")
 
 # Run statuses. Active ones are picked up by the runner; the others are final or need a human.
@@ -101,6 +103,7 @@ class StepRun(SQLModel, table=True):
     undo_output: Any = Field(default=None, sa_column=Column(JSON, nullable=True))
     started_at: datetime | None = _ts(nullable=True, index=True)
     finished_at: datetime | None = _ts(nullable=True)
+    refreshed_at: datetime | None = _ts(nullable=True)  # a posted message last redrawn
 
 
 # --- queries ------------------------------------------------------------------------------------
@@ -183,3 +186,17 @@ def get_run(session: Session, run: str) -> PlaybookRun | None:
         select(PlaybookRun).where(col(PlaybookRun.id).startswith(run, autoescape=True)).limit(2)
     ).all()
     return found[0] if len(found) == 1 else None
+
+
+def stale_messages(session: Session, limit: int = 50) -> list[tuple[StepRun, Incident]]:
+    """Completed `slack.notify` steps whose incident changed since the message was drawn."""
+    drawn = func.coalesce(col(StepRun.refreshed_at), col(StepRun.finished_at))
+    query = (
+        select(StepRun, Incident)
+        .join(PlaybookRun, col(PlaybookRun.id) == col(StepRun.run_id))
+        .join(Incident, col(Incident.id) == col(PlaybookRun.incident_id))
+        .where(StepRun.action == "slack.notify", StepRun.status == STEP_DONE)
+        .where(col(Incident.updated_at) > drawn)
+        .limit(limit)
+    )
+    return [(step, incident) for step, incident in session.exec(query).all()]

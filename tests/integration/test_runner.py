@@ -340,7 +340,7 @@ async def test_a_new_worker_resumes_after_the_last_completed_step(kit: Kit) -> N
         raise Crash
 
     dying.ports.http.request = crash  # type: ignore[method-assign, union-attr]
-    dying._release = lambda session, rid: None  # type: ignore[method-assign]  (a dead process)
+    dying.journal.release = lambda session, rid: None  # type: ignore[method-assign]  (died)
     with pytest.raises(Crash):
         await dying.tick()  # died inside step 2, after step 1 was recorded
     del kit.http.request  # the next worker's HTTP works again
@@ -352,3 +352,27 @@ async def test_a_new_worker_resumes_after_the_last_completed_step(kit: Kit) -> N
     assert kit.run(rid).status == "completed"
     assert kit.iam.calls["set_access_key_status"] == 1  # step 1 exactly once
     assert len(kit.http.requests) == 1 and kit.steps(rid)["ticket"].attempts == 2
+
+
+async def test_posted_incident_messages_are_redrawn_when_the_incident_changes(kit: Kit) -> None:
+    kit.playbook("tell", """
+        id: tell
+        title: Tell
+        on: {kind: credential_compromise}
+        steps:
+          - {id: tell, action: slack.notify}
+    """)
+    kit.apply(change())
+    await kit.drive()
+    [posted] = kit.slack.posts
+    assert kit.slack.updates == []
+    kit.apply(change(2, change_kind="escalated", severity="critical"))  # 2 events now
+    await kit.drive()
+    [update] = kit.slack.updates
+    assert update["ts"] == posted["ts"]
+    assert "2" in str(update["blocks"])  # the event count the message shows
+    kit.command(IncidentCommand(incident_id="inc-1", status="resolved", by="erin"))
+    await kit.drive()
+    assert len(kit.slack.updates) == 2 and "resolved" in kit.slack.updates[-1]["text"]
+    await kit.drive()
+    assert len(kit.slack.updates) == 2  # nothing changed since: nothing redrawn

@@ -1,0 +1,25 @@
+"""playbook steps: when a posted Slack message was last redrawn
+
+Revision ID: 0003
+Revises: 0002
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0003"
+down_revision: str | None = "0002"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("playbook_steps", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("refreshed_at", sa.DateTime(timezone=True), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("playbook_steps", schema=None) as batch_op:
+        batch_op.drop_column("refreshed_at")

@@ -1,0 +1,197 @@
+"""The run journal: every state change of a run or step as SQL rows plus an audit record.
+
+Each method runs in a worker thread inside one transaction opened by the runner, so a step's
+start is durable before its action is called and its output right after. Values stored and
+audited pass through `scrub`, so secrets in parameters never reach the database or the chain.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlmodel import Session
+
+from responder.audit.store import append as audit_append
+from responder.logging import scrub
+from responder.playbooks import runs as R
+from responder.playbooks.plan import PlannedRun
+from responder.playbooks.schema import Step
+
+if TYPE_CHECKING:
+    from responder.playbooks.runner import RunState, StepFailed
+
+
+class Journal:
+    def __init__(self, owner: str, lease: timedelta) -> None:
+        self.owner = owner
+        self.lease = lease
+
+    def release(self, session: Session, rid: str) -> None:
+        run = session.get(R.PlaybookRun, rid)
+        if run is not None and run.lease_owner == self.owner:
+            run.lease_owner, run.lease_until = None, None
+            session.add(run)
+            session.commit()
+
+    def _audit(
+        self, session: Session, run: R.PlaybookRun, action: str, data: dict[str, Any]
+    ) -> None:
+        audit_append(session, [(f"playbook:{run.playbook_id}", action, run.id, scrub(data))])
+
+    def _row(self, session: Session, state: RunState, position: int, step: Step) -> R.StepRun:
+        row = session.get(R.StepRun, (state.run.id, step.id))
+        if row is None:
+            row = R.StepRun(
+                run_id=state.run.id,
+                step_id=step.id,
+                position=position,
+                action=step.action,
+                status=R.STEP_RUNNING,
+            )
+        return row
+
+    def started(
+        self,
+        session: Session,
+        state: RunState,
+        position: int,
+        step: Step,
+        params: Any,
+        attempt: int,
+    ) -> None:
+        row = self._row(session, state, position, step)
+        row.status, row.attempts = R.STEP_RUNNING, row.attempts + 1
+        row.params = scrub({"with": params})["with"] if isinstance(params, dict) else {}
+        row.started_at = row.started_at or R.now()
+        session.add(row)
+        if attempt == 1:
+            self._audit(
+                session,
+                state.run,
+                "step.started",
+                {"step": step.id, "action": step.action, "with": row.params},
+            )
+        self._renew(session, state.run.id)
+
+    def record(
+        self,
+        session: Session,
+        state: RunState,
+        position: int,
+        step: Step,
+        status: str,
+        *,
+        output: Any = None,
+        params: Any = None,
+        note: str | None = None,
+        deadline: Any = None,
+        notice: dict[str, Any] | None = None,
+    ) -> None:
+        row = self._row(session, state, position, step)
+        row.status, row.output = status, output
+        if params is not None:
+            row.params = (
+                scrub({"with": params})["with"] if isinstance(params, dict) else {"items": params}
+            )
+        if note is not None:
+            row.error = note
+        if deadline is not None:
+            row.deadline = deadline
+        if notice is not None:
+            row.notice = notice
+        if status in R.FINISHED_STEPS or status == R.STEP_DENIED:
+            row.finished_at = R.now()
+        session.add(row)
+        state.steps[step.id] = row
+        data: dict[str, Any] = {"step": step.id, "action": step.action}
+        if output is not None:
+            data["output"] = output
+        if note:
+            data["note"] = note
+        if status == R.STEP_PLANNED:
+            data["with"] = row.params
+        self._audit(session, state.run, f"step.{status}", data)
+        self._renew(session, state.run.id)
+
+    def record_plan(self, session: Session, state: RunState, planned: PlannedRun) -> None:
+        by_step: dict[str, list[dict[str, Any]]] = {}
+        for planned_step in planned.steps:
+            by_step.setdefault(planned_step.id, []).append(planned_step.to_json())
+        for position, step in enumerate(state.playbook.steps):
+            items = by_step.get(step.id, [])
+            skipped = next((i.get("skipped") for i in items if i.get("skipped")), None)
+            row = self._row(session, state, position, step)
+            row.status = R.STEP_SKIPPED if skipped else R.STEP_PLANNED
+            row.error = skipped
+            if len(items) == 1 and "item" not in items[0]:
+                row.params = scrub({"with": items[0].get("with") or {}})["with"]
+            else:
+                row.params = {
+                    "items": [scrub({"with": i.get("with") or {}})["with"] for i in items]
+                }
+            row.finished_at = R.now()
+            session.add(row)
+            self._audit(
+                session,
+                state.run,
+                f"step.{row.status}",
+                {"step": step.id, "action": step.action, "with": row.params},
+            )
+
+    def record_failure(
+        self, session: Session, state: RunState, position: int, step: Step, exc: StepFailed
+    ) -> None:
+        row = self._row(session, state, position, step)
+        row.status, row.error, row.finished_at = R.STEP_FAILED, str(exc), R.now()
+        session.add(row)
+        self._audit(
+            session,
+            state.run,
+            "step.failed",
+            {"step": step.id, "action": step.action, "error": str(exc), "on_error": step.on_error},
+        )
+
+    def undone(
+        self, session: Session, state: RunState, step_id: str, status: str, output: Any
+    ) -> None:
+        row = session.get(R.StepRun, (state.run.id, step_id))
+        if row is None:
+            return
+        row.status, row.undo_output = status, output
+        session.add(row)
+        self._audit(session, state.run, f"step.{status}", {"step": step_id, "undo": output})
+
+    def _renew(self, session: Session, rid: str) -> None:
+        run = session.get(R.PlaybookRun, rid)
+        if run is not None and run.lease_owner == self.owner:
+            run.lease_until = R.now() + self.lease
+            session.add(run)
+
+    def set_status(self, session: Session, rid: str, status: str, audit: str) -> None:
+        run = session.get(R.PlaybookRun, rid)
+        if run is not None:
+            run.status, run.updated_at, run.wake_at = status, R.now(), None
+            session.add(run)
+            self._audit(session, run, audit, {"mode": run.mode, "incident": run.incident_id})
+
+    def park(self, session: Session, rid: str, status: str, wake_at: Any) -> None:
+        run = session.get(R.PlaybookRun, rid)
+        if run is not None:
+            run.status, run.wake_at, run.updated_at = status, wake_at, R.now()
+            if wake_at is None:  # no deadline: only a decision wakes it
+                run.wake_at = R.now() + timedelta(days=3650)
+            session.add(run)
+
+    def finish_id(self, session: Session, rid: str, status: str, error: str | None) -> None:
+        run = session.get(R.PlaybookRun, rid)
+        if run is not None:
+            self.finish(session, run, status, error)
+
+    def finish(self, session: Session, run: R.PlaybookRun, status: str, error: str | None) -> None:
+        run.status, run.error, run.updated_at, run.wake_at = status, error, R.now(), None
+        session.add(run)
+        data: dict[str, Any] = {"incident": run.incident_id, "mode": run.mode}
+        if error:
+            data["error"] = error
+        self._audit(session, run, f"run.{status}", data)
