@@ -1,8 +1,10 @@
 """`responder demo`: the sample scenario end to end on the local Kafka and embedded SQLite.
 
 Starts a real `responder worker` process on fresh demo topics, sends the shipped scenario,
-waits until the database holds the incidents the offline replay predicts, prints them with the
-DLQ'd line and the audit verification, and stops the worker.
+waits until the database holds the incidents the offline replay predicts and the playbook runs
+they trigger, prints them with the DLQ'd line and the audit verification, and stops the worker.
+Playbooks run with the kill switch on: every run is a dry run (planned and audited, nothing is
+touched), since a fresh machine has no Slack, AWS or MLflow to act on.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder import wiring
 from responder.audit.store import verify_chain
 from responder.correlation.rules import load_rules
 from responder.incidents.store import list_incidents
+from responder.playbooks.plan import plan_changes
+from responder.playbooks.runs import ACTIVE, PlaybookRun, list_runs
 from responder.replay import replay
 from responder.send import send_file
 from responder.settings import Settings
@@ -43,8 +48,11 @@ def demo_settings(base: Settings, run_id: str, workdir: Path) -> tuple[Settings,
         "RESPONDER_RULES_DIR": str(base.rules_dir.resolve()),
         "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.5",
         "RESPONDER_LOG_FORMAT": "json",
+        "RESPONDER_PLAYBOOKS__DIR": str(base.playbooks.dir.resolve()),
+        "RESPONDER_PLAYBOOKS__KILL_SWITCH": "true",
+        "RESPONDER_PLAYBOOKS__POLL_S": "0.2",
     }
-    for name in ("events", "dlq", "correlate", "changelog", "incidents"):
+    for name in ("events", "dlq", "correlate", "changelog", "incidents", "commands"):
         default = getattr(base.kafka.topics, name)
         env[f"RESPONDER_KAFKA__TOPICS__{name.upper()}"] = f"{default}.demo-{run_id}"
     saved = {k: os.environ.get(k) for k in env}
@@ -88,6 +96,11 @@ def run_demo(base: Settings, out: Console, err: Console) -> int:
     asyncio.run(wait_for_broker(settings.kafka.bootstrap_servers, timeout_s=30))
     expected = replay(SCENARIO.read_bytes().splitlines(), load_rules(settings.rules_dir))
     want = sorted(len(i.events) for i in expected.incidents)
+    planned = [
+        run
+        for incident in expected.incidents
+        for run in plan_changes(incident.changes, wiring.playbooks(settings), kill_switch=True)
+    ]
     out.print(
         f"[bold]responder demo[/bold] · run {run_id} · Kafka {settings.kafka.bootstrap_servers}"
     )
@@ -106,6 +119,7 @@ def run_demo(base: Settings, out: Console, err: Console) -> int:
             engine = wiring.database(settings)
             deadline = time.monotonic() + WAIT_S
             rows = []
+            runs: list[PlaybookRun] = []
             while time.monotonic() < deadline and worker.poll() is None:
                 with Session(engine) as session:
                     rows = list_incidents(session)
@@ -113,6 +127,16 @@ def run_demo(base: Settings, out: Console, err: Console) -> int:
                         break
                 time.sleep(0.5)
             out.print(incidents_table(rows))
+            runs = _wait_for_runs(engine, len(planned), deadline)
+            if runs:
+                out.print(
+                    f"playbook runs (dry run: kill switch on, {len(runs)} of {len(planned)} "
+                    "expected; see them with `responder runs show <id>`):"
+                )
+                for run in runs:
+                    out.print(
+                        f"  {run.id[:8]}  {run.playbook_id:<28} {run.status}", highlight=False
+                    )
             reasons = asyncio.run(_dlq_reasons(settings))
             for reason in reasons:
                 out.print(f"dead-lettered: {reason}", highlight=False)
@@ -129,11 +153,27 @@ def run_demo(base: Settings, out: Console, err: Console) -> int:
             except subprocess.TimeoutExpired:
                 worker.kill()
     ok = sorted(r.event_count for r in rows) == want and broken is None
+    ok = ok and len(runs) == len(planned) and all(r.status == "completed" for r in runs)
     if not ok:
-        err.print(f"demo incomplete: expected incidents with {want} events; see {log_path}")
+        err.print(
+            f"demo incomplete: expected incidents with {want} events and {len(planned)} "
+            f"completed playbook runs; see {log_path}"
+        )
         return 1
     out.print(
-        f"[green]demo OK[/green]: {len(rows)} incidents; database {workdir / 'demo.db'}; "
+        f"[green]demo OK[/green]: {len(rows)} incidents, {len(runs)} playbook runs planned; "
+        f"database {workdir / 'demo.db'}; "
         f"try: RESPONDER_DATABASE__URL=sqlite:///{workdir / 'demo.db'} responder incidents list"
     )
     return 0
+
+
+def _wait_for_runs(engine: Engine, expected: int, deadline: float) -> list[PlaybookRun]:
+    runs: list[PlaybookRun] = []
+    while time.monotonic() < deadline:
+        with Session(engine) as session:
+            runs = list_runs(session)
+        if len(runs) >= expected and all(r.status not in ACTIVE for r in runs):
+            break
+        time.sleep(0.3)
+    return sorted(runs, key=lambda r: r.playbook_id)

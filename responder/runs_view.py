@@ -73,10 +73,11 @@ def print_run(session: Session, out: Console, run_id: str, *, as_json: bool) -> 
         f"mode {run.mode}, trigger {run.trigger}, status {_styled(run.status)}"
         + (f"\n{run.error}" if run.error else "")
     )
-    table = Table("step", "action", "status", "tries", "decision", "output / error")
+    table = Table("step", "action", "status", "tries", "decision", "output / error / plan")
     for step in steps:
         decision = f"{step.decision} by {step.decided_by}" if step.decision else ""
-        detail = step.error or json.dumps(step.output, default=str)[:120]
+        shown = step.params if step.status == "planned" else step.output
+        detail = step.error or json.dumps(shown, default=str)[:160]
         table.add_row(
             step.step_id, step.action, _styled(step.status), str(step.attempts), decision, detail
         )
