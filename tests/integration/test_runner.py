@@ -355,13 +355,16 @@ async def test_a_new_worker_resumes_after_the_last_completed_step(kit: Kit) -> N
 
 
 async def test_posted_incident_messages_are_redrawn_when_the_incident_changes(kit: Kit) -> None:
-    kit.playbook("tell", """
+    kit.playbook(
+        "tell",
+        """
         id: tell
         title: Tell
         on: {kind: credential_compromise}
         steps:
           - {id: tell, action: slack.notify}
-    """)
+    """,
+    )
     kit.apply(change())
     await kit.drive()
     [posted] = kit.slack.posts
