@@ -19,7 +19,7 @@ from responder.correlation.engine import route
 from responder.correlation.rules import RuleSet
 from responder.events.schema import Rejection, event_to_dict, parse_event
 from responder.settings import KafkaSettings
-from responder.streams.kafka import BatchSender, commit, offsets_after
+from responder.streams.kafka import BatchSender, commit, dlq_headers, offsets_after
 from responder.streams.records import PartitionBatch, Record
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
@@ -32,16 +32,6 @@ class IngestStats:
     rejected: int = 0
     records: int = 0
     batches: int = 0
-
-
-def dlq_headers(msg: ConsumerRecord[bytes, bytes], rejection: Rejection) -> list[tuple[str, bytes]]:
-    return [
-        ("responder.reason", rejection.reason.encode()),
-        ("responder.detail", orjson.dumps(rejection.detail)),
-        ("responder.source.topic", msg.topic.encode()),
-        ("responder.source.partition", str(msg.partition).encode()),
-        ("responder.source.offset", str(msg.offset).encode()),
-    ]
 
 
 class IngestStage:
@@ -112,7 +102,7 @@ class IngestStage:
                             self.kafka.topics.dlq,
                             value=msg.value,
                             key=msg.key,
-                            headers=dlq_headers(msg, parsed),
+                            headers=dlq_headers(msg, parsed.reason, parsed.detail),
                         )
                     )
                     continue

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -13,6 +14,32 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 log = structlog.get_logger(__name__)
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
+
+
+def dlq_headers(
+    msg: ConsumerRecord[bytes, bytes], reason: str, detail: Sequence[str] = ()
+) -> list[tuple[str, bytes]]:
+    """Why a message went to the DLQ and where it came from (the value stays the original)."""
+    return [
+        ("responder.reason", reason.encode()),
+        ("responder.detail", orjson.dumps(list(detail))),
+        ("responder.source.topic", msg.topic.encode()),
+        ("responder.source.partition", str(msg.partition).encode()),
+        ("responder.source.offset", str(msg.offset).encode()),
+    ]
+
+
+async def dead_letter(
+    producer: AIOKafkaProducer,
+    topic: str,
+    msg: ConsumerRecord[bytes, bytes],
+    reason: str,
+    detail: Sequence[str] = (),
+) -> None:
+    """Send one message to the DLQ with its reason and wait for the broker."""
+    await producer.send_and_wait(
+        topic, value=msg.value, key=msg.key, headers=dlq_headers(msg, reason, detail)
+    )
 
 
 def offsets_after(batch: Batch) -> dict[TopicPartition, int]:

@@ -12,7 +12,6 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
@@ -22,7 +21,7 @@ from sqlmodel import Session
 from responder.commands import COMMAND, Decision, IncidentCommand, apply_command
 from responder.playbooks.runner import Runner
 from responder.settings import KafkaSettings
-from responder.streams.kafka import Batch, commit, offsets_after
+from responder.streams.kafka import Batch, commit, dead_letter, offsets_after
 
 log = structlog.get_logger(__name__)
 
@@ -131,15 +130,4 @@ class CommandStage:
     async def _refuse(self, msg: Any, reason: str, detail: str) -> None:
         self.stats.refused += 1
         log.warning("command refused to DLQ", reason=reason, detail=detail, offset=msg.offset)
-        await self.producer.send_and_wait(
-            self.kafka.topics.dlq,
-            value=msg.value,
-            key=msg.key,
-            headers=[
-                ("responder.reason", reason.encode()),
-                ("responder.detail", orjson.dumps([detail])),
-                ("responder.source.topic", msg.topic.encode()),
-                ("responder.source.partition", str(msg.partition).encode()),
-                ("responder.source.offset", str(msg.offset).encode()),
-            ],
-        )
+        await dead_letter(self.producer, self.kafka.topics.dlq, msg, reason, [detail])

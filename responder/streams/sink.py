@@ -22,7 +22,7 @@ from responder.events.schema import Rejection
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import OnApplied, apply_changes
 from responder.settings import KafkaSettings
-from responder.streams.kafka import Batch, commit, offsets_after
+from responder.streams.kafka import Batch, commit, dead_letter, offsets_after
 
 log = structlog.get_logger(__name__)
 
@@ -88,16 +88,7 @@ class SinkStage:
                     self.stats.rejected += 1
                     reason = Rejection(reason=f"invalid incident change: {exc.errors()[0]['msg']}")
                     log.error("incident change rejected to DLQ", reason=reason.reason)
-                    await self.producer.send_and_wait(
-                        self.kafka.topics.dlq,
-                        value=msg.value,
-                        headers=[
-                            ("responder.reason", reason.reason.encode()),
-                            ("responder.source.topic", msg.topic.encode()),
-                            ("responder.source.partition", str(msg.partition).encode()),
-                            ("responder.source.offset", str(msg.offset).encode()),
-                        ],
-                    )
+                    await dead_letter(self.producer, self.kafka.topics.dlq, msg, reason.reason)
         if changes:
             applied = await self._apply_with_retry(changes)
             self.stats.changes += len(changes)

@@ -1,0 +1,64 @@
+"""The commands stage on the real broker: valid commands change SQL, bad ones reach the DLQ."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from responder.commands import Decision, IncidentCommand, send_command
+from responder.incidents.store import apply_changes, get_incident
+from responder.settings import KafkaSettings, Topics
+from responder.streams.playbooks import CommandStage, Wakeup
+from responder.streams.topics import ensure_topics
+from tests.integration.harness import TOPICS, _consume_all, topic
+from tests.runner_kit import change
+
+pytestmark = pytest.mark.integration
+
+
+async def test_commands_apply_or_go_to_the_dlq_with_a_reason(
+    kafka_bootstrap: str, db: Engine, unique: str, tmp_path: Path
+) -> None:
+    kafka = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        group_prefix=f"t-{unique}",
+        topics=Topics(**{name: topic(unique, name) for name in TOPICS}),
+    )
+    await ensure_topics(kafka)
+    with Session(db) as session, session.begin():
+        apply_changes(session, [change()])
+    wakeup = Wakeup()
+    stage = CommandStage(kafka, db, wakeup)
+    await stage.start()
+    task = asyncio.ensure_future(stage.run())
+    try:
+        await send_command(
+            kafka, IncidentCommand(incident_id="inc-1", status="acknowledged", by="al")
+        )
+        await send_command(kafka, Decision(run_id="no-such-run", approved=True, by="al"))
+        from aiokafka import AIOKafkaProducer
+
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap)
+        await producer.start()
+        await producer.send_and_wait(kafka.topics.commands, b'{"type": "decision", "run_id": 1')
+        await producer.stop()
+        dead = await _consume_all(kafka_bootstrap, kafka.topics.dlq, 2, timeout=30)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await stage.stop()
+    reasons = sorted(dict(m.headers)["responder.reason"].decode() for m in dead)
+    assert reasons == ["command does not apply", "invalid command"]
+    unknown = next(m for m in dead if b"no-such-run" in m.value)
+    assert b"no playbook run" in dict(unknown.headers)["responder.detail"]
+    assert dict(unknown.headers)["responder.source.topic"] == kafka.topics.commands.encode()
+    with Session(db) as session:
+        incident = get_incident(session, "inc-1")
+        assert incident is not None and incident.status == "acknowledged"
+    assert stage.stats.applied == 1 and stage.stats.refused == 2
