@@ -379,3 +379,32 @@ async def test_posted_incident_messages_are_redrawn_when_the_incident_changes(ki
     assert len(kit.slack.updates) == 2 and "resolved" in kit.slack.updates[-1]["text"]
     await kit.drive()
     assert len(kit.slack.updates) == 2  # nothing changed since: nothing redrawn
+
+
+async def test_a_step_timeout_is_retried_then_fails_the_run(kit: Kit) -> None:
+    kit.playbook(
+        "slow",
+        """
+        id: slow
+        title: Slow webhook
+        on: {kind: credential_compromise}
+        steps:
+          - id: hook
+            action: http.request
+            with: {url: https://hooks.example/x}
+            timeout: 100ms
+            retry: {attempts: 2, backoff: 10ms}
+    """,
+    )
+
+    async def hang(**kwargs: object) -> object:
+        await asyncio.sleep(5)
+        raise AssertionError("not reached")
+
+    kit.http.request = hang  # type: ignore[method-assign]
+    [rid] = kit.apply(change())
+    await kit.drive()
+    hook = kit.steps(rid)["hook"]
+    assert (hook.status, hook.attempts) == ("failed", 2)
+    assert "timed out" in (hook.error or "")
+    assert kit.run(rid).status == "failed"
