@@ -18,7 +18,9 @@ import asyncio
 import contextlib
 import json
 import multiprocessing
+import os
 import random
+import resource
 import statistics
 import tempfile
 import time
@@ -192,7 +194,7 @@ async def pipeline_run(settings: Settings, n: int, expect_sql: bool) -> dict[str
     return result
 
 
-TRACE = bool(__import__("os").environ.get("BENCH_TRACE"))
+TRACE = bool(os.environ.get("BENCH_TRACE"))
 COUNTERS = ("events", "records", "correlated", "changes", "stored", "applied")
 
 
@@ -204,10 +206,14 @@ def _stage_process(
     ready, go, stop = gates
     settings = Settings.model_validate_json(settings_json)
 
+    cpu_at_go = 0.0
+
     async def main() -> None:
+        nonlocal cpu_at_go
         ready.release()
         while not go.is_set():  # imports and spawn are not part of the measurement
             await asyncio.sleep(0.01)
+        cpu_at_go = _cpu()
         async with running(settings, stages) as p:
             while not stop.is_set():
                 if p.ingest:
@@ -218,7 +224,22 @@ def _stage_process(
                     counters[4], counters[5] = p.sink.stats.changes, p.sink.stats.applied
                 await asyncio.sleep(0.02)
 
-    asyncio.run(main())
+    profile = os.environ.get("BENCH_PROFILE")  # a directory: one cProfile dump per child
+    if profile:
+        import cProfile
+
+        with cProfile.Profile(time.process_time) as prof:
+            asyncio.run(main())
+        prof.dump_stats(f"{profile}/{'-'.join(stages)}.prof")
+    else:
+        asyncio.run(main())
+    if TRACE:
+        print(f"{'+'.join(stages)}: cpu {_cpu() - cpu_at_go:.2f}s after go", flush=True)
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 async def split_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, float]:

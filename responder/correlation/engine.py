@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
-from jinja2 import Template
+from jinja2 import Template, meta
 
+from responder.correlation.change import Change
 from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import TEMPLATES, Rule, RuleSet
 from responder.correlation.window import (
@@ -62,7 +63,7 @@ def _firing_window(
     `window` after it that arrived before it; those are checked too, so the result within the
     allowed lateness does not depend on arrival order.
     """
-    length = rule.window.total_seconds()
+    length = rule.window_s
     if newest:  # in order: the only window ending at or after it is its own
         window = state.in_window(time, length)
         return window if fires(rule, window) else None
@@ -74,10 +75,6 @@ def _firing_window(
     return None
 
 
-def _iso(ts: float) -> datetime:
-    return datetime.fromtimestamp(ts, tz=UTC)
-
-
 class Correlator:
     """Feeds events into group states and says which incident changes result."""
 
@@ -85,26 +82,23 @@ class Correlator:
         self.rules = rules
         self.lateness = allowed_lateness.total_seconds()
         self.states: dict[str, GroupState] = {}  # used by `process`; the worker keeps its own
-        self._titles: dict[str, Template] = {}
+        self._titles: dict[str, tuple[Template, bool]] = {}
 
-    def feed(
-        self, state: GroupState, routed: Routed, doc: dict[str, Any], time: float
-    ) -> IncidentChange | None:
+    def feed(self, state: GroupState, routed: Routed, event: WindowEvent) -> Change | None:
         """Add one event to its group's state (mutated in place); return the change, if any."""
         rule = self.rules.rules[routed.rule_id]
-        key = (doc["source"], doc["id"])
-        if state.seen(key):
+        if state.seen((event.source, event.id)):
             return None  # a redelivery: counts once
-        newest = time >= state.max_time
-        state.add(window_event(rule, doc, time, state.next_seq))
-        change = self._attach(rule, state, routed, doc, time)
+        newest = event.time >= state.max_time
+        state.add(event)
+        change = self._attach(rule, state, routed, event)
         if change is None:
-            window = _firing_window(rule, state, time, newest=newest)
+            window = _firing_window(rule, state, event.time, newest=newest)
             if window is not None:
-                change = self._open(rule, state, routed, window, doc)
+                change = self._open(rule, state, routed, window, event)
         state.prune(
-            keep_after=state.max_time - rule.window.total_seconds() - self.lateness,
-            incident_after=state.max_time - rule.suppress_for.total_seconds() - self.lateness,
+            keep_after=state.max_time - rule.window_s - self.lateness,
+            incident_after=state.max_time - rule.suppress_s - self.lateness,
         )
         return change
 
@@ -115,46 +109,45 @@ class Correlator:
             state = self.states.get(routed.key)
             if state is None:
                 state = self.states[routed.key] = GroupState()
-            change = self.feed(state, routed, doc, time)
+            rule = self.rules.rules[routed.rule_id]
+            change = self.feed(state, routed, window_event(rule, doc, time))
             if change is not None:
-                changes.append(change)
+                changes.append(change.model())
             if state.empty:
                 del self.states[routed.key]
         return changes
 
     def _attach(
-        self, rule: Rule, state: GroupState, routed: Routed, doc: dict[str, Any], time: float
-    ) -> IncidentChange | None:
+        self, rule: Rule, state: GroupState, routed: Routed, event: WindowEvent
+    ) -> Change | None:
         inc = state.incident
-        if inc is None or time > inc.last_seen + rule.suppress_for.total_seconds():
+        if inc is None or event.time > inc.last_seen + rule.suppress_s:
             return None
-        inc.event_keys.add((doc["source"], doc["id"]))
-        inc.first_seen = min(inc.first_seen, time)
-        inc.last_seen = max(inc.last_seen, time)
+        inc.event_keys.add((event.source, event.id))
+        inc.first_seen = min(inc.first_seen, event.time)
+        inc.last_seen = max(inc.last_seen, event.time)
         inc.version += 1
         kind: ChangeKind = "updated"
-        if rule.incident.severity is None and Severity[doc["severity"]] > inc.severity:
-            inc.severity = Severity[doc["severity"]]
+        if rule.incident.severity is None and event.severity > inc.severity:
+            inc.severity = event.severity
             kind = "escalated"
-        return self._change(kind, rule, routed, inc, [doc])
+        return self._change(kind, rule, routed, inc, [event])
 
     def _open(
         self,
         rule: Rule,
         state: GroupState,
         routed: Routed,
-        window: list[Any],
-        trigger: dict[str, Any],
-    ) -> IncidentChange:
+        window: list[WindowEvent],
+        trigger: WindowEvent,
+    ) -> Change:
         if rule.incident.severity is not None:
-            severity = Severity[rule.incident.severity]
+            severity = int(Severity[rule.incident.severity])
         else:
-            severity = max(Severity(e.severity) for e in window)
+            severity = max(e.severity for e in window)
         times = [e.time for e in window]
         inc = OpenIncident(
-            id=str(
-                uuid.uuid5(INCIDENT_NAMESPACE, f"{routed.key}|{trigger['source']}|{trigger['id']}")
-            ),
+            id=str(uuid.uuid5(INCIDENT_NAMESPACE, f"{routed.key}|{trigger.source}|{trigger.id}")),
             title=self._title(rule, routed.group, trigger, len(window)),
             severity=severity,
             first_seen=min(times),
@@ -163,7 +156,7 @@ class Correlator:
             event_keys={e.key for e in window},
         )
         state.incident = inc
-        return self._change("opened", rule, routed, inc, [e.body for e in window])
+        return self._change("opened", rule, routed, inc, window)
 
     def _change(
         self,
@@ -171,9 +164,9 @@ class Correlator:
         rule: Rule,
         routed: Routed,
         inc: OpenIncident,
-        events: list[dict[str, Any]],
-    ) -> IncidentChange:
-        return IncidentChange.model_construct(
+        events: list[WindowEvent],
+    ) -> Change:
+        return Change(
             change=change,
             version=inc.version,
             incident_id=inc.id,
@@ -181,24 +174,26 @@ class Correlator:
             kind=rule.incident.kind,
             title=inc.title,
             severity=severity_name(inc.severity),
-            status="open",
             group=routed.group,
-            first_seen=_iso(inc.first_seen),
-            last_seen=_iso(inc.last_seen),
+            first_seen=inc.first_seen,
+            last_seen=inc.last_seen,
             event_count=len(inc.event_keys),
             events=events,
-            schema_version="1",
         )
 
-    def _title(self, rule: Rule, group: dict[str, Any], event: dict[str, Any], n: int) -> str:
-        template = self._titles.get(rule.id)
-        if template is None:
-            template = self._titles[rule.id] = TEMPLATES.from_string(
-                rule.incident.title or rule.title
-            )
+    def _title(self, rule: Rule, group: dict[str, Any], event: WindowEvent, n: int) -> str:
+        compiled = self._titles.get(rule.id)
+        if compiled is None:
+            source = rule.incident.title or rule.title
+            names = meta.find_undeclared_variables(TEMPLATES.parse(source))
+            compiled = self._titles[rule.id] = (TEMPLATES.from_string(source), "event" in names)
+        template, reads_event = compiled
         try:
             return template.render(
-                group=group, rule={"id": rule.id, "title": rule.title}, event=event, count=n
+                group=group,
+                rule={"id": rule.id, "title": rule.title},
+                event=event.doc() if reads_event else None,  # parse only when a title reads it
+                count=n,
             )
         except Exception:  # a title must never stop correlation; fall back to the rule title
             return rule.title

@@ -188,6 +188,20 @@ class Rule(_Model):
     def suppress_for(self) -> timedelta:
         return self.suppress if self.suppress is not None else self.window
 
+    @cached_property
+    def window_s(self) -> float:
+        return self.window.total_seconds()
+
+    @cached_property
+    def suppress_s(self) -> float:
+        return self.suppress_for.total_seconds()
+
+    @cached_property
+    def value_field(self) -> str | None:
+        """The path whose distinct values a value_count rule counts (None for other types)."""
+        corr = self.correlation
+        return corr.condition.field if isinstance(corr, ValueCount) else None
+
     def matches(self, doc: Mapping[str, Any]) -> bool:
         return all_hold(self.conditions, doc)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import EventCount, Rule, Temporal, ValueCount
 from responder.events.schema import Severity
@@ -17,7 +19,12 @@ from responder.events.schema import Severity
 
 @dataclass(slots=True)
 class WindowEvent:
-    """A matching event as the window keeps it: its time, order of arrival and JSON body."""
+    """A matching event as the window keeps it: what correlation reads, plus its JSON body.
+
+    The body is either parsed (`body`, offline replay and restored state) or the serialized
+    bytes as ingest shipped them (`raw`): the worker's hot path never parses an event again,
+    it embeds the bytes in incident changes and the changelog as they are.
+    """
 
     time: float
     seq: int
@@ -26,11 +33,22 @@ class WindowEvent:
     type: str
     severity: int
     value: Any  # the value_count field's value, or MISSING
-    body: dict[str, Any]
+    body: dict[str, Any] | None = None
+    raw: bytes | None = None
 
     @property
     def key(self) -> tuple[str, str]:
         return (self.source, self.id)
+
+    def doc(self) -> dict[str, Any]:
+        """The event as a dict (parsed on demand from `raw`)."""
+        if self.body is None:
+            self.body = orjson.loads(self.raw or b"{}")
+        return self.body
+
+    def json(self) -> Any:
+        """What orjson embeds for this event: the shipped bytes as they are, or the dict."""
+        return orjson.Fragment(self.raw) if self.raw is not None else self.body
 
 
 @dataclass(slots=True)
@@ -53,10 +71,12 @@ class GroupState:
     max_time: float = float("-inf")
     next_seq: int = 0
     keys: set[tuple[str, str]] = field(default_factory=set)  # of `events`, for O(1) dedup
+    oldest: float = float("inf")  # the earliest event time in `events`
 
     def __post_init__(self) -> None:
         if self.events and not self.keys:
             self.keys = {e.key for e in self.events}
+            self.oldest = min(e.time for e in self.events)
 
     def seen(self, key: tuple[str, str]) -> bool:
         if self.incident is not None and key in self.incident.event_keys:
@@ -64,11 +84,15 @@ class GroupState:
         return key in self.keys
 
     def add(self, event: WindowEvent) -> None:
+        """Append an event in arrival order (its `seq` is assigned here)."""
+        event.seq = self.next_seq
+        self.next_seq += 1
         self.events.append(event)
         self.keys.add((event.source, event.id))
-        self.next_seq = event.seq + 1
         if event.time > self.max_time:
             self.max_time = event.time
+        if event.time < self.oldest:
+            self.oldest = event.time
 
     def in_window(self, end: float, length: float) -> list[WindowEvent]:
         start = end - length
@@ -76,10 +100,11 @@ class GroupState:
 
     def prune(self, keep_after: float, incident_after: float) -> None:
         """Forget events older than `keep_after` and an incident that can no longer attach."""
-        if self.events and min(e.time for e in self.events) < keep_after:
+        if self.oldest < keep_after:
             kept = [e for e in self.events if e.time >= keep_after]
             self.events = kept
             self.keys = {(e.source, e.id) for e in kept}
+            self.oldest = min((e.time for e in kept), default=float("inf"))
         if self.incident is not None and self.incident.last_seen < incident_after:
             self.incident = None
 
@@ -88,9 +113,9 @@ class GroupState:
         return not self.events and self.incident is None
 
 
-def window_event(rule: Rule, body: dict[str, Any], time: float, seq: int) -> WindowEvent:
-    corr = rule.correlation
-    value = get_path(body, corr.condition.field) if isinstance(corr, ValueCount) else MISSING
+def window_event(rule: Rule, body: dict[str, Any], time: float, seq: int = -1) -> WindowEvent:
+    """A parsed event as the window keeps it (`seq` is set when a state adds it)."""
+    field = rule.value_field
     return WindowEvent(
         time=time,
         seq=seq,
@@ -98,7 +123,7 @@ def window_event(rule: Rule, body: dict[str, Any], time: float, seq: int) -> Win
         id=body["id"],
         type=body["type"],
         severity=Severity[body["severity"]],
-        value=value,
+        value=MISSING if field is None else get_path(body, field),
         body=body,
     )
 
@@ -147,7 +172,7 @@ def _hashable(value: Any) -> Any:
 def state_to_dict(state: GroupState) -> dict[str, Any]:
     inc = state.incident
     return {
-        "events": [[e.time, e.seq, e.body] for e in state.events],
+        "events": [[e.time, e.seq, e.json()] for e in state.events],
         "incident": None
         if inc is None
         else {

@@ -20,10 +20,15 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
+from responder.correlation.change import Change
 from responder.correlation.engine import Correlator, Routed
 from responder.correlation.rules import RuleSet
-from responder.correlation.window import GroupState, state_from_dict, state_to_dict
-from responder.incidents.model import IncidentChange
+from responder.correlation.window import (
+    GroupState,
+    WindowEvent,
+    state_from_dict,
+    state_to_dict,
+)
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.kafka import Batch, BatchSender, commit
 from responder.streams.records import decode
@@ -68,7 +73,7 @@ class CorrelateStage:
         self.dirty: dict[int, set[str]] = defaultdict(set)
         self.watermark: dict[int, float] = defaultdict(lambda: float("-inf"))
         self.pending: dict[TopicPartition, Any] = {}  # processed, not yet committed
-        self.outbox: list[IncidentChange] = []
+        self.outbox: list[Change] = []
         self.sends: list[asyncio.Future[Any]] = []
         self.lock = asyncio.Lock()
         self.last_flush = clock.monotonic()
@@ -156,23 +161,22 @@ class CorrelateStage:
         rule_id: str,
         key: str,
         group: dict[str, Any],
-        time: float,
-        doc: dict[str, Any],
+        event: WindowEvent,
     ) -> None:
         if rule_id not in self.rules.rules:
             return  # the rule was removed since this record was routed
         state = store.get(key)
         if state is None:
             state = store[key] = GroupState()
-        change = self.engine.feed(state, Routed(rule_id, key, group), doc, time)
+        change = self.engine.feed(state, Routed(rule_id, key, group), event)
         dirty.add(key)
         self.stats.records += 1
-        if time > self.watermark[partition]:
-            self.watermark[partition] = time
+        if event.time > self.watermark[partition]:
+            self.watermark[partition] = event.time
         if change is not None:
             self._emit(change)
 
-    def _emit(self, change: IncidentChange) -> None:
+    def _emit(self, change: Change) -> None:
         self.stats.changes += 1
         self.outbox.append(change)
 
@@ -183,7 +187,7 @@ class CorrelateStage:
                 topic,
                 partition_for(change.incident_id, self.incident_partitions),
                 change.incident_id.encode(),
-                change.model_dump_json().encode(),
+                change.to_json(),
             )
         self.outbox.clear()
         self.sends.extend(await self.batcher.submit())

@@ -16,11 +16,12 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from responder.correlation.engine import route
+from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import RuleSet
-from responder.events.schema import Rejection, event_to_dict, parse_event
+from responder.events.schema import Rejection, Severity, event_to_dict, parse_event
 from responder.settings import KafkaSettings
 from responder.streams.kafka import BatchSender, commit, dlq_headers, offsets_after
-from responder.streams.records import PartitionBatch, Record
+from responder.streams.records import Doc, PartitionBatch, Record
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
 log = structlog.get_logger(__name__)
@@ -82,7 +83,7 @@ class IngestStage:
                 await self.handle(batch)
 
     async def handle(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        docs: list[bytes] = []
+        docs: list[Doc] = []
         by_partition: dict[int, PartitionBatch] = {}
         sends = []
         for messages in batch.values():
@@ -112,14 +113,30 @@ class IngestStage:
                     continue
                 time = parsed.time.timestamp()
                 index = len(docs)
-                docs.append(orjson.dumps(doc))
+                docs.append(
+                    Doc(
+                        orjson.dumps(doc),
+                        parsed.source,
+                        parsed.id,
+                        parsed.type,
+                        int(Severity[parsed.severity]),
+                    )
+                )
                 for routed in routes:
                     partition = partition_for(routed.key, self.partitions)
                     target = by_partition.get(partition)
                     if target is None:
                         target = by_partition[partition] = PartitionBatch(docs)
+                    field = self.rules.rules[routed.rule_id].value_field
                     target.records.append(
-                        Record(routed.rule_id, routed.key, routed.group, time, index)
+                        Record(
+                            routed.rule_id,
+                            routed.key,
+                            routed.group,
+                            time,
+                            index,
+                            MISSING if field is None else get_path(doc, field),
+                        )
                     )
         for partition, target in by_partition.items():
             self.stats.records += len(target.records)

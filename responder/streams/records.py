@@ -1,24 +1,45 @@
 """The correlation topic's message format: one message carries many (rule, group) records.
 
 Ingest routes each event to zero or more (rule, group key) records bound for the partition that
-owns the key. A message holds the events once (`docs`) and the records point at them by index,
-so an event that matches two rules is neither serialized nor parsed twice:
+owns the key. A message is a small JSON header followed by the events' bytes, so the
+correlation stage reads what it correlates on from the header and never parses an event body:
+the bytes travel on into incident changes and the changelog as they are.
 
-    {"docs": [<event>, ...], "recs": [[rule_id, key, group, time, doc_index], ...]}
+    b"RSP2" | u32 header length | header JSON | event bytes, back to back
 
-Messages are cut at about `CHUNK_BYTES`; each is self-contained (its records only point into its
-own `docs`).
+    header = {"docs": [[offset, length, source, id, type, severity rank], ...],
+              "recs": [[rule_id, key, group, time, doc index(, value_count value)], ...]}
+
+A record carries a sixth element only when its rule counts distinct values and the event has
+the field. Messages are cut at about `CHUNK_BYTES`; each is self-contained.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from responder.correlation.match import MISSING
+from responder.correlation.window import WindowEvent
+
 CHUNK_BYTES = 512 * 1024
+MAGIC = b"RSP2"
+_LENGTH = struct.Struct(">I")
+
+
+@dataclass(slots=True)
+class Doc:
+    """One validated event, serialized once per ingest batch."""
+
+    raw: bytes
+    source: str
+    id: str
+    type: str
+    severity: int
 
 
 @dataclass(slots=True)
@@ -27,44 +48,70 @@ class Record:
     key: str
     group: dict[str, Any]
     time: float
-    doc: int  # index into the batch's serialized events
+    doc: int  # index into the batch's events
+    value: Any = MISSING  # the value_count field's value, when the rule counts one
 
 
 @dataclass
 class PartitionBatch:
     """Records bound for one correlation partition, cut into messages by size."""
 
-    docs: list[bytes]  # the whole ingest batch's events, serialized once, shared by partitions
+    docs: list[Doc]  # the whole ingest batch's events, shared by every partition
     records: list[Record] = field(default_factory=list)
 
     def messages(self) -> Iterator[bytes]:
         local: dict[int, int] = {}
-        chunk_docs: list[bytes] = []
+        heads: list[list[Any]] = []
+        blobs: list[bytes] = []
         recs: list[list[Any]] = []
-        size = 0
+        offset = 0
         for rec in self.records:
-            if recs and size > CHUNK_BYTES:
-                yield _message(chunk_docs, recs)
-                local, chunk_docs, recs, size = {}, [], [], 0
+            if recs and offset > CHUNK_BYTES:
+                yield _message(heads, blobs, recs)
+                local, heads, blobs, recs, offset = {}, [], [], [], 0
             index = local.get(rec.doc)
             if index is None:
-                index = local[rec.doc] = len(chunk_docs)
-                raw = self.docs[rec.doc]
-                chunk_docs.append(raw)
-                size += len(raw)
-            recs.append([rec.rule_id, rec.key, rec.group, rec.time, index])
-            size += len(rec.key) + 32
+                doc = self.docs[rec.doc]
+                index = local[rec.doc] = len(heads)
+                heads.append([offset, len(doc.raw), doc.source, doc.id, doc.type, doc.severity])
+                blobs.append(doc.raw)
+                offset += len(doc.raw)
+            out = [rec.rule_id, rec.key, rec.group, rec.time, index]
+            if rec.value is not MISSING:
+                out.append(rec.value)
+            recs.append(out)
         if recs:
-            yield _message(chunk_docs, recs)
+            yield _message(heads, blobs, recs)
 
 
-def _message(docs: list[bytes], recs: list[list[Any]]) -> bytes:
-    return b'{"docs":[' + b",".join(docs) + b'],"recs":' + orjson.dumps(recs) + b"}"
+def _message(heads: list[list[Any]], blobs: list[bytes], recs: list[list[Any]]) -> bytes:
+    header = orjson.dumps({"docs": heads, "recs": recs})
+    return b"".join([MAGIC, _LENGTH.pack(len(header)), header, *blobs])
 
 
-def decode(value: bytes) -> Iterator[tuple[str, str, dict[str, Any], float, dict[str, Any]]]:
-    """(rule_id, key, group, time, event) for every record of one message."""
-    data = orjson.loads(value)
-    docs = data["docs"]
-    for rule_id, key, group, time, index in data["recs"]:
-        yield rule_id, key, group, time, docs[index]
+def decode(value: bytes) -> Iterator[tuple[str, str, dict[str, Any], WindowEvent]]:
+    """(rule_id, key, group, event) for every record of one message; bodies stay bytes."""
+    if value[:4] != MAGIC:
+        raise ValueError("not a correlation message (bad magic)")
+    (size,) = _LENGTH.unpack_from(value, 4)
+    header = orjson.loads(value[8 : 8 + size])
+    base = 8 + size
+    docs = header["docs"]
+    for rec in header["recs"]:
+        offset, length, source, event_id, event_type, severity = docs[rec[4]]
+        start = base + offset
+        yield (
+            rec[0],
+            rec[1],
+            rec[2],
+            WindowEvent(
+                time=rec[3],
+                seq=-1,
+                source=source,
+                id=event_id,
+                type=event_type,
+                severity=severity,
+                value=rec[5] if len(rec) > 5 else MISSING,
+                raw=value[start : start + length],
+            ),
+        )
