@@ -9,15 +9,14 @@ so replaying the same input after a crash yields the same ids and versions.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from jinja2 import Template, meta
 
 from responder.correlation.change import Change
-from responder.correlation.match import MISSING, get_path
+from responder.correlation.match import MISSING, Condition, get_path
 from responder.correlation.rules import TEMPLATES, Rule, RuleSet
 from responder.correlation.window import (
     GroupState,
@@ -33,8 +32,7 @@ INCIDENT_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-4f5e-9c7d-1b2a3c4d5e6f")
 DEFAULT_LATENESS = timedelta(minutes=10)
 
 
-@dataclass(frozen=True, slots=True)
-class Routed:
+class Routed(NamedTuple):
     """One matching (rule, group) for an event: the unit the correlation stage keys on."""
 
     rule_id: str
@@ -45,13 +43,22 @@ class Routed:
 def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
     """Every rule the event matches, with its group key; no group_by value, no match."""
     out = []
-    for rule in rules.matching(doc):
-        values = [get_path(doc, p) for p in rule.group_parts]
-        if any(v is MISSING or v is None for v in values):
+    for rule_id, residual, parts, names in rules.plan(str(doc.get("type"))):
+        if residual and not _holds(residual, doc):
             continue
-        key = rule.id + "|" + orjson.dumps(values).decode()
-        out.append(Routed(rule.id, key, dict(zip(rule.group_by, values, strict=True))))
+        values = [get_path(doc, p) for p in parts]
+        if MISSING in values or None in values:
+            continue
+        key = rule_id + "|" + orjson.dumps(values).decode()
+        out.append(Routed(rule_id, key, dict(zip(names, values, strict=True))))
     return out
+
+
+def _holds(conditions: tuple[Condition, ...], doc: dict[str, Any]) -> bool:
+    for condition in conditions:  # noqa: SIM110  (a plain loop: no generator per event)
+        if not condition.holds(doc):
+            return False
+    return True
 
 
 def _firing_window(

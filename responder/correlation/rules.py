@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NamedTuple
 
 from jinja2 import StrictUndefined, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
@@ -206,6 +206,13 @@ class Rule(_Model):
         return all_hold(self.conditions, doc)
 
 
+class RoutePlan(NamedTuple):
+    rule_id: str
+    residual: tuple[Condition, ...]  # conditions the type index did not already decide
+    group_parts: tuple[tuple[str, ...], ...]
+    group_by: tuple[str, ...]
+
+
 class RuleSet:
     """Loaded rules with an index on event type (rules without a plain type go everywhere)."""
 
@@ -213,6 +220,7 @@ class RuleSet:
         self.rules: dict[str, Rule] = {}
         self._by_type: dict[str, list[Rule]] = {}
         self._any_type: list[Rule] = []
+        self._plans: dict[str, tuple[RoutePlan, ...]] = {}
         for rule in rules:
             if not rule.enabled:
                 continue
@@ -237,6 +245,16 @@ class RuleSet:
 
     def matching(self, doc: Mapping[str, Any]) -> list[Rule]:
         return [r for r in self.candidates(str(doc.get("type"))) if all_hold(r.residual, doc)]
+
+    def plan(self, event_type: str) -> tuple[RoutePlan, ...]:
+        """What routing an event of this type checks, rule by rule (cached per type)."""
+        plan = self._plans.get(event_type)
+        if plan is None:
+            plan = self._plans[event_type] = tuple(
+                RoutePlan(r.id, r.residual, tuple(r.group_parts), tuple(r.group_by))
+                for r in self.candidates(event_type)
+            )
+        return plan
 
 
 def load_rule_file(path: Path) -> Rule:

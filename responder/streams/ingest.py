@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
-from responder.correlation.engine import route
-from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import RuleSet
-from responder.events.schema import Rejection, Severity, event_to_dict, parse_event
+from responder.events.schema import Rejection, parse_event
 from responder.settings import KafkaSettings
 from responder.streams.kafka import BatchSender, commit, dlq_headers, offsets_after
-from responder.streams.records import Doc, PartitionBatch, Record
-from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
+from responder.streams.records import Router
+from responder.streams.topics import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
 
@@ -71,6 +69,7 @@ class IngestStage:
         await self.consumer.start()
         correlate = self.kafka.topics.correlate
         self.partitions = len(await self.producer.partitions_for(correlate))
+        self.router = Router(self.rules, self.partitions)
 
     async def stop(self) -> None:
         await self.consumer.stop()
@@ -83,67 +82,43 @@ class IngestStage:
                 await self.handle(batch)
 
     async def handle(self, batch: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]) -> None:
-        docs: list[Doc] = []
-        by_partition: dict[int, PartitionBatch] = {}
+        router = self.router
+        router.reset()
         sends = []
+        stats = self.stats
         for messages in batch.values():
+            stats.events += len(messages)
             for msg in messages:
-                self.stats.events += 1
                 parsed = parse_event(msg.value or b"")
                 if isinstance(parsed, Rejection):
-                    self.stats.rejected += 1
-                    log.warning(
-                        "event rejected to DLQ",
-                        reason=parsed.reason,
-                        partition=msg.partition,
-                        offset=msg.offset,
-                    )
-                    sends.append(
-                        await self.producer.send(
-                            self.kafka.topics.dlq,
-                            value=msg.value,
-                            key=msg.key,
-                            headers=dlq_headers(msg, parsed.reason, parsed.detail),
-                        )
-                    )
+                    sends.append(await self._reject(msg, parsed))
                     continue
-                doc = event_to_dict(parsed)
-                routes = route(self.rules, doc)
-                if not routes:
-                    continue
-                time = parsed.time.timestamp()
-                index = len(docs)
-                docs.append(
-                    Doc(
-                        orjson.dumps(doc),
-                        parsed.source,
-                        parsed.id,
-                        parsed.type,
-                        int(Severity[parsed.severity]),
-                    )
-                )
-                for routed in routes:
-                    partition = partition_for(routed.key, self.partitions)
-                    target = by_partition.get(partition)
-                    if target is None:
-                        target = by_partition[partition] = PartitionBatch(docs)
-                    field = self.rules.rules[routed.rule_id].value_field
-                    target.records.append(
-                        Record(
-                            routed.rule_id,
-                            routed.key,
-                            routed.group,
-                            time,
-                            index,
-                            MISSING if field is None else get_path(doc, field),
-                        )
-                    )
-        for partition, target in by_partition.items():
-            self.stats.records += len(target.records)
+                router.add(parsed)
+        topic = self.kafka.topics.correlate
+        for partition, target in router.batches.items():
             for value in target.messages():
-                self.batcher.add(self.kafka.topics.correlate, partition, None, value)
+                self.batcher.add(topic, partition, None, value)
+        stats.records += router.records
         sends.extend(await self.batcher.submit())
         if sends:
             await asyncio.gather(*sends)
         await commit(self.consumer, offsets_after(batch))
-        self.stats.batches += 1
+        stats.batches += 1
+
+    async def _reject(
+        self, msg: ConsumerRecord[bytes, bytes], rejection: Rejection
+    ) -> asyncio.Future[Any]:
+        self.stats.rejected += 1
+        log.warning(
+            "event rejected to DLQ",
+            reason=rejection.reason,
+            partition=msg.partition,
+            offset=msg.offset,
+        )
+        future: asyncio.Future[Any] = await self.producer.send(
+            self.kafka.topics.dlq,
+            value=msg.value,
+            key=msg.key,
+            headers=dlq_headers(msg, rejection.reason, rejection.detail),
+        )
+        return future
