@@ -206,10 +206,10 @@ def _stage_process(
     ready, go, stop = gates
     settings = Settings.model_validate_json(settings_json)
 
-    cpu_at_go = 0.0
+    cpu_at_go = handled_cpu = 0.0
 
     async def main() -> None:
-        nonlocal cpu_at_go
+        nonlocal cpu_at_go, handled_cpu
         ready.release()
         while not go.is_set():  # imports and spawn are not part of the measurement
             await asyncio.sleep(0.01)
@@ -223,6 +223,7 @@ def _stage_process(
                 if p.sink:
                     counters[4], counters[5] = p.sink.stats.changes, p.sink.stats.applied
                 await asyncio.sleep(0.02)
+            handled_cpu = sum(s.stats.cpu_s for s in (p.ingest, p.correlate) if s is not None)
 
     profile = os.environ.get("BENCH_PROFILE")  # a directory: one cProfile dump per child
     if profile:
@@ -234,7 +235,11 @@ def _stage_process(
     else:
         asyncio.run(main())
     if TRACE:
-        print(f"{'+'.join(stages)}: cpu {_cpu() - cpu_at_go:.2f}s after go", flush=True)
+        print(
+            f"{'+'.join(stages)}: cpu {_cpu() - cpu_at_go:.2f}s after go, "
+            f"in handle {handled_cpu:.2f}s",
+            flush=True,
+        )
 
 
 def _cpu() -> float:
@@ -243,25 +248,36 @@ def _cpu() -> float:
 
 
 def _spawn(
-    ctx: Any, settings: Settings, roles: list[tuple[str, ...]], counters: Any, gates: Any
+    ctx: Any, settings: Settings, roles: list[tuple[str, ...]], counters: list[Any], gates: Any
 ) -> list[Any]:
-    procs = [
-        ctx.Process(target=_stage_process, args=(settings.model_dump_json(), r, counters, gates))
-        for r in roles
-    ]
+    """One process per role; each publishes its counters in an array of its own."""
+    procs = []
+    for role in roles:
+        mine = ctx.Array("q", len(COUNTERS), lock=False)
+        counters.append(mine)
+        procs.append(
+            ctx.Process(target=_stage_process, args=(settings.model_dump_json(), role, mine, gates))
+        )
     for proc in procs:
         proc.start()
     return procs
 
 
-async def split_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, float]:
+def _total(counters: list[Any]) -> dict[str, int]:
+    return {name: sum(c[i] for c in counters) for i, name in enumerate(COUNTERS)}
+
+
+async def split_run(
+    settings: Settings, n: int, expect_sql: bool, ingest_processes: int = 1
+) -> dict[str, float]:
     """(b') one process per stage: ingest and correlate drain the events to the incidents topic;
     then (c) a sink process drains the incidents topic into SQL, timed on its own."""
     ctx = multiprocessing.get_context("spawn")
-    counters = ctx.Array("q", len(COUNTERS), lock=False)
+    counters: list[Any] = []
     ready, go, stop = ctx.Semaphore(0), ctx.Event(), ctx.Event()
     await ensure_topics(settings.kafka)
-    procs = _spawn(ctx, settings, [("ingest",), ("correlate",)], counters, (ready, go, stop))
+    roles = [("ingest",)] * ingest_processes + [("correlate",)]
+    procs = _spawn(ctx, settings, roles, counters, (ready, go, stop))
     for _ in procs:
         await asyncio.to_thread(ready.acquire)
     result: dict[str, float] = {}
@@ -269,7 +285,7 @@ async def split_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, f
         go.set()
         start = time.perf_counter()
         while True:
-            c = dict(zip(COUNTERS, counters, strict=True))
+            c = _total(counters)
             if c["events"] >= n and c["correlated"] >= c["records"]:
                 break
             if TRACE:
@@ -283,10 +299,10 @@ async def split_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, f
             await asyncio.to_thread(ready.acquire)
             sink_go.set()
             start = time.perf_counter()
-            while counters[4] < c["changes"]:
+            while _total(counters)["stored"] < c["changes"]:
                 await asyncio.sleep(0.05)
             result["sink_s"] = time.perf_counter() - start
-            result["applied"] = counters[5]
+            result["applied"] = _total(counters)["applied"]
     finally:
         stop.set()
         for proc in procs:

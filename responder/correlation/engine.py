@@ -16,7 +16,7 @@ import orjson
 from jinja2 import Template, meta
 
 from responder.correlation.change import Change
-from responder.correlation.match import MISSING, Condition, get_path
+from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import TEMPLATES, Rule, RuleSet
 from responder.correlation.window import (
     GroupState,
@@ -30,6 +30,7 @@ from responder.incidents.model import ChangeKind, IncidentChange
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-4f5e-9c7d-1b2a3c4d5e6f")
 DEFAULT_LATENESS = timedelta(minutes=10)
+TITLE_CACHE = 100_000  # rendered titles kept per group key
 
 
 class Routed(NamedTuple):
@@ -40,25 +41,37 @@ class Routed(NamedTuple):
     group: dict[str, Any]
 
 
+_ROUTED: dict[tuple[str, tuple[Any, ...]], Routed] = {}  # (rule, group values) → its key
+_ROUTED_MAX = 200_000
+
+
 def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
     """Every rule the event matches, with its group key; no group_by value, no match."""
     out = []
-    for rule_id, residual, parts, names in rules.plan(str(doc.get("type"))):
-        if residual and not _holds(residual, doc):
+    for rule_id, checks, parts, names in rules.plan(str(doc.get("type"))):
+        matched = True
+        for check in checks:
+            if not check(doc):
+                matched = False
+                break
+        if not matched:
             continue
-        values = [get_path(doc, p) for p in parts]
+        values = tuple([get_path(doc, p) for p in parts])
         if MISSING in values or None in values:
             continue
-        key = rule_id + "|" + orjson.dumps(values).decode()
-        out.append(Routed(rule_id, key, dict(zip(names, values, strict=True))))
+        # Only all-string groups are cached: 1, 1.0 and true are equal as dict keys but are
+        # different group values.
+        cacheable = all(type(v) is str for v in values)
+        routed = _ROUTED.get((rule_id, values)) if cacheable else None
+        if routed is None:
+            key = rule_id + "|" + orjson.dumps(values).decode()
+            routed = Routed(rule_id, key, dict(zip(names, values, strict=True)))
+            if cacheable:
+                if len(_ROUTED) > _ROUTED_MAX:
+                    _ROUTED.clear()
+                _ROUTED[(rule_id, values)] = routed
+        out.append(routed)
     return out
-
-
-def _holds(conditions: tuple[Condition, ...], doc: dict[str, Any]) -> bool:
-    for condition in conditions:  # noqa: SIM110  (a plain loop: no generator per event)
-        if not condition.holds(doc):
-            return False
-    return True
 
 
 def _firing_window(
@@ -89,7 +102,8 @@ class Correlator:
         self.rules = rules
         self.lateness = allowed_lateness.total_seconds()
         self.states: dict[str, GroupState] = {}  # used by `process`; the worker keeps its own
-        self._titles: dict[str, tuple[Template, bool]] = {}
+        self._titles: dict[str, tuple[Template, set[str]]] = {}
+        self._group_titles: dict[str, str] = {}
 
     def feed(self, state: GroupState, routed: Routed, event: WindowEvent) -> Change | None:
         """Add one event to its group's state (mutated in place); return the change, if any."""
@@ -155,7 +169,7 @@ class Correlator:
         times = [e.time for e in window]
         inc = OpenIncident(
             id=str(uuid.uuid5(INCIDENT_NAMESPACE, f"{routed.key}|{trigger.source}|{trigger.id}")),
-            title=self._title(rule, routed.group, trigger, len(window)),
+            title=self._title(rule, routed, trigger, len(window)),
             severity=severity,
             first_seen=min(times),
             last_seen=max(times),
@@ -188,19 +202,27 @@ class Correlator:
             events=events,
         )
 
-    def _title(self, rule: Rule, group: dict[str, Any], event: WindowEvent, n: int) -> str:
+    def _title(self, rule: Rule, routed: Routed, event: WindowEvent, n: int) -> str:
         compiled = self._titles.get(rule.id)
         if compiled is None:
             source = rule.incident.title or rule.title
             names = meta.find_undeclared_variables(TEMPLATES.parse(source))
-            compiled = self._titles[rule.id] = (TEMPLATES.from_string(source), "event" in names)
-        template, reads_event = compiled
+            compiled = self._titles[rule.id] = (TEMPLATES.from_string(source), names)
+        template, names = compiled
+        by_group = not names & {"event", "count"}  # the same for every incident of a group
+        if by_group and routed.key in self._group_titles:
+            return self._group_titles[routed.key]
         try:
-            return template.render(
-                group=group,
+            title = template.render(
+                group=routed.group,
                 rule={"id": rule.id, "title": rule.title},
-                event=event.doc() if reads_event else None,  # parse only when a title reads it
+                event=event.doc() if "event" in names else None,  # parsed only when read
                 count=n,
             )
         except Exception:  # a title must never stop correlation; fall back to the rule title
-            return rule.title
+            title = rule.title
+        if by_group:
+            if len(self._group_titles) > TITLE_CACHE:
+                self._group_titles.clear()
+            self._group_titles[routed.key] = title
+        return title

@@ -8,7 +8,7 @@ through an index on `type`, so matching costs scale with the rules that could ap
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
@@ -208,7 +208,7 @@ class Rule(_Model):
 
 class RoutePlan(NamedTuple):
     rule_id: str
-    residual: tuple[Condition, ...]  # conditions the type index did not already decide
+    checks: tuple[Callable[[Mapping[str, Any]], bool], ...]  # what the type index left open
     group_parts: tuple[tuple[str, ...], ...]
     group_by: tuple[str, ...]
 
@@ -251,7 +251,12 @@ class RuleSet:
         plan = self._plans.get(event_type)
         if plan is None:
             plan = self._plans[event_type] = tuple(
-                RoutePlan(r.id, r.residual, tuple(r.group_parts), tuple(r.group_by))
+                RoutePlan(
+                    r.id,
+                    tuple(c.check for c in r.residual),
+                    tuple(r.group_parts),
+                    tuple(r.group_by),
+                )
                 for r in self.candidates(event_type)
             )
         return plan

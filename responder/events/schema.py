@@ -8,12 +8,11 @@ turns raw bytes into an event or a `Rejection` with a human-readable reason.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -64,13 +63,6 @@ def severity_name(rank: int) -> SeverityName:
     return _SEVERITY_NAMES[Severity(rank)]
 
 
-def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
-
-
-UtcDatetime = Annotated[AwareDatetime, AfterValidator(_to_utc)]
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
@@ -100,7 +92,9 @@ class SecurityEvent(_Strict):
     id: NonEmpty = Field(description="Unique per source; (source, id) is the dedup key.")
     source: NonEmpty = Field(description="The producer, e.g. gitleaks, drift-monitor.")
     type: EventType = Field(description="Dotted category, e.g. secret.leaked, model.drift.")
-    time: UtcDatetime = Field(description="Event time, RFC 3339 with offset.")
+    time: AwareDatetime = Field(
+        description="Event time, RFC 3339 with offset (parse_event normalizes it to UTC)."
+    )
     severity: SeverityName
     title: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     resource: Resource
@@ -147,12 +141,14 @@ def parse_event(raw: bytes | str) -> SecurityEvent | Rejection:
         return Rejection(reason=f"event too large: {size} bytes > {MAX_EVENT_BYTES}")
     try:
         event: SecurityEvent = _VALIDATE_JSON(raw)  # the core validator: once per event
-        return event
     except ValidationError as exc:
         details = _describe(exc)
         if any(e["type"] == "json_invalid" for e in exc.errors()):
             return Rejection(reason="invalid JSON", detail=details)
         return Rejection(reason="schema violation: " + "; ".join(details[:5]), detail=details)
+    if event.time.utcoffset():  # outside the validator: a Python validator costs 20% per event
+        return event.model_copy(update={"time": event.time.astimezone(UTC)})
+    return event
 
 
 def event_to_dict(event: SecurityEvent) -> dict[str, Any]:

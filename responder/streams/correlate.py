@@ -25,7 +25,6 @@ from responder.correlation.engine import Correlator, Routed
 from responder.correlation.rules import RuleSet
 from responder.correlation.window import (
     GroupState,
-    WindowEvent,
     state_from_dict,
     state_to_dict,
 )
@@ -47,6 +46,7 @@ class CorrelateStats:
     flushes: int = 0
     keys_written: int = 0
     restored_keys: int = 0
+    cpu_s: float = 0.0  # process CPU spent correlating batches
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -142,46 +142,39 @@ class CorrelateStage:
 
     def handle(self, batch: Batch) -> None:
         """Feed every record of the batch; queue the resulting incident changes."""
+        started = clock.process_time()
+        rules, feed, outbox = self.rules.rules, self.engine.feed, self.outbox
+        fed = 0
         for tp, messages in batch.items():
             store = self.stores.get(tp.partition)
             if store is None:
                 continue  # revoked while the fetch was in flight
             dirty = self.dirty[tp.partition]
+            newest = self.watermark[tp.partition]
             for msg in messages:
-                if msg.value:
-                    for rec in decode(msg.value):
-                        self._feed(tp.partition, store, dirty, *rec)
+                if not msg.value:
+                    continue
+                for rule_id, key, group, event in decode(msg.value):
+                    if rule_id not in rules:
+                        continue  # the rule was removed since this record was routed
+                    state = store.get(key)
+                    if state is None:
+                        state = store[key] = GroupState()
+                    change = feed(state, Routed(rule_id, key, group), event)
+                    dirty.add(key)
+                    fed += 1
+                    if event.time > newest:
+                        newest = event.time
+                    if change is not None:
+                        outbox.append(change)
+            self.watermark[tp.partition] = newest
             self.pending[tp] = messages[-1].offset + 1
-
-    def _feed(
-        self,
-        partition: int,
-        store: dict[str, GroupState],
-        dirty: set[str],
-        rule_id: str,
-        key: str,
-        group: dict[str, Any],
-        event: WindowEvent,
-    ) -> None:
-        if rule_id not in self.rules.rules:
-            return  # the rule was removed since this record was routed
-        state = store.get(key)
-        if state is None:
-            state = store[key] = GroupState()
-        change = self.engine.feed(state, Routed(rule_id, key, group), event)
-        dirty.add(key)
-        self.stats.records += 1
-        if event.time > self.watermark[partition]:
-            self.watermark[partition] = event.time
-        if change is not None:
-            self._emit(change)
-
-    def _emit(self, change: Change) -> None:
-        self.stats.changes += 1
-        self.outbox.append(change)
+        self.stats.records += fed
+        self.stats.cpu_s += clock.process_time() - started
 
     async def _send_outbox(self) -> None:
         topic = self.kafka.topics.incidents
+        self.stats.changes += len(self.outbox)
         for change in self.outbox:
             self.batcher.add(
                 topic,

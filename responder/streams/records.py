@@ -27,7 +27,7 @@ from responder.correlation.engine import route
 from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import RuleSet
 from responder.correlation.window import WindowEvent
-from responder.events.schema import SecurityEvent, Severity, event_to_dict
+from responder.events.schema import Severity
 from responder.streams.topics import partition_for
 
 RANK = {s.name: int(s) for s in Severity}
@@ -113,16 +113,15 @@ class Router:
         if len(self._partition_of) > self.CACHE_KEYS:
             self._partition_of.clear()
 
-    def add(self, event: SecurityEvent) -> int:
-        """Route one event; return how many records it became (0: no rule matched)."""
-        doc = event_to_dict(event)
+    def add(self, doc: dict[str, Any], time: float) -> int:
+        """Route one validated event (its dict form and epoch time); return how many records
+        it became (0: no rule matched)."""
         routes = route(self.rules, doc)
         if not routes:
             return 0
-        time = event.time.timestamp()
         index = len(self.docs)
         self.docs.append(
-            Doc(orjson.dumps(doc), event.source, event.id, event.type, RANK[event.severity])
+            Doc(orjson.dumps(doc), doc["source"], doc["id"], doc["type"], RANK[doc["severity"]])
         )
         batches, partition_of, fields = self.batches, self._partition_of, self._fields
         for rule_id, key, group in routes:

@@ -576,3 +576,11 @@ def test_process_routes_each_event_by_its_time() -> None:
     (opened,) = c.process(doc2, epoch(doc2))
     assert opened.first_seen == at(0)
     assert opened.last_seen == at(5)
+
+
+def test_group_values_of_different_json_types_are_different_groups() -> None:
+    """1, 1.0 and true compare equal in Python; as group values they are distinct groups."""
+    r = rule(group_by=["attributes.n"])
+    rs = RuleSet([r])
+    keys = [route(rs, event("e", attributes={"n": v}))[0].key for v in (1, True, "1", 1)]
+    assert keys == ["r|[1]", "r|[true]", 'r|["1"]', "r|[1]"]
