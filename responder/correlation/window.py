@@ -7,13 +7,14 @@ and the incident currently open for attachment. Times are epoch seconds (floats)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from responder.correlation.match import MISSING, get_path
-from responder.correlation.rules import EventCount, Rule, Temporal, ValueCount
+from responder.correlation.rules import CountCondition, EventCount, Rule, Temporal, ValueCount
 from responder.events.schema import Severity
 
 
@@ -130,19 +131,50 @@ def window_event(rule: Rule, body: dict[str, Any], time: float, seq: int = -1) -
 
 def fires(rule: Rule, window: list[WindowEvent]) -> bool:
     """Whether the rule's correlation condition holds over the window's events."""
+    test = _TESTS.get(rule.id)
+    if test is None or test[0] is not rule:
+        test = _TESTS[rule.id] = (rule, _compile(rule))
+    return test[1](window)
+
+
+Test = Callable[[list[WindowEvent]], bool]
+_TESTS: dict[str, tuple[Rule, Test]] = {}  # per rule id, checked against the rule object
+
+
+def _compile(rule: Rule) -> Test:
+    """The rule's correlation condition as one function (decided once, called per event)."""
     corr = rule.correlation
     if corr is None:
-        return bool(window)
+        return bool
     if isinstance(corr, EventCount):
-        return corr.condition.met(len(window))
+        met = _threshold(corr.condition)
+        return lambda window: met(len(window))
     if isinstance(corr, ValueCount):
-        distinct = {_hashable(e.value) for e in window if e.value is not MISSING}
-        return corr.condition.met(len(distinct))
+        met = _threshold(corr.condition)
+        return lambda window: met(
+            len({_hashable(e.value) for e in window if e.value is not MISSING})
+        )
     assert isinstance(corr, Temporal)
+    wanted = list(corr.events)
     if corr.type == "temporal":
-        present = {e.type for e in window}
-        return all(t in present for t in corr.events)
-    return _ordered(corr.events, window)
+
+        def every_type(window: list[WindowEvent]) -> bool:
+            present = {e.type for e in window}
+            return all(t in present for t in wanted)
+
+        return every_type
+    return lambda window: _ordered(wanted, window)
+
+
+def _threshold(condition: CountCondition) -> Callable[[int], bool]:
+    if condition.gte is not None:
+        n = condition.gte
+        return lambda count: count >= n
+    if condition.gt is not None:
+        n = condition.gt
+        return lambda count: count > n
+    n = condition.eq if condition.eq is not None else 0
+    return lambda count: count == n
 
 
 def _ordered(wanted: list[str], window: list[WindowEvent]) -> bool:
