@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, text
+from sqlalchemy import JSON, Column, insert, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.audit.chain import GENESIS, Broken, Entry, link, verify
@@ -48,34 +48,40 @@ def append(
     entries: list[tuple[str, str, str, dict[str, Any]]],
     *,
     at: datetime | None = None,
-) -> list[AuditRecord]:
-    """Append (actor, action, subject, data) records in order, inside the caller's transaction."""
+) -> int:
+    """Append (actor, action, subject, data) records in order, inside the caller's transaction.
+
+    One multi-row INSERT (SQLAlchemy Core): building ORM objects cost ~150 µs a record.
+    Returns the sequence number of the last record.
+    """
     if not entries:
-        return []
+        return 0
     lock_chain(session)
-    last = session.exec(select(AuditRecord).order_by(col(AuditRecord.seq).desc()).limit(1)).first()
-    seq, prev = (last.seq, last.hash) if last else (0, GENESIS)
+    last = session.exec(
+        select(AuditRecord.seq, AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1)
+    ).first()
+    seq, prev = (last[0], last[1]) if last else (0, GENESIS)
     now = at or datetime.now(UTC)
-    records = []
+    rows = []
     for actor, action, subject, raw in entries:
         seq += 1
         data = json.loads(json.dumps(raw, default=str))  # hash exactly what the DB returns
-        entry = Entry(seq, now, actor, action, subject, data)
-        digest = link(prev, entry)
-        record = AuditRecord(
-            seq=seq,
-            at=now,
-            actor=actor,
-            action=action,
-            subject=subject,
-            data=data,
-            prev_hash=prev,
-            hash=digest,
+        digest = link(prev, Entry(seq, now, actor, action, subject, data))
+        rows.append(
+            {
+                "seq": seq,
+                "at": now,
+                "actor": actor,
+                "action": action,
+                "subject": subject,
+                "data": data,
+                "prev_hash": prev,
+                "hash": digest,
+            }
         )
-        session.add(record)
-        records.append(record)
         prev = digest
-    return records
+    session.execute(insert(AuditRecord), rows)
+    return seq
 
 
 def _rows(session: Session, batch: int = 5000) -> Iterator[tuple[Entry, str, str]]:

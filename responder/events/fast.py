@@ -69,6 +69,10 @@ _VALIDATE = TypeAdapter(_Event).validator.validate_json
 _TIME_JSON = TypeAdapter(AwareDatetime).serializer.to_python  # the model's own RFC 3339 form
 
 
+class _Slow(Exception):
+    pass
+
+
 def _without_none(data: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
@@ -80,8 +84,11 @@ def parse_event_doc(raw: bytes) -> tuple[dict[str, Any], float] | Rejection:
         assert isinstance(rejected, Rejection)
         return rejected
     try:
+        if b"Infinity" in raw or b"NaN" in raw:
+            # Non-standard JSON numbers: the model's dump turns them into null; let it.
+            raise _Slow
         doc: dict[str, Any] = _VALIDATE(raw)
-    except ValidationError:
+    except (ValidationError, _Slow):
         slow = parse_event(raw)  # the model decides, and words the reason
         if isinstance(slow, Rejection):
             return slow
