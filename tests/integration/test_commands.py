@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder.commands import Decision, IncidentCommand, send_command
+from responder.database import make_engine, upgrade
 from responder.incidents.store import apply_changes, get_incident
 from responder.settings import KafkaSettings, Topics
 from responder.streams.playbooks import CommandStage, Wakeup
@@ -62,3 +64,56 @@ async def test_commands_apply_or_go_to_the_dlq_with_a_reason(
         incident = get_incident(session, "inc-1")
         assert incident is not None and incident.status == "acknowledged"
     assert stage.stats.applied == 1 and stage.stats.refused == 2
+
+
+async def test_runs_cli_lists_shows_and_sends_a_decision(
+    kafka_bootstrap: str, unique: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from responder.cli import app
+    from tests.runner_kit import Kit
+
+    db_url = f"sqlite:///{tmp_path / 'cli.db'}"
+    kit = Kit(db=make_engine(db_url), directory=tmp_path / "playbooks")
+    upgrade(kit.db)
+    kit.playbook(
+        "ask",
+        """
+        id: ask
+        title: Ask first
+        on: {kind: credential_compromise}
+        steps:
+          - {id: approve, action: approval.request, with: {prompt: "Go?"}}
+        """,
+    )
+    [rid] = kit.apply(change())
+    await kit.drive()
+    commands = topic(unique, "commands")
+    monkeypatch.setenv("RESPONDER_DATABASE__URL", db_url)
+    monkeypatch.setenv("RESPONDER_KAFKA__BOOTSTRAP_SERVERS", kafka_bootstrap)
+    monkeypatch.setenv("RESPONDER_KAFKA__TOPICS__COMMANDS", commands)
+    cli = CliRunner()
+
+    listed = cli.invoke(app, ["runs", "list"])
+    assert listed.exit_code == 0, listed.output
+    assert rid[:8] in listed.output and "waiting" in listed.output
+    shown = cli.invoke(app, ["runs", "show", rid[:8]])
+    assert "responder runs approve" in " ".join(shown.output.split())
+    missing = cli.invoke(app, ["runs", "show", "nope"])
+    assert missing.exit_code == 1
+
+    sent = await asyncio.to_thread(
+        cli.invoke, app, ["runs", "approve", rid[:8], "--by", "alice", "--wait", "0"]
+    )
+    assert sent.exit_code == 0, sent.output
+    [message] = await _consume_all(kafka_bootstrap, commands, 1, timeout=30)
+    assert message.key == rid.encode()
+    assert json.loads(message.value) == {
+        "type": "decision",
+        "run_id": rid,
+        "step_id": None,
+        "approved": True,
+        "by": "alice",
+        "reason": None,
+    }

@@ -70,7 +70,23 @@ def test_every_command_is_reachable() -> None:
         "schema event",
         "audit verify",
         "db upgrade",
+        "playbooks validate",
+        "runs list",
+        "runs show",
+        "runs approve",
+        "runs deny",
+        "incidents ack",
+        "incidents resolve",
+        "incidents false-positive",
+        "incidents assign",
     }
+
+
+def test_worker_refuses_unknown_stages() -> None:
+    result = invoke("worker", "--stages", "ingest,bogus")
+    assert result.exit_code == 1
+    assert "unknown stages ['bogus']" in result.output
+    assert "sink, correlate, ingest, runner, commands" in result.output
 
 
 @pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "responder")
