@@ -41,13 +41,13 @@ class Routed(NamedTuple):
     group: dict[str, Any]
 
 
-_ROUTED: dict[tuple[str, tuple[Any, ...]], Routed] = {}  # (rule, group values) → its key
-_ROUTED_MAX = 200_000
+_ROUTED_MAX = 200_000  # cached (rule, group values) → Routed, per rule set
 
 
 def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
     """Every rule the event matches, with its group key; no group_by value, no match."""
     out = []
+    cache: dict[tuple[str, tuple[Any, ...]], Routed] = rules.routed
     for rule_id, checks, parts, names in rules.plan(str(doc.get("type"))):
         matched = True
         for check in checks:
@@ -62,14 +62,14 @@ def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
         # Only all-string groups are cached: 1, 1.0 and true are equal as dict keys but are
         # different group values.
         cacheable = all(type(v) is str for v in values)
-        routed = _ROUTED.get((rule_id, values)) if cacheable else None
+        routed = cache.get((rule_id, values)) if cacheable else None
         if routed is None:
             key = rule_id + "|" + orjson.dumps(values).decode()
             routed = Routed(rule_id, key, dict(zip(names, values, strict=True)))
             if cacheable:
-                if len(_ROUTED) > _ROUTED_MAX:
-                    _ROUTED.clear()
-                _ROUTED[(rule_id, values)] = routed
+                if len(cache) > _ROUTED_MAX:
+                    cache.clear()
+                cache[(rule_id, values)] = routed
         out.append(routed)
     return out
 

@@ -221,6 +221,7 @@ class RuleSet:
         self._by_type: dict[str, list[Rule]] = {}
         self._any_type: list[Rule] = []
         self._plans: dict[str, tuple[RoutePlan, ...]] = {}
+        self.routed: dict[tuple[str, tuple[Any, ...]], Any] = {}  # the router's cache
         for rule in rules:
             if not rule.enabled:
                 continue

@@ -584,3 +584,12 @@ def test_group_values_of_different_json_types_are_different_groups() -> None:
     rs = RuleSet([r])
     keys = [route(rs, event("e", attributes={"n": v}))[0].key for v in (1, True, "1", 1)]
     assert keys == ["r|[1]", "r|[true]", 'r|["1"]', "r|[1]"]
+
+
+def test_rule_sets_with_the_same_rule_id_route_by_their_own_group_by() -> None:
+    """The routing cache belongs to one rule set: a reload with a changed group_by is honoured."""
+    doc = event("e", resource_id="res-1", attributes={"n": "res-1"})
+    before = route(RuleSet([rule(group_by=["resource.id"])]), doc)
+    after = route(RuleSet([rule(group_by=["attributes.n"])]), doc)
+    assert before[0].group == {"resource.id": "res-1"}
+    assert after[0].group == {"attributes.n": "res-1"}
