@@ -29,7 +29,7 @@ from responder.correlation.window import (
     state_to_dict,
 )
 from responder.settings import CorrelationSettings, KafkaSettings
-from responder.streams.kafka import Batch, BatchSender, commit
+from responder.streams.kafka import Batch, BatchSender, commit, dead_letter
 from responder.streams.records import decode
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
@@ -74,6 +74,7 @@ class CorrelateStage:
         self.watermark: dict[int, float] = defaultdict(lambda: float("-inf"))
         self.pending: dict[TopicPartition, Any] = {}  # processed, not yet committed
         self.outbox: list[Change] = []
+        self.undecodable: list[tuple[Any, str]] = []
         self.sends: list[asyncio.Future[Any]] = []
         self.lock = asyncio.Lock()
         self.last_flush = clock.monotonic()
@@ -135,6 +136,7 @@ class CorrelateStage:
                 if batch:
                     self.handle(batch)
                     await self._send_outbox()
+                    await self._dead_letter_undecodable()
                 if clock.monotonic() - self.last_flush >= self.settings.commit_interval_s:
                     await self._flush()
 
@@ -154,7 +156,12 @@ class CorrelateStage:
             for msg in messages:
                 if not msg.value:
                     continue
-                for rule_id, key, group, event in decode(msg.value):
+                try:
+                    records = list(decode(msg.value))
+                except (ValueError, KeyError, IndexError, TypeError) as exc:
+                    self.undecodable.append((msg, str(exc)))  # e.g. written by another version
+                    continue
+                for rule_id, key, group, event in records:
                     if rule_id not in rules:
                         continue  # the rule was removed since this record was routed
                     state = store.get(key)
@@ -184,6 +191,18 @@ class CorrelateStage:
             )
         self.outbox.clear()
         self.sends.extend(await self.batcher.submit())
+
+    async def _dead_letter_undecodable(self) -> None:
+        for msg, why in self.undecodable:
+            log.error("undecodable correlation message to DLQ", offset=msg.offset, error=why)
+            await dead_letter(
+                self.producer,
+                self.kafka.topics.dlq,
+                msg,
+                "undecodable correlation message",
+                [why],
+            )
+        self.undecodable.clear()
 
     # --- durability -----------------------------------------------------------------------
 

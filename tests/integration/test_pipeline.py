@@ -113,6 +113,13 @@ def test_malformed_message_goes_to_dlq_and_next_valid_event_is_processed(
     rows = wait_for(lambda: incidents(pg_schema_url), 30)
     assert [refs(r) for r in rows] == [[("detector", "x3")]]
     assert rows[0].severity == "high"
+
+    # A correlation message this version cannot read (e.g. from an older worker) is kept too.
+    foreign = b'[{"r": "each-secret", "k": "k", "e": {}}]'
+    produce(kafka_bootstrap, topic(unique, "correlate"), [foreign], key_by_resource=False)
+    dead = consume(kafka_bootstrap, topic(unique, "dlq"), expect=3)
+    assert dead[-1].value == foreign
+    assert dict(dead[-1].headers)["responder.reason"] == b"undecodable correlation message"
     assert workers[0].proc is not None and workers[0].proc.poll() is None  # still running
 
 
