@@ -74,6 +74,8 @@ def decide(
     if target.decision is not None:
         raise DecisionError(f"step {target.step_id} was already {target.decision}")
     target.decision, target.decided_by, target.decided_at = decision, by, at
+    if reason:
+        target.notice = {**(target.notice or {}), "reason": reason}
     session.add(target)
     if row.status == BLOCKED:
         row.status = PENDING if approved else DENIED

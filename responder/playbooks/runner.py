@@ -241,10 +241,13 @@ class Runner:
         else:
             decision, by = row.decision, row.decided_by or "unknown"
         approved = decision in ("approve", "approved")
+        given = (row.notice or {}).get("reason") if row is not None else None
         output = {
             "approved": approved,
             "decided_by": by,
-            "reason": "timed out" if by == "timeout" else f"{'approved' if approved else 'denied'}",
+            "reason": "timed out"
+            if by == "timeout"
+            else given or ("approved" if approved else "denied"),
         }
         await self._db(self.journal.record, state, position, step, R.STEP_DONE, output=output)
         if row is not None and row.notice:

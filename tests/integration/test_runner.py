@@ -97,7 +97,7 @@ async def test_approved_run_deactivates_notifies_and_acknowledges(kit: Kit) -> N
     assert steps["approve"].output == {
         "approved": True,
         "decided_by": "alice",
-        "reason": "approved",
+        "reason": "confirmed leak",  # the analyst's words
     }
     assert kit.iam.keys[KEY].status == "Inactive"
     assert steps["deactivate"].output["previous_status"] == "Active"
