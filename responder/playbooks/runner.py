@@ -67,6 +67,7 @@ class Runner:
         settings: PlaybookSettings,
         registry: Registry = REGISTRY,
         owner: str | None = None,
+        concurrency: int = 8,
     ) -> None:
         self.engine = engine
         self.playbooks = playbooks
@@ -76,23 +77,30 @@ class Runner:
         self.owner = owner or uuid.uuid4().hex[:16]
         self.lease = timedelta(seconds=settings.lease_s)
         self.journal = Journal(self.owner, self.lease)
+        self.concurrency = concurrency
         self.notifier = Notifier(ports)
 
     # --- scheduling -----------------------------------------------------------------------
 
     async def tick(self) -> int:
-        """Advance every run that can move now; return how many were advanced."""
+        """Advance every run that can move now, up to `concurrency` at a time (a slow action
+        in one run does not hold up the others); return how many were advanced."""
         ids = await self._db(R.runnable)
-        advanced = 0
-        for rid in ids:
-            if await self._db(R.claim, rid, self.owner, self.lease):
+        slots = asyncio.Semaphore(self.concurrency)
+
+        async def one(rid: str) -> bool:
+            async with slots:  # claim only when it can start: the lease must not run down
+                if not await self._db(R.claim, rid, self.owner, self.lease):
+                    return False
                 try:
                     await self.advance(rid)
                 finally:
                     await self._db(self.journal.release, rid)
-                advanced += 1
+                return True
+
+        done = await asyncio.gather(*(one(rid) for rid in ids))
         await self.notifier.refresh(self._db)
-        return advanced
+        return sum(done)
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(session, *args, **kwargs)` in a worker thread, in one committed transaction."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -408,3 +409,46 @@ async def test_a_step_timeout_is_retried_then_fails_the_run(kit: Kit) -> None:
     assert (hook.status, hook.attempts) == ("failed", 2)
     assert "timed out" in (hook.error or "")
     assert kit.run(rid).status == "failed"
+
+
+async def test_runs_advance_concurrently(kit: Kit) -> None:
+    """Two runs that can only finish together (each waits for the other's action to start):
+    a runner that advanced one run at a time would time both out."""
+    kit.playbook(
+        "hook",
+        """
+        id: hook
+        title: Hook
+        on: {kind: credential_compromise}
+        steps:
+          - {id: call, action: http.request, with: {url: https://hooks.example/x}, timeout: 2s}
+    """,
+    )
+    kit.playbook(
+        "tell",
+        """
+        id: tell
+        title: Tell
+        on: {kind: credential_compromise}
+        steps:
+          - {id: post, action: slack.notify, timeout: 2s}
+    """,
+    )
+    started = {"hook": asyncio.Event(), "tell": asyncio.Event()}
+    post = kit.slack.post_message
+
+    async def call(**kwargs: object) -> object:
+        started["hook"].set()
+        await started["tell"].wait()
+        return response(200, json={"ok": True})
+
+    async def tell(**kwargs: Any) -> Any:
+        started["tell"].set()
+        await started["hook"].wait()
+        return await post(**kwargs)
+
+    kit.http.request = call  # type: ignore[method-assign]
+    kit.slack.post_message = tell  # type: ignore[method-assign]
+    runs = kit.apply(change())
+    await kit.drive()
+    assert sorted(kit.run(r).status for r in runs) == ["completed", "completed"]
