@@ -2,7 +2,7 @@
 
 Appends take a database-wide lock first (PostgreSQL advisory transaction lock; SQLite's write
 lock via BEGIN IMMEDIATE), so concurrent writers cannot fork the chain. On PostgreSQL a trigger
-installed by the migrations refuses UPDATE and DELETE on the table.
+installed by the migrations refuses UPDATE and DELETE on the table (on SQLite too, since 0004).
 """
 
 from __future__ import annotations

@@ -323,19 +323,27 @@ def test_get_incident_by_id_or_unique_prefix(db: Engine) -> None:
 # --- audit chain in SQL -----------------------------------------------------------------------
 
 
+def allow_tampering(db: Engine) -> None:
+    """What an attacker with the database owner's rights can do: switch the guard off."""
+    with db.begin() as conn:
+        if db.dialect.name == "postgresql":
+            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+        else:
+            conn.execute(text("DROP TRIGGER audit_log_no_update"))
+            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
+
+
 def tamper_data(db: Engine, seq: int, data: dict[str, Any]) -> None:
     """Rewrite one audit record's data behind the store's back."""
     update = text("UPDATE audit_log SET data = :data WHERE seq = :seq").bindparams(
         bindparam("data", type_=JSON)
     )
-    if db.dialect.name == "postgresql":
-        with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
-            conn.execute(update, {"data": data, "seq": seq})
-        with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
-            conn.execute(text("DELETE FROM audit_log WHERE seq = :seq"), {"seq": seq})
-        assert verify(db)[1] is None  # both refused: nothing changed
-        with db.begin() as conn:
-            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+    with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
+        conn.execute(update, {"data": data, "seq": seq})
+    with pytest.raises(DBAPIError, match="append-only"), db.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq = :seq"), {"seq": seq})
+    assert verify(db)[1] is None  # both refused, on SQLite and PostgreSQL: nothing changed
+    allow_tampering(db)
     with db.begin() as conn:
         assert conn.execute(update, {"data": data, "seq": seq}).rowcount == 1
 
@@ -357,9 +365,7 @@ def test_verify_chain_names_the_first_tampered_record(db: Engine) -> None:
 def test_verify_chain_names_a_deleted_record(db: Engine) -> None:
     with Session(db) as s, s.begin():
         append(s, [("user:a", "test.x", f"s{i}", {"i": i}) for i in range(5)])
-    if db.dialect.name == "postgresql":
-        with db.begin() as conn:
-            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
+    allow_tampering(db)
     with db.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = 3"))
     count, broken = verify(db)
