@@ -323,20 +323,57 @@ def schema_event() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
+def audit_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="SEQ:HASH printed by `audit head` earlier: also detect deleted newest records"
+        ),
+    ] = None,
+) -> None:
     """Recompute the hash chain; print OK or the first broken record."""
     from sqlmodel import Session
 
     from responder import wiring
-    from responder.audit.store import verify_chain
+    from responder.audit.store import check_anchor, verify_chain
 
+    expected: tuple[int, str] | None = None
+    if anchor is not None:
+        seq, _, digest = anchor.partition(":")
+        if not seq.isdigit() or len(digest) != 64:
+            raise _fail(
+                f"--anchor wants SEQ:HASH as `responder audit head` prints it, not {anchor!r}"
+            )
+        expected = (int(seq), digest)
     engine = wiring.database(_settings())
     with Session(engine) as session:
         count, broken = verify_chain(session)
+        anchored = check_anchor(session, *expected) if expected else None
     if broken is not None:
         out.print(f"BROKEN at record {broken.seq}: {broken.reason} ({count} records checked)")
         raise typer.Exit(1)
-    out.print(f"OK: {count} audit records, hash chain intact")
+    if anchored is not None:
+        out.print(f"BROKEN: {anchored} ({count} records checked)")
+        raise typer.Exit(1)
+    out.print(
+        f"OK: {count} audit records, hash chain intact" + (", anchor holds" if expected else "")
+    )
+
+
+@audit_app.command("head")
+def audit_head() -> None:
+    """Print the newest record as SEQ:HASH; keep it outside the database (a ticket, a log
+    service) and pass it to `audit verify --anchor` to detect truncation."""
+    from sqlmodel import Session
+
+    from responder import wiring
+    from responder.audit.store import head
+
+    with Session(wiring.database(_settings())) as session:
+        newest = head(session)
+    if newest is None:
+        raise _fail("the audit log is empty")
+    out.print(f"{newest[0]}:{newest[1]}", highlight=False)
 
 
 @db_app.command("upgrade")

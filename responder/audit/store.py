@@ -103,3 +103,25 @@ def _rows(session: Session, batch: int = 5000) -> Iterator[tuple[Entry, str, str
 
 def verify_chain(session: Session) -> tuple[int, Broken | None]:
     return verify(_rows(session))
+
+
+def head(session: Session) -> tuple[int, str] | None:
+    """The newest record's (seq, hash): write it down elsewhere to detect truncation later."""
+    row = session.exec(
+        select(AuditRecord.seq, AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1)
+    ).first()
+    return None if row is None else (row[0], row[1])
+
+
+def check_anchor(session: Session, seq: int, digest: str) -> str | None:
+    """Why a head written down earlier no longer holds (None: it does).
+
+    A hash chain alone cannot notice that its newest records were deleted; a head kept outside
+    the database can: the record must still exist with the same hash.
+    """
+    row = session.exec(select(AuditRecord.hash).where(AuditRecord.seq == seq)).first()
+    if row is None:
+        return f"record {seq} is gone: the log was truncated after the anchor was taken"
+    if row != digest:
+        return f"record {seq} no longer has the anchored hash"
+    return None

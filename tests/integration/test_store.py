@@ -472,3 +472,25 @@ def test_db_upgrade_command_on_a_fresh_database(
         engine.dispose()
     if db_url.startswith("sqlite"):
         assert (tmp_path / "responder.db").is_file()
+
+
+def test_an_anchor_detects_deleted_newest_records(
+    db: Engine, db_url: str, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The chain alone cannot see its tail cut off; a head written down elsewhere can."""
+    monkeypatch.setenv("RESPONDER_DATABASE__URL", db_url)
+    apply(db, [OPENED, ESCALATED])
+    anchor = cli.invoke(app, ["audit", "head"]).stdout.strip()
+    assert anchor.startswith("2:") and len(anchor) == 2 + 64
+    held = cli.invoke(app, ["audit", "verify", "--anchor", anchor])
+    assert held.exit_code == 0 and "anchor holds" in held.stdout
+
+    allow_tampering(db)
+    with db.begin() as conn:
+        conn.execute(text("DELETE FROM audit_log WHERE seq = 2"))
+    assert cli.invoke(app, ["audit", "verify"]).exit_code == 0  # the chain alone is fooled
+    cut = cli.invoke(app, ["audit", "verify", "--anchor", anchor])
+    assert cut.exit_code == 1
+    assert "record 2 is gone: the log was truncated" in cut.stdout
+    bad = cli.invoke(app, ["audit", "verify", "--anchor", "2:nothex"])
+    assert bad.exit_code == 1 and "SEQ:HASH" in bad.output
