@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -192,7 +193,12 @@ def demo() -> None:
     """Run the sample AI-SecOps scenario end to end on a local Kafka and SQLite."""
     from responder.demo import run_demo
 
-    raise typer.Exit(run_demo(_settings(), out, err))
+    settings = Settings()
+    # The demo prints its own story; the worker's log is in a file. Keep ours to warnings
+    # unless a level was asked for.
+    level = settings.log_level if "RESPONDER_LOG_LEVEL" in os.environ else "WARNING"
+    configure(level, settings.log_format)
+    raise typer.Exit(run_demo(settings, out, err))
 
 
 @incidents_app.command("list")

@@ -66,6 +66,18 @@ async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> None:
             await admin.close()
 
 
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> None:
+    """New partitions answer produce requests only once elected leaders exist: wait for them,
+    so the first send is not refused (and retried noisily) by a broker still electing."""
+    deadline = asyncio.get_running_loop().time() + 10.0
+    while asyncio.get_running_loop().time() < deadline:
+        described = await admin.describe_topics(names)
+        partitions = [p for d in described for p in d.get("partitions", [])]
+        if partitions and all(p.get("leader", -1) >= 0 for p in partitions):
+            return
+        await asyncio.sleep(0.05)
+
+
 async def ensure_topics(kafka: KafkaSettings) -> None:
     """Create missing topics; verify the partition counts the correlation stage depends on."""
     await wait_for_broker(kafka.bootstrap_servers)
@@ -85,6 +97,7 @@ async def ensure_topics(kafka: KafkaSettings) -> None:
                     ]
                 )
             log.info("topics created", topics=[s.name for s in missing])
+            await _wait_for_leaders(admin, [s.name for s in missing])
         described = await admin.describe_topics([kafka.topics.correlate, kafka.topics.changelog])
         counts = {d["topic"]: len(d["partitions"]) for d in described}
         if counts.get(kafka.topics.correlate) != counts.get(kafka.topics.changelog):
