@@ -55,13 +55,14 @@ def topic(unique: str, name: str) -> str:
 class Worker:
     env: dict[str, str]
     log_path: Path
+    args: tuple[str, ...] = ()  # extra `responder worker` options, e.g. ("--stages", "ingest")
     proc: subprocess.Popen[bytes] | None = None
     _log: Any = field(default=None, repr=False)
 
     def start(self) -> Worker:
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "responder", "worker"],
+            [sys.executable, "-m", "responder", "worker", *self.args],
             env={**os.environ, **self.env},
             stdout=self._log,
             stderr=subprocess.STDOUT,

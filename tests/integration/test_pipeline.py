@@ -54,12 +54,26 @@ def refs(row: Incident) -> list[tuple[str, str]]:
     return [(r["source"], r["id"]) for r in row.event_ids]
 
 
+@pytest.mark.parametrize(
+    "deployment",
+    [
+        [()],  # one worker, every stage
+        [("--stages", "ingest"), ("--stages", "correlate,sink")],  # stages split over processes
+    ],
+    ids=["one-worker", "split-stages"],
+)
 def test_scenario_becomes_incidents_in_postgres_with_intact_audit(
-    kafka_bootstrap: str, pg_schema_url: str, unique: str, tmp_path: Path, workers: list[Worker]
+    kafka_bootstrap: str,
+    pg_schema_url: str,
+    unique: str,
+    tmp_path: Path,
+    workers: list[Worker],
+    deployment: list[tuple[str, ...]],
 ) -> None:
     upgrade(make_engine(pg_schema_url))
     env = worker_env(kafka_bootstrap, pg_schema_url, ROOT / "rules", unique)
-    workers.append(Worker(env, tmp_path / "w1.log").start())
+    for i, args in enumerate(deployment):
+        workers.append(Worker(env, tmp_path / f"w{i}.log", args).start())
 
     produce(kafka_bootstrap, topic(unique, "events"), SCENARIO.read_bytes().splitlines())
 
