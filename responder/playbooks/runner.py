@@ -205,6 +205,17 @@ class Runner:
         if step.action == APPROVAL_ACTION:
             return await self._approval(state, position, step, row, context)
         spec = self.registry.get(step.action)
+        if spec.side_effect and self.settings.kill_switch:  # switched on mid-run: act no further
+            await self._db(
+                self.journal.record,
+                state,
+                position,
+                step,
+                R.STEP_PLANNED,
+                params=step.with_,
+                note="kill switch on: planned, not run",
+            )
+            return None
         decided = row.decision if row is not None else None
         if spec.side_effect and run.mode == "approval" and decided is None:
             prompt = f"Run step {step.id} ({step.action}) of playbook {state.playbook.id}?"

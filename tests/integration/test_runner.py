@@ -452,3 +452,18 @@ async def test_runs_advance_concurrently(kit: Kit) -> None:
     runs = kit.apply(change())
     await kit.drive()
     assert sorted(kit.run(r).status for r in runs) == ["completed", "completed"]
+
+
+async def test_kill_switch_stops_runs_already_under_way(kit: Kit) -> None:
+    kit.playbook("contain", CONTAIN)
+    [rid] = kit.apply(change())  # created while the switch was off: an automatic run
+    await kit.drive()
+    kit.command(Decision(run_id=rid, approved=True, by="alice"))
+    kit.settings = PlaybookSettings(lease_s=30, kill_switch=True)
+    await kit.drive(kit.runner())
+    steps = kit.steps(rid)
+    assert steps["approve"].status == "completed"  # decided before the switch
+    assert {steps[s].status for s in ("deactivate", "notify", "ack")} == {"planned"}
+    assert steps["deactivate"].error == "kill switch on: planned, not run"
+    assert kit.iam.calls["set_access_key_status"] == 0
+    assert kit.run(rid).status == "completed"
