@@ -16,7 +16,7 @@ from rich.table import Table
 from responder import __version__
 from responder.correlation.rules import load_rules
 from responder.logging import configure
-from responder.runs_cli import By, Wait, runs_app, send_incident_command
+from responder.runs_cli import By, Wait, kill_switch, runs_app, send_incident_command
 from responder.settings import Settings
 from responder.yamlfile import YamlFileError
 
@@ -318,6 +318,20 @@ def playbooks_validate(
             f"{playbook.id}  mode={playbook.mode}  steps={len(playbook.steps)}", highlight=False
         )
     out.print(f"OK: {len(loaded)} playbooks in {path}", highlight=False)
+
+
+@playbooks_app.command("kill-switch")
+def playbooks_kill_switch(
+    state: Annotated[
+        str | None, typer.Argument(help="on | off; without it, show the current state")
+    ] = None,
+    by: By = "",
+    reason: Annotated[str | None, typer.Option()] = None,
+    wait: Wait = 10.0,
+) -> None:
+    """Turn every playbook run into a dry run, at once, for every worker (no restart); runs
+    under way stop acting. `off` lets them act again. Audited."""
+    kill_switch(state, by=by, reason=reason, wait=wait)
 
 
 @schema_app.command("event")

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlmodel import Session
 
 from responder.incidents.store import update_incident
-from responder.playbooks.decisions import decide, mark_false_positive
+from responder.playbooks.decisions import decide, mark_false_positive, set_kill_switch
 from responder.settings import KafkaSettings
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -54,12 +54,29 @@ class IncidentCommand(_Command):
         return self.incident_id
 
 
-Command = Annotated[Decision | IncidentCommand, Field(discriminator="type")]
-COMMAND: TypeAdapter[Decision | IncidentCommand] = TypeAdapter(Command)
+class KillSwitch(_Command):
+    """Turn every playbook run into a dry run (on) or back (off), for all workers at once."""
+
+    type: Literal["kill_switch"] = "kill_switch"
+    on: bool
+    by: Name
+    reason: str | None = None
+
+    @property
+    def key(self) -> str:
+        return "kill_switch"
 
 
-def apply_command(session: Session, command: Decision | IncidentCommand) -> dict[str, Any]:
+AnyCommand = Decision | IncidentCommand | KillSwitch
+Command = Annotated[AnyCommand, Field(discriminator="type")]
+COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
+
+
+def apply_command(session: Session, command: AnyCommand) -> dict[str, Any]:
     """Apply within the caller's transaction; raises ValueError/LookupError if it does not apply."""
+    if isinstance(command, KillSwitch):
+        was = set_kill_switch(session, on=command.on, by=command.by, reason=command.reason)
+        return {"kill_switch": command.on, "was": was}
     if isinstance(command, Decision):
         done = decide(
             session,
@@ -93,7 +110,7 @@ def apply_command(session: Session, command: Decision | IncidentCommand) -> dict
     return {"incident_id": row.id, "status": row.status}
 
 
-async def send_command(kafka: KafkaSettings, command: Decision | IncidentCommand) -> None:
+async def send_command(kafka: KafkaSettings, command: AnyCommand) -> None:
     """Publish one command and wait for the broker's acknowledgement."""
     producer = AIOKafkaProducer(
         bootstrap_servers=kafka.bootstrap_servers,

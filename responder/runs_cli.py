@@ -170,3 +170,34 @@ def send_incident_command(
             )
 
     _await(applied, wait, "applied by the worker")
+
+
+def kill_switch(state: str | None, *, by: str, reason: str | None, wait: float) -> None:
+    """What `responder playbooks kill-switch [on|off]` does."""
+    from responder.commands import KillSwitch
+    from responder.playbooks.runs import Switch
+
+    settings = _settings()
+    engine = wiring.database(settings)
+
+    def current() -> Switch | None:
+        with Session(engine) as session:
+            return session.get(Switch, "kill_switch")
+
+    if state is None:
+        row = current()
+        live = bool(row and row.on)
+        since = f" (set by {row.by} at {row.at:%Y-%m-%d %H:%M:%S})" if row else ""
+        out.print(f"kill switch: {'ON' if live else 'off'}{since}")
+        if settings.playbooks.kill_switch:
+            out.print("RESPONDER_PLAYBOOKS__KILL_SWITCH is set: every run is a dry run anyway")
+        return
+    if state not in ("on", "off"):
+        err.print(f"say on or off, not {state!r}")
+        raise typer.Exit(1)
+    on = state == "on"
+    asyncio.run(
+        send_command(settings.kafka, KillSwitch(on=on, by=by or _default_user(), reason=reason))
+    )
+    out.print(f"kill switch {state}: sent to {settings.kafka.topics.commands}")
+    _await(lambda: bool((row := current()) and row.on == on), wait, "applied by the worker")

@@ -15,6 +15,7 @@ from responder.incidents.store import update_incident
 from responder.playbooks.runs import (
     BLOCKED,
     DENIED,
+    KILL_SWITCH,
     PENDING,
     STEP_BLOCKED,
     STEP_DONE,
@@ -23,6 +24,7 @@ from responder.playbooks.runs import (
     UNDONE,
     PlaybookRun,
     StepRun,
+    Switch,
     get_run,
     now,
     runs_of_incident,
@@ -128,3 +130,22 @@ def mark_false_positive(
             [(f"analyst:{by}", "run.undo_requested", run.id, {"incident": incident.id})],
         )
     return queued
+
+
+def set_kill_switch(session: Session, *, on: bool, by: str, reason: str | None = None) -> bool:
+    """Turn every playbook run into a dry run (or back), at once and for all workers; audited.
+
+    Returns the previous state.
+    """
+    row = session.get(Switch, KILL_SWITCH)
+    before = bool(row and row.on)
+    if row is None:
+        row = Switch(name=KILL_SWITCH, on=on, by=by, at=now())
+    else:
+        row.on, row.by, row.at = on, by, now()
+    session.add(row)
+    action = "kill_switch.on" if on else "kill_switch.off"
+    audit_append(
+        session, [(f"analyst:{by}", action, KILL_SWITCH, {"was": before, "reason": reason})]
+    )
+    return before

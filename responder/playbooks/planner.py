@@ -17,7 +17,15 @@ from responder.audit.store import append as audit_append
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, incident_events
 from responder.playbooks.loader import PlaybookSet
-from responder.playbooks.runs import BLOCKED, PENDING, PlaybookRun, now, run_id, runs_in_last_hour
+from responder.playbooks.runs import (
+    BLOCKED,
+    PENDING,
+    PlaybookRun,
+    kill_switch_on,
+    now,
+    run_id,
+    runs_in_last_hour,
+)
 from responder.playbooks.trigger import change_kind, incident_view
 
 log = structlog.get_logger(__name__)
@@ -40,11 +48,12 @@ class RunPlanner:
         if not matching:
             return
         events = [e.body for e in incident_events(session, incident.id)]
+        killed = self.kill_switch or kill_switch_on(session)
         for playbook in matching:
             rid = run_id(playbook.id, incident.id, change.version)
             if session.get(PlaybookRun, rid) is not None:
                 continue
-            mode = "dry_run" if self.kill_switch else playbook.mode
+            mode = "dry_run" if killed else playbook.mode
             limit = playbook.guards.max_runs_per_hour
             blocked = (
                 limit is not None

@@ -55,6 +55,7 @@ class RunState:
     steps: dict[str, R.StepRun]
     playbook: Playbook
     outputs: dict[str, Any] = field(default_factory=dict)
+    killed: bool = False  # the kill switch (setting or live switch) is on
 
 
 class Runner:
@@ -137,7 +138,12 @@ class Runner:
         if run.playbook_id not in self.playbooks:
             self.journal.finish(session, run, R.FAILED, "playbook is no longer loaded")
             return None
-        return RunState(run, R.steps_of(session, rid), self.playbooks.get(run.playbook_id))
+        return RunState(
+            run,
+            R.steps_of(session, rid),
+            self.playbooks.get(run.playbook_id),
+            killed=self.settings.kill_switch or R.kill_switch_on(session),
+        )
 
     async def _forward(self, state: RunState) -> None:
         run = state.run
@@ -205,7 +211,7 @@ class Runner:
         if step.action == APPROVAL_ACTION:
             return await self._approval(state, position, step, row, context)
         spec = self.registry.get(step.action)
-        if spec.side_effect and self.settings.kill_switch:  # switched on mid-run: act no further
+        if spec.side_effect and state.killed:  # switched on mid-run: act no further
             await self._db(
                 self.journal.record,
                 state,

@@ -106,6 +106,25 @@ class StepRun(SQLModel, table=True):
     refreshed_at: datetime | None = _ts(nullable=True)  # a posted message last redrawn
 
 
+class Switch(SQLModel, table=True):
+    """Operator switches that take effect without a restart (`kill_switch`)."""
+
+    __tablename__ = "switches"
+
+    name: str = Field(primary_key=True, max_length=64)
+    on: bool = False
+    by: str = Field(max_length=200)
+    at: datetime = _ts(nullable=False)
+
+
+KILL_SWITCH = "kill_switch"
+
+
+def kill_switch_on(session: Session) -> bool:
+    row = session.get(Switch, KILL_SWITCH)
+    return bool(row and row.on)
+
+
 # --- queries ------------------------------------------------------------------------------------
 
 

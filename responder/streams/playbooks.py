@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from responder.commands import COMMAND, Decision, IncidentCommand, apply_command
+from responder.commands import COMMAND, AnyCommand, apply_command
 from responder.playbooks.runner import Runner
 from responder.settings import KafkaSettings
 from responder.streams.kafka import Batch, commit, dead_letter, offsets_after
@@ -121,7 +121,7 @@ class CommandStage:
         self.wakeup.set()
         await commit(self.consumer, offsets_after(batch))
 
-    def _apply(self, command: Decision | IncidentCommand) -> dict[str, Any]:
+    def _apply(self, command: AnyCommand) -> dict[str, Any]:
         with Session(self.engine) as session:
             result = apply_command(session, command)
             session.commit()

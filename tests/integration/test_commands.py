@@ -103,11 +103,20 @@ async def test_runs_cli_lists_shows_and_sends_a_decision(
     missing = cli.invoke(app, ["runs", "show", "nope"])
     assert missing.exit_code == 1
 
+    state = cli.invoke(app, ["playbooks", "kill-switch"])
+    assert state.exit_code == 0 and "kill switch: off" in state.output
+    switched = await asyncio.to_thread(
+        cli.invoke, app, ["playbooks", "kill-switch", "on", "--by", "bob", "--wait", "0"]
+    )
+    assert switched.exit_code == 0, switched.output
+    [switch] = await _consume_all(kafka_bootstrap, commands, 1, timeout=30)
+    assert json.loads(switch.value)["type"] == "kill_switch"
+
     sent = await asyncio.to_thread(
         cli.invoke, app, ["runs", "approve", rid[:8], "--by", "alice", "--wait", "0"]
     )
     assert sent.exit_code == 0, sent.output
-    [message] = await _consume_all(kafka_bootstrap, commands, 1, timeout=30)
+    message = (await _consume_all(kafka_bootstrap, commands, 2, timeout=30))[-1]
     assert message.key == rid.encode()
     assert json.loads(message.value) == {
         "type": "decision",

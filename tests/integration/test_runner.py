@@ -467,3 +467,26 @@ async def test_kill_switch_stops_runs_already_under_way(kit: Kit) -> None:
     assert steps["deactivate"].error == "kill switch on: planned, not run"
     assert kit.iam.calls["set_access_key_status"] == 0
     assert kit.run(rid).status == "completed"
+
+
+async def test_live_kill_switch_needs_no_restart(kit: Kit) -> None:
+    from responder.commands import KillSwitch
+
+    kit.playbook("auto", AUTOMATIC)
+    kit.http.respond("https://tickets.example/api", response(201, json={}))
+    runner = kit.runner()  # started with the setting off
+    assert kit.command(KillSwitch(on=True, by="oncall", reason="bad rule")) == {
+        "kill_switch": True,
+        "was": False,
+    }
+    [rid] = kit.apply(change())
+    await kit.drive(runner)
+    assert kit.run(rid).mode == "dry_run"  # created while the switch was on
+    assert kit.iam.calls.total() == 0 and kit.http.requests == []
+
+    kit.command(KillSwitch(on=False, by="oncall"))
+    [live] = kit.apply(change(1, incident_id="inc-2"))
+    await kit.drive(runner)
+    assert kit.run(live).status == "completed" and kit.iam.calls["set_access_key_status"] == 1
+    switched = [r.action for r in kit.audit() if r.subject == "kill_switch"]
+    assert switched == ["kill_switch.on", "kill_switch.off"]
