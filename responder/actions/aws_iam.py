@@ -230,11 +230,32 @@ async def activate_access_key(params: AccessKeyParams, ctx: ActionContext) -> Ou
     return await _set_status(params, ctx, "Active")
 
 
-@action("aws.iam.delete_access_key", params=AccessKeyParams)
-async def delete_access_key(params: AccessKeyParams, ctx: ActionContext) -> Output:
+class DeleteKeyParams(AccessKeyParams):
+    missing_ok: bool = Field(
+        default=True,
+        description="a key that is already gone counts as deleted (so a resumed run goes on)",
+    )
+
+
+@action("aws.iam.delete_access_key", params=DeleteKeyParams)
+async def delete_access_key(params: DeleteKeyParams, ctx: ActionContext) -> Output:
     """Delete an IAM access key for good (no undo: put it behind an approval)."""
     iam = _iam(ctx)
-    key = await iam.get_access_key(access_key_id=params.access_key_id, user_name=params.user_name)
+    try:
+        key = await iam.get_access_key(
+            access_key_id=params.access_key_id, user_name=params.user_name
+        )
+    except ActionError as exc:
+        if exc.code != "not_found" or not params.missing_ok:
+            raise
+        # Deleted by an earlier attempt of this step (a worker died before recording it), or
+        # by someone else: the state the step asks for holds.
+        return {
+            "user_name": params.user_name,
+            "access_key_id": params.access_key_id,
+            "deleted": True,
+            "already_gone": True,
+        }
     await iam.delete_access_key(user_name=key.user_name, access_key_id=key.access_key_id)
     log.warning(
         "aws.iam.access_key_deleted",

@@ -89,9 +89,17 @@ async def test_activate_is_the_undo_of_deactivate(iam: FakeIam) -> None:
 
 
 async def test_delete_removes_the_key(iam: FakeIam) -> None:
-    out = await aws_iam.delete_access_key(AccessKeyParams(access_key_id=KEY), ctx(Ports(iam=iam)))
+    params = aws_iam.DeleteKeyParams(access_key_id=KEY)
+    out = await aws_iam.delete_access_key(params, ctx(Ports(iam=iam)))
     assert out == {"user_name": "ci-bot", "access_key_id": KEY, "deleted": True}
     assert KEY not in iam.keys
+    # a resumed run repeats the step: the key is gone, which is what the step asked for
+    again = await aws_iam.delete_access_key(params, ctx(Ports(iam=iam)))
+    assert again["already_gone"] is True and iam.calls["delete_access_key"] == 1
+    strict = aws_iam.DeleteKeyParams(access_key_id=KEY, missing_ok=False)
+    with pytest.raises(ActionError) as err:
+        await aws_iam.delete_access_key(strict, ctx(Ports(iam=iam)))
+    assert err.value.code == "not_found"
 
 
 async def test_unknown_key_or_wrong_owner_is_not_found(iam: FakeIam) -> None:
