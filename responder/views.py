@@ -18,6 +18,7 @@ from responder.incidents.store import (
     incident_events,
     list_incidents,
 )
+from responder.playbooks.runs import runs_of_incident
 from responder.settings import Settings
 
 SEVERITY_STYLE = {
@@ -77,10 +78,15 @@ def print_incident(
         audit = session.exec(
             select(AuditRecord).where(AuditRecord.subject == row.id).order_by(col(AuditRecord.seq))
         ).all()
+        runs = runs_of_incident(session, row.id)
         if as_json:
             data = incident_json(row)
             data["evidence"] = [e.body for e in events]
             data["audit"] = [a.model_dump(mode="json") for a in audit]
+            data["runs"] = [
+                {"id": r.id, "playbook": r.playbook_id, "mode": r.mode, "status": r.status}
+                for r in runs
+            ]
             console.print_json(json.dumps(data))
             return True
         console.print(f"[bold]{row.title}[/bold]")
@@ -98,6 +104,15 @@ def print_incident(
                 e.time.isoformat(), e.source, e.event_id, e.type, e.severity, e.body["title"]
             )
         console.print(evidence)
+        if row.assignee or row.comments:
+            console.print(f"assignee {row.assignee or '-'}", highlight=False)
+            for note in row.comments:
+                console.print(f"  {note['at']} {note['by']}: {note['text']}", highlight=False)
+        if runs:
+            table = Table("run", "playbook", "mode", "status", "note", title="playbook runs")
+            for r in runs:
+                table.add_row(r.id[:8], r.playbook_id, r.mode, r.status, r.error or "")
+            console.print(table)
         trail = Table("#", "at", "actor", "action", "hash", title="audit trail")
         for a in audit:
             trail.add_row(str(a.seq), a.at.isoformat(), a.actor, a.action, a.hash[:16])
