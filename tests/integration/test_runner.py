@@ -490,3 +490,30 @@ async def test_live_kill_switch_needs_no_restart(kit: Kit) -> None:
     assert kit.run(live).status == "completed" and kit.iam.calls["set_access_key_status"] == 1
     switched = [r.action for r in kit.audit() if r.subject == "kill_switch"]
     assert switched == ["kill_switch.on", "kill_switch.off"]
+
+
+async def test_incidents_show_lists_the_runs_and_comments(
+    kit: Kit, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from responder.cli import app
+
+    kit.playbook("contain", CONTAIN)
+    [rid] = kit.apply(change())
+    await kit.drive()
+    kit.command(Decision(run_id=rid, approved=True, by="alice"))
+    await kit.drive()
+    monkeypatch.setenv("RESPONDER_DATABASE__URL", db_url)
+    shown = CliRunner().invoke(app, ["incidents", "show", "inc-1", "--json"])
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.stdout)
+    assert data["runs"] == [
+        {"id": rid, "playbook": "contain", "mode": "automatic", "status": "completed"}
+    ]
+    assert data["status"] == "acknowledged"
+    assert data["comments"][0]["text"] == "run contain"
+    text = CliRunner().invoke(app, ["incidents", "show", "inc-1"], env={"COLUMNS": "200"})
+    assert "playbook runs" in text.stdout and rid[:8] in text.stdout
