@@ -14,7 +14,7 @@ from typing import Any
 
 from responder.correlation.engine import DEFAULT_LATENESS, Correlator
 from responder.correlation.rules import RuleSet
-from responder.events.schema import Rejection, event_to_dict, parse_event
+from responder.events.schema import Rejection, event_to_dict, parse_event, rfc3339
 from responder.incidents.model import IncidentChange, event_ref
 
 
@@ -51,13 +51,9 @@ class IncidentSummary:
             "title": self.title,
             "group": self.group,
             "events": self.events,
-            "first_seen": _rfc3339(self.first_seen),
-            "last_seen": _rfc3339(self.last_seen),
+            "first_seen": rfc3339(self.first_seen),
+            "last_seen": rfc3339(self.last_seen),
         }
-
-
-def _rfc3339(value: Any) -> str:
-    return str(value.isoformat().replace("+00:00", "Z"))
 
 
 @dataclass

@@ -14,16 +14,12 @@ from typing import Any
 import orjson
 
 from responder.correlation.window import WindowEvent
-from responder.events.schema import SeverityName
+from responder.events.schema import SeverityName, rfc3339
 from responder.incidents.model import CHANGE_SCHEMA_VERSION, ChangeKind, IncidentChange
 
 
 def _iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def _rfc3339(ts: float) -> str:
-    return _iso(ts).isoformat().replace("+00:00", "Z")
 
 
 @dataclass(slots=True)
@@ -71,8 +67,8 @@ class Change:
                 "severity": self.severity,
                 "status": "open",
                 "group": self.group,
-                "first_seen": _rfc3339(self.first_seen),
-                "last_seen": _rfc3339(self.last_seen),
+                "first_seen": rfc3339(_iso(self.first_seen)),
+                "last_seen": rfc3339(_iso(self.last_seen)),
                 "event_count": self.event_count,
                 "events": [e.json() for e in self.events],
                 "schema_version": CHANGE_SCHEMA_VERSION,

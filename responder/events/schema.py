@@ -8,7 +8,7 @@ turns raw bytes into an event or a `Rejection` with a human-readable reason.
 from __future__ import annotations
 
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Annotated, Any, Literal
 
@@ -149,6 +149,11 @@ def parse_event(raw: bytes | str) -> SecurityEvent | Rejection:
     if event.time.utcoffset():  # outside the validator: a Python validator costs 20% per event
         return event.model_copy(update={"time": event.time.astimezone(UTC)})
     return event
+
+
+def rfc3339(value: datetime) -> str:
+    """An aware datetime as the event JSON writes times (UTC as `Z`)."""
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def event_to_dict(event: SecurityEvent) -> dict[str, Any]:

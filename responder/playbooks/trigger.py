@@ -11,11 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from responder.correlation.match import Condition
-from responder.events.schema import Severity
+from responder.events.schema import Severity, rfc3339
 from responder.incidents.model import IncidentChange
 
 if TYPE_CHECKING:
@@ -43,10 +42,6 @@ CLOSED_STATUSES = frozenset({"resolved", "false_positive"})
 _RANKED_MODIFIERS = ("eq", "gt", "gte", "lt", "lte")
 
 
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
-
-
 def incident_view(change: IncidentChange, *, previous_status: str | None = None) -> dict[str, Any]:
     """The dict templates see as `incident` (JSON-ready: times are RFC 3339 strings).
 
@@ -61,8 +56,8 @@ def incident_view(change: IncidentChange, *, previous_status: str | None = None)
         "severity": change.severity,
         "status": change.status,
         "group": dict(change.group),
-        "first_seen": _iso(change.first_seen),
-        "last_seen": _iso(change.last_seen),
+        "first_seen": rfc3339(change.first_seen),
+        "last_seen": rfc3339(change.last_seen),
         "event_count": change.event_count,
         "version": change.version,
         "previous_status": previous_status,
