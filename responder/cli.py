@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from responder import __version__
+from responder.console import err, load_settings, out
 from responder.correlation.rules import load_rules
 from responder.logging import configure
 from responder.runs_cli import By, Wait, kill_switch, runs_app, send_incident_command
@@ -42,8 +42,6 @@ app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(runs_app, name="runs")
 
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, soft_wrap=True)  # file:line messages must stay on one line
 
 RulesDir = Annotated[
     Path | None, typer.Option("--rules", help="rules directory (default: RESPONDER_RULES_DIR)")
@@ -52,12 +50,6 @@ PlaybooksDir = Annotated[
     Path | None,
     typer.Option("--playbooks", help="playbooks directory (default: RESPONDER_PLAYBOOKS__DIR)"),
 ]
-
-
-def _settings() -> Settings:
-    settings = Settings()
-    configure(settings.log_level, settings.log_format)
-    return settings
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -93,7 +85,7 @@ def worker(
     ] = "all",
 ) -> None:
     """Run the stream worker: ingest, correlate, store incidents, run playbooks (run N for scale)."""
-    settings = _settings()
+    settings = load_settings()
     if rules is not None:
         settings.rules_dir = rules
     if playbooks is not None:
@@ -181,7 +173,7 @@ def send(
     """Send a JSONL file to Kafka (lines are not validated here: the worker does that)."""
     from responder.send import send_file
 
-    settings = _settings()
+    settings = load_settings()
     if not file.is_file():
         raise _fail(f"{file}: no such file")
     sent = asyncio.run(send_file(settings.kafka, file, topic or settings.kafka.topics.events))
@@ -212,7 +204,7 @@ def incidents_list(
     from responder.views import print_incident_list
 
     print_incident_list(
-        _settings(), out, status=status, severity=severity, limit=limit, as_json=as_json
+        load_settings(), out, status=status, severity=severity, limit=limit, as_json=as_json
     )
 
 
@@ -224,7 +216,7 @@ def incidents_show(
     """Show one incident with its evidence events and audit trail."""
     from responder.views import print_incident
 
-    if not print_incident(_settings(), out, incident_id, as_json=as_json):
+    if not print_incident(load_settings(), out, incident_id, as_json=as_json):
         raise _fail(f"no incident {incident_id!r}")
 
 
@@ -365,7 +357,7 @@ def audit_verify(
                 f"--anchor wants SEQ:HASH as `responder audit head` prints it, not {anchor!r}"
             )
         expected = (int(seq), digest)
-    engine = wiring.database(_settings())
+    engine = wiring.database(load_settings())
     with Session(engine) as session:
         count, broken = verify_chain(session)
         anchored = check_anchor(session, *expected) if expected else None
@@ -389,7 +381,7 @@ def audit_head() -> None:
     from responder import wiring
     from responder.audit.store import head
 
-    with Session(wiring.database(_settings())) as session:
+    with Session(wiring.database(load_settings())) as session:
         newest = head(session)
     if newest is None:
         raise _fail("the audit log is empty")
@@ -401,7 +393,7 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations (Alembic) to RESPONDER_DATABASE__URL."""
     from responder.database import current_revision, make_engine, upgrade
 
-    settings = _settings()
+    settings = load_settings()
     engine = make_engine(settings.database.url)
     upgrade(engine, revision)
     out.print(f"database at revision {current_revision(engine)}")

@@ -9,30 +9,20 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from sqlmodel import Session
 
 from responder import wiring
 from responder.commands import Decision, IncidentCommand, send_command
-from responder.logging import configure
+from responder.console import err, load_settings, out
 from responder.playbooks.runs import get_run, steps_of
 from responder.runs_view import print_run, print_run_list
-from responder.settings import Settings
 
 runs_app = typer.Typer(help="Playbook runs: list, show, approve, deny.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True, soft_wrap=True)
 
 By = Annotated[str, typer.Option("--by", help="who decides (recorded in the audit log)")]
 Wait = Annotated[
     float, typer.Option(help="seconds to wait for the worker to apply it (0: do not wait)")
 ]
-
-
-def _settings() -> Settings:
-    settings = Settings()
-    configure(settings.log_level, settings.log_format)
-    return settings
 
 
 def _default_user() -> str:
@@ -48,7 +38,7 @@ def runs_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List playbook runs, newest first."""
-    with Session(wiring.database(_settings())) as session:
+    with Session(wiring.database(load_settings())) as session:
         print_run_list(session, out, status=status, as_json=as_json)
 
 
@@ -58,7 +48,7 @@ def runs_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one run with its steps, outputs, decisions and what it waits for."""
-    with Session(wiring.database(_settings())) as session:
+    with Session(wiring.database(load_settings())) as session:
         if not print_run(session, out, run_id, as_json=as_json):
             err.print(f"no playbook run {run_id!r}")
             raise typer.Exit(1)
@@ -67,7 +57,7 @@ def runs_show(
 def _decide(
     run_id: str, step: str | None, approved: bool, by: str, reason: str | None, wait: float
 ) -> None:
-    settings = _settings()
+    settings = load_settings()
     engine = wiring.database(settings)
     with Session(engine) as session:
         run = get_run(session, run_id)
@@ -140,7 +130,7 @@ def send_incident_command(
     """What `responder incidents ack|resolve|false-positive|assign` do."""
     from responder.incidents.store import get_incident
 
-    settings = _settings()
+    settings = load_settings()
     engine = wiring.database(settings)
     with Session(engine) as session:
         row = get_incident(session, incident_id)
@@ -177,7 +167,7 @@ def kill_switch(state: str | None, *, by: str, reason: str | None, wait: float) 
     from responder.commands import KillSwitch
     from responder.playbooks.runs import Switch
 
-    settings = _settings()
+    settings = load_settings()
     engine = wiring.database(settings)
 
     def current() -> Switch | None:
