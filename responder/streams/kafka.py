@@ -11,6 +11,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from responder.settings import KafkaSettings
+
 log = structlog.get_logger(__name__)
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
@@ -88,3 +90,46 @@ class BatchSender:
         pending = self.full + [(b, t, p) for (t, p), b in self.open.items() if b.record_count()]
         self.full, self.open, self.count = [], {}, 0
         return [await self.producer.send_batch(b, t, partition=p) for b, t, p in pending]
+
+
+class TopicStage:
+    """A stage that reads one topic in batches under a consumer group of its own (so every
+    worker process shares the topic's partitions), with a producer for the DLQ.
+
+    Subclasses implement `handle(batch)` and commit what they handled.
+    """
+
+    def __init__(self, kafka: KafkaSettings, topic: str, role: str, max_records: int) -> None:
+        self.kafka = kafka
+        self.topic = topic
+        self.role = role
+        self.max_records = max_records
+
+    async def start(self) -> None:
+        kafka = self.kafka
+        self.consumer = AIOKafkaConsumer(
+            self.topic,
+            bootstrap_servers=kafka.bootstrap_servers,
+            group_id=f"{kafka.group_prefix}-{self.role}",
+            client_id=f"{kafka.client_id}-{self.role}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+        )
+        self.producer = AIOKafkaProducer(
+            bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.client_id}-{self.role}"
+        )
+        await self.producer.start()
+        await self.consumer.start()
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+        await self.producer.stop()
+
+    async def run(self) -> None:
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            if batch:
+                await self.handle(batch)
+
+    async def handle(self, batch: Batch) -> None:
+        raise NotImplementedError

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -21,7 +20,7 @@ from sqlmodel import Session
 from responder.commands import COMMAND, AnyCommand, apply_command
 from responder.playbooks.runner import Runner
 from responder.settings import KafkaSettings
-from responder.streams.kafka import Batch, commit, dead_letter, offsets_after
+from responder.streams.kafka import Batch, TopicStage, commit, dead_letter, offsets_after
 
 log = structlog.get_logger(__name__)
 
@@ -72,38 +71,12 @@ class CommandStats:
     refused: int = 0
 
 
-class CommandStage:
+class CommandStage(TopicStage):
     def __init__(self, kafka: KafkaSettings, engine: Engine, wakeup: Wakeup) -> None:
-        self.kafka = kafka
+        super().__init__(kafka, kafka.topics.commands, "commands", max_records=100)
         self.engine = engine
         self.wakeup = wakeup
         self.stats = CommandStats()
-
-    async def start(self) -> None:
-        kafka = self.kafka
-        self.consumer = AIOKafkaConsumer(
-            kafka.topics.commands,
-            bootstrap_servers=kafka.bootstrap_servers,
-            group_id=f"{kafka.group_prefix}-commands",
-            client_id=f"{kafka.client_id}-commands",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.client_id}-commands"
-        )
-        await self.producer.start()
-        await self.consumer.start()
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-        await self.producer.stop()
-
-    async def run(self) -> None:
-        while True:
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=100)
-            if batch:
-                await self.handle(batch)
 
     async def handle(self, batch: Batch) -> None:
         for messages in batch.values():

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
@@ -22,7 +21,7 @@ from responder.events.schema import Rejection
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import OnApplied, apply_changes
 from responder.settings import KafkaSettings
-from responder.streams.kafka import Batch, commit, dead_letter, offsets_after
+from responder.streams.kafka import Batch, TopicStage, commit, dead_letter, offsets_after
 
 log = structlog.get_logger(__name__)
 
@@ -34,7 +33,7 @@ class SinkStats:
     rejected: int = 0
 
 
-class SinkStage:
+class SinkStage(TopicStage):
     def __init__(
         self,
         kafka: KafkaSettings,
@@ -43,40 +42,11 @@ class SinkStage:
         on_applied: OnApplied | None = None,
         applied_hook: Callable[[], None] | None = None,
     ) -> None:
-        self.kafka = kafka
+        super().__init__(kafka, kafka.topics.incidents, "sink", max_records=2000)
         self.engine = engine
         self.on_applied = on_applied  # creates playbook runs in the same transaction
         self.applied_hook = applied_hook  # wakes the runner in this process
         self.stats = SinkStats()
-
-    def _clients(self) -> None:
-        kafka = self.kafka
-        self.consumer = AIOKafkaConsumer(
-            kafka.topics.incidents,
-            bootstrap_servers=kafka.bootstrap_servers,
-            group_id=f"{kafka.group_prefix}-sink",
-            client_id=f"{kafka.client_id}-sink",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-        )
-        self.producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.client_id}-sink"
-        )
-
-    async def start(self) -> None:
-        self._clients()
-        await self.producer.start()
-        await self.consumer.start()
-
-    async def stop(self) -> None:
-        await self.consumer.stop()
-        await self.producer.stop()
-
-    async def run(self) -> None:
-        while True:
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=2000)
-            if batch:
-                await self.handle(batch)
 
     async def handle(self, batch: Batch) -> None:
         changes = []
