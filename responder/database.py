@@ -8,12 +8,12 @@ ship inside the package.
 from __future__ import annotations
 
 from importlib.resources import files
-from typing import Any
+from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, event
-from sqlmodel import create_engine
+from sqlmodel import Session, SQLModel, col, create_engine, select
 
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
@@ -56,3 +56,17 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+M = TypeVar("M", bound=SQLModel)
+
+
+def by_id_or_prefix(session: Session, model: type[M], key: str) -> M | None:
+    """A row by its full string id or by a unique prefix of it (the CLI shows short ids)."""
+    row = session.get(model, key)
+    if row is not None:
+        return row
+    column = col(model.id)  # type: ignore[attr-defined]
+    found = session.exec(select(model).where(column.startswith(key, autoescape=True)).limit(2))
+    rows = found.all()
+    return rows[0] if len(rows) == 1 else None

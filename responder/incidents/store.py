@@ -16,6 +16,7 @@ from sqlalchemy import JSON, Column, DateTime, Engine, insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.audit.store import append as audit_append
+from responder.database import by_id_or_prefix
 from responder.incidents.model import IncidentChange, event_ref
 
 
@@ -216,13 +217,7 @@ def list_incidents(
 
 def get_incident(session: Session, incident_id: str) -> Incident | None:
     """By full id or a unique prefix (as the CLI shows short ids)."""
-    row = session.get(Incident, incident_id)
-    if row is not None:
-        return row
-    matches = session.exec(
-        select(Incident).where(col(Incident.id).startswith(incident_id, autoescape=True)).limit(2)
-    ).all()
-    return matches[0] if len(matches) == 1 else None
+    return by_id_or_prefix(session, Incident, incident_id)
 
 
 def incident_events(session: Session, incident_id: str) -> list[IncidentEvent]:

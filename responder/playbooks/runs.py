@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, update
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
+from responder.database import by_id_or_prefix
 from responder.incidents.store import Incident
 
 RUN_NAMESPACE = uuid.UUID("0b7e3f4a-5c6d-4e8f-9a1b-2c3d4e5f6a7b")
@@ -198,13 +199,7 @@ def list_runs(session: Session, *, status: str | None = None, limit: int = 50) -
 
 def get_run(session: Session, run: str) -> PlaybookRun | None:
     """By full id or a unique prefix."""
-    row = session.get(PlaybookRun, run)
-    if row is not None:
-        return row
-    found = session.exec(
-        select(PlaybookRun).where(col(PlaybookRun.id).startswith(run, autoescape=True)).limit(2)
-    ).all()
-    return found[0] if len(found) == 1 else None
+    return by_id_or_prefix(session, PlaybookRun, run)
 
 
 def stale_messages(session: Session, limit: int = 50) -> list[tuple[StepRun, Incident]]:

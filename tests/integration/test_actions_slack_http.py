@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 
 from responder.actions.http import AiohttpAdapter, HttpRequest, http_request
 from responder.actions.ports import Ports
-from responder.actions.registry import ActionContext, ActionError
+from responder.actions.registry import ActionError
 from responder.actions.slack import (
     SlackNotify,
     SlackWebAdapter,
@@ -30,28 +30,11 @@ from responder.actions.slack import (
     refresh_incident_message,
 )
 from tests.slack_server import SlackServer, channel_id
+from tests.unit.test_actions_slack_http import INCIDENT, ctx
 
 pytestmark = pytest.mark.integration
 
 CHANNEL = "#secops-incidents"
-INCIDENT: dict[str, Any] = {
-    "id": "inc-42",
-    "rule": "leaked-key-then-used",
-    "kind": "credential_compromise",
-    "title": "Leaked key AKIA123 used",
-    "severity": "critical",
-    "status": "open",
-    "group": {"resource.id": "AKIA123"},
-    "event_count": 3,
-    "first_seen": "2026-11-25T09:00:00+00:00",
-    "last_seen": "2026-11-25T09:05:00+00:00",
-}
-
-
-def ctx(ports: Ports, incident: dict[str, Any] | None = None) -> ActionContext:
-    return ActionContext(
-        run_id="run-1", step_id="notify", ports=ports, incident=incident or INCIDENT
-    )
 
 
 def closed_port() -> int:
