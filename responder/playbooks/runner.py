@@ -380,7 +380,7 @@ class Runner:
                 return json.loads(json.dumps(output, default=str))
             except Exception as exc:  # an action may fail in any way; the policy decides
                 error = exc if not isinstance(exc, TimeoutError) else TimeoutError("timed out")
-                if attempt < step.retry.attempts and step.retry.retries(_retryable(error)):
+                if attempt < step.retry.attempts and step.retry.retries(error):
                     delay = step.retry.delay(attempt).total_seconds()
                     log.warning(
                         "step attempt failed, retrying",
@@ -444,15 +444,6 @@ class Runner:
                 status, out = R.STEP_UNDO_FAILED, {"error": str(exc)}
             await self._db(self.journal.undone, state, step.id, status, out)
         await self._db(self.journal.finish_id, state.run.id, R.UNDONE, None)
-
-
-def _retryable(error: BaseException) -> BaseException:
-    """Timeouts are worth a retry: present them as a retryable ActionError to the policy."""
-    if isinstance(error, TimeoutError):
-        from responder.actions.registry import ActionError
-
-        return ActionError("timed out", retryable=True, code="timeout")
-    return error
 
 
 def _run_status(session: Session, rid: str) -> str | None:

@@ -134,6 +134,8 @@ class Retry(_Model):
         """Whether this error is worth another attempt (attempts left is the caller's check)."""
         if self.on == "any":
             return True
+        if isinstance(error, TimeoutError):  # the step's own `timeout` ran out: worth a retry
+            return self.on == "retryable" or "timeout" in self.on
         if not isinstance(error, ActionError):
             return False
         return error.retryable if self.on == "retryable" else error.code in self.on
