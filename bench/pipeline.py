@@ -36,8 +36,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from responder import wiring
-from responder.logging import configure
+from responder import bootstrap
+from responder.logs import configure
 from responder.settings import Settings
 from responder.streams.app import tune_gc
 from responder.streams.topics import ensure_topics
@@ -160,10 +160,10 @@ def settings_for(bootstrap: str, run: str, db: Path, rules: Path) -> Settings:
 @contextlib.asynccontextmanager
 async def running(
     settings: Settings, stages: tuple[str, ...] = ("sink", "correlate", "ingest")
-) -> AsyncIterator[wiring.Pipeline]:
+) -> AsyncIterator[bootstrap.Pipeline]:
     """The worker's stages, started in this event loop, stopped on exit."""
     await ensure_topics(settings.kafka)
-    p = wiring.pipeline(settings, stages=stages)
+    p = bootstrap.pipeline(settings, stages=stages)
     for stage in p.stages:
         await stage.start()
     tune_gc()
@@ -404,7 +404,7 @@ async def main() -> None:
     run = uuid.uuid4().hex[:8]
     tmp = Path(tempfile.mkdtemp(prefix="responder-bench-"))
     settings = settings_for(args.bootstrap, run, tmp / "bench.db", args.rules)
-    wiring.database(settings)  # migrate the SQLite file before timing
+    bootstrap.database(settings)  # migrate the SQLite file before timing
 
     print(f"generating {args.events:,} events over {args.groups:,} groups ...", flush=True)
     values = synthetic(args.events, args.groups)
@@ -423,7 +423,7 @@ async def main() -> None:
         print(f"(a) raw aiokafka getmany + json.loads: {raw_runs[-1]:,.0f} events/s", flush=True)
         split = settings_for(args.bootstrap, f"{run}s{i}", tmp / f"split{i}.db", args.rules)
         split.kafka.topics.events = settings.kafka.topics.events  # the same events
-        wiring.database(split)
+        bootstrap.database(split)
         last = i == args.repeat - 1
         res = await split_run(split, len(values), expect_sql=last and not args.skip_sql)
         split_runs.append(res)
@@ -448,7 +448,7 @@ async def main() -> None:
     report("(b) one worker process, all stages", res, len(values), raw_eps)
 
     lat_settings = settings_for(args.bootstrap, run + "l", tmp / "lat.db", args.rules)
-    wiring.database(lat_settings)
+    bootstrap.database(lat_settings)
     lat = await latency(lat_settings, args.rate, args.seconds)
     if lat:
         q = statistics.quantiles(lat, n=100)

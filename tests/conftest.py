@@ -19,8 +19,8 @@ import pytest
 import structlog
 from sqlalchemy import Engine, create_engine, text
 
-from responder.database import make_engine, upgrade
-from responder.logging import NOISY_LOGGERS
+from responder.logs import NOISY_LOGGERS
+from responder.storage.database import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("RESPONDER_TEST_KAFKA", "127.0.0.1:9092")
@@ -96,7 +96,7 @@ def db(db_url: str) -> Iterator[Engine]:
 
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
-    """`responder.logging.configure` rewires the root logger and structlog: put both back."""
+    """`responder.logs.configure` rewires the root logger and structlog: put both back."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     noisy = {n: logging.getLogger(n).level for n in NOISY_LOGGERS}

@@ -1,6 +1,6 @@
 """The ports actions talk through, one Protocol per integration kind, bundled for the runner.
 
-`responder.wiring.ports(settings)` builds the real adapters; unit tests hand fakes
+`responder.bootstrap.ports(settings)` builds the real adapters; unit tests hand fakes
 (`tests/fakes/`). A port left as None means "not configured": the action decides whether that
 is an error or a logged no-op (Slack without a token is a no-op that is audited as not sent).
 """

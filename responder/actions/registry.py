@@ -1,7 +1,7 @@
 """The action registry: `@action("slack.notify", params=SlackNotify)` registers an async function.
 
 An action receives its validated parameter model and an `ActionContext` (run id, step id, the
-incident as the playbook sees it, and the ports built by `responder.wiring`). It returns a
+incident as the playbook sees it, and the ports built by `responder.bootstrap`). It returns a
 JSON-serializable mapping: the step's `output`, stored with the run and available to later steps
 as `steps.<id>.output`. Parameters are checked when playbooks load, not when they run.
 

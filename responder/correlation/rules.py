@@ -1,7 +1,7 @@
 """Correlation rules: the YAML model, its loader and the index by event type.
 
 A rule file is validated completely at load; a bad file is rejected with file, line and field
-(see `responder.yamlfile`). The loaded `RuleSet` answers "which rules can this event match"
+(see `responder.yamlfiles`). The loaded `RuleSet` answers "which rules can this event match"
 through an index on `type`, so matching costs scale with the rules that could apply.
 """
 
@@ -29,7 +29,7 @@ from pydantic_core import PydanticCustomError
 
 from responder.correlation.match import Condition, all_hold
 from responder.events.schema import SeverityName
-from responder.yamlfile import Located, YamlFileError, load_located, located_errors
+from responder.yamlfiles import Located, YamlFileError, load_located, located_errors
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

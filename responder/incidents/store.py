@@ -16,8 +16,8 @@ from sqlalchemy import JSON, Column, DateTime, Engine, insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.audit.store import append as audit_append
-from responder.database import by_id_or_prefix
 from responder.incidents.model import IncidentChange, event_ref
+from responder.storage.database import by_id_or_prefix
 
 
 def _now() -> datetime:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from sqlmodel import Session
 
 from responder.audit.store import append as audit_append
-from responder.logging import scrub
 from responder.playbooks import runs as R
 from responder.playbooks.plan import PlannedRun
 from responder.playbooks.schema import Step
+from responder.security.redact import scrub
 
 if TYPE_CHECKING:
     from responder.playbooks.runner import RunState, StepFailed

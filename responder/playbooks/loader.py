@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from responder.actions.registry import REGISTRY, Registry
 from responder.playbooks.schema import Playbook, check_playbook
 from responder.playbooks.trigger import TriggerChange, compile_condition, matches
-from responder.yamlfile import Located, YamlFileError, load_located, located_errors
+from responder.yamlfiles import Located, YamlFileError, load_located, located_errors
 
 
 class PlaybookSet:

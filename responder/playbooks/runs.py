@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, update
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
-from responder.database import by_id_or_prefix
 from responder.incidents.store import Incident
+from responder.storage.database import by_id_or_prefix
 
 RUN_NAMESPACE = uuid.UUID("0b7e3f4a-5c6d-4e8f-9a1b-2c3d4e5f6a7b")
 

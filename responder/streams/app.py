@@ -17,9 +17,9 @@ import faust
 import structlog
 from mode import Service
 
+from responder.bootstrap import Pipeline
 from responder.settings import Settings
 from responder.streams.topics import ensure_topics
-from responder.wiring import Pipeline
 
 log = structlog.get_logger(__name__)
 

@@ -20,10 +20,10 @@ from sqlmodel import Session
 
 from responder.audit.store import verify_chain
 from responder.commands import Decision, IncidentCommand, send_command
-from responder.database import make_engine, upgrade
 from responder.incidents.store import get_incident, list_incidents
 from responder.playbooks.runs import PlaybookRun, list_runs, steps_of
 from responder.settings import KafkaSettings, Topics
+from responder.storage.database import make_engine, upgrade
 from tests.aws_server import MotoServer
 from tests.conftest import ROOT
 from tests.integration.harness import TOPICS, Worker, produce, topic, wait_for, worker_env

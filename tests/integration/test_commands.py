@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder.commands import Decision, IncidentCommand, send_command
-from responder.database import make_engine, upgrade
 from responder.incidents.store import apply_changes, get_incident
 from responder.settings import KafkaSettings, Topics
+from responder.storage.database import make_engine, upgrade
 from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
 from tests.integration.harness import TOPICS, _consume_all, topic

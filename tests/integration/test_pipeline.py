@@ -9,10 +9,10 @@ import pytest
 from sqlmodel import Session, col, select
 
 from responder.audit.store import AuditRecord, verify_chain
+from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
-from responder.database import make_engine, upgrade
 from responder.incidents.store import Incident
-from responder.replay import replay
+from responder.storage.database import make_engine, upgrade
 from tests.integration.harness import (
     BURST_RULE,
     EACH_RULE,

@@ -21,7 +21,6 @@ from typer.testing import CliRunner
 from responder.audit.chain import GENESIS
 from responder.audit.store import AuditRecord, append, verify_chain
 from responder.cli import app
-from responder.database import alembic_config, current_revision, make_engine
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import (
     Incident,
@@ -31,6 +30,7 @@ from responder.incidents.store import (
     incident_events,
     list_incidents,
 )
+from responder.storage.database import alembic_config, current_revision, make_engine
 
 pytestmark = pytest.mark.integration
 

@@ -32,7 +32,7 @@ from responder.playbooks import (
     step_context,
     truthy,
 )
-from responder.yamlfile import YamlFileError
+from responder.yamlfiles import YamlFileError
 
 registry = Registry()
 

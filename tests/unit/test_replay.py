@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from responder.correlation.replay import ReplayResult, replay
 from responder.correlation.rules import RuleSet, load_rules
-from responder.replay import ReplayResult, replay
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "responder" / "samples" / "scenario.jsonl"

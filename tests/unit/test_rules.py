@@ -21,7 +21,7 @@ from responder.correlation.rules import (
     parse_duration,
     rule_files,
 )
-from responder.yamlfile import YamlFileError
+from responder.yamlfiles import YamlFileError
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 SHIPPED = rule_files(RULES_DIR)

@@ -11,7 +11,8 @@ import pytest
 import structlog
 from pydantic import SecretStr, ValidationError
 
-from responder.logging import REDACTED, configure, redact
+from responder.logs.setup import configure, redact
+from responder.security.redact import REDACTED
 from responder.settings import Settings
 
 SECRET = "xoxb-0000-very-secret-value"

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, col, select
 
-from responder import wiring
+from responder import bootstrap
 from responder.audit.store import AuditRecord
 from responder.incidents.store import (
     Incident,
@@ -58,7 +58,7 @@ def print_incident_list(
     limit: int,
     as_json: bool,
 ) -> None:
-    with Session(wiring.database(settings)) as session:
+    with Session(bootstrap.database(settings)) as session:
         rows = list_incidents(session, status=status, severity=severity, limit=limit)
         if as_json:
             for row in rows:
@@ -70,7 +70,7 @@ def print_incident_list(
 def print_incident(
     settings: Settings, console: Console, incident_id: str, *, as_json: bool
 ) -> bool:
-    with Session(wiring.database(settings)) as session:
+    with Session(bootstrap.database(settings)) as session:
         row = get_incident(session, incident_id)
         if row is None:
             return False

@@ -6,7 +6,7 @@ import sys
 
 from rich.console import Console
 
-from responder.logging import configure
+from responder.logs import configure
 from responder.settings import Settings
 
 out = Console(width=None if sys.stdout.isatty() else 160)

@@ -11,11 +11,11 @@ from typing import Annotated
 import typer
 from sqlmodel import Session
 
-from responder import wiring
+from responder import bootstrap
+from responder.cli.console import err, load_settings, out
+from responder.cli.run_view import print_run, print_run_list
 from responder.commands import Decision, IncidentCommand, send_command
-from responder.console import err, load_settings, out
 from responder.playbooks.runs import get_run, steps_of
-from responder.runs_view import print_run, print_run_list
 
 runs_app = typer.Typer(help="Playbook runs: list, show, approve, deny.", no_args_is_help=True)
 
@@ -38,7 +38,7 @@ def runs_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List playbook runs, newest first."""
-    with Session(wiring.database(load_settings())) as session:
+    with Session(bootstrap.database(load_settings())) as session:
         print_run_list(session, out, status=status, as_json=as_json)
 
 
@@ -48,7 +48,7 @@ def runs_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one run with its steps, outputs, decisions and what it waits for."""
-    with Session(wiring.database(load_settings())) as session:
+    with Session(bootstrap.database(load_settings())) as session:
         if not print_run(session, out, run_id, as_json=as_json):
             err.print(f"no playbook run {run_id!r}")
             raise typer.Exit(1)
@@ -58,7 +58,7 @@ def _decide(
     run_id: str, step: str | None, approved: bool, by: str, reason: str | None, wait: float
 ) -> None:
     settings = load_settings()
-    engine = wiring.database(settings)
+    engine = bootstrap.database(settings)
     with Session(engine) as session:
         run = get_run(session, run_id)
         if run is None:
@@ -131,7 +131,7 @@ def send_incident_command(
     from responder.incidents.store import get_incident
 
     settings = load_settings()
-    engine = wiring.database(settings)
+    engine = bootstrap.database(settings)
     with Session(engine) as session:
         row = get_incident(session, incident_id)
         if row is None:
@@ -168,7 +168,7 @@ def kill_switch(state: str | None, *, by: str, reason: str | None, wait: float) 
     from responder.playbooks.runs import Switch
 
     settings = load_settings()
-    engine = wiring.database(settings)
+    engine = bootstrap.database(settings)
 
     def current() -> Switch | None:
         with Session(engine) as session:

@@ -13,12 +13,12 @@ import typer
 from rich.table import Table
 
 from responder import __version__
-from responder.console import err, load_settings, out
+from responder.cli.console import err, load_settings, out
+from responder.cli.runs import By, Wait, kill_switch, runs_app, send_incident_command
 from responder.correlation.rules import load_rules
-from responder.logging import configure
-from responder.runs_cli import By, Wait, kill_switch, runs_app, send_incident_command
+from responder.logs import configure
 from responder.settings import Settings
-from responder.yamlfile import YamlFileError
+from responder.yamlfiles import YamlFileError
 
 if TYPE_CHECKING:
     from responder.playbooks.loader import PlaybookSet
@@ -90,12 +90,12 @@ def worker(
         settings.rules_dir = rules
     if playbooks is not None:
         settings.playbooks.dir = playbooks
-    from responder import wiring
+    from responder import bootstrap
     from responder.streams.app import run_worker
 
-    chosen = wiring.STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
+    chosen = bootstrap.STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
     try:
-        pipeline = wiring.pipeline(settings, stages=chosen)
+        pipeline = bootstrap.pipeline(settings, stages=chosen)
     except YamlFileError as exc:
         raise _fail(f"rules or playbooks are invalid:\n{exc}") from None
     except ValueError as exc:
@@ -121,8 +121,8 @@ def replay(
     playbooks: PlaybooksDir = None,
 ) -> None:
     """Correlate recorded events offline with the worker's engine (no Kafka, no database)."""
+    from responder.correlation.replay import replay as run_replay
     from responder.playbooks.plan import plan_changes
-    from responder.replay import replay as run_replay
 
     settings = Settings()
     try:
@@ -171,7 +171,7 @@ def send(
     topic: Annotated[str | None, typer.Option(help="default: the events topic")] = None,
 ) -> None:
     """Send a JSONL file to Kafka (lines are not validated here: the worker does that)."""
-    from responder.send import send_file
+    from responder.cli.send import send_file
 
     settings = load_settings()
     if not file.is_file():
@@ -183,7 +183,7 @@ def send(
 @app.command()
 def demo() -> None:
     """Run the sample AI-SecOps scenario end to end on a local Kafka and SQLite."""
-    from responder.demo import run_demo
+    from responder.cli.demo import run_demo
 
     settings = Settings()
     # The demo prints its own story; the worker's log is in a file. Keep ours to warnings
@@ -201,7 +201,7 @@ def incidents_list(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """List incidents, newest first."""
-    from responder.views import print_incident_list
+    from responder.cli.incident_view import print_incident_list
 
     print_incident_list(
         load_settings(), out, status=status, severity=severity, limit=limit, as_json=as_json
@@ -214,7 +214,7 @@ def incidents_show(
     as_json: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Show one incident with its evidence events and audit trail."""
-    from responder.views import print_incident
+    from responder.cli.incident_view import print_incident
 
     if not print_incident(load_settings(), out, incident_id, as_json=as_json):
         raise _fail(f"no incident {incident_id!r}")
@@ -346,7 +346,7 @@ def audit_verify(
     """Recompute the hash chain; print OK or the first broken record."""
     from sqlmodel import Session
 
-    from responder import wiring
+    from responder import bootstrap
     from responder.audit.store import check_anchor, verify_chain
 
     expected: tuple[int, str] | None = None
@@ -357,7 +357,7 @@ def audit_verify(
                 f"--anchor wants SEQ:HASH as `responder audit head` prints it, not {anchor!r}"
             )
         expected = (int(seq), digest)
-    engine = wiring.database(load_settings())
+    engine = bootstrap.database(load_settings())
     with Session(engine) as session:
         count, broken = verify_chain(session)
         anchored = check_anchor(session, *expected) if expected else None
@@ -378,10 +378,10 @@ def audit_head() -> None:
     service) and pass it to `audit verify --anchor` to detect truncation."""
     from sqlmodel import Session
 
-    from responder import wiring
+    from responder import bootstrap
     from responder.audit.store import head
 
-    with Session(wiring.database(load_settings())) as session:
+    with Session(bootstrap.database(load_settings())) as session:
         newest = head(session)
     if newest is None:
         raise _fail("the audit log is empty")
@@ -391,7 +391,7 @@ def audit_head() -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations (Alembic) to RESPONDER_DATABASE__URL."""
-    from responder.database import current_revision, make_engine, upgrade
+    from responder.storage.database import current_revision, make_engine, upgrade
 
     settings = load_settings()
     engine = make_engine(settings.database.url)

@@ -1,49 +1,29 @@
 """structlog setup: JSON lines in production, readable console output in a terminal.
 
-A redaction processor masks values of keys that look secret, so a stray `token=...` in a log
-call never reaches the output. stdlib logging (aiokafka, faust, alembic) is routed through the
-same renderer.
+A redaction processor masks values of keys that look secret (`security.redact`), so a stray
+`token=...` in a log call never reaches the output. stdlib logging (aiokafka, faust, alembic) is
+routed through the same renderer.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import sys
 from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
-from pydantic import SecretStr
 
-SECRET_KEYS = re.compile(
-    r"(?:^|[_-])(pass(word)?|secret|token|api[_-]?key|authorization|credentials?)(?:$|[_-])",
-    re.I,
-)
-REDACTED = "***"
+from responder.security.redact import scrub_value
+
 NOISY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "alembic")  # kept at WARNING and above
-
-
-def _scrub(key: str, value: Any) -> Any:
-    if isinstance(value, SecretStr) or (SECRET_KEYS.search(key) and value is not None):
-        return REDACTED
-    if isinstance(value, dict):
-        return {k: _scrub(str(k), v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(key, v) for v in value]
-    return value
-
-
-def scrub(data: dict[str, Any]) -> dict[str, Any]:
-    """A copy of `data` with secret-looking keys masked at any depth (for audit records)."""
-    return {str(k): _scrub(str(k), v) for k, v in data.items()}
 
 
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask secret-looking keys (at any depth) and SecretStr values."""
     for key, value in list(event_dict.items()):
         if key != "event":
-            event_dict[key] = _scrub(key, value)
+            event_dict[key] = scrub_value(key, value)
     return event_dict
 
 

@@ -14,12 +14,12 @@ from responder.actions.http import AiohttpAdapter
 from responder.actions.ports import Ports
 from responder.actions.slack import SlackWebAdapter
 from responder.correlation.rules import RuleSet, load_rules
-from responder.database import make_engine, upgrade
 from responder.incidents.store import SqlIncidents
 from responder.playbooks.loader import PlaybookSet, load_playbooks
 from responder.playbooks.planner import RunPlanner
 from responder.playbooks.runner import Runner
 from responder.settings import Settings
+from responder.storage.database import make_engine, upgrade
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.playbooks import CommandStage, RunnerStage, Wakeup

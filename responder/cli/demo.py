@@ -23,17 +23,17 @@ from rich.console import Console
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from responder import wiring
+from responder import bootstrap
 from responder.audit.store import verify_chain
+from responder.cli.incident_view import incidents_table
+from responder.cli.send import send_file
+from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.incidents.store import list_incidents
 from responder.playbooks.plan import plan_changes
 from responder.playbooks.runs import ACTIVE, PlaybookRun, list_runs
-from responder.replay import replay
-from responder.send import send_file
 from responder.settings import Settings
 from responder.streams.topics import wait_for_broker
-from responder.views import incidents_table
 
 SCENARIO = Path(str(files("responder") / "samples" / "scenario.jsonl"))
 WAIT_S = 90.0
@@ -99,7 +99,7 @@ def run_demo(base: Settings, out: Console, err: Console) -> int:
     planned = [
         run
         for incident in expected.incidents
-        for run in plan_changes(incident.changes, wiring.playbooks(settings), kill_switch=True)
+        for run in plan_changes(incident.changes, bootstrap.playbooks(settings), kill_switch=True)
     ]
     out.print(
         f"[bold]responder demo[/bold] · run {run_id} · Kafka {settings.kafka.bootstrap_servers}"
@@ -116,7 +116,7 @@ def run_demo(base: Settings, out: Console, err: Console) -> int:
             out.print(f"worker started (pid {worker.pid}, log {log_path})")
             sent = asyncio.run(send_file(settings.kafka, SCENARIO, settings.kafka.topics.events))
             out.print(f"sent {sent} events from {SCENARIO.name}; waiting for incidents...")
-            engine = wiring.database(settings)
+            engine = bootstrap.database(settings)
             deadline = time.monotonic() + WAIT_S
             rows = []
             runs: list[PlaybookRun] = []

@@ -42,7 +42,7 @@ def _sqlite_transactions(engine: Engine) -> None:
 
 def alembic_config(engine: Engine) -> Config:
     config = Config()
-    config.set_main_option("script_location", str(files("responder") / "migrations"))
+    config.set_main_option("script_location", str(files("responder.storage") / "migrations"))
     config.attributes["engine"] = engine
     return config
 
