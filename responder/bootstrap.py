@@ -1,10 +1,17 @@
-"""The one place that builds adapters (database, Kafka stages, rules) from Settings."""
+"""The composition root: the one place that reads Settings and builds adapters from them.
+
+Every entry point starts here: the worker (`pipeline`), the CLI and the demo (`services`).
+Nothing else constructs `Settings`, an engine, a Kafka client for commands, or the playbook
+and rule sets.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
+from functools import cached_property
+from typing import Any
 
 import structlog
 from sqlalchemy import Engine
@@ -13,19 +20,70 @@ from responder.actions.aws_iam import Boto3Iam
 from responder.actions.http import AiohttpAdapter
 from responder.actions.ports import Ports
 from responder.actions.slack import SlackWebAdapter
+from responder.commands import AnyCommand, send_command
 from responder.correlation.rules import RuleSet, load_rules
 from responder.incidents.store import SqlIncidents
+from responder.logs import configure
 from responder.playbooks.loader import PlaybookSet, load_playbooks
 from responder.playbooks.planner import RunPlanner
 from responder.playbooks.runner import Runner
-from responder.settings import Settings
+from responder.settings import Settings, merged
 from responder.storage.database import make_engine, upgrade
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
+from responder.streams.pipeline import STAGES, Pipeline
+
+__all__ = [
+    "STAGES",
+    "Pipeline",
+    "Services",
+    "database",
+    "load_settings",
+    "pipeline",
+    "playbooks",
+    "ports",
+    "rules",
+    "services",
+]
 from responder.streams.playbooks import CommandStage, RunnerStage, Wakeup
 from responder.streams.sink import SinkStage
 
 log = structlog.get_logger(__name__)
+
+
+def load_settings(
+    overrides: dict[str, Any] | None = None, *, log_level: str | None = None
+) -> Settings:
+    """Settings from the environment (`RESPONDER_...`), then `overrides` (a nested dict);
+    logging is configured from them (`log_level` wins over the setting when given)."""
+    settings = merged(Settings(), overrides or {})
+    configure(log_level or settings.log_level, settings.log_format)
+    return settings
+
+
+@dataclass
+class Services:
+    """What an entry point (CLI command, demo) needs, built on first use from one Settings."""
+
+    settings: Settings
+
+    @cached_property
+    def engine(self) -> Engine:
+        return database(self.settings)
+
+    def rules(self) -> RuleSet:
+        return rules(self.settings)
+
+    def playbooks(self) -> PlaybookSet:
+        return playbooks(self.settings)
+
+    def send(self, command: AnyCommand) -> None:
+        """Publish an analyst command to the commands topic and wait for the broker's ack."""
+        asyncio.run(send_command(self.settings.kafka, command))
+
+
+def services(overrides: dict[str, Any] | None = None, *, log_level: str | None = None) -> Services:
+    return Services(load_settings(overrides, log_level=log_level))
 
 
 def database(settings: Settings, *, migrate_sqlite: bool = True) -> Engine:
@@ -38,36 +96,6 @@ def database(settings: Settings, *, migrate_sqlite: bool = True) -> Engine:
 
 def rules(settings: Settings) -> RuleSet:
     return load_rules(settings.rules_dir)
-
-
-# start order: consumers of a topic before its producers; the playbook stages last
-STAGES = ("sink", "correlate", "ingest", "runner", "commands")
-
-
-class Stage(Protocol):
-    async def start(self) -> None: ...
-    async def run(self) -> None: ...
-    async def stop(self) -> None: ...
-
-
-@dataclass
-class Pipeline:
-    """The stages this worker process runs (a subset of STAGES, in start order)."""
-
-    ingest: IngestStage | None = None
-    correlate: CorrelateStage | None = None
-    sink: SinkStage | None = None
-    runner: RunnerStage | None = None
-    commands: CommandStage | None = None
-
-    @property
-    def stages(self) -> list[Stage]:
-        found = [getattr(self, name) for name in STAGES]
-        return [stage for stage in found if stage is not None]
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name in STAGES if getattr(self, name) is not None]
 
 
 def pipeline(

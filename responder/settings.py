@@ -106,3 +106,32 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = MlflowSettings()
     http: HttpSettings = HttpSettings()
     playbooks: PlaybookSettings = PlaybookSettings()
+
+
+def merged(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """A copy of `settings` with a nested dict of overrides applied (validated, env not re-read)."""
+    if not overrides:
+        return settings
+    return Settings.model_validate(_deep_merge(settings.model_dump(), overrides))
+
+
+def as_environment(overrides: dict[str, Any], prefix: str = "RESPONDER_") -> dict[str, str]:
+    """The `RESPONDER_A__B=value` variables that give a child process the same overrides."""
+    env: dict[str, str] = {}
+    for key, value in overrides.items():
+        name = f"{prefix}{key.upper()}"
+        if isinstance(value, dict):
+            env.update(as_environment(value, f"{name}__"))
+        else:
+            env[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return env
+
+
+def _deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out

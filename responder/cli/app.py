@@ -1,4 +1,4 @@
-"""The `responder` command."""
+"""The `responder` command: the root, the pipeline commands, and the command groups."""
 
 from __future__ import annotations
 
@@ -7,33 +7,28 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from responder import __version__
-from responder.cli.console import err, load_settings, out
-from responder.cli.runs import By, Wait, kill_switch, runs_app, send_incident_command
+from responder import __version__, bootstrap
+from responder.cli.audit import audit_app
+from responder.cli.console import err, out
+from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_app
+from responder.cli.incidents import incidents_app
+from responder.cli.options import PlaybooksDir, RulesDir, fail
+from responder.cli.runs import runs_app
 from responder.correlation.rules import load_rules
-from responder.logs import configure
-from responder.settings import Settings
 from responder.yamlfiles import YamlFileError
-
-if TYPE_CHECKING:
-    from responder.playbooks.loader import PlaybookSet
 
 app = typer.Typer(
     help="Event-driven incident response for AI/ML systems.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-incidents_app = typer.Typer(help="Look at incidents in the database.", no_args_is_help=True)
-rules_app = typer.Typer(help="Correlation rules.", no_args_is_help=True)
 schema_app = typer.Typer(help="Published JSON Schemas.", no_args_is_help=True)
-audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-playbooks_app = typer.Typer(help="Response playbooks.", no_args_is_help=True)
 app.add_typer(incidents_app, name="incidents")
 app.add_typer(rules_app, name="rules")
 app.add_typer(schema_app, name="schema")
@@ -41,20 +36,6 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(runs_app, name="runs")
-
-
-RulesDir = Annotated[
-    Path | None, typer.Option("--rules", help="rules directory (default: RESPONDER_RULES_DIR)")
-]
-PlaybooksDir = Annotated[
-    Path | None,
-    typer.Option("--playbooks", help="playbooks directory (default: RESPONDER_PLAYBOOKS__DIR)"),
-]
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
-    return typer.Exit(code)
 
 
 def _version(value: bool) -> None:
@@ -72,6 +53,16 @@ def main(
     """Event-driven incident response for AI/ML systems."""
 
 
+def _directories(rules: Path | None, playbooks: Path | None) -> dict[str, Any]:
+    """Settings overrides for the --rules / --playbooks options."""
+    overrides: dict[str, Any] = {}
+    if rules is not None:
+        overrides["rules_dir"] = rules
+    if playbooks is not None:
+        overrides["playbooks"] = {"dir": playbooks}
+    return overrides
+
+
 @app.command()
 def worker(
     rules: RulesDir = None,
@@ -85,21 +76,16 @@ def worker(
     ] = "all",
 ) -> None:
     """Run the stream worker: ingest, correlate, store incidents, run playbooks (run N for scale)."""
-    settings = load_settings()
-    if rules is not None:
-        settings.rules_dir = rules
-    if playbooks is not None:
-        settings.playbooks.dir = playbooks
-    from responder import bootstrap
     from responder.streams.app import run_worker
 
+    settings = bootstrap.load_settings(_directories(rules, playbooks))
     chosen = bootstrap.STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
     try:
         pipeline = bootstrap.pipeline(settings, stages=chosen)
     except YamlFileError as exc:
-        raise _fail(f"rules or playbooks are invalid:\n{exc}") from None
+        raise fail(f"rules or playbooks are invalid:\n{exc}") from None
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     run_worker(settings, pipeline)
 
 
@@ -124,14 +110,14 @@ def replay(
     from responder.correlation.replay import replay as run_replay
     from responder.playbooks.plan import plan_changes
 
-    settings = Settings()
+    settings = bootstrap.load_settings(_directories(rules, playbooks))
     try:
-        ruleset = load_rules(rules or settings.rules_dir)
+        ruleset = load_rules(settings.rules_dir)
     except YamlFileError as exc:
-        raise _fail(f"rules are invalid:\n{exc}") from None
-    playbook_set = _playbooks(playbooks or settings.playbooks.dir) if dry_run else None
+        raise fail(f"rules are invalid:\n{exc}") from None
+    playbook_set = load_playbook_dir(settings.playbooks.dir) if dry_run else None
     if not file.is_file():
-        raise _fail(f"{file}: no such file")
+        raise fail(f"{file}: no such file")
     with file.open("rb") as lines:
         result = run_replay(lines, ruleset)
     for number, reason in result.rejected:
@@ -173,11 +159,12 @@ def send(
     """Send a JSONL file to Kafka (lines are not validated here: the worker does that)."""
     from responder.cli.send import send_file
 
-    settings = load_settings()
+    settings = bootstrap.load_settings()
     if not file.is_file():
-        raise _fail(f"{file}: no such file")
-    sent = asyncio.run(send_file(settings.kafka, file, topic or settings.kafka.topics.events))
-    err.print(f"sent {sent} messages to {topic or settings.kafka.topics.events}")
+        raise fail(f"{file}: no such file")
+    target = topic or settings.kafka.topics.events
+    sent = asyncio.run(send_file(settings.kafka, file, target))
+    err.print(f"sent {sent} messages to {target}")
 
 
 @app.command()
@@ -185,145 +172,10 @@ def demo() -> None:
     """Run the sample AI-SecOps scenario end to end on a local Kafka and SQLite."""
     from responder.cli.demo import run_demo
 
-    settings = Settings()
     # The demo prints its own story; the worker's log is in a file. Keep ours to warnings
     # unless a level was asked for.
-    level = settings.log_level if "RESPONDER_LOG_LEVEL" in os.environ else "WARNING"
-    configure(level, settings.log_format)
-    raise typer.Exit(run_demo(settings, out, err))
-
-
-@incidents_app.command("list")
-def incidents_list(
-    status: Annotated[str | None, typer.Option(help="open, acknowledged, resolved, ...")] = None,
-    severity: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """List incidents, newest first."""
-    from responder.cli.incident_view import print_incident_list
-
-    print_incident_list(
-        load_settings(), out, status=status, severity=severity, limit=limit, as_json=as_json
-    )
-
-
-@incidents_app.command("show")
-def incidents_show(
-    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-) -> None:
-    """Show one incident with its evidence events and audit trail."""
-    from responder.cli.incident_view import print_incident
-
-    if not print_incident(load_settings(), out, incident_id, as_json=as_json):
-        raise _fail(f"no incident {incident_id!r}")
-
-
-@incidents_app.command("ack")
-def incidents_ack(
-    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
-    by: By = "",
-    comment: Annotated[str | None, typer.Option()] = None,
-    wait: Wait = 10.0,
-) -> None:
-    """Acknowledge an incident (through responder.commands, audited)."""
-    send_incident_command(incident_id, by=by, status="acknowledged", comment=comment, wait=wait)
-
-
-@incidents_app.command("resolve")
-def incidents_resolve(
-    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
-    by: By = "",
-    comment: Annotated[str | None, typer.Option()] = None,
-    wait: Wait = 10.0,
-) -> None:
-    """Resolve an incident."""
-    send_incident_command(incident_id, by=by, status="resolved", comment=comment, wait=wait)
-
-
-@incidents_app.command("false-positive")
-def incidents_false_positive(
-    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
-    by: By = "",
-    comment: Annotated[str | None, typer.Option()] = None,
-    wait: Wait = 10.0,
-) -> None:
-    """Mark a false positive: playbook steps with an `undo` are compensated, newest first."""
-    send_incident_command(incident_id, by=by, status="false_positive", comment=comment, wait=wait)
-
-
-@incidents_app.command("assign")
-def incidents_assign(
-    incident_id: Annotated[str, typer.Argument(help="incident id or a unique prefix")],
-    to: Annotated[str, typer.Option("--to", help="assignee")],
-    by: By = "",
-    wait: Wait = 10.0,
-) -> None:
-    """Assign an incident to someone."""
-    send_incident_command(incident_id, by=by, assignee=to, wait=wait)
-
-
-@rules_app.command("validate")
-def rules_validate(
-    directory: Annotated[Path | None, typer.Argument(help="default: RESPONDER_RULES_DIR")] = None,
-) -> None:
-    """Load every rule file and report problems with file, line and field."""
-    path = directory or Settings().rules_dir
-    try:
-        ruleset = load_rules(path)
-    except YamlFileError as exc:
-        for message in exc.messages:
-            err.print(message, highlight=False, markup=False)
-        raise typer.Exit(1) from None
-    out.print(f"OK: {len(ruleset)} rules in {path}", highlight=False)
-
-
-def _playbooks(directory: Path) -> PlaybookSet:
-    """Load playbooks against every registered action; exit 1 with file:line messages."""
-    from responder.playbooks.loader import load_playbooks
-
-    try:
-        from responder.actions.catalog import REGISTRY
-    except ImportError as exc:  # an action module missing its optional dependency
-        raise _fail(f"actions cannot be loaded: {exc}") from None
-    try:
-        return load_playbooks(directory, REGISTRY)
-    except YamlFileError as exc:
-        for message in exc.messages:
-            err.print(message, highlight=False, markup=False)
-        raise typer.Exit(1) from None
-
-
-@playbooks_app.command("validate")
-def playbooks_validate(
-    directory: Annotated[
-        Path | None,
-        typer.Option("--dir", help="playbooks directory (default: RESPONDER_PLAYBOOKS__DIR)"),
-    ] = None,
-) -> None:
-    """Load every playbook, check actions, parameters and templates; report file:line errors."""
-    path = directory or Settings().playbooks.dir
-    loaded = _playbooks(path)
-    for playbook in loaded:
-        out.print(
-            f"{playbook.id}  mode={playbook.mode}  steps={len(playbook.steps)}", highlight=False
-        )
-    out.print(f"OK: {len(loaded)} playbooks in {path}", highlight=False)
-
-
-@playbooks_app.command("kill-switch")
-def playbooks_kill_switch(
-    state: Annotated[
-        str | None, typer.Argument(help="on | off; without it, show the current state")
-    ] = None,
-    by: By = "",
-    reason: Annotated[str | None, typer.Option()] = None,
-    wait: Wait = 10.0,
-) -> None:
-    """Turn every playbook run into a dry run, at once, for every worker (no restart); runs
-    under way stop acting. `off` lets them act again. Audited."""
-    kill_switch(state, by=by, reason=reason, wait=wait)
+    level = None if "RESPONDER_LOG_LEVEL" in os.environ else "WARNING"
+    raise typer.Exit(run_demo(bootstrap.load_settings(log_level=level), out, err))
 
 
 @schema_app.command("event")
@@ -334,66 +186,11 @@ def schema_event() -> None:
     sys.stdout.write(dumps_schema() + "\n")
 
 
-@audit_app.command("verify")
-def audit_verify(
-    anchor: Annotated[
-        str | None,
-        typer.Option(
-            help="SEQ:HASH printed by `audit head` earlier: also detect deleted newest records"
-        ),
-    ] = None,
-) -> None:
-    """Recompute the hash chain; print OK or the first broken record."""
-    from sqlmodel import Session
-
-    from responder import bootstrap
-    from responder.audit.store import check_anchor, verify_chain
-
-    expected: tuple[int, str] | None = None
-    if anchor is not None:
-        seq, _, digest = anchor.partition(":")
-        if not seq.isdigit() or len(digest) != 64:
-            raise _fail(
-                f"--anchor wants SEQ:HASH as `responder audit head` prints it, not {anchor!r}"
-            )
-        expected = (int(seq), digest)
-    engine = bootstrap.database(load_settings())
-    with Session(engine) as session:
-        count, broken = verify_chain(session)
-        anchored = check_anchor(session, *expected) if expected else None
-    if broken is not None:
-        out.print(f"BROKEN at record {broken.seq}: {broken.reason} ({count} records checked)")
-        raise typer.Exit(1)
-    if anchored is not None:
-        out.print(f"BROKEN: {anchored} ({count} records checked)")
-        raise typer.Exit(1)
-    out.print(
-        f"OK: {count} audit records, hash chain intact" + (", anchor holds" if expected else "")
-    )
-
-
-@audit_app.command("head")
-def audit_head() -> None:
-    """Print the newest record as SEQ:HASH; keep it outside the database (a ticket, a log
-    service) and pass it to `audit verify --anchor` to detect truncation."""
-    from sqlmodel import Session
-
-    from responder import bootstrap
-    from responder.audit.store import head
-
-    with Session(bootstrap.database(load_settings())) as session:
-        newest = head(session)
-    if newest is None:
-        raise _fail("the audit log is empty")
-    out.print(f"{newest[0]}:{newest[1]}", highlight=False)
-
-
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply database migrations (Alembic) to RESPONDER_DATABASE__URL."""
-    from responder.storage.database import current_revision, make_engine, upgrade
+    from responder.storage.database import current_revision, upgrade
 
-    settings = load_settings()
-    engine = make_engine(settings.database.url)
+    engine = bootstrap.database(bootstrap.load_settings(), migrate_sqlite=False)
     upgrade(engine, revision)
     out.print(f"database at revision {current_revision(engine)}")

@@ -17,6 +17,7 @@ import sys
 import time
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
@@ -32,7 +33,7 @@ from responder.correlation.rules import load_rules
 from responder.incidents.store import list_incidents
 from responder.playbooks.plan import plan_changes
 from responder.playbooks.runs import ACTIVE, PlaybookRun, list_runs
-from responder.settings import Settings
+from responder.settings import Settings, as_environment, merged
 from responder.streams.topics import wait_for_broker
 
 SCENARIO = Path(str(files("responder") / "samples" / "scenario.jsonl"))
@@ -40,32 +41,28 @@ WAIT_S = 90.0
 
 
 def demo_settings(base: Settings, run_id: str, workdir: Path) -> tuple[Settings, dict[str, str]]:
-    """Fresh topics, groups and database for this run, as env for the worker process."""
-    env = {
-        "RESPONDER_KAFKA__BOOTSTRAP_SERVERS": base.kafka.bootstrap_servers,
-        "RESPONDER_KAFKA__GROUP_PREFIX": f"responder-demo-{run_id}",
-        "RESPONDER_DATABASE__URL": f"sqlite:///{workdir / 'demo.db'}",
-        "RESPONDER_RULES_DIR": str(base.rules_dir.resolve()),
-        "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.5",
-        "RESPONDER_LOG_FORMAT": "json",
-        "RESPONDER_PLAYBOOKS__DIR": str(base.playbooks.dir.resolve()),
-        "RESPONDER_PLAYBOOKS__KILL_SWITCH": "true",
-        "RESPONDER_PLAYBOOKS__POLL_S": "0.2",
+    """Fresh topics, groups and database for this run; the same overrides as env for the worker."""
+    topics = {
+        name: f"{getattr(base.kafka.topics, name)}.demo-{run_id}"
+        for name in ("events", "dlq", "correlate", "changelog", "incidents", "commands")
     }
-    for name in ("events", "dlq", "correlate", "changelog", "incidents", "commands"):
-        default = getattr(base.kafka.topics, name)
-        env[f"RESPONDER_KAFKA__TOPICS__{name.upper()}"] = f"{default}.demo-{run_id}"
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        settings = Settings()
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return settings, env
+    overrides: dict[str, Any] = {
+        "kafka": {
+            "bootstrap_servers": base.kafka.bootstrap_servers,
+            "group_prefix": f"responder-demo-{run_id}",
+            "topics": topics,
+        },
+        "database": {"url": f"sqlite:///{workdir / 'demo.db'}"},
+        "rules_dir": str(base.rules_dir.resolve()),
+        "correlation": {"commit_interval_s": 0.5},
+        "log_format": "json",
+        "playbooks": {
+            "dir": str(base.playbooks.dir.resolve()),
+            "kill_switch": True,
+            "poll_s": 0.2,
+        },
+    }
+    return merged(base, overrides), as_environment(overrides)
 
 
 async def _dlq_reasons(settings: Settings) -> list[str]:

@@ -9,7 +9,6 @@ from rich.console import Console
 from rich.table import Table
 from sqlmodel import Session, col, select
 
-from responder import bootstrap
 from responder.audit.store import AuditRecord
 from responder.incidents.store import (
     Incident,
@@ -19,7 +18,6 @@ from responder.incidents.store import (
     list_incidents,
 )
 from responder.playbooks.runs import runs_of_incident
-from responder.settings import Settings
 
 SEVERITY_STYLE = {
     "critical": "bold red",
@@ -50,7 +48,7 @@ def incidents_table(rows: list[Incident]) -> Table:
 
 
 def print_incident_list(
-    settings: Settings,
+    session: Session,
     console: Console,
     *,
     status: str | None,
@@ -58,63 +56,59 @@ def print_incident_list(
     limit: int,
     as_json: bool,
 ) -> None:
-    with Session(bootstrap.database(settings)) as session:
-        rows = list_incidents(session, status=status, severity=severity, limit=limit)
-        if as_json:
-            for row in rows:
-                console.print_json(json.dumps(incident_json(row)))
-            return
-        console.print(incidents_table(rows))
+    rows = list_incidents(session, status=status, severity=severity, limit=limit)
+    if as_json:
+        for row in rows:
+            console.print_json(json.dumps(incident_json(row)))
+        return
+    console.print(incidents_table(rows))
 
 
-def print_incident(
-    settings: Settings, console: Console, incident_id: str, *, as_json: bool
-) -> bool:
-    with Session(bootstrap.database(settings)) as session:
-        row = get_incident(session, incident_id)
-        if row is None:
-            return False
-        events = incident_events(session, row.id)
-        audit = session.exec(
-            select(AuditRecord).where(AuditRecord.subject == row.id).order_by(col(AuditRecord.seq))
-        ).all()
-        runs = runs_of_incident(session, row.id)
-        if as_json:
-            data = incident_json(row)
-            data["evidence"] = [e.body for e in events]
-            data["audit"] = [a.model_dump(mode="json") for a in audit]
-            data["runs"] = [
-                {"id": r.id, "playbook": r.playbook_id, "mode": r.mode, "status": r.status}
-                for r in runs
-            ]
-            console.print_json(json.dumps(data))
-            return True
-        console.print(f"[bold]{row.title}[/bold]")
-        console.print(
-            f"id {row.id}  ·  {row.kind}  ·  severity {row.severity}  ·  status {row.status}  ·  "
-            f"rule {row.rule}  ·  group {json.dumps(row.group)}",
-            highlight=False,
-        )
-        console.print(
-            f"first seen {row.first_seen.isoformat()}  ·  last seen {row.last_seen.isoformat()}"
-        )
-        evidence = Table("time", "source", "id", "type", "severity", "title", title="evidence")
-        for e in events:
-            evidence.add_row(
-                e.time.isoformat(), e.source, e.event_id, e.type, e.severity, e.body["title"]
-            )
-        console.print(evidence)
-        if row.assignee or row.comments:
-            console.print(f"assignee {row.assignee or '-'}", highlight=False)
-            for note in row.comments:
-                console.print(f"  {note['at']} {note['by']}: {note['text']}", highlight=False)
-        if runs:
-            table = Table("run", "playbook", "mode", "status", "note", title="playbook runs")
-            for r in runs:
-                table.add_row(r.id[:8], r.playbook_id, r.mode, r.status, r.error or "")
-            console.print(table)
-        trail = Table("#", "at", "actor", "action", "hash", title="audit trail")
-        for a in audit:
-            trail.add_row(str(a.seq), a.at.isoformat(), a.actor, a.action, a.hash[:16])
-        console.print(trail)
+def print_incident(session: Session, console: Console, incident_id: str, *, as_json: bool) -> bool:
+    row = get_incident(session, incident_id)
+    if row is None:
+        return False
+    events = incident_events(session, row.id)
+    audit = session.exec(
+        select(AuditRecord).where(AuditRecord.subject == row.id).order_by(col(AuditRecord.seq))
+    ).all()
+    runs = runs_of_incident(session, row.id)
+    if as_json:
+        data = incident_json(row)
+        data["evidence"] = [e.body for e in events]
+        data["audit"] = [a.model_dump(mode="json") for a in audit]
+        data["runs"] = [
+            {"id": r.id, "playbook": r.playbook_id, "mode": r.mode, "status": r.status}
+            for r in runs
+        ]
+        console.print_json(json.dumps(data))
         return True
+    console.print(f"[bold]{row.title}[/bold]")
+    console.print(
+        f"id {row.id}  ·  {row.kind}  ·  severity {row.severity}  ·  status {row.status}  ·  "
+        f"rule {row.rule}  ·  group {json.dumps(row.group)}",
+        highlight=False,
+    )
+    console.print(
+        f"first seen {row.first_seen.isoformat()}  ·  last seen {row.last_seen.isoformat()}"
+    )
+    evidence = Table("time", "source", "id", "type", "severity", "title", title="evidence")
+    for e in events:
+        evidence.add_row(
+            e.time.isoformat(), e.source, e.event_id, e.type, e.severity, e.body["title"]
+        )
+    console.print(evidence)
+    if row.assignee or row.comments:
+        console.print(f"assignee {row.assignee or '-'}", highlight=False)
+        for note in row.comments:
+            console.print(f"  {note['at']} {note['by']}: {note['text']}", highlight=False)
+    if runs:
+        table = Table("run", "playbook", "mode", "status", "note", title="playbook runs")
+        for r in runs:
+            table.add_row(r.id[:8], r.playbook_id, r.mode, r.status, r.error or "")
+        console.print(table)
+    trail = Table("#", "at", "actor", "action", "hash", title="audit trail")
+    for a in audit:
+        trail.add_row(str(a.seq), a.at.isoformat(), a.actor, a.action, a.hash[:16])
+    console.print(trail)
+    return True

@@ -29,7 +29,13 @@ from pydantic_core import PydanticCustomError
 
 from responder.correlation.match import Condition, all_hold
 from responder.events.schema import SeverityName
-from responder.yamlfiles import Located, YamlFileError, load_located, located_errors
+from responder.yamlfiles import (
+    Located,
+    YamlFileError,
+    load_directory,
+    load_located,
+    located_errors,
+)
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -304,28 +310,7 @@ def _rule_errors(doc: Located, error: ValidationError) -> list[str]:
     return messages
 
 
-def rule_files(directory: Path) -> list[Path]:
-    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-
-
 def load_rules(directory: Path) -> RuleSet:
     """Load every rule in a directory; all problems are reported together."""
-    if not directory.is_dir():
-        raise YamlFileError([f"{directory}: rules directory not found"])
-    rules: list[Rule] = []
-    errors: list[str] = []
-    seen: dict[str, Path] = {}
-    for path in rule_files(directory):
-        try:
-            rule = load_rule_file(path)
-        except YamlFileError as exc:
-            errors.extend(exc.messages)
-            continue
-        if rule.id in seen:
-            errors.append(f"{path}:1: id: duplicate rule id {rule.id!r} (also in {seen[rule.id]})")
-            continue
-        seen[rule.id] = path
-        rules.append(rule)
-    if errors:
-        raise YamlFileError(errors)
-    return RuleSet(rules)
+    loaded = load_directory(directory, "rule", load_rule_file, lambda rule: rule.id)
+    return RuleSet(rule for rule, _ in loaded.values())

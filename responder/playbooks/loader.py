@@ -16,7 +16,13 @@ from pydantic import ValidationError
 from responder.actions.registry import REGISTRY, Registry
 from responder.playbooks.schema import Playbook, check_playbook
 from responder.playbooks.trigger import TriggerChange, compile_condition, matches
-from responder.yamlfiles import Located, YamlFileError, load_located, located_errors
+from responder.yamlfiles import (
+    Located,
+    YamlFileError,
+    load_directory,
+    load_located,
+    located_errors,
+)
 
 
 class PlaybookSet:
@@ -45,10 +51,6 @@ class PlaybookSet:
     def matching(self, incident: Mapping[str, Any], change: TriggerChange | str) -> list[Playbook]:
         """Every playbook whose `on:` holds for this incident view and change kind, by id."""
         return [p for p in self.playbooks.values() if matches(p.on, incident, change)]
-
-
-def playbook_files(directory: Path) -> list[Path]:
-    return sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
 
 
 def _rename_on_keys(doc: Located) -> None:
@@ -104,24 +106,10 @@ def _shape_errors(doc: Located, error: ValidationError) -> list[str]:
 
 def load_playbooks(directory: Path, registry: Registry = REGISTRY) -> PlaybookSet:
     """Load every playbook in a directory; all problems are reported together."""
-    if not directory.is_dir():
-        raise YamlFileError([f"{directory}: playbooks directory not found"])
-    playbooks: list[Playbook] = []
-    errors: list[str] = []
-    seen: dict[str, Path] = {}
-    for path in playbook_files(directory):
-        try:
-            playbook = load_playbook_file(path, registry)
-        except YamlFileError as exc:
-            errors.extend(exc.messages)
-            continue
-        if playbook.id in seen:
-            errors.append(
-                f"{path}:1: id: duplicate playbook id {playbook.id!r} (also in {seen[playbook.id]})"
-            )
-            continue
-        seen[playbook.id] = path
-        playbooks.append(playbook)
-    if errors:
-        raise YamlFileError(errors)
-    return PlaybookSet(playbooks, seen)
+    loaded = load_directory(
+        directory, "playbook", lambda path: load_playbook_file(path, registry), lambda p: p.id
+    )
+    return PlaybookSet(
+        (playbook for playbook, _ in loaded.values()),
+        {key: path for key, (_, path) in loaded.items()},
+    )

@@ -1,8 +1,9 @@
 """The worker process: a faust App hosting the batched pipeline stages as a mode Service.
 
-faust owns the process (service tree, signals, graceful shutdown); the three stages run their
-own aiokafka consumers in batches because a per-message agent caps near 5k events/s here
-(DESIGN.md "Speed"). Each stage has its own consumer group, so N workers split every stage's
+faust owns the process (service tree, signals, graceful shutdown); the five stages (ingest,
+correlate, sink, runner, commands) run their own aiokafka consumers in batches because a
+per-message agent caps near 5k events/s here (docs/architecture.md, "Why the hot path is
+batched"). Each stage has its own consumer group, so N workers split every stage's
 partitions between them.
 """
 
@@ -17,8 +18,8 @@ import faust
 import structlog
 from mode import Service
 
-from responder.bootstrap import Pipeline
 from responder.settings import Settings
+from responder.streams.pipeline import Pipeline
 from responder.streams.topics import ensure_topics
 
 log = structlog.get_logger(__name__)

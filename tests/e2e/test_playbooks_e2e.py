@@ -24,10 +24,10 @@ from responder.incidents.store import get_incident, list_incidents
 from responder.playbooks.runs import PlaybookRun, list_runs, steps_of
 from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
-from tests.aws_server import MotoServer
 from tests.conftest import ROOT
-from tests.integration.harness import TOPICS, Worker, produce, topic, wait_for, worker_env
-from tests.slack_server import SlackServer
+from tests.support.aws_server import MotoServer
+from tests.support.harness import TOPICS, Worker, produce, topic, wait_for, worker_env
+from tests.support.slack_server import SlackServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -322,7 +322,7 @@ def test_compromised_model_is_rolled_back_to_last_known_good_and_undone(
     moto: MotoServer,
     slack: SlackServer,
 ) -> None:
-    from tests.mlflow_registry import create_registry
+    from tests.support.mlflow_registry import create_registry
 
     registry = create_registry(tmp_path / "mlflow", name=f"fraud-{unique}", versions=3, clean=(1,))
     assert registry.alias() == "3"

@@ -17,8 +17,8 @@ from responder.actions.aws_iam import AccessKeyParams, Boto3Iam
 from responder.actions.mlflow import MlflowRegistry, RollbackModel, SetModelAlias
 from responder.actions.ports import Ports
 from responder.actions.registry import ActionContext, ActionError
-from tests.aws_server import CREDENTIALS, REGION, MotoServer
-from tests.mlflow_registry import RegistryFixture, create_registry
+from tests.support.aws_server import CREDENTIALS, REGION, MotoServer
+from tests.support.mlflow_registry import RegistryFixture, create_registry
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """slack.notify and http.request through their real adapters (slack-sdk, aiohttp) over loopback.
 
-Slack is `tests.slack_server.SlackServer` (a Web API look-alike in a thread); the HTTP target is
+Slack is `tests.support.slack_server.SlackServer` (a Web API look-alike in a thread); the HTTP target is
 an aiohttp app started in the test. No network beyond 127.0.0.1.
 """
 
@@ -29,8 +29,8 @@ from responder.actions.slack import (
     notify,
     refresh_incident_message,
 )
-from tests.slack_server import SlackServer, channel_id
-from tests.unit.test_actions_slack_http import INCIDENT, ctx
+from tests.support.actions import INCIDENT, ctx
+from tests.support.slack_server import SlackServer, channel_id
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
 from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
-from tests.integration.harness import TOPICS, _consume_all, topic
-from tests.runner_kit import change
+from tests.support.harness import TOPICS, _consume_all, topic
+from tests.support.runner_kit import change
 
 pytestmark = pytest.mark.integration
 
@@ -76,7 +76,7 @@ async def test_runs_cli_lists_shows_and_sends_a_decision(
     from typer.testing import CliRunner
 
     from responder.cli import app
-    from tests.runner_kit import Kit
+    from tests.support.runner_kit import Kit
 
     db_url = f"sqlite:///{tmp_path / 'cli.db'}"
     kit = Kit(db=make_engine(db_url), directory=tmp_path / "playbooks")

@@ -13,7 +13,7 @@ from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.incidents.store import Incident
 from responder.storage.database import make_engine, upgrade
-from tests.integration.harness import (
+from tests.support.harness import (
     BURST_RULE,
     EACH_RULE,
     Worker,

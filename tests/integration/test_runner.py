@@ -19,8 +19,8 @@ from responder.commands import Decision, IncidentCommand
 from responder.incidents.store import get_incident
 from responder.playbooks.decisions import DecisionError
 from responder.settings import PlaybookSettings
-from tests.fakes.http import response
-from tests.runner_kit import KEY, Kit, change
+from tests.support.fakes.http import response
+from tests.support.runner_kit import KEY, Kit, change
 
 pytestmark = pytest.mark.integration
 
@@ -295,7 +295,7 @@ async def test_for_each_runs_per_item(kit: Kit) -> None:
     """,
     )
     kit.http.respond("https://tickets.example/api", response(201, json={"ok": True}))
-    from tests.runner_kit import event
+    from tests.support.runner_kit import event
 
     [rid] = kit.apply(change(events=[event("a", 1), event("b", 2)]))
     await kit.drive()

@@ -23,8 +23,8 @@ from responder.actions.mlflow import (
 )
 from responder.actions.ports import Ports
 from responder.actions.registry import REGISTRY, ActionContext, ActionError
-from tests.fakes.aws import FakeIam
-from tests.fakes.mlflow import FakeRegistry
+from tests.support.fakes.aws import FakeIam
+from tests.support.fakes.mlflow import FakeRegistry
 
 KEY = "AKIAEXAMPLELEAKED01"
 

@@ -11,7 +11,7 @@ from structlog.testing import capture_logs
 
 from responder.actions.http import AiohttpAdapter, HostAllowList, HttpRequest, http_request
 from responder.actions.ports import Ports
-from responder.actions.registry import REGISTRY, ActionContext, ActionError
+from responder.actions.registry import REGISTRY, ActionError
 from responder.actions.slack import (
     APPROVE_ACTION_ID,
     DENY_ACTION_ID,
@@ -22,27 +22,9 @@ from responder.actions.slack import (
     notify,
     refresh_incident_message,
 )
-from tests.fakes.http import FakeHttp, response
-from tests.fakes.slack import FakeSlack
-
-INCIDENT: dict[str, Any] = {
-    "id": "inc-42",
-    "rule": "leaked-key-then-used",
-    "kind": "credential_compromise",
-    "title": "Leaked key AKIA123 used",
-    "severity": "critical",
-    "status": "open",
-    "group": {"resource.id": "AKIA123"},
-    "event_count": 3,
-    "first_seen": "2026-11-25T09:00:00+00:00",
-    "last_seen": "2026-11-25T09:05:00+00:00",
-}
-
-
-def ctx(ports: Ports, incident: dict[str, Any] | None = None) -> ActionContext:
-    return ActionContext(
-        run_id="run-1", step_id="notify", ports=ports, incident=incident or INCIDENT
-    )
+from tests.support.actions import INCIDENT, ctx
+from tests.support.fakes.http import FakeHttp, response
+from tests.support.fakes.slack import FakeSlack
 
 
 def rendered(blocks: list[dict[str, Any]]) -> str:

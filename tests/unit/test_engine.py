@@ -8,7 +8,7 @@ from typing import Any
 from responder.correlation.engine import Correlator, route
 from responder.correlation.rules import RuleSet
 from responder.incidents.model import IncidentChange
-from tests.unit.builders import BASE, correlator, epoch, event, feed, refs, rule
+from tests.support.builders import BASE, correlator, epoch, event, feed, refs, rule
 
 ORDERED = {"type": "temporal_ordered", "events": ["secret.leaked", "key.used"]}
 LEAK_OR_USE = {"type": ["secret.leaked", "key.used"]}

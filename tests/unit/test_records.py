@@ -14,7 +14,7 @@ from responder.correlation.window import GroupState
 from responder.incidents.model import IncidentChange
 from responder.streams import records
 from responder.streams.records import Doc, PartitionBatch, Record, decode
-from tests.unit.builders import epoch, event, rule
+from tests.support.builders import epoch, event, rule
 
 
 def _docs(n: int, pad: int = 10) -> list[Doc]:

@@ -19,12 +19,11 @@ from responder.correlation.rules import (
     load_rule_file,
     load_rules,
     parse_duration,
-    rule_files,
 )
-from responder.yamlfiles import YamlFileError
+from responder.yamlfiles import YamlFileError, yaml_files
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
-SHIPPED = rule_files(RULES_DIR)
+SHIPPED = yaml_files(RULES_DIR)
 
 VALID = """\
 id: sample
@@ -368,10 +367,10 @@ def test_missing_rules_directory(tmp_path: Path) -> None:
         load_rules(tmp_path / "nope")
 
 
-def test_rule_files_takes_yaml_and_yml_sorted(tmp_path: Path) -> None:
+def test_yaml_files_takes_yaml_and_yml_sorted(tmp_path: Path) -> None:
     for name in ["b.yml", "a.yaml", "c.txt", "d.yaml"]:
         (tmp_path / name).write_text(VALID, encoding="utf-8")
-    assert [p.name for p in rule_files(tmp_path)] == ["a.yaml", "b.yml", "d.yaml"]
+    assert [p.name for p in yaml_files(tmp_path)] == ["a.yaml", "b.yml", "d.yaml"]
 
 
 # --- the type index -----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from responder.actions.catalog import REGISTRY
 from responder.cli import app
 from responder.playbooks import load_playbook_file, load_playbooks, plan_run
-from responder.playbooks.loader import playbook_files
+from responder.yamlfiles import yaml_files as playbook_files
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"

@@ -22,9 +22,9 @@ from responder.playbooks.planner import RunPlanner
 from responder.playbooks.runner import Runner
 from responder.playbooks.runs import PlaybookRun, StepRun, steps_of
 from responder.settings import PlaybookSettings
-from tests.fakes.aws import FakeIam
-from tests.fakes.http import FakeHttp
-from tests.fakes.slack import FakeSlack
+from tests.support.fakes.aws import FakeIam
+from tests.support.fakes.http import FakeHttp
+from tests.support.fakes.slack import FakeSlack
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 KEY = "AKIAEXAMPLE000000001"

@@ -1,0 +1,40 @@
+"""The stages one worker process hosts, in start order (the composition root fills them in)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from responder.streams.correlate import CorrelateStage
+from responder.streams.ingest import IngestStage
+from responder.streams.playbooks import CommandStage, RunnerStage
+from responder.streams.sink import SinkStage
+
+# start order: consumers of a topic before its producers; the playbook stages last
+STAGES = ("sink", "correlate", "ingest", "runner", "commands")
+
+
+class Stage(Protocol):
+    async def start(self) -> None: ...
+    async def run(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+@dataclass
+class Pipeline:
+    """The stages this worker process runs (a subset of STAGES, in start order)."""
+
+    ingest: IngestStage | None = None
+    correlate: CorrelateStage | None = None
+    sink: SinkStage | None = None
+    runner: RunnerStage | None = None
+    commands: CommandStage | None = None
+
+    @property
+    def stages(self) -> list[Stage]:
+        found = [getattr(self, name) for name in STAGES]
+        return [stage for stage in found if stage is not None]
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name in STAGES if getattr(self, name) is not None]
