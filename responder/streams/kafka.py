@@ -94,9 +94,11 @@ class BatchSender:
 
 class TopicStage:
     """A stage that reads one topic in batches under a consumer group of its own (so every
-    worker process shares the topic's partitions), with a producer for the DLQ.
+    worker process shares the topic's partitions), with a producer for its output and the DLQ.
 
-    Subclasses implement `handle(batch)` and commit what they handled.
+    Subclasses implement `handle(batch)`: they `reject` what they cannot use (it goes to the
+    DLQ with the reason) and end with `done(batch)`, which waits until the broker acknowledged
+    everything the batch produced and only then commits its offsets (at least once).
     """
 
     def __init__(self, kafka: KafkaSettings, topic: str, role: str, max_records: int) -> None:
@@ -104,6 +106,15 @@ class TopicStage:
         self.topic = topic
         self.role = role
         self.max_records = max_records
+        self.pending: list[asyncio.Future[Any]] = []
+
+    def consumer_options(self) -> dict[str, Any]:
+        """Extra `AIOKafkaConsumer` options of this stage."""
+        return {}
+
+    def producer_options(self) -> dict[str, Any]:
+        """Extra `AIOKafkaProducer` options of this stage."""
+        return {}
 
     async def start(self) -> None:
         kafka = self.kafka
@@ -114,9 +125,12 @@ class TopicStage:
             client_id=f"{kafka.client_id}-{self.role}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            **self.consumer_options(),
         )
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers, client_id=f"{kafka.client_id}-{self.role}"
+            bootstrap_servers=kafka.bootstrap_servers,
+            client_id=f"{kafka.client_id}-{self.role}",
+            **self.producer_options(),
         )
         await self.producer.start()
         await self.consumer.start()
@@ -133,3 +147,23 @@ class TopicStage:
 
     async def handle(self, batch: Batch) -> None:
         raise NotImplementedError
+
+    async def reject(
+        self, msg: ConsumerRecord[bytes, bytes], reason: str, detail: Sequence[str] = ()
+    ) -> None:
+        """Queue the original message for the DLQ with why and where from (`done` waits)."""
+        self.pending.append(
+            await self.producer.send(
+                self.kafka.topics.dlq,
+                value=msg.value,
+                key=msg.key,
+                headers=dlq_headers(msg, reason, detail),
+            )
+        )
+
+    async def done(self, batch: Batch) -> None:
+        """Wait for every record this batch produced (DLQ included), then commit its offsets."""
+        pending, self.pending = self.pending, []
+        if pending:
+            await asyncio.gather(*pending)
+        await commit(self.consumer, offsets_after(batch))

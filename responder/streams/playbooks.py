@@ -20,7 +20,7 @@ from sqlmodel import Session
 from responder.commands import COMMAND, AnyCommand, apply_command
 from responder.playbooks.runner import Runner
 from responder.settings import KafkaSettings
-from responder.streams.kafka import Batch, TopicStage, commit, dead_letter, offsets_after
+from responder.streams.kafka import Batch, TopicStage
 
 log = structlog.get_logger(__name__)
 
@@ -92,7 +92,7 @@ class CommandStage(TopicStage):
                     self.stats.applied += 1
                     log.info("command applied", **result)
         self.wakeup.set()
-        await commit(self.consumer, offsets_after(batch))
+        await self.done(batch)
 
     def _apply(self, command: AnyCommand) -> dict[str, Any]:
         with Session(self.engine) as session:
@@ -103,4 +103,4 @@ class CommandStage(TopicStage):
     async def _refuse(self, msg: Any, reason: str, detail: str) -> None:
         self.stats.refused += 1
         log.warning("command refused to DLQ", reason=reason, detail=detail, offset=msg.offset)
-        await dead_letter(self.producer, self.kafka.topics.dlq, msg, reason, [detail])
+        await self.reject(msg, reason, [detail])

@@ -21,7 +21,7 @@ from responder.events.schema import Rejection
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import OnApplied, apply_changes
 from responder.settings import KafkaSettings
-from responder.streams.kafka import Batch, TopicStage, commit, dead_letter, offsets_after
+from responder.streams.kafka import Batch, TopicStage
 
 log = structlog.get_logger(__name__)
 
@@ -58,7 +58,7 @@ class SinkStage(TopicStage):
                     self.stats.rejected += 1
                     reason = Rejection(reason=f"invalid incident change: {exc.errors()[0]['msg']}")
                     log.error("incident change rejected to DLQ", reason=reason.reason)
-                    await dead_letter(self.producer, self.kafka.topics.dlq, msg, reason.reason)
+                    await self.reject(msg, reason.reason)
         if changes:
             applied = await self._apply_with_retry(changes)
             self.stats.changes += len(changes)
@@ -66,7 +66,7 @@ class SinkStage(TopicStage):
             log.debug("incident changes stored", received=len(changes), applied=applied)
             if applied and self.applied_hook is not None:
                 self.applied_hook()
-        await commit(self.consumer, offsets_after(batch))
+        await self.done(batch)
 
     async def _apply_with_retry(self, changes: list[IncidentChange]) -> int:
         delay = 0.5
