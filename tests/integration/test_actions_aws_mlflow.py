@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from responder.actions import aws_iam
 from responder.actions import mlflow as mlflow_actions
-from responder.actions.aws_iam import AccessKeyParams, Boto3Iam
+from responder.actions.aws_iam import AccessKeyParams, Boto3Iam, DeleteKeyParams
 from responder.actions.mlflow import MlflowRegistry, RollbackModel, SetModelAlias
 from responder.actions.ports import Ports
 from responder.actions.registry import ActionContext, ActionError
@@ -75,7 +75,7 @@ async def test_deactivate_then_activate_a_real_key(moto: MotoServer) -> None:
 async def test_delete_a_real_key(moto: MotoServer) -> None:
     user, key = moto.create_user_with_key()
     out = await aws_iam.delete_access_key(
-        AccessKeyParams(access_key_id=key, user_name=user), ctx(iam_ports(moto.endpoint_url))
+        DeleteKeyParams(access_key_id=key, user_name=user), ctx(iam_ports(moto.endpoint_url))
     )
     assert out == {"user_name": user, "access_key_id": key, "deleted": True}
     assert moto.key_status(user, key) is None

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -67,8 +67,9 @@ class Worker:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        wait_for(lambda: "worker started" in self.log() or self.proc.poll() is not None, 60)
-        assert self.proc.poll() is None, f"worker exited early:\n{self.log()[-3000:]}"
+        proc = self.proc
+        wait_for(lambda: "worker started" in self.log() or proc.poll() is not None, 60)
+        assert proc.poll() is None, f"worker exited early:\n{self.log()[-3000:]}"
         return self
 
     def log(self) -> str:
@@ -100,7 +101,9 @@ class Worker:
             self._log.close()
 
 
-def wait_for(predicate: Callable[[], T], timeout: float, interval: float = 0.2) -> T:
+def wait_for(
+    predicate: Callable[[], T | Literal[False] | None], timeout: float, interval: float = 0.2
+) -> T:
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()

@@ -17,7 +17,7 @@ from responder.events.fast import _VALIDATE, parse_event_doc
 from responder.events.schema import Rejection, event_to_dict, parse_event
 
 # Valid documents with every optional shape; half of them then get one corruption.
-good = st.text(st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=12).filter(
+good = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=12).filter(
     lambda t: t.strip() != ""
 )
 padded = st.builds(lambda t: f"  {t} ", good)  # stripped by the model

@@ -52,7 +52,9 @@ def test_round_trip_keeps_every_record_and_its_event_bytes() -> None:
     assert events[2].doc()["id"] == "e2"  # ... until asked
 
 
-def test_large_batches_are_cut_into_self_contained_messages(monkeypatch) -> None:
+def test_large_batches_are_cut_into_self_contained_messages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(records, "CHUNK_BYTES", 1000)
     docs = _docs(40, pad=100)
     batch = PartitionBatch(docs)
