@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from responder import bootstrap
 from responder.logs import configure
 from responder.settings import Settings
 from responder.streams.app import tune_gc
-from responder.streams.topics import ensure_topics
+from responder.streams.topics import create_topics, ensure_topics
 
 T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
 
@@ -89,15 +88,6 @@ def synthetic(n: int, groups: int, seed: int = 7) -> list[bytes]:
         )
         out.append(json.dumps(doc).encode())
     return out
-
-
-async def create(bootstrap: str, names: list[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    finally:
-        await admin.close()
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes]) -> float:
@@ -409,7 +399,7 @@ async def main() -> None:
     print(f"generating {args.events:,} events over {args.groups:,} groups ...", flush=True)
     values = synthetic(args.events, args.groups)
     size = sum(map(len, values)) / len(values)
-    await create(args.bootstrap, [settings.kafka.topics.events], settings.kafka.partitions)
+    await create_topics(args.bootstrap, [settings.kafka.topics.events], settings.kafka.partitions)
     took = await produce(args.bootstrap, settings.kafka.topics.events, values)
     print(f"wrote {len(values):,} events (avg {size:.0f} B) in {took:.1f}s", flush=True)
 

@@ -78,6 +78,17 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> Non
         await asyncio.sleep(0.05)
 
 
+async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+    """Create plain topics (tests, benchmarks) and wait until their partitions have leaders."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
+        await _wait_for_leaders(admin, names)
+    finally:
+        await admin.close()
+
+
 async def ensure_topics(kafka: KafkaSettings) -> None:
     """Create missing topics; verify the partition counts the correlation stage depends on."""
     await wait_for_broker(kafka.bootstrap_servers)

@@ -21,7 +21,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -32,6 +31,8 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from werkzeug.serving import BaseWSGIServer, make_server
+
+from tests.support.threaded import ThreadedServer
 
 REGION = "us-east-1"
 # moto accepts any credentials; these are not secrets.
@@ -90,49 +91,21 @@ class _QuietHandler(MotoRequestHandler):
         pass
 
 
-class MotoServer:
+class MotoServer(ThreadedServer):
     """moto on 127.0.0.1 and a free port; a context manager. `endpoint_url` is its address."""
 
+    name = "moto-server"
+
     def __init__(self) -> None:
+        super().__init__()
         self._app = _RecordingApp(DomainDispatcherApplication(create_backend_app))
-        self._server: BaseWSGIServer | None = None
-        self._thread: threading.Thread | None = None
+
+    def make_server(self) -> BaseWSGIServer:
+        return make_server("127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler)
 
     @property
     def endpoint_url(self) -> str:
-        if self._server is None:
-            raise RuntimeError("MotoServer is not started")
-        return f"http://127.0.0.1:{self._server.server_port}"
-
-    def start(self) -> MotoServer:
-        # Port 0: the OS picks a free port while binding, so parallel runs cannot collide.
-        self._server = make_server(
-            "127.0.0.1", 0, self._app, threaded=True, request_handler=_QuietHandler
-        )
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, name="moto-server", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        self._server = self._thread = None
-
-    def __enter__(self) -> MotoServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return f"http://127.0.0.1:{self.port}"
 
     # -- what the server saw ------------------------------------------------------------------
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
+
+from responder.streams import topics
 
 T = TypeVar("T")
 TOPICS = ("events", "dlq", "correlate", "changelog", "incidents", "commands")
@@ -170,17 +172,8 @@ def consume(bootstrap: str, name: str, expect: int, timeout: float = 30) -> list
     return asyncio.run(_consume_all(bootstrap, name, expect, timeout))
 
 
-async def _create(bootstrap: str, names: list[str], partitions: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
-    finally:
-        await admin.close()
-
-
 def create_topics(bootstrap: str, names: list[str], partitions: int = 4) -> None:
-    asyncio.run(_create(bootstrap, names, partitions))
+    asyncio.run(topics.create_topics(bootstrap, names, partitions))
 
 
 async def _committed(bootstrap: str, group: str, name: str) -> dict[int, int]:

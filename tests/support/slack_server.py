@@ -18,9 +18,10 @@ import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
+
+from tests.support.threaded import ThreadedServer
 
 Call = dict[str, Any]
 
@@ -33,8 +34,11 @@ def channel_id(channel: str) -> str:
     return "C" + digest[:10].upper()
 
 
-class SlackServer:
+class SlackServer(ThreadedServer):
+    name = "slack-server"
+
     def __init__(self, token: str = "xoxb-test-token") -> None:
+        super().__init__()
         self.token = token
         self.unknown_channels: set[str] = set()  # names answered with channel_not_found
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) → payload
@@ -42,47 +46,13 @@ class SlackServer:
         self._changed = threading.Condition()
         self._failures: list[tuple[int, str, int]] = []  # (status, error, retry_after)
         self._seq = 0
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # --- lifecycle ---------------------------------------------------------------------------
 
-    def start(self) -> SlackServer:
+    def make_server(self) -> ThreadingHTTPServer:
         server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         server.daemon_threads = True
-        self._server = server
-        self._thread = threading.Thread(
-            target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},  # stop() waits for one poll
-            name="slack-server",
-            daemon=True,
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._server = self._thread = None
-
-    def __enter__(self) -> SlackServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None, "SlackServer is not started"
-        return int(self._server.server_address[1])
+        return server
 
     @property
     def base_url(self) -> str:
