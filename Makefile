@@ -9,11 +9,16 @@ VENV := .venv
 BIN := $(VENV)/bin
 KAFKA_PORT ?= 9092
 export KAFKA_PORT
+# The lock files are resolved for this Python on Linux (the Dockerfile's base image is the same).
+LOCK_PYTHON := 3.11
+LOCK_FLAGS := --generate-hashes --python-version $(LOCK_PYTHON) \
+	--python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' --quiet
 
-.PHONY: help install kafka-up kafka-down pg-up demo lint test bench
+.PHONY: help install lock kafka-up kafka-down pg-up demo lint test bench
 
 help:
-	@echo "make install     create $(VENV) and install responder with the dev extras"
+	@echo "make install     create $(VENV) and install responder with the dev extras (from requirements-dev.lock)"
+	@echo "make lock        regenerate the lock files from pyproject.toml (UPGRADE=1: newest allowed versions)"
 	@echo "make kafka-up    start the local Kafka broker (127.0.0.1:$(KAFKA_PORT))"
 	@echo "make kafka-down  stop it"
 	@echo "make pg-up       start the local PostgreSQL test server"
@@ -24,10 +29,22 @@ help:
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# Exactly the locked versions (runtime, dev and mlflow extras), then responder itself.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q -e '.[dev,mlflow]'
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $@
+
+# Pins that still fit pyproject.toml are kept unless UPGRADE=1. requirements.lock (the image)
+# and requirements-mlflow.lock (the image with EXTRAS=mlflow) take their versions from
+# requirements-dev.lock, so the image runs what the tests ran.
+lock: install
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra mlflow $(LOCK_FLAGS) \
+		$(if $(UPGRADE),--upgrade) -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml --extra mlflow -c requirements-dev.lock $(LOCK_FLAGS) \
+		-o requirements-mlflow.lock
+	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK_FLAGS) -o requirements.lock
 
 kafka-up:
 	scripts/kafka up
