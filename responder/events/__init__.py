@@ -1,0 +1,1 @@
+"""SecurityEvent v1, the input contract: the model, its JSON Schema and the fast validator."""
