@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from responder.actions.registry import ActionContext, ActionError, Output, action
 from responder.events.schema import SeverityName
-
-
-class IncidentPort(Protocol):
-    async def update(
-        self,
-        *,
-        incident_id: str,
-        actor: str,
-        status: str | None = None,
-        severity: str | None = None,
-        assignee: str | None = None,
-        comment: str | None = None,
-    ) -> Mapping[str, Any]: ...
 
 
 class IncidentUpdate(BaseModel):

@@ -13,7 +13,7 @@ from responder.playbooks.loader import PlaybookSet, load_playbook_file, load_pla
 from responder.playbooks.plan import PlannedRun, PlannedStep, plan_changes, plan_run, step_context
 from responder.playbooks.schema import Guards, Mode, Playbook, Retry, Step, Trigger, Undo
 from responder.playbooks.templating import TemplateError, render, truthy
-from responder.playbooks.trigger import change_kind, incident_view, matches
+from responder.playbooks.trigger import change_kind, incident_view
 
 __all__ = [
     "Guards",
@@ -31,7 +31,6 @@ __all__ = [
     "incident_view",
     "load_playbook_file",
     "load_playbooks",
-    "matches",
     "plan_changes",
     "plan_run",
     "render",

@@ -8,7 +8,7 @@ audited pass through `scrub`, so secrets in parameters never reach the database 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session
 
@@ -16,10 +16,8 @@ from responder.audit.store import append as audit_append
 from responder.logging import scrub
 from responder.playbooks import runs as R
 from responder.playbooks.plan import PlannedRun
+from responder.playbooks.run_state import RunState, StepFailed
 from responder.playbooks.schema import Step
-
-if TYPE_CHECKING:
-    from responder.playbooks.runner import RunState, StepFailed
 
 
 class Journal:

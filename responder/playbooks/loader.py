@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from responder.actions.registry import REGISTRY, Registry
 from responder.playbooks.schema import Playbook, check_playbook
-from responder.playbooks.trigger import TriggerChange, compile_condition, matches
+from responder.playbooks.trigger import TriggerChange, compile_condition
 from responder.yamlfile import Located, YamlFileError, load_located, located_errors
 
 
@@ -44,7 +44,7 @@ class PlaybookSet:
 
     def matching(self, incident: Mapping[str, Any], change: TriggerChange | str) -> list[Playbook]:
         """Every playbook whose `on:` holds for this incident view and change kind, by id."""
-        return [p for p in self.playbooks.values() if matches(p.on, incident, change)]
+        return [p for p in self.playbooks.values() if p.on.matches(incident, change)]
 
 
 def playbook_files(directory: Path) -> list[Path]:

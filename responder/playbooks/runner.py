@@ -13,7 +13,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
@@ -31,31 +30,13 @@ from responder.playbooks.journal import Journal
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.notify import Notifier
 from responder.playbooks.plan import plan_run, step_context
-from responder.playbooks.schema import Mode, Playbook, Step
+from responder.playbooks.run_state import Pause, RunState, StepFailed
+from responder.playbooks.schema import Mode, Step
 from responder.playbooks.templating import TemplateError, render, truthy
 from responder.settings import PlaybookSettings
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-
-
-class Pause(Exception):
-    """The run waits (approval, guard); the runner releases it."""
-
-
-class StepFailed(Exception):
-    def __init__(self, message: str, attempts: int = 0) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-
-
-@dataclass
-class RunState:
-    run: R.PlaybookRun
-    steps: dict[str, R.StepRun]
-    playbook: Playbook
-    outputs: dict[str, Any] = field(default_factory=dict)
-    killed: bool = False  # the kill switch (setting or live switch) is on
 
 
 class Runner:

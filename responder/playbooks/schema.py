@@ -116,6 +116,13 @@ class Trigger(_Model):
     def compiled(self) -> tuple[TriggerCondition, ...]:
         return tuple(compile_condition(k, v) for k, v in self.conditions.items())
 
+    def matches(self, incident: Mapping[str, Any], change: TriggerChange | str) -> bool:
+        """Does a playbook with this `on:` respond to this change of this incident?
+
+        `change` is the change kind as the caller decided it (see `trigger.change_kind`).
+        """
+        return change in self.change and all(c.holds(incident) for c in self.compiled)
+
 
 class Retry(_Model):
     """Attempts per step; the delay doubles from `backoff` up to `max_backoff`."""

@@ -1,8 +1,9 @@
-"""When a playbook runs: the incident as templates and triggers see it, and the `on:` matcher.
+"""When a playbook runs: the incident as templates and triggers see it, and `on:` conditions.
 
-Pure. The runner builds `incident_view(change)` once per incident change, decides the change
+Pure. The planner builds `incident_view(change)` once per incident change, decides the change
 kind (`change_kind` turns a change of a resolved incident into `reopened`) and asks
-`PlaybookSet.matching(view, kind)`. Trigger keys reuse the rule vocabulary of
+`PlaybookSet.matching(view, kind)`, which asks each playbook's `Trigger.matches` (schema.py)
+whether the compiled conditions of this module hold. Trigger keys reuse the rule vocabulary of
 `responder.correlation.match` (dotted paths, `|modifier`), except `severity`, which compares by
 rank (info < low < medium < high < critical) so `severity|gte: high` means what it says.
 """
@@ -11,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from responder.correlation.match import Condition
 from responder.events.schema import Severity, rfc3339
 from responder.incidents.model import IncidentChange
-
-if TYPE_CHECKING:
-    from responder.playbooks.schema import Trigger
 
 TriggerChange = Literal["opened", "updated", "escalated", "resolved", "reopened"]
 
@@ -107,11 +105,3 @@ def compile_condition(key: str, value: Any) -> TriggerCondition:
         )
     ranks = [Severity[n].value for n in names]
     return TriggerCondition(Condition.parse(f"severity|{modifier}", ranks), by_rank=True)
-
-
-def matches(trigger: Trigger, incident: Mapping[str, Any], change: TriggerChange | str) -> bool:
-    """Does a playbook with this `on:` respond to this change of this incident?
-
-    `change` is the change kind as the caller decided it (see `change_kind`).
-    """
-    return change in trigger.change and all(c.holds(incident) for c in trigger.compiled)
