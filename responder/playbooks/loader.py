@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from responder.actions.registry import REGISTRY, Registry
-from responder.playbooks.schema import Playbook, check_playbook
+from responder.playbooks.schema import Playbook, check_playbook, on_key, on_keys
 from responder.playbooks.trigger import TriggerChange, compile_condition
 from responder.yamlfile import Located, YamlFileError, load_located, located_errors
 
@@ -52,17 +52,9 @@ def playbook_files(directory: Path) -> list[Path]:
 
 
 def _rename_on_keys(doc: Located) -> None:
-    """PyYAML reads a bare `on:` key as `True`; playbooks always mean the word."""
-
-    def fix(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {("on" if k is True else k): fix(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fix(v) for v in value]
-        return value
-
-    doc.data = fix(doc.data)
-    doc.lines = {tuple("on" if p is True else p for p in k): v for k, v in doc.lines.items()}
+    """PyYAML reads a bare `on:` key as `True` (`schema.on_key`): in the data and the lines."""
+    doc.data = on_keys(doc.data)
+    doc.lines = {tuple(on_key(p) for p in k): v for k, v in doc.lines.items()}
 
 
 def load_playbook_file(path: Path, registry: Registry = REGISTRY) -> Playbook:

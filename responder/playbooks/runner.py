@@ -24,7 +24,6 @@ from sqlmodel import Session
 from responder.actions.approval import APPROVAL_ACTION, ApprovalRequest
 from responder.actions.ports import Ports
 from responder.actions.registry import REGISTRY, ActionContext, Registry
-from responder.correlation.rules import parse_duration
 from responder.playbooks import runs as R
 from responder.playbooks.journal import Journal
 from responder.playbooks.loader import PlaybookSet
@@ -34,6 +33,7 @@ from responder.playbooks.run_state import Pause, RunState, StepFailed
 from responder.playbooks.schema import Mode, Step
 from responder.playbooks.templating import TemplateError, render, truthy
 from responder.settings import PlaybookSettings
+from responder.text.duration import parse_duration
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

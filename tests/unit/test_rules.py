@@ -18,9 +18,9 @@ from responder.correlation.rules import (
     ValueCount,
     load_rule_file,
     load_rules,
-    parse_duration,
     rule_files,
 )
+from responder.text.duration import parse_duration
 from responder.yamlfile import YamlFileError
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
