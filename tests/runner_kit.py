@@ -107,9 +107,14 @@ class Kit:
 
     def apply(self, *changes: IncidentChange) -> list[str]:
         planner = RunPlanner(load_playbooks(self.directory), kill_switch=self.kill_switch)
+        created: list[str] = []
+
+        def on_applied(*args: Any) -> None:
+            created.extend(planner(*args))
+
         with Session(self.db) as session, session.begin():
-            apply_changes(session, list(changes), planner)
-        return planner.created
+            apply_changes(session, list(changes), on_applied)
+        return created
 
     async def drive(self, runner: Runner | None = None, rounds: int = 10) -> None:
         """Tick until nothing moves (runs waiting for a human stay waiting)."""

@@ -19,6 +19,8 @@ from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from responder.incidents.model import IncidentEdit
+
 # --- Slack ---------------------------------------------------------------------------------------
 
 
@@ -119,15 +121,11 @@ class HttpPort(Protocol):
 
 class IncidentPort(Protocol):
     async def update(
-        self,
-        *,
-        incident_id: str,
-        actor: str,
-        status: str | None = None,
-        severity: str | None = None,
-        assignee: str | None = None,
-        comment: str | None = None,
-    ) -> Mapping[str, Any]: ...
+        self, incident_id: str, edit: IncidentEdit, *, actor: str
+    ) -> Mapping[str, Any]:
+        """Apply the edit (as `incidents.store.update_incident` does); the incident's new
+        `incident_id`, `status`, `severity` and `assignee`."""
+        ...
 
 
 # --- the bundle ----------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from responder.correlation.match import Condition
 from responder.events.schema import Severity, rfc3339
-from responder.incidents.model import IncidentChange
+from responder.incidents.model import IncidentChange, reopens
 
 TriggerChange = Literal["opened", "updated", "escalated", "resolved", "reopened"]
 
@@ -36,15 +36,18 @@ VIEW_FIELDS = (
 )
 """Keys of `incident_view`; a trigger key must start with one of them."""
 
-CLOSED_STATUSES = frozenset({"resolved", "false_positive"})
 _RANKED_MODIFIERS = ("eq", "gt", "gte", "lt", "lte")
 
 
-def incident_view(change: IncidentChange, *, previous_status: str | None = None) -> dict[str, Any]:
+def incident_view(
+    change: IncidentChange, *, previous_status: str | None = None, status: str | None = None
+) -> dict[str, Any]:
     """The dict templates see as `incident` (JSON-ready: times are RFC 3339 strings).
 
     `previous_status` is the status the incident had before this change, when the caller knows
-    it (the runner reads it from the store); it is None for a new incident or in a replay.
+    it (the run starter reads it from the store); it is None for a new incident or in a replay.
+    `status` is the incident's status after the change when the store knows better than the
+    change (an analyst acknowledged it); it defaults to the change's own.
     """
     return {
         "id": change.incident_id,
@@ -52,7 +55,7 @@ def incident_view(change: IncidentChange, *, previous_status: str | None = None)
         "kind": change.kind,
         "title": change.title,
         "severity": change.severity,
-        "status": change.status,
+        "status": status if status is not None else change.status,
         "group": dict(change.group),
         "first_seen": rfc3339(change.first_seen),
         "last_seen": rfc3339(change.last_seen),
@@ -63,10 +66,8 @@ def incident_view(change: IncidentChange, *, previous_status: str | None = None)
 
 
 def change_kind(change: IncidentChange, previous_status: str | None) -> TriggerChange:
-    """`reopened` when an incident that was closed (resolved / false positive) changes again."""
-    if previous_status in CLOSED_STATUSES and change.change != "resolved":
-        return "reopened"
-    return change.change
+    """`reopened` when the change reopens the incident (`incidents.model.reopens`)."""
+    return "reopened" if reopens(previous_status, change.change) else change.change
 
 
 @dataclass(frozen=True)
