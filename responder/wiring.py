@@ -17,8 +17,8 @@ from responder.correlation.rules import RuleSet, load_rules
 from responder.database import make_engine, upgrade
 from responder.incidents.store import SqlIncidents
 from responder.playbooks.loader import PlaybookSet, load_playbooks
-from responder.playbooks.planner import RunPlanner
 from responder.playbooks.runner import Runner
+from responder.playbooks.start_sql import RunStarter
 from responder.settings import Settings
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
@@ -94,7 +94,7 @@ def pipeline(
             built.sink = SinkStage(
                 settings.kafka,
                 engine,
-                on_applied=RunPlanner(book, kill_switch=settings.playbooks.kill_switch),
+                on_applied=RunStarter(book, kill_switch=settings.playbooks.kill_switch),
                 applied_hook=wakeup.set,
             )
         if "runner" in wanted:

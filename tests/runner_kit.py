@@ -18,9 +18,9 @@ from responder.commands import Decision, IncidentCommand, apply_command
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import SqlIncidents, apply_changes
 from responder.playbooks.loader import load_playbooks
-from responder.playbooks.planner import RunPlanner
 from responder.playbooks.runner import Runner
 from responder.playbooks.runs import PlaybookRun, StepRun, steps_of
+from responder.playbooks.start_sql import RunStarter
 from responder.settings import PlaybookSettings
 from tests.fakes.aws import FakeIam
 from tests.fakes.http import FakeHttp
@@ -106,11 +106,11 @@ class Kit:
         )
 
     def apply(self, *changes: IncidentChange) -> list[str]:
-        planner = RunPlanner(load_playbooks(self.directory), kill_switch=self.kill_switch)
+        starter = RunStarter(load_playbooks(self.directory), kill_switch=self.kill_switch)
         created: list[str] = []
 
         def on_applied(*args: Any) -> None:
-            created.extend(planner(*args))
+            created.extend(starter(*args))
 
         with Session(self.db) as session, session.begin():
             apply_changes(session, list(changes), on_applied)

@@ -1,7 +1,7 @@
 """Incidents as the stream carries them, and the facts every incident consumer shares.
 
 Pure data. The correlation engine produces `IncidentChange`s (the value of `responder.incidents`);
-the SQL sink, the replay command and the playbook planner consume them. `version` grows by one
+the SQL sink, the replay command and the playbook run starter consume them. `version` grows by one
 per change of an incident, so a consumer that sees a version it already has knows the message is
 a redelivery.
 

@@ -130,7 +130,7 @@ class Runner:
         run = state.run
         if run.status != R.RUNNING:
             await self._db(self.journal.set_status, run.id, R.RUNNING, "run.started")
-        if run.mode == "dry_run":  # the same pure planner as `replay --dry-run`
+        if run.mode == "dry_run":  # the same pure plan as `replay --dry-run`
             planned = plan_run(
                 state.playbook,
                 incident=run.incident,

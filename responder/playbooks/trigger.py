@@ -1,6 +1,6 @@
 """When a playbook runs: the incident as templates and triggers see it, and `on:` conditions.
 
-Pure. The planner builds `incident_view(change)` once per incident change, decides the change
+Pure. The run starter builds `incident_view(change)` once per incident change, decides the change
 kind (`change_kind` turns a change of a resolved incident into `reopened`) and asks
 `PlaybookSet.matching(view, kind)`, which asks each playbook's `Trigger.matches` (schema.py)
 whether the compiled conditions of this module hold. Trigger keys reuse the rule vocabulary of

@@ -1,9 +1,10 @@
-"""Starting runs: which playbooks an applied incident change triggers, as rows in the same transaction.
+"""Starting runs in SQL: the run rows an applied incident change triggers, in the sink's transaction.
 
-The sink calls `RunPlanner` for every change it applies (`apply_changes(on_applied=...)`), so a
+The sink calls `RunStarter` for every change it applies (`apply_changes(on_applied=...)`), so a
 run exists exactly when its triggering change is stored: a crash cannot lose it, and a
 redelivered change (skipped by version) cannot start it twice. The run id is derived from
-(playbook, incident, version) as a second guard.
+(playbook, incident, version) as a second guard. Which playbooks match is decided by the pure
+`trigger` and `schema.Trigger.matches`; this module writes the rows and their audit records.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from responder.playbooks.trigger import change_kind, incident_view
 log = structlog.get_logger(__name__)
 
 
-class RunPlanner:
+class RunStarter:
     def __init__(self, playbooks: PlaybookSet, *, kill_switch: bool = False) -> None:
         self.playbooks = playbooks
         self.kill_switch = kill_switch
