@@ -25,13 +25,15 @@ from responder.correlation.rules import RuleSet, load_rules
 from responder.incidents.store import SqlIncidents
 from responder.logs import configure
 from responder.playbooks.loader import PlaybookSet, load_playbooks
-from responder.playbooks.planner import RunPlanner
 from responder.playbooks.runner import Runner
+from responder.playbooks.start_sql import RunStarter
 from responder.settings import Settings, merged
 from responder.storage.database import make_engine, upgrade
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.pipeline import STAGES, Pipeline
+from responder.streams.playbooks import CommandStage, RunnerStage, Wakeup
+from responder.streams.sink import SinkStage
 
 __all__ = [
     "STAGES",
@@ -45,8 +47,6 @@ __all__ = [
     "rules",
     "services",
 ]
-from responder.streams.playbooks import CommandStage, RunnerStage, Wakeup
-from responder.streams.sink import SinkStage
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +122,7 @@ def pipeline(
             built.sink = SinkStage(
                 settings.kafka,
                 engine,
-                on_applied=RunPlanner(book, kill_switch=settings.playbooks.kill_switch),
+                on_applied=RunStarter(book, kill_switch=settings.playbooks.kill_switch),
                 applied_hook=wakeup.set,
             )
         if "runner" in wanted:

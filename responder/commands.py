@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlmodel import Session
 
+from responder.incidents.model import IncidentEdit, IncidentStatus
 from responder.incidents.store import update_incident
 from responder.playbooks.decisions import decide, mark_false_positive, set_kill_switch
 from responder.settings import KafkaSettings
@@ -44,7 +45,7 @@ class IncidentCommand(_Command):
 
     type: Literal["incident"] = "incident"
     incident_id: Name
-    status: Literal["open", "acknowledged", "resolved", "false_positive"] | None = None
+    status: IncidentStatus | None = None
     assignee: str | None = None
     comment: str | None = None
     by: Name
@@ -52,6 +53,13 @@ class IncidentCommand(_Command):
     @property
     def key(self) -> str:
         return self.incident_id
+
+    @property
+    def actor(self) -> str:
+        return f"analyst:{self.by}"
+
+    def edit(self) -> IncidentEdit:
+        return IncidentEdit(status=self.status, assignee=self.assignee, comment=self.comment)
 
 
 class KillSwitch(_Command):
@@ -87,26 +95,23 @@ def apply_command(session: Session, command: AnyCommand) -> dict[str, Any]:
             reason=command.reason,
         )
         return {"run_id": done.run_id, "step_id": done.step_id, "decision": done.decision}
-    if command.status == "false_positive":
+    if command.status == IncidentStatus.false_positive:
         undo = mark_false_positive(
             session, incident_id=command.incident_id, by=command.by, comment=command.comment
         )
         if command.assignee:
             update_incident(
                 session,
-                incident_id=command.incident_id,
-                actor=f"analyst:{command.by}",
-                assignee=command.assignee,
+                command.incident_id,
+                IncidentEdit(assignee=command.assignee),
+                actor=command.actor,
             )
-        return {"incident_id": command.incident_id, "status": "false_positive", "undo_runs": undo}
-    row = update_incident(
-        session,
-        incident_id=command.incident_id,
-        actor=f"analyst:{command.by}",
-        status=command.status,
-        assignee=command.assignee,
-        comment=command.comment,
-    )
+        return {
+            "incident_id": command.incident_id,
+            "status": IncidentStatus.false_positive,
+            "undo_runs": undo,
+        }
+    row = update_incident(session, command.incident_id, command.edit(), actor=command.actor)
     return {"incident_id": row.id, "status": row.status}
 
 

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from responder.correlation.rules import parse_duration
+from responder.text.duration import parse_duration
 
 APPROVAL_ACTION = "approval.request"
 

@@ -13,19 +13,18 @@ serving other runs while IAM answers.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from responder.actions.ports import AccessKey, IamPort, KeyStatus
 from responder.actions.registry import ActionContext, ActionError, Output, action
 
 if TYPE_CHECKING:
     from responder.settings import AwsSettings
 
 log = structlog.get_logger(__name__)
-
-KeyStatus = Literal["Active", "Inactive"]
 
 # Error codes AWS uses when it asks the caller to slow down; a later attempt may succeed.
 _THROTTLING = frozenset(
@@ -39,26 +38,6 @@ _THROTTLING = frozenset(
         "RequestTimeoutException",
     }
 )
-
-
-class AccessKey(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    user_name: str
-    access_key_id: str
-    status: KeyStatus
-
-
-class IamPort(Protocol):
-    async def get_access_key(self, *, access_key_id: str, user_name: str | None) -> AccessKey:
-        """The key and its owner; ActionError(code="not_found") when IAM does not know it."""
-        ...
-
-    async def set_access_key_status(
-        self, *, user_name: str, access_key_id: str, status: KeyStatus
-    ) -> None: ...
-
-    async def delete_access_key(self, *, user_name: str, access_key_id: str) -> None: ...
 
 
 class Boto3Iam:

@@ -16,8 +16,8 @@ ports. An empty list refuses everything.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import aiohttp
 import orjson
@@ -25,6 +25,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 from yarl import URL
 
+from responder.actions.ports import HttpResponse
 from responder.actions.registry import ActionContext, ActionError, Output, action
 
 log = structlog.get_logger(__name__)
@@ -32,30 +33,6 @@ log = structlog.get_logger(__name__)
 MAX_BODY_BYTES = 64 * 1024
 DEFAULT_PORTS = {"http": 80, "https": 443}
 RETRYABLE_STATUSES = frozenset({408, 425, 429})  # plus every 5xx
-
-
-@dataclass(frozen=True)
-class HttpResponse:
-    status: int
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: str = ""
-    json: Any = None  # the body parsed, when it is complete JSON
-    truncated: bool = False  # the body was longer than the adapter keeps
-
-
-class HttpPort(Protocol):
-    @property
-    def default_timeout_s(self) -> float: ...
-
-    async def request(
-        self,
-        *,
-        method: str,
-        url: str,
-        headers: Mapping[str, str],
-        json: Any | None,
-        timeout_s: float,
-    ) -> HttpResponse: ...
 
 
 @dataclass(frozen=True)

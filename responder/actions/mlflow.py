@@ -20,11 +20,12 @@ import json
 import re
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
+from responder.actions.ports import ModelRegistryPort, ModelVersionInfo
 from responder.actions.registry import ActionContext, ActionError, Output, action
 
 if TYPE_CHECKING:
@@ -36,28 +37,6 @@ T = TypeVar("T")
 ROLLBACK_TAG_PREFIX = "responder.rollback."
 # MLflow error codes after which the same request may succeed later.
 _RETRYABLE = frozenset({"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"})
-
-
-class ModelVersionInfo(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    version: str
-    tags: dict[str, str] = Field(default_factory=dict)
-    created_at: datetime
-
-
-class ModelRegistryPort(Protocol):
-    async def alias_version(self, *, name: str, alias: str) -> str | None:
-        """The version the alias points at; None when unset. not_found if no such model."""
-        ...
-
-    async def set_alias(self, *, name: str, alias: str, version: str) -> None: ...
-
-    async def versions(self, *, name: str) -> list[ModelVersionInfo]: ...
-
-    async def model_tags(self, *, name: str) -> dict[str, str]: ...
-
-    async def set_model_tag(self, *, name: str, key: str, value: str) -> None: ...
 
 
 class MlflowRegistry:

@@ -1,21 +1,134 @@
-"""The ports actions talk through, one Protocol per integration kind, bundled for the runner.
+"""The ports actions talk through: one Protocol per integration, the values they pass, and `Ports`.
 
-`responder.bootstrap.ports(settings)` builds the real adapters; unit tests hand fakes
-(`tests/fakes/`). A port left as None means "not configured": the action decides whether that
-is an error or a logged no-op (Slack without a token is a no-op that is audited as not sent).
+Every adapter (`aws_iam.Boto3Iam`, `mlflow.MlflowRegistry`, `http.AiohttpAdapter`,
+`slack.SlackWebAdapter`, `incidents.store.SqlIncidents`) and every fake in `tests/support/fakes/`
+implements a Protocol of this module; the actions only see these types. This module imports no
+adapter and not the registry, so every other module of `responder.actions` can import it.
+
+`responder.bootstrap.ports(settings)` builds the real adapters; unit tests hand fakes. A port left
+as None means "not configured": the action decides whether that is an error or a logged no-op
+(Slack without a token is a no-op that is audited as not sent).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal, Protocol
 
-if TYPE_CHECKING:
-    from responder.actions.aws_iam import IamPort
-    from responder.actions.http import HttpPort
-    from responder.actions.incident import IncidentPort
-    from responder.actions.mlflow import ModelRegistryPort
-    from responder.actions.slack import SlackPort
+from pydantic import BaseModel, ConfigDict, Field
+
+from responder.incidents.model import IncidentEdit
+
+# --- Slack ---------------------------------------------------------------------------------------
+
+
+class SlackPort(Protocol):
+    """Post and edit messages; both return at least `{"channel": <id>, "ts": <message ts>}`."""
+
+    @property
+    def default_channel(self) -> str: ...
+
+    async def post_message(
+        self, *, channel: str, text: str, blocks: list[dict[str, Any]]
+    ) -> Mapping[str, Any]: ...
+
+    async def update_message(
+        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]
+    ) -> Mapping[str, Any]: ...
+
+
+# --- AWS IAM -------------------------------------------------------------------------------------
+
+KeyStatus = Literal["Active", "Inactive"]
+
+
+class AccessKey(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    user_name: str
+    access_key_id: str
+    status: KeyStatus
+
+
+class IamPort(Protocol):
+    async def get_access_key(self, *, access_key_id: str, user_name: str | None) -> AccessKey:
+        """The key and its owner; ActionError(code="not_found") when IAM does not know it."""
+        ...
+
+    async def set_access_key_status(
+        self, *, user_name: str, access_key_id: str, status: KeyStatus
+    ) -> None: ...
+
+    async def delete_access_key(self, *, user_name: str, access_key_id: str) -> None: ...
+
+
+# --- model registry (MLflow) ---------------------------------------------------------------------
+
+
+class ModelVersionInfo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    tags: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime
+
+
+class ModelRegistryPort(Protocol):
+    async def alias_version(self, *, name: str, alias: str) -> str | None:
+        """The version the alias points at; None when unset. not_found if no such model."""
+        ...
+
+    async def set_alias(self, *, name: str, alias: str, version: str) -> None: ...
+
+    async def versions(self, *, name: str) -> list[ModelVersionInfo]: ...
+
+    async def model_tags(self, *, name: str) -> dict[str, str]: ...
+
+    async def set_model_tag(self, *, name: str, key: str, value: str) -> None: ...
+
+
+# --- HTTP ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: str = ""
+    json: Any = None  # the body parsed, when it is complete JSON
+    truncated: bool = False  # the body was longer than the adapter keeps
+
+
+class HttpPort(Protocol):
+    @property
+    def default_timeout_s(self) -> float: ...
+
+    async def request(
+        self,
+        *,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        json: Any | None,
+        timeout_s: float,
+    ) -> HttpResponse: ...
+
+
+# --- incidents -----------------------------------------------------------------------------------
+
+
+class IncidentPort(Protocol):
+    async def update(
+        self, incident_id: str, edit: IncidentEdit, *, actor: str
+    ) -> Mapping[str, Any]:
+        """Apply the edit (as `incidents.store.update_incident` does); the incident's new
+        `incident_id`, `status`, `severity` and `assignee`."""
+        ...
+
+
+# --- the bundle ----------------------------------------------------------------------------------
 
 
 @dataclass

@@ -13,7 +13,7 @@ a link. Playbook links go through `links`, which only renders http(s) URLs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import aiohttp
 import structlog
@@ -32,6 +32,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from responder.actions.ports import SlackPort
 from responder.actions.registry import ActionContext, ActionError, Output, action
 
 log = structlog.get_logger(__name__)
@@ -55,21 +56,6 @@ TEXT_MAX = 3000
 RETRYABLE_ERRORS = frozenset(
     {"ratelimited", "rate_limited", "internal_error", "fatal_error", "service_unavailable"}
 )
-
-
-class SlackPort(Protocol):
-    """Post and edit messages; both return at least `{"channel": <id>, "ts": <message ts>}`."""
-
-    @property
-    def default_channel(self) -> str: ...
-
-    async def post_message(
-        self, *, channel: str, text: str, blocks: list[dict[str, Any]]
-    ) -> Mapping[str, Any]: ...
-
-    async def update_message(
-        self, *, channel: str, ts: str, text: str, blocks: list[dict[str, Any]]
-    ) -> Mapping[str, Any]: ...
 
 
 class SlackWebAdapter:

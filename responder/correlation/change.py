@@ -2,11 +2,13 @@
 
 The worker serializes a `Change` straight to the incidents topic (`to_json`: events are embedded
 as the bytes ingest shipped, never parsed again); replay and tests turn it into the pydantic
-wire model (`model()`). Both give the same JSON.
+wire model (`model()`). Both give the same JSON: both are built from the wire model's own field
+list (`IncidentChange.model_fields`), so a field added there is a field this must carry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -15,11 +17,22 @@ import orjson
 
 from responder.correlation.window import WindowEvent
 from responder.events.schema import SeverityName, rfc3339
-from responder.incidents.model import CHANGE_SCHEMA_VERSION, ChangeKind, IncidentChange
+from responder.incidents.model import (
+    CHANGE_SCHEMA_VERSION,
+    ChangeKind,
+    IncidentChange,
+    IncidentStatus,
+)
+
+_WIRE_FIELDS = tuple(IncidentChange.model_fields)
 
 
 def _iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
+
+
+def _rfc3339(ts: float) -> str:
+    return rfc3339(_iso(ts))
 
 
 @dataclass(slots=True)
@@ -37,40 +50,20 @@ class Change:
     event_count: int
     events: list[WindowEvent]
 
+    def _wire(self, time: Callable[[float], Any], events: list[Any]) -> dict[str, Any]:
+        """The wire model's fields in its order: times and events as given, a new change is
+        always `open` (the store decides reopening), the rest as this change holds them."""
+        given = {
+            "status": IncidentStatus.open,
+            "first_seen": time(self.first_seen),
+            "last_seen": time(self.last_seen),
+            "events": events,
+            "schema_version": CHANGE_SCHEMA_VERSION,
+        }
+        return {n: given[n] if n in given else getattr(self, n) for n in _WIRE_FIELDS}
+
     def model(self) -> IncidentChange:
-        return IncidentChange.model_construct(
-            change=self.change,
-            version=self.version,
-            incident_id=self.incident_id,
-            rule=self.rule,
-            kind=self.kind,
-            title=self.title,
-            severity=self.severity,
-            status="open",
-            group=self.group,
-            first_seen=_iso(self.first_seen),
-            last_seen=_iso(self.last_seen),
-            event_count=self.event_count,
-            events=[e.doc() for e in self.events],
-            schema_version="1",
-        )
+        return IncidentChange.model_construct(**self._wire(_iso, [e.doc() for e in self.events]))
 
     def to_json(self) -> bytes:
-        return orjson.dumps(
-            {
-                "change": self.change,
-                "version": self.version,
-                "incident_id": self.incident_id,
-                "rule": self.rule,
-                "kind": self.kind,
-                "title": self.title,
-                "severity": self.severity,
-                "status": "open",
-                "group": self.group,
-                "first_seen": rfc3339(_iso(self.first_seen)),
-                "last_seen": rfc3339(_iso(self.last_seen)),
-                "event_count": self.event_count,
-                "events": [e.json() for e in self.events],
-                "schema_version": CHANGE_SCHEMA_VERSION,
-            }
-        )
+        return orjson.dumps(self._wire(_rfc3339, [e.json() for e in self.events]))

@@ -7,15 +7,13 @@ through an index on `type`, so matching costs scale with the rules that could ap
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal, NamedTuple
 
-from jinja2 import StrictUndefined, TemplateSyntaxError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateSyntaxError
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -29,6 +27,8 @@ from pydantic_core import PydanticCustomError
 
 from responder.correlation.match import Condition, all_hold
 from responder.events.schema import SeverityName
+from responder.text import sandbox
+from responder.text.duration import parse_duration
 from responder.yamlfiles import (
     Located,
     YamlFileError,
@@ -37,28 +37,10 @@ from responder.yamlfiles import (
     located_errors,
 )
 
-_DURATION = re.compile(r"^\s*(\d+)\s*(ms|s|m|h|d|w)\s*$")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_duration(value: Any) -> timedelta:
-    """`30m`, `6h`, `10s`, `1d` or a number of seconds."""
-    if isinstance(value, timedelta):
-        return value
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
-    elif isinstance(value, str) and (m := _DURATION.match(value)):
-        seconds = int(m.group(1)) * _UNITS[m.group(2)]
-    else:
-        raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 10m, 6h, 1d")
-    if seconds <= 0:
-        raise ValueError("a duration must be positive")
-    return timedelta(seconds=seconds)
-
-
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
-TEMPLATES = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+TEMPLATES = sandbox.environment()
+"""Incident titles (`incident.title`) compile here: the sandbox playbook templates use too."""
 
 
 class _Model(BaseModel):
@@ -78,13 +60,6 @@ class CountCondition(_Model):
         if len(given) != 1:
             raise ValueError("give exactly one of gte, gt, eq")
         return self
-
-    def met(self, count: int) -> bool:
-        if self.gte is not None:
-            return count >= self.gte
-        if self.gt is not None:
-            return count > self.gt
-        return count == self.eq
 
 
 class ValueCountCondition(CountCondition):
@@ -207,9 +182,6 @@ class Rule(_Model):
         """The path whose distinct values a value_count rule counts (None for other types)."""
         corr = self.correlation
         return corr.condition.field if isinstance(corr, ValueCount) else None
-
-    def matches(self, doc: Mapping[str, Any]) -> bool:
-        return all_hold(self.conditions, doc)
 
 
 class RoutePlan(NamedTuple):

@@ -152,7 +152,12 @@ def parse_event(raw: bytes | str) -> SecurityEvent | Rejection:
 
 
 def rfc3339(value: datetime) -> str:
-    """An aware datetime as the event JSON writes times (UTC as `Z`)."""
+    """A datetime as the event JSON writes times (UTC as `Z`).
+
+    A naive value is taken as UTC: SQLite hands back naive datetimes for timezone-aware columns.
+    """
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
     return value.isoformat().replace("+00:00", "Z")
 
 

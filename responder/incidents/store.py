@@ -16,7 +16,14 @@ from sqlalchemy import JSON, Column, DateTime, Engine, insert
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.audit.store import append as audit_append
-from responder.incidents.model import IncidentChange, event_ref
+from responder.events.schema import rfc3339
+from responder.incidents.model import (
+    IncidentChange,
+    IncidentEdit,
+    IncidentStatus,
+    event_ref,
+    reopens,
+)
 from responder.storage.database import by_id_or_prefix
 
 
@@ -29,7 +36,7 @@ class IncidentBase(SQLModel):
     kind: str = Field(max_length=128, index=True)
     title: str
     severity: str = Field(max_length=16, index=True)
-    status: str = Field(default="open", max_length=32, index=True)
+    status: str = Field(default=IncidentStatus.open, max_length=32, index=True)  # IncidentStatus
     group: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     first_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     last_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
@@ -80,16 +87,20 @@ class IncidentEvent(SQLModel, table=True):
     body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
-CLOSED = ("resolved", "false_positive")
-STATUSES = ("open", "acknowledged", "resolved", "false_positive")
-
-
 class OnApplied(Protocol):
-    """Called for every applied change, in the same transaction (the playbook planner)."""
+    """Called for every applied change, in the same transaction (the playbook run starter).
+
+    `previous_status` is the incident's status before the change, None for a new incident.
+    What it returns is the caller's business (`apply_changes` ignores it).
+    """
 
     def __call__(
-        self, session: Session, change: IncidentChange, incident: Incident, previous_status: str
-    ) -> None: ...
+        self,
+        session: Session,
+        change: IncidentChange,
+        incident: Incident,
+        previous_status: str | None,
+    ) -> object: ...
 
 
 def apply_changes(
@@ -110,20 +121,15 @@ def apply_changes(
         row = rows.get(change.incident_id)
         if row is not None and row.version >= change.version:
             continue  # redelivered: already applied
+        previous_status: str | None = None if row is None else row.status
         if row is None:
             # Every field given: sqlmodel inspects the signature of each default factory it
             # calls (~250 µs a row), which made new incidents the sink's main cost.
             row = rows[change.incident_id] = Incident(
                 id=change.incident_id,
-                rule=change.rule,
-                kind=change.kind,
-                title=change.title,
-                severity=change.severity,
-                status="open",
-                group=change.group,
-                first_seen=change.first_seen,
-                last_seen=change.last_seen,
-                event_count=0,
+                **change.identity(),
+                **change.progress(),
+                status=IncidentStatus.open,
                 assignee=None,
                 event_ids=[],
                 version=0,
@@ -152,9 +158,8 @@ def apply_changes(
                     "body": body,
                 }
             )
-        previous_status = row.status
-        if row.status in CLOSED and change.change != "resolved":
-            row.status = "open"
+        if reopens(previous_status, change.change):
+            row.status = IncidentStatus.open
             audit.append(
                 (
                     f"rule:{change.rule}",
@@ -164,10 +169,8 @@ def apply_changes(
                 )
             )
         row.event_ids = [*row.event_ids, *new_refs]
-        row.severity = change.severity
-        row.first_seen = change.first_seen
-        row.last_seen = change.last_seen
-        row.event_count = change.event_count
+        for name, value in change.progress().items():
+            setattr(row, name, value)
         row.version = change.version
         row.updated_at = now
         applied += 1
@@ -235,29 +238,22 @@ class UnknownIncident(LookupError):
 
 
 def update_incident(
-    session: Session,
-    *,
-    incident_id: str,
-    actor: str,
-    status: str | None = None,
-    severity: str | None = None,
-    assignee: str | None = None,
-    comment: str | None = None,
+    session: Session, incident_id: str, edit: IncidentEdit, *, actor: str
 ) -> Incident:
-    """An analyst's or a playbook's change (status, severity, assignee, comment), audited."""
+    """An analyst's or a playbook's edit (status, severity, assignee, comment), audited."""
     row = get_incident(session, incident_id)
     if row is None:
         raise UnknownIncident(f"no incident {incident_id!r}")
-    if status is not None and status not in STATUSES:
-        raise ValueError(f"unknown status {status!r}: use one of {', '.join(STATUSES)}")
     changed: dict[str, Any] = {}
-    for field, value in (("status", status), ("severity", severity), ("assignee", assignee)):
+    for field in ("status", "severity", "assignee"):
+        value = getattr(edit, field)
         if value is not None and getattr(row, field) != value:
             changed[field] = {"from": getattr(row, field), "to": value}
             setattr(row, field, value)
-    if comment:
-        row.comments = [*row.comments, {"by": actor, "at": _now().isoformat(), "text": comment}]
-        changed["comment"] = comment
+    if edit.comment:
+        comment = {"by": actor, "at": rfc3339(_now()), "text": edit.comment}
+        row.comments = [*row.comments, comment]
+        changed["comment"] = edit.comment
     if changed:
         row.updated_at = _now()
         session.add(row)
@@ -272,27 +268,10 @@ class SqlIncidents:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    async def update(
-        self,
-        *,
-        incident_id: str,
-        actor: str,
-        status: str | None = None,
-        severity: str | None = None,
-        assignee: str | None = None,
-        comment: str | None = None,
-    ) -> dict[str, Any]:
+    async def update(self, incident_id: str, edit: IncidentEdit, *, actor: str) -> dict[str, Any]:
         def work() -> dict[str, Any]:
             with Session(self.engine) as session:
-                row = update_incident(
-                    session,
-                    incident_id=incident_id,
-                    actor=actor,
-                    status=status,
-                    severity=severity,
-                    assignee=assignee,
-                    comment=comment,
-                )
+                row = update_incident(session, incident_id, edit, actor=actor)
                 result = {
                     "incident_id": row.id,
                     "status": row.status,

@@ -1,10 +1,27 @@
-"""Playbooks: YAML responses to incidents (schema, loader, trigger, templating, planning).
+"""Playbooks: YAML responses to incidents, and the durable runs that carry them out.
 
-Everything in this package is pure (no Kafka, SQL or network); the durable runner builds on it:
+Pure (plain values in and out, no Kafka, SQL, files or network), re-exported here:
 
-* `load_playbooks(dir, registry)` → `PlaybookSet`; `.matching(incident_view(change), kind)`
-* `step_context(...)` + `templating.render` / `templating.truthy` to prepare each step
-* `plan_run(...)` for dry runs (kill switch, `replay --dry-run`)
+* `schema`: the playbook model and its load-time checks; `Trigger.matches` says whether an
+  `on:` holds for an incident change
+* `trigger`: the incident as templates and triggers see it (`incident_view`, `change_kind`)
+* `templating`: rendering `with` / `if` / `for_each` in the sandbox of `responder.text`
+* `plan`: what a run would do without doing it (`plan_run`, `plan_changes` for dry runs and
+  `replay --dry-run`) and `step_context`, the variables every step's templates see
+* `run_state`: what the runner holds about a run while advancing it
+
+Files: `loader` reads `playbooks/*.yaml` into a `PlaybookSet` (pure once loaded).
+
+SQL (each function runs in the caller's transaction unless it says otherwise):
+
+* `runs`: the run and step tables, statuses and queries
+* `start_sql`: `RunStarter` creates the runs an applied incident change triggers, inside the
+  sink's transaction
+* `journal`: every state change of a run or step, with its audit record
+* `decisions`: human decisions (approve / deny, false positive → undo, the kill switch)
+
+I/O loops: `runner` advances runs (SQL, then actions through `responder.actions` ports);
+`notify` posts approval requests and redraws incident messages in Slack.
 """
 
 from __future__ import annotations
@@ -13,7 +30,7 @@ from responder.playbooks.loader import PlaybookSet, load_playbook_file, load_pla
 from responder.playbooks.plan import PlannedRun, PlannedStep, plan_changes, plan_run, step_context
 from responder.playbooks.schema import Guards, Mode, Playbook, Retry, Step, Trigger, Undo
 from responder.playbooks.templating import TemplateError, render, truthy
-from responder.playbooks.trigger import change_kind, incident_view, matches
+from responder.playbooks.trigger import change_kind, incident_view
 
 __all__ = [
     "Guards",
@@ -31,7 +48,6 @@ __all__ = [
     "incident_view",
     "load_playbook_file",
     "load_playbooks",
-    "matches",
     "plan_changes",
     "plan_run",
     "render",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from sqlmodel import Session, col, select
 
 from responder.audit.store import append as audit_append
+from responder.incidents.model import IncidentEdit, IncidentStatus
 from responder.incidents.store import update_incident
 from responder.playbooks.runs import (
     BLOCKED,
@@ -108,10 +109,9 @@ def mark_false_positive(
     """
     incident = update_incident(
         session,
-        incident_id=incident_id,
+        incident_id,
+        IncidentEdit(status=IncidentStatus.false_positive, comment=comment),
         actor=f"analyst:{by}",
-        status="false_positive",
-        comment=comment,
     )
     queued = []
     for run in runs_of_incident(session, incident.id):

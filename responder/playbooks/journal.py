@@ -8,18 +8,16 @@ audited pass through `scrub`, so secrets in parameters never reach the database 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlmodel import Session
 
 from responder.audit.store import append as audit_append
 from responder.playbooks import runs as R
 from responder.playbooks.plan import PlannedRun
+from responder.playbooks.run_state import RunState, StepFailed
 from responder.playbooks.schema import Step
 from responder.security.redact import scrub
-
-if TYPE_CHECKING:
-    from responder.playbooks.runner import RunState, StepFailed
 
 
 class Journal:

@@ -14,8 +14,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from responder.actions.registry import REGISTRY, Registry
-from responder.playbooks.schema import Playbook, check_playbook
-from responder.playbooks.trigger import TriggerChange, compile_condition, matches
+from responder.playbooks.schema import Playbook, check_playbook, on_key, on_keys
+from responder.playbooks.trigger import TriggerChange, compile_condition
 from responder.yamlfiles import (
     Located,
     YamlFileError,
@@ -50,21 +50,13 @@ class PlaybookSet:
 
     def matching(self, incident: Mapping[str, Any], change: TriggerChange | str) -> list[Playbook]:
         """Every playbook whose `on:` holds for this incident view and change kind, by id."""
-        return [p for p in self.playbooks.values() if matches(p.on, incident, change)]
+        return [p for p in self.playbooks.values() if p.on.matches(incident, change)]
 
 
 def _rename_on_keys(doc: Located) -> None:
-    """PyYAML reads a bare `on:` key as `True`; playbooks always mean the word."""
-
-    def fix(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {("on" if k is True else k): fix(v) for k, v in value.items()}
-        if isinstance(value, list):
-            return [fix(v) for v in value]
-        return value
-
-    doc.data = fix(doc.data)
-    doc.lines = {tuple("on" if p is True else p for p in k): v for k, v in doc.lines.items()}
+    """PyYAML reads a bare `on:` key as `True` (`schema.on_key`): in the data and the lines."""
+    doc.data = on_keys(doc.data)
+    doc.lines = {tuple(on_key(p) for p in k): v for k, v in doc.lines.items()}
 
 
 def load_playbook_file(path: Path, registry: Registry = REGISTRY) -> Playbook:

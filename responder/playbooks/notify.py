@@ -20,6 +20,7 @@ from responder.actions.slack import (
     incident_text,
     refresh_incident_message,
 )
+from responder.events.schema import rfc3339
 from responder.incidents.store import Incident
 from responder.playbooks.runs import PlaybookRun, StepRun, now, stale_messages
 
@@ -106,8 +107,8 @@ def incident_card(row: Incident) -> dict[str, Any]:
         "status": row.status,
         "group": row.group,
         "event_count": row.event_count,
-        "first_seen": row.first_seen.isoformat(),
-        "last_seen": row.last_seen.isoformat(),
+        "first_seen": rfc3339(row.first_seen),
+        "last_seen": rfc3339(row.last_seen),
     }
 
 

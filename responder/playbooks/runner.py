@@ -13,7 +13,6 @@ import asyncio
 import json
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar, cast
 
@@ -25,37 +24,19 @@ from sqlmodel import Session
 from responder.actions.approval import APPROVAL_ACTION, ApprovalRequest
 from responder.actions.ports import Ports
 from responder.actions.registry import REGISTRY, ActionContext, Registry
-from responder.correlation.rules import parse_duration
 from responder.playbooks import runs as R
 from responder.playbooks.journal import Journal
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.notify import Notifier
 from responder.playbooks.plan import plan_run, step_context
-from responder.playbooks.schema import Mode, Playbook, Step
+from responder.playbooks.run_state import Pause, RunState, StepFailed
+from responder.playbooks.schema import Mode, Step
 from responder.playbooks.templating import TemplateError, render, truthy
 from responder.settings import PlaybookSettings
+from responder.text.duration import parse_duration
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
-
-
-class Pause(Exception):
-    """The run waits (approval, guard); the runner releases it."""
-
-
-class StepFailed(Exception):
-    def __init__(self, message: str, attempts: int = 0) -> None:
-        super().__init__(message)
-        self.attempts = attempts
-
-
-@dataclass
-class RunState:
-    run: R.PlaybookRun
-    steps: dict[str, R.StepRun]
-    playbook: Playbook
-    outputs: dict[str, Any] = field(default_factory=dict)
-    killed: bool = False  # the kill switch (setting or live switch) is on
 
 
 class Runner:
@@ -149,7 +130,7 @@ class Runner:
         run = state.run
         if run.status != R.RUNNING:
             await self._db(self.journal.set_status, run.id, R.RUNNING, "run.started")
-        if run.mode == "dry_run":  # the same pure planner as `replay --dry-run`
+        if run.mode == "dry_run":  # the same pure plan as `replay --dry-run`
             planned = plan_run(
                 state.playbook,
                 incident=run.incident,

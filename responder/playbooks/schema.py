@@ -39,9 +39,9 @@ from pydantic import (
 
 from responder.actions.approval import APPROVAL_ACTION, ApprovalRequest
 from responder.actions.registry import REGISTRY, ActionError, Registry
-from responder.correlation.rules import parse_duration
 from responder.playbooks import templating
 from responder.playbooks.trigger import TriggerChange, TriggerCondition, compile_condition
+from responder.text.duration import parse_duration
 
 Loc = tuple[str | int, ...]
 Issue = tuple[Loc, str]
@@ -59,15 +59,28 @@ StepId = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_leng
 _RESERVED_STEP_IDS = frozenset(n for n in dir(dict) if not n.startswith("_"))
 
 
+def on_key(key: Any) -> Any:
+    """YAML 1.1 (PyYAML) reads a bare `on:` key as the boolean true; playbooks mean the word."""
+    return "on" if key is True else key
+
+
+def on_keys(value: Any) -> Any:
+    """`value` with `on_key` applied to every mapping key, at any depth (the loader's view)."""
+    if isinstance(value, dict):
+        return {on_key(k): on_keys(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [on_keys(v) for v in value]
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
 
     @model_validator(mode="before")
     @classmethod
     def _yaml_on_key(cls, data: Any) -> Any:
-        # YAML 1.1 (PyYAML) reads a bare `on:` key as the boolean true
         if isinstance(data, dict) and True in data and "on" in cls.model_fields:
-            data = {("on" if k is True else k): v for k, v in data.items()}
+            data = {on_key(k): v for k, v in data.items()}
         return data
 
 
@@ -115,6 +128,13 @@ class Trigger(_Model):
     @cached_property
     def compiled(self) -> tuple[TriggerCondition, ...]:
         return tuple(compile_condition(k, v) for k, v in self.conditions.items())
+
+    def matches(self, incident: Mapping[str, Any], change: TriggerChange | str) -> bool:
+        """Does a playbook with this `on:` respond to this change of this incident?
+
+        `change` is the change kind as the caller decided it (see `trigger.change_kind`).
+        """
+        return change in self.change and all(c.holds(incident) for c in self.compiled)
 
 
 class Retry(_Model):

@@ -1,11 +1,8 @@
-"""Sandboxed Jinja2 for playbook templates: `with` values, `if`, `for_each`, `undo.with`.
+"""Playbook templates: `with` values, `if`, `for_each`, `undo.with`, rendered in the sandbox.
 
-Templates are configuration written by operators; event data only ever arrives as *values* in
-the context and is never rendered as a template itself. The sandbox keeps templates away from
-Python internals (no `__class__`, `__globals__`, no file or environment access, no mutation of
-the context) and refuses the single constructs that would allocate without bound (huge `range`,
-`'x' * 10**9`, `2 ** 10**9`, padding methods, `%` and `str.format` width tricks). It does not
-bound the run time of deliberately nested loops: playbooks are reviewed code.
+Pure. Templates compile in the hardened sandbox of `responder.text.sandbox` (the one rule titles
+use too); this module adds what playbooks need on top: native values, conditions, the
+references a template makes (checked at load time) and placeholders for dry runs.
 
 A string that is exactly one `{{ expression }}` renders to the expression's native value (list,
 dict, bool, number), so `with: {bad_versions: "{{ events | map(attribute='id') | list }}"}`
@@ -14,7 +11,6 @@ hands the action a list. Every failure is a `TemplateError` naming where it happ
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Mapping, MappingView
 from dataclasses import dataclass
@@ -22,28 +18,14 @@ from functools import lru_cache
 from typing import Any, cast
 
 import jinja2
-from jinja2 import StrictUndefined, Template, Undefined, meta, nodes
+from jinja2 import Template, Undefined, meta, nodes
 from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-MAX_SIZE = 100_000  # items or characters a single operation may produce
-MAX_POWER_BITS = 4_096
+from responder.text import sandbox
 
 _EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>.*)\}\}\s*$", re.DOTALL)
 _MARKERS = ("{{", "{%", "{#")
-_STR_DENIED = frozenset({"format", "format_map", "center", "ljust", "rjust", "zfill", "expandtabs"})
-_FILTERS = frozenset(
-    {
-        "abs", "attr", "capitalize", "count", "d", "default", "dictsort", "e", "escape",
-        "filesizeformat", "first", "float", "groupby", "int", "items", "join", "last", "length",
-        "list", "lower", "map", "max", "min", "reject", "rejectattr", "reverse", "round", "select",
-        "selectattr", "sort", "string", "sum", "title", "trim", "truncate", "unique", "upper",
-        "urlencode", "wordcount",
-    }
-)  # fmt: skip
-_GLOBALS = frozenset({"dict", "namespace"})
 
 
 class TemplateError(jinja2.TemplateError):
@@ -82,77 +64,13 @@ class OutputPlaceholder:
     __repr__ = __str__
 
 
-def _bounded_range(*args: int) -> range:
-    """`range` limited to MAX_SIZE items (jinja's own limit is 100k; keep ours explicit)."""
-    rng = range(*args)
-    if len(rng) > MAX_SIZE:
-        raise SecurityError(f"range of {len(rng)} items is too large (limit {MAX_SIZE})")
-    return rng
+def _placeholder_json(obj: Any) -> str:
+    if isinstance(obj, OutputPlaceholder):
+        return str(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON data")
 
 
-def _sized(value: Any) -> int | None:
-    return len(value) if isinstance(value, str | list | tuple) else None
-
-
-class _Sandbox(ImmutableSandboxedEnvironment):
-    """The immutable sandbox, plus limits on operators and methods that allocate."""
-
-    intercepted_binops = frozenset({"*", "**", "%"})
-
-    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
-        if operator == "*":
-            for seq, count in ((left, right), (right, left)):
-                size = _sized(seq)
-                if size is not None and isinstance(count, int) and size * count > MAX_SIZE:
-                    raise SecurityError(f"repetition would produce {size * count} items")
-        elif operator == "**" and isinstance(left, int) and isinstance(right, int):
-            if abs(left) > 1 and right > 0 and left.bit_length() * right > MAX_POWER_BITS:
-                raise SecurityError(f"{left} ** {right} is too large")
-        elif operator == "%" and isinstance(left, str):
-            raise SecurityError("string % formatting is not allowed; use ~ to join strings")
-        return super().call_binop(context, operator, left, right)
-
-    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
-        if isinstance(obj, str) and attr in _STR_DENIED:
-            return False
-        return super().is_safe_attribute(obj, attr, value)
-
-    def wrap_str_format(self, value: Any) -> None:
-        # str.format / format_map are denied outright (is_safe_attribute), not sandboxed
-        return None
-
-
-def _to_json(value: Any) -> str:
-    """`tojson` without jinja's `indent` argument (an unbounded allocation)."""
-
-    def default(obj: Any) -> str:
-        if isinstance(obj, OutputPlaceholder):
-            return str(obj)
-        raise TypeError(f"{type(obj).__name__} is not JSON data")
-
-    return json.dumps(value, ensure_ascii=False, sort_keys=True, default=default)
-
-
-def _bounded_replace(value: str, old: str, new: str, count: int | None = None) -> str:
-    hits = len(value) + 1 if old == "" else value.count(old)
-    if count is not None and count >= 0:
-        hits = min(hits, count)
-    if len(value) + hits * (len(new) - len(old)) > MAX_SIZE:
-        raise SecurityError("replace would produce too long a string")
-    return value.replace(old, new, -1 if count is None else count)
-
-
-def _make_env() -> _Sandbox:
-    env = _Sandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
-    env.filters = {k: v for k, v in env.filters.items() if k in _FILTERS}
-    env.filters["tojson"] = _to_json
-    env.filters["replace"] = _bounded_replace
-    env.globals = {k: v for k, v in env.globals.items() if k in _GLOBALS}
-    env.globals["range"] = _bounded_range
-    return env
-
-
-ENV = _make_env()
+ENV = sandbox.environment(json_default=_placeholder_json)
 """The one environment every playbook template is compiled in."""
 
 CONTEXT_NAMES = frozenset({"incident", "events", "steps", "item", "playbook", "vars"})

@@ -1,8 +1,9 @@
-"""When a playbook runs: the incident as templates and triggers see it, and the `on:` matcher.
+"""When a playbook runs: the incident as templates and triggers see it, and `on:` conditions.
 
-Pure. The runner builds `incident_view(change)` once per incident change, decides the change
+Pure. The run starter builds `incident_view(change)` once per incident change, decides the change
 kind (`change_kind` turns a change of a resolved incident into `reopened`) and asks
-`PlaybookSet.matching(view, kind)`. Trigger keys reuse the rule vocabulary of
+`PlaybookSet.matching(view, kind)`, which asks each playbook's `Trigger.matches` (schema.py)
+whether the compiled conditions of this module hold. Trigger keys reuse the rule vocabulary of
 `responder.correlation.match` (dotted paths, `|modifier`), except `severity`, which compares by
 rank (info < low < medium < high < critical) so `severity|gte: high` means what it says.
 """
@@ -11,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from responder.correlation.match import Condition
 from responder.events.schema import Severity, rfc3339
-from responder.incidents.model import IncidentChange
-
-if TYPE_CHECKING:
-    from responder.playbooks.schema import Trigger
+from responder.incidents.model import IncidentChange, reopens
 
 TriggerChange = Literal["opened", "updated", "escalated", "resolved", "reopened"]
 
@@ -38,15 +36,18 @@ VIEW_FIELDS = (
 )
 """Keys of `incident_view`; a trigger key must start with one of them."""
 
-CLOSED_STATUSES = frozenset({"resolved", "false_positive"})
 _RANKED_MODIFIERS = ("eq", "gt", "gte", "lt", "lte")
 
 
-def incident_view(change: IncidentChange, *, previous_status: str | None = None) -> dict[str, Any]:
+def incident_view(
+    change: IncidentChange, *, previous_status: str | None = None, status: str | None = None
+) -> dict[str, Any]:
     """The dict templates see as `incident` (JSON-ready: times are RFC 3339 strings).
 
     `previous_status` is the status the incident had before this change, when the caller knows
-    it (the runner reads it from the store); it is None for a new incident or in a replay.
+    it (the run starter reads it from the store); it is None for a new incident or in a replay.
+    `status` is the incident's status after the change when the store knows better than the
+    change (an analyst acknowledged it); it defaults to the change's own.
     """
     return {
         "id": change.incident_id,
@@ -54,7 +55,7 @@ def incident_view(change: IncidentChange, *, previous_status: str | None = None)
         "kind": change.kind,
         "title": change.title,
         "severity": change.severity,
-        "status": change.status,
+        "status": status if status is not None else change.status,
         "group": dict(change.group),
         "first_seen": rfc3339(change.first_seen),
         "last_seen": rfc3339(change.last_seen),
@@ -65,10 +66,8 @@ def incident_view(change: IncidentChange, *, previous_status: str | None = None)
 
 
 def change_kind(change: IncidentChange, previous_status: str | None) -> TriggerChange:
-    """`reopened` when an incident that was closed (resolved / false positive) changes again."""
-    if previous_status in CLOSED_STATUSES and change.change != "resolved":
-        return "reopened"
-    return change.change
+    """`reopened` when the change reopens the incident (`incidents.model.reopens`)."""
+    return "reopened" if reopens(previous_status, change.change) else change.change
 
 
 @dataclass(frozen=True)
@@ -107,11 +106,3 @@ def compile_condition(key: str, value: Any) -> TriggerCondition:
         )
     ranks = [Severity[n].value for n in names]
     return TriggerCondition(Condition.parse(f"severity|{modifier}", ranks), by_rank=True)
-
-
-def matches(trigger: Trigger, incident: Mapping[str, Any], change: TriggerChange | str) -> bool:
-    """Does a playbook with this `on:` respond to this change of this incident?
-
-    `change` is the change kind as the caller decided it (see `change_kind`).
-    """
-    return change in trigger.change and all(c.holds(incident) for c in trigger.compiled)

@@ -18,9 +18,9 @@ from responder.commands import Decision, IncidentCommand, apply_command
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import SqlIncidents, apply_changes
 from responder.playbooks.loader import load_playbooks
-from responder.playbooks.planner import RunPlanner
 from responder.playbooks.runner import Runner
 from responder.playbooks.runs import PlaybookRun, StepRun, steps_of
+from responder.playbooks.start_sql import RunStarter
 from responder.settings import PlaybookSettings
 from tests.support.fakes.aws import FakeIam
 from tests.support.fakes.http import FakeHttp
@@ -106,10 +106,15 @@ class Kit:
         )
 
     def apply(self, *changes: IncidentChange) -> list[str]:
-        planner = RunPlanner(load_playbooks(self.directory), kill_switch=self.kill_switch)
+        starter = RunStarter(load_playbooks(self.directory), kill_switch=self.kill_switch)
+        created: list[str] = []
+
+        def on_applied(*args: Any) -> None:
+            created.extend(starter(*args))
+
         with Session(self.db) as session, session.begin():
-            apply_changes(session, list(changes), planner)
-        return planner.created
+            apply_changes(session, list(changes), on_applied)
+        return created
 
     async def drive(self, runner: Runner | None = None, rounds: int = 10) -> None:
         """Tick until nothing moves (runs waiting for a human stay waiting)."""

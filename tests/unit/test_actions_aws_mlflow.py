@@ -15,13 +15,12 @@ from responder.actions import aws_iam
 from responder.actions import mlflow as mlflow_actions
 from responder.actions.aws_iam import AccessKeyParams, Boto3Iam
 from responder.actions.mlflow import (
-    ModelVersionInfo,
     RollbackModel,
     SetModelAlias,
     choose_rollback_target,
     rollback_tag,
 )
-from responder.actions.ports import Ports
+from responder.actions.ports import ModelVersionInfo, Ports
 from responder.actions.registry import REGISTRY, ActionContext, ActionError
 from tests.support.fakes.aws import FakeIam
 from tests.support.fakes.mlflow import FakeRegistry

@@ -25,7 +25,6 @@ from responder.playbooks import (
     incident_view,
     load_playbook_file,
     load_playbooks,
-    matches,
     plan_changes,
     plan_run,
     render,
@@ -318,23 +317,23 @@ def trigger(on: dict[str, Any]) -> Playbook:
 )
 def test_severity_compares_by_rank(on: dict[str, Any], severity: str, expected: bool) -> None:
     view = incident_view(change(severity=severity))
-    assert matches(trigger(on).on, view, "opened") is expected
+    assert trigger(on).on.matches(view, "opened") is expected
 
 
 def test_trigger_fields_lists_paths_and_change_kinds() -> None:
     view = incident_view(change())
     on = {"kind": ["x", "credential_compromise"], "rule": "leaked-key-then-used"}
-    assert matches(trigger(on).on, view, "opened")
-    assert not matches(trigger({**on, "kind": "other"}).on, view, "opened")
-    assert matches(trigger({"group.resource.id|startswith": "AKIA"}).on, view, "opened")
-    assert not matches(trigger({"group.resource.id|startswith": "ASIA"}).on, view, "opened")
-    assert matches(trigger({"event_count|gte": 2}).on, view, "opened")
-    assert not matches(trigger(on).on, view, "updated")  # default: opened only
+    assert trigger(on).on.matches(view, "opened")
+    assert not trigger({**on, "kind": "other"}).on.matches(view, "opened")
+    assert trigger({"group.resource.id|startswith": "AKIA"}).on.matches(view, "opened")
+    assert not trigger({"group.resource.id|startswith": "ASIA"}).on.matches(view, "opened")
+    assert trigger({"event_count|gte": 2}).on.matches(view, "opened")
+    assert not trigger(on).on.matches(view, "updated")  # default: opened only
     both = trigger({**on, "change": ["escalated", "reopened"]}).on
-    assert matches(both, view, "reopened")
-    assert matches(both, view, "escalated")
-    assert not matches(both, view, "opened")
-    assert matches(trigger({**on, "change": "updated"}).on, view, "updated")
+    assert both.matches(view, "reopened")
+    assert both.matches(view, "escalated")
+    assert not both.matches(view, "opened")
+    assert trigger({**on, "change": "updated"}).on.matches(view, "updated")
 
 
 def test_change_kind_reopened() -> None:

@@ -18,8 +18,8 @@ from responder.correlation.rules import (
     ValueCount,
     load_rule_file,
     load_rules,
-    parse_duration,
 )
+from responder.text.duration import parse_duration
 from responder.yamlfiles import YamlFileError, yaml_files
 
 RULES_DIR = Path(__file__).resolve().parents[2] / "rules"

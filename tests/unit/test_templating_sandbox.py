@@ -7,8 +7,12 @@ import time
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from responder.correlation.rules import TEMPLATES
 from responder.playbooks.templating import ENV, OutputPlaceholder, TemplateError, render, truthy
+from responder.text.sandbox import Sandbox
+from tests.support.builders import correlator, event, feed, rule
 
 CONTEXT: dict[str, Any] = {
     "incident": {"id": "inc-1", "group": {"resource.id": "AKIA1"}},
@@ -153,3 +157,36 @@ def test_output_placeholder_is_safe_and_readable() -> None:
         render("{{ steps.deactivate.output._path }}", context)
     with pytest.raises(TemplateError, match="not allowed"):
         render("{{ steps.deactivate.output.__class__ }}", context)
+
+
+# --- rule titles use the same sandbox -----------------------------------------------------------
+
+RULE_TITLE_ESCAPES = [
+    "{{ ''.__class__.__mro__[1].__subclasses__() }}",
+    "{{ group.__class__ }}",
+    "{{ rule|attr('__class__') }}",
+    "{{ '{0.__class__}'.format(group) }}",
+    "{{ event.update({'id': 'x'}) }}",
+    "{{ ('x' * 10**9)|length }}",
+    "{{ range(10**9)|list|length }}",
+    "{{ lipsum.__globals__ }}",
+]
+
+
+@pytest.mark.parametrize("title", RULE_TITLE_ESCAPES)
+def test_rule_title_cannot_escape_the_sandbox(title: str) -> None:
+    """A rule title reaching for internals, mutation or huge allocations gets the rule's title."""
+    c = correlator(rule(incident={"kind": "k", "title": title}))
+    start = time.perf_counter()
+    (opened,) = feed(c, event("e1"))
+    assert opened.title == "Test rule"
+    assert time.perf_counter() - start < 1.0
+
+
+def test_rule_titles_compile_in_the_hardened_environment() -> None:
+    """Rule titles and playbook templates share one sandbox: same class, filters and globals."""
+    assert isinstance(TEMPLATES, Sandbox) and isinstance(ENV, Sandbox)
+    assert set(TEMPLATES.filters) == set(ENV.filters)
+    assert set(TEMPLATES.globals) == set(ENV.globals)
+    with pytest.raises(ValidationError, match="No filter named 'pprint'"):
+        rule(incident={"kind": "k", "title": "{{ group|pprint }}"})

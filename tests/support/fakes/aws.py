@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from responder.actions.aws_iam import AccessKey, KeyStatus
+from responder.actions.ports import AccessKey, KeyStatus
 from responder.actions.registry import ActionError
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import orjson
 
-from responder.actions.http import HostAllowList, HttpResponse
+from responder.actions.http import HostAllowList
+from responder.actions.ports import HttpResponse
 
 
 def response(status: int = 200, json: Any = None, body: str | None = None) -> HttpResponse:

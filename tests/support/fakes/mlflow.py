@@ -11,7 +11,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from responder.actions.mlflow import ModelVersionInfo
+from responder.actions.ports import ModelVersionInfo
 from responder.actions.registry import ActionError
 
 

@@ -1,9 +1,10 @@
-"""Starting runs: which playbooks an applied incident change triggers, as rows in the same transaction.
+"""Starting runs in SQL: the run rows an applied incident change triggers, in the sink's transaction.
 
-The sink calls `RunPlanner` for every change it applies (`apply_changes(on_applied=...)`), so a
+The sink calls `RunStarter` for every change it applies (`apply_changes(on_applied=...)`), so a
 run exists exactly when its triggering change is stored: a crash cannot lose it, and a
 redelivered change (skipped by version) cannot start it twice. The run id is derived from
-(playbook, incident, version) as a second guard.
+(playbook, incident, version) as a second guard. Which playbooks match is decided by the pure
+`trigger` and `schema.Trigger.matches`; this module writes the rows and their audit records.
 """
 
 from __future__ import annotations
@@ -31,22 +32,25 @@ from responder.playbooks.trigger import change_kind, incident_view
 log = structlog.get_logger(__name__)
 
 
-class RunPlanner:
+class RunStarter:
     def __init__(self, playbooks: PlaybookSet, *, kill_switch: bool = False) -> None:
         self.playbooks = playbooks
         self.kill_switch = kill_switch
-        self.created: list[str] = []  # run ids created since the caller last cleared it
 
     def __call__(
-        self, session: Session, change: IncidentChange, incident: Incident, previous_status: str
-    ) -> None:
-        known_status = None if change.change == "opened" else previous_status
-        trigger = change_kind(change, known_status)
-        view = incident_view(change, previous_status=known_status)
-        view["status"] = incident.status
+        self,
+        session: Session,
+        change: IncidentChange,
+        incident: Incident,
+        previous_status: str | None,
+    ) -> list[str]:
+        """Create the runs this applied change triggers; return their ids (none if redelivered)."""
+        trigger = change_kind(change, previous_status)
+        view = incident_view(change, previous_status=previous_status, status=incident.status)
         matching = self.playbooks.matching(view, trigger)
         if not matching:
-            return
+            return []
+        created: list[str] = []
         events = [e.body for e in incident_events(session, incident.id)]
         killed = self.kill_switch or kill_switch_on(session)
         for playbook in matching:
@@ -98,5 +102,6 @@ class RunPlanner:
                     )
                 ],
             )
-            self.created.append(rid)
+            created.append(rid)
             log.info("playbook run created", run_id=rid, playbook=playbook.id, mode=mode)
+        return created
