@@ -23,7 +23,7 @@ help:
 	@echo "make kafka-down  stop it"
 	@echo "make pg-up       start the local PostgreSQL test server"
 	@echo "make demo        run 'responder demo' against the local broker"
-	@echo "make lint        ruff check, ruff format --check, mypy responder"
+	@echo "make lint        ruff check, ruff format --check, mypy responder tests"
 	@echo "make test        lint, start Kafka + PostgreSQL, run pytest"
 	@echo "make bench       run bench/pipeline.py against the local broker"
 
@@ -66,7 +66,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy responder
+	$(BIN)/mypy responder tests
 
 test: lint
 	scripts/kafka up

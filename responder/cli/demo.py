@@ -32,7 +32,8 @@ from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.incidents.store import list_incidents
 from responder.playbooks.plan import plan_changes
-from responder.playbooks.runs import ACTIVE, PlaybookRun, list_runs
+from responder.playbooks.runs import PlaybookRun, list_runs
+from responder.playbooks.statuses import ACTIVE
 from responder.settings import Settings, as_environment, merged
 from responder.streams.topics import wait_for_broker
 

@@ -8,6 +8,9 @@ Pure (plain values in and out, no Kafka, SQL, files or network), re-exported her
 * `templating`: rendering `with` / `if` / `for_each` in the sandbox of `responder.text`
 * `plan`: what a run would do without doing it (`plan_run`, `plan_changes` for dry runs and
   `replay --dry-run`) and `step_context`, the variables every step's templates see
+* `step_rules`: what happens next to a step (if, approvals, kill switch, approval mode,
+  guards, for_each, retries, undo order), decided on plain values for the runner
+* `statuses`: the run and step statuses
 * `run_state`: what the runner holds about a run while advancing it
 
 Files: `loader` reads `playbooks/*.yaml` into a `PlaybookSet` (pure once loaded).
@@ -20,8 +23,9 @@ SQL (each function runs in the caller's transaction unless it says otherwise):
 * `journal`: every state change of a run or step, with its audit record
 * `decisions`: human decisions (approve / deny, false positive → undo, the kill switch)
 
-I/O loops: `runner` advances runs (SQL, then actions through `responder.actions` ports);
-`notify` posts approval requests and redraws incident messages in Slack.
+I/O loops: `runner` advances runs, applying the decisions of `step_rules` through the
+journal and the action ports of `responder.actions`; `notify` posts approval requests and
+redraws incident messages in Slack.
 """
 
 from __future__ import annotations

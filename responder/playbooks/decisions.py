@@ -14,21 +14,23 @@ from responder.audit.store import append as audit_append
 from responder.incidents.model import IncidentEdit, IncidentStatus
 from responder.incidents.store import update_incident
 from responder.playbooks.runs import (
-    BLOCKED,
-    DENIED,
     KILL_SWITCH,
-    PENDING,
-    STEP_BLOCKED,
-    STEP_DONE,
-    STEP_WAITING,
-    UNDOING,
-    UNDONE,
     PlaybookRun,
     StepRun,
     Switch,
     get_run,
     now,
     runs_of_incident,
+)
+from responder.playbooks.statuses import (
+    BLOCKED,
+    DENIED,
+    PENDING,
+    STEP_BLOCKED,
+    STEP_DONE,
+    STEP_WAITING,
+    UNDOING,
+    UNDONE,
 )
 
 

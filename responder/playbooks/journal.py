@@ -14,6 +14,7 @@ from sqlmodel import Session
 
 from responder.audit.store import append as audit_append
 from responder.playbooks import runs as R
+from responder.playbooks import statuses as S
 from responder.playbooks.plan import PlannedRun
 from responder.playbooks.run_state import RunState, StepFailed
 from responder.playbooks.schema import Step
@@ -45,7 +46,7 @@ class Journal:
                 step_id=step.id,
                 position=position,
                 action=step.action,
-                status=R.STEP_RUNNING,
+                status=S.STEP_RUNNING,
             )
         return row
 
@@ -59,7 +60,7 @@ class Journal:
         attempt: int,
     ) -> None:
         row = self._row(session, state, position, step)
-        row.status, row.attempts = R.STEP_RUNNING, row.attempts + 1
+        row.status, row.attempts = S.STEP_RUNNING, row.attempts + 1
         row.params = scrub({"with": params})["with"] if isinstance(params, dict) else {}
         row.started_at = row.started_at or R.now()
         session.add(row)
@@ -98,7 +99,7 @@ class Journal:
             row.deadline = deadline
         if notice is not None:
             row.notice = notice
-        if status in R.FINISHED_STEPS or status == R.STEP_DENIED:
+        if status in S.FINISHED_STEPS or status == S.STEP_DENIED:
             row.finished_at = R.now()
         session.add(row)
         state.steps[step.id] = row
@@ -107,7 +108,7 @@ class Journal:
             data["output"] = output
         if note:
             data["note"] = note
-        if status == R.STEP_PLANNED:
+        if status == S.STEP_PLANNED:
             data["with"] = row.params
         self._audit(session, state.run, f"step.{status}", data)
         self._renew(session, state.run.id)
@@ -120,7 +121,7 @@ class Journal:
             items = by_step.get(step.id, [])
             skipped = next((i.get("skipped") for i in items if i.get("skipped")), None)
             row = self._row(session, state, position, step)
-            row.status = R.STEP_SKIPPED if skipped else R.STEP_PLANNED
+            row.status = S.STEP_SKIPPED if skipped else S.STEP_PLANNED
             row.error = skipped
             if len(items) == 1 and "item" not in items[0]:
                 row.params = scrub({"with": items[0].get("with") or {}})["with"]
@@ -141,7 +142,7 @@ class Journal:
         self, session: Session, state: RunState, position: int, step: Step, exc: StepFailed
     ) -> None:
         row = self._row(session, state, position, step)
-        row.status, row.error, row.finished_at = R.STEP_FAILED, str(exc), R.now()
+        row.status, row.error, row.finished_at = S.STEP_FAILED, str(exc), R.now()
         session.add(row)
         self._audit(
             session,

@@ -11,6 +11,7 @@ from typing import Any
 
 from responder.playbooks.runs import PlaybookRun, StepRun
 from responder.playbooks.schema import Playbook
+from responder.playbooks.step_rules import Fail
 
 
 class Pause(Exception):
@@ -18,9 +19,12 @@ class Pause(Exception):
 
 
 class StepFailed(Exception):
-    def __init__(self, message: str, attempts: int = 0) -> None:
-        super().__init__(message)
-        self.attempts = attempts
+    """A step failed (`step_rules.Fail`); the runner records it and fails the run or goes on."""
+
+    def __init__(self, fail: Fail) -> None:
+        super().__init__(fail.reason)
+        self.fail = fail
+        self.attempts = fail.attempts
 
 
 @dataclass

@@ -1,5 +1,9 @@
 """The durable playbook runner: advances runs stored in SQL, one step at a time.
 
+A thin loop: for each step it gathers the facts (rows, kill switch, guard counts, the clock),
+asks the pure `step_rules.decide` what happens next, and applies the answer through the journal
+(SQL + audit) and the action ports.
+
 A step's start is committed before its action is called and its output after, so the SQL rows
 are the run's memory: a worker killed between two steps resumes after the last completed one,
 and a step interrupted mid-call is tried again with the same idempotency key (run id + step id),
@@ -10,30 +14,51 @@ states of the same rows; every transition is appended to the audit chain (secret
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, assert_never, cast
 
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from responder.actions.approval import APPROVAL_ACTION, ApprovalRequest
 from responder.actions.ports import Ports
 from responder.actions.registry import REGISTRY, ActionContext, Registry
 from responder.playbooks import runs as R
+from responder.playbooks import statuses as S
 from responder.playbooks.journal import Journal
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.notify import Notifier
 from responder.playbooks.plan import plan_run, step_context
 from responder.playbooks.run_state import Pause, RunState, StepFailed
-from responder.playbooks.schema import Mode, Step
-from responder.playbooks.templating import TemplateError, render, truthy
+from responder.playbooks.schema import Mode, Step, action_side_effect
+from responder.playbooks.step_rules import (
+    Answered,
+    Block,
+    Call,
+    Deny,
+    Execute,
+    Fail,
+    Finished,
+    Plan,
+    Recorded,
+    Retry,
+    Skip,
+    StepFacts,
+    Wait,
+    after_failure,
+    decide,
+    failed,
+    needs_uses,
+    undo_calls,
+    undo_order,
+)
+from responder.playbooks.templating import TemplateError, render
 from responder.settings import PlaybookSettings
-from responder.text.duration import parse_duration
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -105,7 +130,7 @@ class Runner:
             run_id=rid, incident_id=state.run.incident_id, playbook=state.playbook.id
         ):
             try:
-                if state.run.status == R.UNDOING:
+                if state.run.status == S.UNDOING:
                     await self._undo(state)
                 else:
                     await self._forward(state)
@@ -114,10 +139,10 @@ class Runner:
 
     def _load(self, session: Session, rid: str) -> RunState | None:
         run = session.get(R.PlaybookRun, rid)
-        if run is None or run.status not in R.ACTIVE:
+        if run is None or run.status not in S.ACTIVE:
             return None
         if run.playbook_id not in self.playbooks:
-            self.journal.finish(session, run, R.FAILED, "playbook is no longer loaded")
+            self.journal.finish(session, run, S.FAILED, "playbook is no longer loaded")
             return None
         return RunState(
             run,
@@ -128,8 +153,8 @@ class Runner:
 
     async def _forward(self, state: RunState) -> None:
         run = state.run
-        if run.status != R.RUNNING:
-            await self._db(self.journal.set_status, run.id, R.RUNNING, "run.started")
+        if run.status != S.RUNNING:
+            await self._db(self.journal.set_status, run.id, S.RUNNING, "run.started")
         if run.mode == "dry_run":  # the same pure plan as `replay --dry-run`
             planned = plan_run(
                 state.playbook,
@@ -138,31 +163,40 @@ class Runner:
                 variables=self.settings.vars,
             )
             await self._db(self.journal.record_plan, state, planned)
-            await self._db(self.journal.finish_id, run.id, R.COMPLETED, None)
+            await self._db(self.journal.finish_id, run.id, S.COMPLETED, None)
             return
         for position, step in enumerate(state.playbook.steps):
             row = state.steps.get(step.id)
-            if row is not None and row.status in (*R.FINISHED_STEPS, R.STEP_DENIED):
-                state.outputs[step.id] = row.output
+            recorded = None if row is None else _recorded(row)
+            if recorded is not None and recorded.finished:
+                state.outputs[step.id] = recorded.output
                 continue
             if not await self._still_forward(run.id):
                 return
             try:
-                output = await self._step(state, position, step, row)
+                output = await self._step(state, position, step, row, recorded)
             except StepFailed as exc:
                 await self._db(self.journal.record_failure, state, position, step, exc)
-                if step.on_error == "fail":
-                    await self._db(self.journal.finish_id, run.id, R.FAILED, f"{step.id}: {exc}")
+                if exc.fail.stops_run:
+                    await self._db(self.journal.finish_id, run.id, S.FAILED, f"{step.id}: {exc}")
                     return
                 output = None
             state.outputs[step.id] = output
-        await self._db(self.journal.finish_id, run.id, R.COMPLETED, None)
+        await self._db(self.journal.finish_id, run.id, S.COMPLETED, None)
 
     async def _still_forward(self, rid: str) -> bool:
         status = await self._db(_run_status, rid)
-        return status in (R.PENDING, R.RUNNING, R.WAITING)
+        return status in (S.PENDING, S.RUNNING, S.WAITING)
 
-    async def _step(self, state: RunState, position: int, step: Step, row: R.StepRun | None) -> Any:
+    async def _step(
+        self,
+        state: RunState,
+        position: int,
+        step: Step,
+        row: R.StepRun | None,
+        recorded: Recorded | None,
+    ) -> Any:
+        """Decide what happens to the step (`step_rules.decide`) and do it; return its output."""
         run = state.run
         context = step_context(
             run.incident,
@@ -172,217 +206,138 @@ class Runner:
             mode=cast(Mode, run.mode),
             variables=self.settings.vars,
         )
-        fresh = row is None
-        if fresh and step.if_ is not None:
-            try:
-                go = truthy(step.if_, context, f"steps.{step.id}.if")
-            except TemplateError as exc:
-                raise StepFailed(str(exc)) from None
-            if not go:
-                await self._db(
-                    self.journal.record,
-                    state,
-                    position,
-                    step,
-                    R.STEP_SKIPPED,
-                    output=None,
-                    note="if was false",
-                )
+        uses = None
+        if needs_uses(state.playbook, step, recorded):
+            uses = await self._db(R.action_uses_in_last_hour, step.action)
+        facts = StepFacts(
+            mode=cast(Mode, run.mode),
+            side_effect=action_side_effect(self.registry, step.action),
+            now=R.now(),
+            approval_timeout=timedelta(seconds=self.settings.approval_timeout_s),
+            recorded=recorded,
+            killed=state.killed,
+            uses_last_hour=uses,
+        )
+        record = functools.partial(self._db, self.journal.record, state, position, step)
+        decision = decide(state.playbook, step, facts, context)
+        match decision:
+            case Finished(output):
+                return output
+            case Skip(reason):
+                await record(S.STEP_SKIPPED, output=None, note=reason)
                 return None
-        if step.action == APPROVAL_ACTION:
-            return await self._approval(state, position, step, row, context)
-        spec = self.registry.get(step.action)
-        if spec.side_effect and state.killed:  # switched on mid-run: act no further
-            await self._db(
-                self.journal.record,
-                state,
-                position,
-                step,
-                R.STEP_PLANNED,
-                params=step.with_,
-                note="kill switch on: planned, not run",
-            )
-            return None
-        decided = row.decision if row is not None else None
-        if spec.side_effect and run.mode == "approval" and decided is None:
-            prompt = f"Run step {step.id} ({step.action}) of playbook {state.playbook.id}?"
-            await self._wait_for_decision(state, position, step, row, prompt, None)
-        if decided == "denied":
-            await self._db(self.journal.record, state, position, step, R.STEP_DENIED)
-            return None
-        limit = state.playbook.guards.actions.get(step.action)
-        overridden = row is not None and row.status == R.STEP_BLOCKED and decided == "approved"
-        if limit is not None and not overridden:
-            used = await self._db(R.action_uses_in_last_hour, step.action)
-            if used >= limit.per_hour:
-                await self._block(state, position, step, row, limit.per_hour)
-        return await self._execute(state, position, step, context)
+            case Plan(note):
+                await record(S.STEP_PLANNED, params=step.with_, note=note)
+                return None
+            case Deny():
+                await record(S.STEP_DENIED)
+                return None
+            case Answered(output):
+                await record(S.STEP_DONE, output=output)
+                if row is not None and row.notice:
+                    await self.notifier.decided(run, step.id, row, output)
+                return output
+            case Wait() as wait:
+                await self._wait(state, position, step, wait)
+                raise Pause
+            case Block() as block:
+                await self._block(state, position, step, block)
+                raise Pause
+            case Execute() as execute:
+                output = await self._execute(state, position, step, execute)
+                await record(S.STEP_DONE, output=output)
+                return output
+            case Fail() as fail:
+                raise StepFailed(fail)
+            case _:
+                assert_never(decision)
 
     # --- approvals and guards -------------------------------------------------------------
 
-    async def _approval(
-        self,
-        state: RunState,
-        position: int,
-        step: Step,
-        row: R.StepRun | None,
-        context: dict[str, Any],
-    ) -> Any:
-        try:
-            params = ApprovalRequest.model_validate(render(step.with_, context, step.id))
-        except (TemplateError, ValidationError) as exc:
-            raise StepFailed(f"approval parameters: {exc}") from None
-        decision: str
-        if row is None or row.decision is None:
-            timeout = (
-                parse_duration(params.timeout)
-                if params.timeout
-                else timedelta(seconds=self.settings.approval_timeout_s)
-            )
-            if row is not None and row.deadline is not None and R.now() >= R.aware(row.deadline):
-                decision, by = params.on_timeout, "timeout"
-            else:
-                await self._wait_for_decision(state, position, step, row, params.prompt, timeout)
-                return None  # not reached: waiting raises Pause
-        else:
-            decision, by = row.decision, row.decided_by or "unknown"
-        approved = decision in ("approve", "approved")
-        given = (row.notice or {}).get("reason") if row is not None else None
-        output = {
-            "approved": approved,
-            "decided_by": by,
-            "reason": "timed out"
-            if by == "timeout"
-            else given or ("approved" if approved else "denied"),
-        }
-        await self._db(self.journal.record, state, position, step, R.STEP_DONE, output=output)
-        if row is not None and row.notice:
-            await self.notifier.decided(state.run, step.id, row, output)
-        return output
-
-    async def _wait_for_decision(
-        self,
-        state: RunState,
-        position: int,
-        step: Step,
-        row: R.StepRun | None,
-        prompt: str,
-        timeout: timedelta | None,
-    ) -> None:
-        if row is None:
-            deadline = R.now() + timeout if timeout is not None else None
-            notice = await self.notifier.ask(state.run, step.id, prompt)
+    async def _wait(self, state: RunState, position: int, step: Step, wait: Wait) -> None:
+        if wait.ask:
+            notice = await self.notifier.ask(state.run, step.id, wait.prompt)
             await self._db(
                 self.journal.record,
                 state,
                 position,
                 step,
-                R.STEP_WAITING,
-                params={"prompt": prompt},
-                deadline=deadline,
+                S.STEP_WAITING,
+                params={"prompt": wait.prompt},
+                deadline=wait.deadline,
                 notice=notice,
             )
-        else:
-            deadline = row.deadline
-        await self._db(self.journal.park, state.run.id, R.WAITING, deadline)
-        raise Pause
+        await self._db(self.journal.park, state.run.id, S.WAITING, wait.deadline)
 
-    async def _block(
-        self, state: RunState, position: int, step: Step, row: R.StepRun | None, per_hour: int
-    ) -> None:
-        reason = f"guard: {step.action} limited to {per_hour} per hour"
-        notice = await self.notifier.ask(
-            state.run, step.id, f"{reason}. Approve to run step {step.id} anyway."
-        )
+    async def _block(self, state: RunState, position: int, step: Step, block: Block) -> None:
+        notice = await self.notifier.ask(state.run, step.id, block.prompt)
         await self._db(
-            self.journal.record, state, position, step, R.STEP_BLOCKED, note=reason, notice=notice
+            self.journal.record,
+            state,
+            position,
+            step,
+            S.STEP_BLOCKED,
+            note=block.reason,
+            notice=notice,
         )
-        await self._db(self.journal.finish_id, state.run.id, R.BLOCKED, reason)
-        raise Pause
+        await self._db(self.journal.finish_id, state.run.id, S.BLOCKED, block.reason)
 
     # --- executing ------------------------------------------------------------------------
 
-    def _items(self, step: Step, context: dict[str, Any]) -> list[Any] | None:
-        if step.for_each is None:
-            return None
-        value = render(step.for_each, context, f"steps.{step.id}.for_each")
-        if not isinstance(value, list):
-            raise StepFailed(f"for_each must render a list, got {type(value).__name__}")
-        return value
-
     async def _execute(
-        self, state: RunState, position: int, step: Step, context: dict[str, Any]
+        self, state: RunState, position: int, step: Step, execute: Execute, *, undo: bool = False
     ) -> Any:
-        try:
-            items = self._items(step, context)
-        except TemplateError as exc:
-            raise StepFailed(str(exc)) from None
-        if items is None:
-            output = await self._call(state, position, step, context, step.id)
-        else:
-            output = [
-                await self._call(
-                    state, position, step, {**context, "item": item}, f"{step.id}[{i}]"
-                )
-                for i, item in enumerate(items)
-            ]
-        await self._db(self.journal.record, state, position, step, R.STEP_DONE, output=output)
-        return output
+        """Every call of the decision, in order; the output of the one call or their list."""
+        outputs = [
+            await self._call(state, position, step, call, undo=undo) for call in execute.calls
+        ]
+        return outputs if execute.each else outputs[0] if outputs else None
 
     async def _call(
-        self,
-        state: RunState,
-        position: int,
-        step: Step,
-        context: dict[str, Any],
-        key: str,
-        *,
-        action: str | None = None,
-        template: dict[str, Any] | None = None,
+        self, state: RunState, position: int, step: Step, call: Call, *, undo: bool = False
     ) -> Any:
-        """One action call with the step's retry and timeout policy; returns its JSON output."""
-        spec = self.registry.get(action or step.action)
+        """One action call under the step's retry and timeout policy; returns its JSON output.
+
+        An `undo` call's start is not journaled: the step stays completed until
+        `journal.undone` records how its compensation went."""
+        spec = self.registry.get(call.action)
         try:
-            raw = render(step.with_ if template is None else template, context, key)
+            raw = render(call.with_, call.context, call.key)
             params = spec.params.model_validate(raw)
         except (TemplateError, ValidationError) as exc:
-            raise StepFailed(f"parameters: {exc}") from None
+            raise StepFailed(failed(step, f"parameters: {exc}")) from None
         ctx = ActionContext(
-            run_id=state.run.id, step_id=key, ports=self.ports, incident=state.run.incident
+            run_id=state.run.id, step_id=call.key, ports=self.ports, incident=state.run.incident
         )
         timeout = step.timeout.total_seconds() if step.timeout else None
         attempt = 0
         while True:
             attempt += 1
-            if action is None:
+            if not undo:
                 await self._db(self.journal.started, state, position, step, raw, attempt)
             try:
                 output = await asyncio.wait_for(spec.fn(params, ctx), timeout)
                 return json.loads(json.dumps(output, default=str))
             except Exception as exc:  # an action may fail in any way; the policy decides
-                error = exc if not isinstance(exc, TimeoutError) else TimeoutError("timed out")
-                if attempt < step.retry.attempts and step.retry.retries(error):
-                    delay = step.retry.delay(attempt).total_seconds()
-                    log.warning(
-                        "step attempt failed, retrying",
-                        step=key,
-                        attempt=attempt,
-                        error=str(error),
-                        delay=delay,
-                    )
-                    await asyncio.sleep(delay)
-                    continue
-                raise StepFailed(f"{type(error).__name__}: {error}", attempt) from None
+                match after_failure(step, attempt, exc):
+                    case Retry(after):
+                        log.warning(
+                            "step attempt failed, retrying",
+                            step=call.key,
+                            attempt=attempt,
+                            error=str(exc) or type(exc).__name__,
+                            delay=after.total_seconds(),
+                        )
+                        await asyncio.sleep(after.total_seconds())
+                    case Fail() as fail:
+                        raise StepFailed(fail) from None
 
     # --- undo -----------------------------------------------------------------------------
 
     async def _undo(self, state: RunState) -> None:
-        """Compensate completed steps that name an `undo`, newest first."""
-        for position in range(len(state.playbook.steps) - 1, -1, -1):
-            step = state.playbook.steps[position]
-            row = state.steps.get(step.id)
-            if step.undo is None or row is None or row.status != R.STEP_DONE:
-                continue
+        """Compensate completed steps that name an `undo`, newest first (`step_rules.undo_order`)."""
+        recorded = {sid: _recorded(row) for sid, row in state.steps.items()}
+        for position, step in undo_order(state.playbook, recorded):
             outputs = {sid: r.output for sid, r in state.steps.items()}
             context = step_context(
                 state.run.incident,
@@ -391,40 +346,26 @@ class Runner:
                 playbook=state.playbook,
                 variables=self.settings.vars,
             )
+            calls = undo_calls(step, recorded[step.id].output, context)
             try:
-                if step.for_each is None:
-                    result: Any = await self._call(
-                        state,
-                        position,
-                        step,
-                        context,
-                        f"{step.id}.undo",
-                        action=step.undo.action,
-                        template=step.undo.with_,
-                    )
-                else:
-                    result = []
-                    for i, item_output in enumerate(row.output or []):
-                        ctx_i = {
-                            **context,
-                            "steps": {**context["steps"], step.id: {"output": item_output}},
-                        }
-                        result.append(
-                            await self._call(
-                                state,
-                                position,
-                                step,
-                                ctx_i,
-                                f"{step.id}[{i}].undo",
-                                action=step.undo.action,
-                                template=step.undo.with_,
-                            )
-                        )
-                status, out = R.STEP_UNDONE, result
+                result = await self._execute(state, position, step, calls, undo=True)
+                status, out = S.STEP_UNDONE, result
             except StepFailed as exc:
-                status, out = R.STEP_UNDO_FAILED, {"error": str(exc)}
+                status, out = S.STEP_UNDO_FAILED, {"error": str(exc)}
             await self._db(self.journal.undone, state, step.id, status, out)
-        await self._db(self.journal.finish_id, state.run.id, R.UNDONE, None)
+        await self._db(self.journal.finish_id, state.run.id, S.UNDONE, None)
+
+
+def _recorded(row: R.StepRun) -> Recorded:
+    """A step row as the step rules read it."""
+    return Recorded(
+        status=row.status,
+        output=row.output,
+        decision=row.decision,
+        decided_by=row.decided_by,
+        reason=(row.notice or {}).get("reason"),
+        deadline=R.aware(row.deadline) if row.deadline is not None else None,
+    )
 
 
 def _run_status(session: Session, rid: str) -> str | None:

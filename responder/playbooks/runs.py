@@ -17,32 +17,10 @@ from sqlalchemy import JSON, Column, DateTime, update
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from responder.incidents.store import Incident
+from responder.playbooks.statuses import ACTIVE, STEP_DONE, STEP_RUNNING
 from responder.storage.database import by_id_or_prefix
 
 RUN_NAMESPACE = uuid.UUID("0b7e3f4a-5c6d-4e8f-9a1b-2c3d4e5f6a7b")
-
-# Run statuses. Active ones are picked up by the runner; the others are final or need a human.
-PENDING, RUNNING, WAITING, UNDOING = "pending", "running", "waiting", "undoing"
-COMPLETED, FAILED, DENIED, BLOCKED, UNDONE = (
-    "completed",
-    "failed",
-    "denied",
-    "blocked_by_guard",
-    "undone",
-)
-ACTIVE = (PENDING, RUNNING, WAITING, UNDOING)
-
-# Step statuses.
-STEP_RUNNING, STEP_DONE, STEP_FAILED, STEP_SKIPPED, STEP_PLANNED = (
-    "running",
-    "completed",
-    "failed",
-    "skipped",
-    "planned",
-)
-STEP_WAITING, STEP_DENIED, STEP_BLOCKED = "waiting_approval", "denied", "blocked_by_guard"
-STEP_UNDONE, STEP_UNDO_FAILED = "undone", "undo_failed"
-FINISHED_STEPS = (STEP_DONE, STEP_FAILED, STEP_SKIPPED, STEP_PLANNED, STEP_UNDONE, STEP_UNDO_FAILED)
 
 
 def now() -> datetime:

@@ -199,7 +199,8 @@ class ActionLimit(_Model):
 
 
 class Guards(_Model):
-    """Limits the runner enforces before a step acts (a limited step fails, it never waits)."""
+    """Limits enforced before a step acts: a run or step over its limit is blocked until a
+    human approves it (`step_rules.decide`, `start_sql`)."""
 
     max_runs_per_hour: int | None = Field(default=None, ge=1)
     actions: dict[str, ActionLimit] = Field(default_factory=dict)

@@ -18,15 +18,8 @@ from responder.audit.store import append as audit_append
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, incident_events
 from responder.playbooks.loader import PlaybookSet
-from responder.playbooks.runs import (
-    BLOCKED,
-    PENDING,
-    PlaybookRun,
-    kill_switch_on,
-    now,
-    run_id,
-    runs_in_last_hour,
-)
+from responder.playbooks.runs import PlaybookRun, kill_switch_on, now, run_id, runs_in_last_hour
+from responder.playbooks.statuses import BLOCKED, PENDING
 from responder.playbooks.trigger import change_kind, incident_view
 
 log = structlog.get_logger(__name__)

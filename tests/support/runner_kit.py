@@ -14,9 +14,9 @@ from sqlmodel import Session, col, select
 import responder.actions.catalog  # noqa: F401  (register every action)
 from responder.actions.ports import Ports
 from responder.audit.store import AuditRecord, verify_chain
-from responder.commands import Decision, IncidentCommand, apply_command
+from responder.commands import AnyCommand, apply_command
 from responder.incidents.model import IncidentChange
-from responder.incidents.store import SqlIncidents, apply_changes
+from responder.incidents.store import Incident, SqlIncidents, apply_changes
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.runner import Runner
 from responder.playbooks.runs import PlaybookRun, StepRun, steps_of
@@ -109,8 +109,13 @@ class Kit:
         starter = RunStarter(load_playbooks(self.directory), kill_switch=self.kill_switch)
         created: list[str] = []
 
-        def on_applied(*args: Any) -> None:
-            created.extend(starter(*args))
+        def on_applied(
+            session: Session,
+            change: IncidentChange,
+            incident: Incident,
+            previous_status: str | None,
+        ) -> None:
+            created.extend(starter(session, change, incident, previous_status))
 
         with Session(self.db) as session, session.begin():
             apply_changes(session, list(changes), on_applied)
@@ -123,7 +128,7 @@ class Kit:
             if await runner.tick() == 0:
                 return
 
-    def command(self, command: Decision | IncidentCommand) -> dict[str, Any]:
+    def command(self, command: AnyCommand) -> dict[str, Any]:
         with Session(self.db) as session, session.begin():
             return apply_command(session, command)
 

@@ -14,6 +14,7 @@ from responder.incidents.model import (
     CLOSED,
     IDENTITY_FIELDS,
     PROGRESS_FIELDS,
+    ChangeKind,
     IncidentChange,
     IncidentEdit,
     IncidentStatus,
@@ -44,7 +45,7 @@ def test_statuses_and_the_closed_ones() -> None:
         (None, "opened", False),
     ],
 )
-def test_reopen_rule(status: str | None, change: str, expected: bool) -> None:
+def test_reopen_rule(status: str | None, change: ChangeKind, expected: bool) -> None:
     """A change reopens a closed incident unless it resolves it; a new incident never reopens."""
     assert reopens(status, change) is expected
 
