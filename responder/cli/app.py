@@ -139,7 +139,11 @@ def replay(
         for inc in result.incidents:
             data = inc.to_json()
             table.add_row(
-                data["first_seen"], inc.severity, inc.rule, str(len(inc.events)), inc.title
+                data["first_seen"],
+                data["severity"],
+                data["rule"],
+                str(len(inc.events)),
+                data["title"],
             )
         out.print(table)
     err.print(

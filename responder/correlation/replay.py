@@ -17,43 +17,60 @@ from responder.correlation.rules import RuleSet
 from responder.events.schema import Rejection, event_to_dict, parse_event, rfc3339
 from responder.incidents.model import IncidentChange, event_ref
 
+REPLAY_FIELDS = (
+    "rule",
+    "kind",
+    "severity",
+    "status",
+    "title",
+    "group",
+    "events",
+    "first_seen",
+    "last_seen",
+)
+"""The keys of one `replay --json` object, in order (a public contract: README, "Replay")."""
+
 
 @dataclass
 class IncidentSummary:
+    """An incident as replay sees it: what names it (set by its first change), where it stands
+    (updated by every change), and its changes in order (for dry-run planning)."""
+
     order: int
-    rule: str
-    kind: str
-    severity: str
-    status: str
-    title: str
-    group: dict[str, Any]
-    first_seen: Any
-    last_seen: Any
+    identity: dict[str, Any]
+    progress: dict[str, Any] = field(default_factory=dict)
+    status: str = ""
     events: list[dict[str, str]] = field(default_factory=list)
-    last_change: IncidentChange | None = None
-    changes: list[IncidentChange] = field(default_factory=list)  # in order, for dry-run planning
+    changes: list[IncidentChange] = field(default_factory=list)
+
+    @classmethod
+    def opened_by(cls, change: IncidentChange, order: int) -> IncidentSummary:
+        return cls(order=order, identity=change.identity())
 
     def apply(self, change: IncidentChange) -> None:
-        self.severity = change.severity
+        self.progress = change.progress()
         self.status = change.status
-        self.first_seen = change.first_seen
-        self.last_seen = change.last_seen
         self.events.extend(event_ref(e) for e in change.events)
-        self.last_change = change
         self.changes.append(change)
 
+    @property
+    def rule(self) -> str:
+        return str(self.identity["rule"])
+
+    @property
+    def first_seen(self) -> Any:
+        return self.progress["first_seen"]
+
+    @property
+    def last_change(self) -> IncidentChange:
+        return self.changes[-1]
+
     def to_json(self) -> dict[str, Any]:
-        return {
-            "rule": self.rule,
-            "kind": self.kind,
-            "severity": self.severity,
-            "status": self.status,
-            "title": self.title,
-            "group": self.group,
-            "events": self.events,
-            "first_seen": rfc3339(self.first_seen),
-            "last_seen": rfc3339(self.last_seen),
-        }
+        known = {**self.identity, **self.progress, "status": self.status, "events": self.events}
+        data = {name: known[name] for name in REPLAY_FIELDS}
+        data["first_seen"] = rfc3339(data["first_seen"])
+        data["last_seen"] = rfc3339(data["last_seen"])
+        return data
 
 
 @dataclass
@@ -84,17 +101,8 @@ def replay(
         for change in correlator.process(event_to_dict(parsed), parsed.time.timestamp()):
             summary = incidents.get(change.incident_id)
             if summary is None:
-                summary = incidents[change.incident_id] = IncidentSummary(
-                    order=len(incidents),
-                    rule=change.rule,
-                    kind=change.kind,
-                    severity=change.severity,
-                    status=change.status,
-                    title=change.title,
-                    group=change.group,
-                    first_seen=change.first_seen,
-                    last_seen=change.last_seen,
-                )
+                summary = IncidentSummary.opened_by(change, order=len(incidents))
+                incidents[change.incident_id] = summary
             summary.apply(change)
     ordered = sorted(incidents.values(), key=lambda s: (s.first_seen, s.order))
     return ReplayResult(incidents=ordered, read=read, rejected=rejected)
