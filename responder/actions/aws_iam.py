@@ -19,7 +19,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from responder.actions.ports import AccessKey, IamPort, KeyStatus
-from responder.actions.registry import ActionContext, ActionError, Output, action
+from responder.actions.registry import ActionContext, ActionError, Output, action, configured
 
 if TYPE_CHECKING:
     from responder.settings import AwsSettings
@@ -167,9 +167,7 @@ class AccessKeyParams(BaseModel):
 
 
 def _iam(ctx: ActionContext) -> IamPort:
-    if ctx.ports.iam is None:
-        raise ActionError("aws is not configured", code="not_configured")
-    return ctx.ports.iam
+    return configured(ctx.ports.iam, "aws")
 
 
 async def _set_status(params: AccessKeyParams, ctx: ActionContext, status: KeyStatus) -> Output:

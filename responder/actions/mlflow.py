@@ -26,7 +26,7 @@ import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
 from responder.actions.ports import ModelRegistryPort, ModelVersionInfo
-from responder.actions.registry import ActionContext, ActionError, Output, action
+from responder.actions.registry import ActionContext, ActionError, Output, action, configured
 
 if TYPE_CHECKING:
     from responder.settings import MlflowSettings
@@ -191,9 +191,7 @@ class SetModelAlias(BaseModel):
 
 
 def _models(ctx: ActionContext) -> ModelRegistryPort:
-    if ctx.ports.models is None:
-        raise ActionError("mlflow is not configured", code="not_configured")
-    return ctx.ports.models
+    return configured(ctx.ports.models, "mlflow")
 
 
 def _output(name: str, alias: str, from_version: str | None, to_version: str) -> dict[str, Any]:

@@ -34,6 +34,16 @@ class ActionError(Exception):
         self.code = code
 
 
+PortT = TypeVar("PortT")
+
+
+def configured(port: PortT | None, integration: str) -> PortT:
+    """The port, or the `not_configured` ActionError that says which integration is missing."""
+    if port is None:
+        raise ActionError(f"{integration} is not configured", code="not_configured")
+    return port
+
+
 class UnknownAction(KeyError):
     pass
 

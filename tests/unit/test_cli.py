@@ -13,21 +13,11 @@ from typer.testing import CliRunner, Result
 from responder import __version__
 from responder.cli import app
 from responder.correlation.rules import load_rules
+from tests.support.contract import replay_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "rules"
 SCENARIO = ROOT / "responder" / "samples" / "scenario.jsonl"
-REPLAY_KEYS = {
-    "rule",
-    "kind",
-    "severity",
-    "status",
-    "title",
-    "group",
-    "events",
-    "first_seen",
-    "last_seen",
-}
 
 runner = CliRunner()
 
@@ -184,7 +174,7 @@ def test_replay_json_prints_incidents_and_reports_rejections() -> None:
     assert len(lines) == 3, result.stdout
     incidents = [json.loads(line) for line in lines]
     for incident in incidents:
-        assert set(incident) == REPLAY_KEYS
+        assert list(incident) == replay_keys()
         assert incident["status"] == "open"
         assert incident["events"]
         assert all(set(ref) == {"source", "id"} for ref in incident["events"])

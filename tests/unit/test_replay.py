@@ -10,6 +10,7 @@ import pytest
 
 from responder.correlation.replay import ReplayResult, replay
 from responder.correlation.rules import RuleSet, load_rules
+from tests.support.contract import replay_keys
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "responder" / "samples" / "scenario.jsonl"
@@ -117,17 +118,7 @@ def test_broken_last_line_is_rejected_with_its_line_number(result: ReplayResult)
 def test_to_json_shape(result: ReplayResult) -> None:
     for incident in result.incidents:
         doc = incident.to_json()
-        assert list(doc) == [
-            "rule",
-            "kind",
-            "severity",
-            "status",
-            "title",
-            "group",
-            "events",
-            "first_seen",
-            "last_seen",
-        ]
+        assert list(doc) == replay_keys()
         assert doc["status"] == "open"
         assert all(set(e) == {"source", "id"} for e in doc["events"])
         assert str(doc["first_seen"]).endswith("Z")
