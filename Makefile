@@ -78,3 +78,4 @@ test: lint
 bench: install
 	scripts/kafka up
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/arrival_order.py

@@ -23,6 +23,7 @@ from responder.correlation.window import (
     OpenIncident,
     WindowEvent,
     fires,
+    first_firing_end,
     window_event,
 )
 from responder.events.schema import Severity, severity_name
@@ -87,12 +88,8 @@ def _firing_window(
     if newest:  # in order: the only window ending at or after it is its own
         window = state.in_window(time, length)
         return window if fires(rule, window) else None
-    ends = sorted({e.time for e in state.events if e.time >= time and e.time - length <= time})
-    for end in ends:
-        window = state.in_window(end, length)
-        if fires(rule, window):
-            return window
-    return None
+    end = first_firing_end(rule, state.events, time)
+    return None if end is None else state.in_window(end, length)
 
 
 class Correlator:

@@ -7,6 +7,8 @@ and the incident currently open for attachment. Times are epoch seconds (floats)
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -164,6 +166,109 @@ def _compile(rule: Rule) -> Test:
 
         return every_type
     return lambda window: _ordered(wanted, window)
+
+
+def first_firing_end(rule: Rule, events: list[WindowEvent], time: float) -> float | None:
+    """The earliest window end, among the group's event times in [time, time + window], whose
+    window [end - window, end] meets the rule; None if none does.
+
+    A late event joins every window ending at a later event up to `window` after it. Checking
+    each window by a scan costs O(k) per window and O(k^2) per late event (cubic for a group
+    that arrives in reverse order); here the windows are swept once, in end order, with counts
+    kept up to date as events enter and leave: O(k log k) per late event, for k events in state.
+    """
+    length = rule.window_s
+    ordered = sorted(events, key=lambda e: (e.time, e.seq))
+    times = [e.time for e in ordered]
+    ends = sorted({t for t in times if time <= t <= time + length})
+    if not ends:
+        return None
+    corr = rule.correlation
+    if corr is None:
+        return ends[0]
+    if isinstance(corr, EventCount):
+        met = _threshold(corr.condition)
+        for end in ends:
+            if met(bisect_right(times, end) - bisect_left(times, end - length)):
+                return end
+        return None
+    if isinstance(corr, Temporal) and corr.type == "temporal_ordered":
+        return _first_ordered_end(list(corr.events), ordered, times, ends, length)
+    return _first_distinct_end(corr, ordered, times, ends, length)
+
+
+def _first_distinct_end(
+    corr: ValueCount | Temporal,
+    ordered: list[WindowEvent],
+    times: list[float],
+    ends: list[float],
+    length: float,
+) -> float | None:
+    """value_count (distinct values) and temporal (every type present), swept with counters."""
+    if isinstance(corr, ValueCount):
+        met = _threshold(corr.condition)
+
+        def item(e: WindowEvent) -> Any:
+            return MISSING if e.value is MISSING else _hashable(e.value)
+
+        def holds(counts: Counter[Any]) -> bool:
+            return met(len(counts) - (MISSING in counts))
+    else:
+        wanted = set(corr.events)
+
+        def item(e: WindowEvent) -> Any:
+            return e.type
+
+        def holds(counts: Counter[Any]) -> bool:
+            return all(t in counts for t in wanted)
+
+    counts: Counter[Any] = Counter()
+    lo = hi = 0
+    for end in ends:
+        while hi < len(ordered) and times[hi] <= end:
+            counts[item(ordered[hi])] += 1
+            hi += 1
+        while times[lo] < end - length:
+            key = item(ordered[lo])
+            counts[key] -= 1
+            if not counts[key]:
+                del counts[key]
+            lo += 1
+        if holds(counts):
+            return end
+    return None
+
+
+def _first_ordered_end(
+    wanted: list[str],
+    ordered: list[WindowEvent],
+    times: list[float],
+    ends: list[float],
+    length: float,
+) -> float | None:
+    """temporal_ordered: the greedy match from a window's first event completes at an index
+    found with one bisect per wanted type. That completion only moves later as windows start
+    later, so a window that does not reach it lets the sweep jump to the first end that does."""
+    positions: dict[str, list[int]] = {t: [] for t in wanted}
+    for index, event in enumerate(ordered):
+        found = positions.get(event.type)
+        if found is not None:
+            found.append(index)
+    candidate = 0
+    while candidate < len(ends):
+        end = ends[candidate]
+        j = bisect_left(times, end - length)
+        for wanted_type in wanted:
+            at = positions[wanted_type]
+            p = bisect_left(at, j)
+            if p == len(at):
+                return None  # no window starting here or later completes the sequence
+            j = at[p] + 1
+        completes = times[j - 1]
+        if completes <= end:
+            return end
+        candidate = bisect_left(ends, completes, lo=candidate + 1)
+    return None
 
 
 def _threshold(condition: CountCondition) -> Callable[[int], bool]:
