@@ -17,6 +17,38 @@ import structlog
 from responder.security.redact import scrub_value
 
 NOISY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "alembic")  # kept at WARNING and above
+REPEAT_WINDOW_S = 60.0  # a third-party message repeated within this long is counted, not printed
+
+
+class RepeatFilter(logging.Filter):
+    """Let a third-party logger say the same thing once per `window_s`, with a count.
+
+    During a broker outage aiokafka logs one connection error per client per retry (about
+    24,000 lines in 16 s with five stages were seen); the first one says what happened, the
+    rest say nothing new. Messages are the same when their logger, level and format string
+    are; the next one let through carries `repeated=N`.
+    """
+
+    def __init__(self, prefixes: tuple[str, ...], window_s: float = REPEAT_WINDOW_S) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.window_s = window_s
+        self.seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        last, suppressed = self.seen.get(key, (float("-inf"), 0))
+        if record.created - last < self.window_s:
+            self.seen[key] = (last, suppressed + 1)
+            return False
+        if len(self.seen) > 10_000:  # distinct format strings are few; never grow without bound
+            self.seen.clear()
+        self.seen[key] = (record.created, 0)
+        if suppressed:
+            record.msg = f"{record.msg} (repeated {suppressed} times)"
+        return True
 
 
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -47,13 +79,20 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+    # JSON lines carry the traceback as text; the console renderer prints it itself
+    tracebacks = [structlog.processors.format_exc_info] if as_json else []
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
-            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *tracebacks,
+                renderer,
+            ],
             foreign_pre_chain=shared,
         )
     )
+    handler.addFilter(RepeatFilter(NOISY_LOGGERS))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -12,6 +12,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
+import signal
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import faust
@@ -20,11 +24,13 @@ from mode import Service
 
 from responder.settings import Settings
 from responder.streams.pipeline import Pipeline
-from responder.streams.topics import ensure_topics
+from responder.streams.topics import ensure_topics, wait_for_broker
 
 log = structlog.get_logger(__name__)
 
 GC_THRESHOLDS = (50_000, 20, 100)
+STOP_GRACE_S = 10.0  # a worker that has not exited this long after SIGTERM is ended hard
+STAGE_STOP_S = 3.0  # each stage's clients get this long to close
 
 
 def tune_gc() -> None:
@@ -40,12 +46,27 @@ def tune_gc() -> None:
 
 
 class PipelineService(Service):
-    """Starts the stages (sink first, ingest last) and runs their loops until stopped."""
+    """Starts the stages (sink first, ingest last) and runs their loops until stopped.
 
-    def __init__(self, settings: Settings, pipeline: Pipeline, **kwargs: Any) -> None:
+    A stage that fails stops the whole process with exit code 1 (so a supervisor restarts it,
+    and the partitions go to the other workers meanwhile); a process that does not finish
+    stopping within `stop_grace_s` (set when it owns the process) is ended hard, so it can
+    never hang half-stopped.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        pipeline: Pipeline,
+        *,
+        stop_grace_s: float | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline
+        self.stop_grace_s = stop_grace_s
         self.ready = asyncio.Event()
+        self.exit_code = 0
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
@@ -68,12 +89,23 @@ class PipelineService(Service):
         self.ready.set()
 
     def _loops_ended(self, task: asyncio.Future[Any]) -> None:
-        error = None if task.cancelled() else task.exception()
-        if error is not None:
-            log.error("a pipeline stage failed; stopping the worker", error=repr(error))
-            self._crash(error)
+        if task.cancelled() or self.should_stop:
+            return  # stopping: the loops were cancelled on purpose
+        error = task.exception()
+        if error is None or isinstance(error, asyncio.CancelledError):
+            return
+        log.error(
+            "a pipeline stage failed; stopping the worker (exit code 1)",
+            error=repr(error),
+            exc_info=error,
+        )
+        self.exit_code = 1
+        os.kill(os.getpid(), signal.SIGTERM)  # the worker's own graceful shutdown path
 
     async def on_stop(self) -> None:
+        grace = self.stop_grace_s
+        if grace is not None:
+            hard_stop(grace, lambda: self.exit_code)
         loops = getattr(self, "_loops", None)
         if loops is not None and not loops.done():
             loops.cancel()
@@ -81,17 +113,31 @@ class PipelineService(Service):
                 await loops
         for stage in reversed(self.pipeline.stages):
             try:
-                await stage.stop()
+                await asyncio.wait_for(stage.stop(), STAGE_STOP_S)
             except Exception as exc:  # keep stopping the others
                 log.warning(
-                    "stage did not stop cleanly", stage=type(stage).__name__, error=str(exc)
+                    "stage did not stop cleanly", stage=type(stage).__name__, error=repr(exc)
                 )
         log.info("worker stopped")
 
 
+def hard_stop(grace_s: float, exit_code: Callable[[], int]) -> threading.Timer:
+    """End the process after `grace_s` unless it exited by itself (a daemon timer thread)."""
+
+    def end() -> None:
+        log.error("worker did not stop in time; ending it", grace_s=grace_s)
+        os._exit(exit_code() or 1)
+
+    timer = threading.Timer(grace_s, end)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
 def create_app(settings: Settings) -> faust.App:
+    # The faust App joins a consumer group named after its id: one per deployment (prefix).
     return faust.App(
-        settings.app_id,
+        f"{settings.kafka.group_prefix}-worker",
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         store="memory://",
         processing_guarantee="at_least_once",
@@ -102,9 +148,14 @@ def create_app(settings: Settings) -> faust.App:
 
 
 def run_worker(settings: Settings, pipeline: Pipeline) -> None:
-    """Block running the worker until SIGINT/SIGTERM."""
+    """Block running the worker until SIGINT/SIGTERM; exit 1 if a stage failed.
+
+    The broker is awaited first, for as long as it takes (an orchestrator may start workers
+    before Kafka): a worker never exits because of an outage.
+    """
+    asyncio.run(wait_for_broker(settings.kafka.bootstrap_servers))
     app = create_app(settings)
-    service = PipelineService(settings, pipeline)
+    service = PipelineService(settings, pipeline, stop_grace_s=STOP_GRACE_S)
     worker = faust.Worker(
         app,
         service,
@@ -113,4 +164,7 @@ def run_worker(settings: Settings, pipeline: Pipeline) -> None:
         redirect_stdouts=False,
         override_logging=False,
     )
-    worker.execute_from_commandline()
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as done:
+        raise SystemExit(service.exit_code or done.code) from None

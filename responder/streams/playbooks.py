@@ -55,11 +55,18 @@ class RunnerStage:
         return None
 
     async def run(self) -> None:
+        failing = 0  # ticks failed in a row: said once when it starts, once when it ends
         while True:
             try:
                 self.advanced += await self.runner.tick()
-            except Exception as exc:  # a broken run must not stop the loop; it is retried
-                log.exception("playbook runner tick failed", error=str(exc))
+            except Exception as exc:  # a broken run or the database down: retried next tick
+                if not failing:
+                    log.exception("playbook runner tick failed; retrying", error=str(exc))
+                failing += 1
+            else:
+                if failing:
+                    log.warning("playbook runner recovered", failed_ticks=failing)
+                failing = 0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wakeup.event.wait(), self.poll_s)
             self.wakeup.event.clear()

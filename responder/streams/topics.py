@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from responder.settings import KafkaSettings
 
@@ -47,21 +47,45 @@ def partition_for(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % partitions
 
 
-async def wait_for_broker(bootstrap: str, timeout_s: float = 60.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
+async def wait_for_broker(
+    bootstrap: str, timeout_s: float | None = None, *, max_backoff_s: float = 30.0
+) -> None:
+    """Return once the broker answers; retry with backoff (up to `max_backoff_s`) meanwhile.
+
+    Without a timeout it waits for as long as the outage lasts, saying so once when it starts
+    and once when it ends (not once per attempt).
+    """
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout_s is None else loop.time() + timeout_s
+    delay, down_since = 0.5, None
     while True:
         admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         try:
             await admin.start()
             await admin.list_topics()
-            return
-        except KafkaConnectionError:
-            if asyncio.get_running_loop().time() > deadline:
+        except KafkaError as exc:
+            if down_since is None:
+                down_since = loop.time()
+                log.warning(
+                    "Kafka unreachable; retrying until it answers",
+                    bootstrap=bootstrap,
+                    error=str(exc),
+                )
+            if deadline is not None and loop.time() > deadline:
                 raise RuntimeError(
                     f"Kafka at {bootstrap} did not answer within {timeout_s:.0f}s; "
                     "start one with `scripts/kafka up`"
                 ) from None
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, max_backoff_s)
+        else:
+            if down_since is not None:
+                log.warning(
+                    "Kafka reachable again",
+                    bootstrap=bootstrap,
+                    outage_s=round(loop.time() - down_since, 1),
+                )
+            return
         finally:
             await admin.close()
 

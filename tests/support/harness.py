@@ -61,7 +61,8 @@ class Worker:
     proc: subprocess.Popen[bytes] | None = None
     _log: Any = field(default=None, repr=False)
 
-    def start(self) -> Worker:
+    def spawn(self) -> subprocess.Popen[bytes]:
+        """Start the process; do not wait for it to serve."""
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "responder", "worker", *self.args],
@@ -69,7 +70,10 @@ class Worker:
             stdout=self._log,
             stderr=subprocess.STDOUT,
         )
-        proc = self.proc
+        return self.proc
+
+    def start(self) -> Worker:
+        proc = self.spawn()
         wait_for(lambda: "worker started" in self.log() or proc.poll() is not None, 60)
         assert proc.poll() is None, f"worker exited early:\n{self.log()[-3000:]}"
         return self

@@ -165,3 +165,53 @@ def test_configure_sets_level_and_quiets_noisy_libraries(restore_logging: None) 
     configure("ERROR", fmt="console")
     assert logging.getLogger().level == logging.ERROR
     assert logging.getLogger("alembic").level == logging.ERROR
+
+
+def test_a_third_party_storm_prints_once_per_window(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    """A broker outage makes aiokafka repeat one error per retry: the first is printed, the
+    rest are counted and the count rides on the next one let through; ours always print."""
+    configure("INFO", fmt="json")
+    client = logging.getLogger("aiokafka.conn")
+    for attempt in range(500):
+        client.error("Unable connect to %r", f"127.0.0.1:{attempt}")
+    ours = structlog.get_logger("responder.test")
+    for _ in range(3):
+        ours.warning("stage retrying")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert [line["event"] for line in lines] == [
+        "Unable connect to '127.0.0.1:0'",
+        "stage retrying",
+        "stage retrying",
+        "stage retrying",
+    ]
+
+
+def test_repeat_filter_reports_the_count_after_the_window() -> None:
+    """After the window, the message prints again with how many were held back."""
+    from responder.logs.setup import RepeatFilter
+
+    repeats = RepeatFilter(("aiokafka",), window_s=10)
+
+    def record(at: float) -> logging.LogRecord:
+        made = logging.LogRecord("aiokafka", logging.ERROR, "x", 1, "fetch failed", None, None)
+        made.created = at
+        return made
+
+    passed = [r for r in (record(0), record(1), record(5), record(11)) if repeats.filter(r)]
+    assert [r.getMessage() for r in passed] == ["fetch failed", "fetch failed (repeated 2 times)"]
+
+
+def test_json_lines_carry_the_traceback(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    """`log.exception` in JSON output includes the traceback text, not just the message."""
+    configure("INFO", fmt="json")
+    try:
+        raise ValueError("the database went away")
+    except ValueError:
+        structlog.get_logger("responder.test").exception("runner tick failed")
+    [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.strip()]
+    assert "Traceback" in line["exception"]
+    assert "ValueError: the database went away" in line["exception"]
