@@ -1,4 +1,5 @@
-"""The asset graph against real software: the store on SQLite and PostgreSQL.
+"""The asset graph against real software: an MLflow sqlite registry whose runs logged datasets
+(`mlflow.log_input`), the store on SQLite and PostgreSQL.
 
 Tests taking `db` run twice (see `tests/conftest.py`): on an embedded SQLite file and on a
 fresh PostgreSQL schema, both migrated with Alembic.
@@ -6,7 +7,11 @@ fresh PostgreSQL schema, both migrated with Alembic.
 
 from __future__ import annotations
 
+import json
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,10 +19,14 @@ from alembic.migration import MigrationContext
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
 
+from responder.assets.graph import AssetGraph
+from responder.assets.mlflow_source import read_registry
 from responder.assets.model import (
     EdgeKind,
     GraphUpdate,
+    NodeKind,
     alias_id,
+    dataset_id,
     edge,
     model_id,
     model_version_id,
@@ -30,10 +39,127 @@ from responder.assets.store import (
     load_graph,
     replace_source,
 )
+from responder.assets.sync import AssetSync
+from tests.support.mlflow_lineage import LineageRegistry, create_lineage_registry
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
+SERVING = """\
+teams:
+  - id: fraud-ml
+endpoints:
+  - id: fraud-api
+    serves: fraud-detector@champion
+    runs: fraud-serving:1.4.2
+    uses: [AKIAEXAMPLE01]
+    tier: critical
+    owner: fraud-ml
+  - id: churn-api
+    serves: churn-model@champion
+models:
+  - name: fraud-detector
+    tier: critical
+    owner: fraud-ml
+"""
+
+
+@pytest.fixture(scope="module")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> LineageRegistry:
+    return create_lineage_registry(tmp_path_factory.mktemp("lineage"))
+
+
+@pytest.fixture
+def assets(tmp_path: Path) -> Path:
+    directory = tmp_path / "assets"
+    directory.mkdir()
+    (directory / "serving.yaml").write_text(SERVING)
+    return directory
+
+
+def synced(db: Engine, registry: LineageRegistry, assets: Path) -> AssetGraph:
+    result = AssetSync(db, assets_dir=assets, client=registry.client()).run_once()
+    assert result.ok and not result.skipped and not result.truncated, result
+    with Session(db) as session:
+        return load_graph(session)
+
+
+# -- the registry, read for real ----------------------------------------------------------
+
+
+def test_lineage_of_a_dataset_lists_exactly_what_it_reaches(
+    db: Engine, registry: LineageRegistry, assets: Path
+) -> None:
+    """Poisoned `transactions`: fraud-detector v1 and v2 and credit-scorer v1 were trained on
+    it; @champion of fraud-detector (-> 2) and credit-scorer (-> 1) point at them; fraud-api
+    serves fraud-detector@champion. Not v3, not churn, not @challenger."""
+    started = time.perf_counter()
+    graph = synced(db, registry, assets)
+    elapsed = time.perf_counter() - started
+    print(f"\nsync of the test registry into {db.dialect.name}: {elapsed * 1000:.0f} ms")
+    tx = dataset_id("transactions", registry.digests["transactions"])
+    reach = graph.lineage(tx)
+    assert reach is not None and not reach.truncated
+    kinds = reach.by_kind()
+    assert set(kinds[NodeKind.model_version]) == {
+        model_version_id("fraud-detector", 1),
+        model_version_id("fraud-detector", 2),
+        model_version_id("credit-scorer", 1),
+    }
+    assert set(kinds[NodeKind.alias]) == {
+        alias_id("fraud-detector", "champion"),
+        alias_id("credit-scorer", "champion"),
+    }
+    assert kinds[NodeKind.endpoint] == ["endpoint:fraud-api"]
+    assert set(kinds[NodeKind.model]) == {model_id("fraud-detector"), model_id("credit-scorer")}
+    assert kinds[NodeKind.api_key] == ["api_key:AKIAEXAMPLE01"]
+    assert kinds[NodeKind.image] == ["image:fraud-serving:1.4.2"]
+    assert kinds[NodeKind.team] == ["team:fraud-ml"]
+    assert kinds[NodeKind.dataset] == [tx]
+
+
+def test_the_synced_graph_keeps_what_the_registry_knows(
+    db: Engine, registry: LineageRegistry, assets: Path
+) -> None:
+    """Run ids, dataset sources and context, tags, and the declared tier on a registry model."""
+    graph = synced(db, registry, assets)
+    v2 = graph.node(model_version_id("fraud-detector", 2))
+    assert v2 is not None and v2.attributes["run_id"] == registry.runs[("fraud-detector", 2)]
+    cb = dataset_id("chargebacks", registry.digests["chargebacks"])
+    dataset = graph.node(cb)
+    assert dataset is not None
+    assert json.loads(dataset.attributes["source"]) == {
+        "uri": "s3://datasets/chargebacks/2026-11.parquet"
+    }
+    out, into = graph.edges_of(cb)
+    assert {e.src for e in into} == {
+        model_version_id("fraud-detector", 2),
+        model_version_id("fraud-detector", 3),
+        model_version_id("churn-model", 1),
+    }
+    assert all(e.attributes["context"] == "training" for e in into) and out == []
+    fraud = graph.node(model_id("fraud-detector"))
+    assert fraud is not None and fraud.tier == "critical" and fraud.tags["team"] == "ml"
+    assert fraud.sources == ("assets/serving.yaml", "mlflow")
+    no_run = graph.node(model_version_id("credit-scorer", 2))
+    assert no_run is not None and "run_id" not in no_run.attributes
+    blast = graph.blast_radius([cb]).by_kind()  # fraud-api serves v2, trained on cb as well
+    assert set(blast[NodeKind.endpoint]) == {"endpoint:fraud-api", "endpoint:churn-api"}
+
+
+def test_the_registry_reader_pages_through_a_real_registry(registry: LineageRegistry) -> None:
+    """Page size 1: every model and version is still read, following MLflow's page tokens."""
+    small = read_registry(registry.client(), at=T0, limits=_limits(page_size=1))
+    big = read_registry(registry.client(), at=T0)
+    assert {n.id for n in small.nodes} == {n.id for n in big.nodes}
+    assert small.calls > big.calls
+    assert sum(n.kind is NodeKind.model_version for n in big.nodes) == 6
+
+
+def _limits(**kwargs: Any) -> Any:
+    from responder.assets.mlflow_source import Limits
+
+    return Limits(**kwargs)
 
 
 # -- the store ----------------------------------------------------------------------------
