@@ -1,5 +1,5 @@
 """The asset graph against real software: an MLflow sqlite registry whose runs logged datasets
-(`mlflow.log_input`), the store on SQLite and PostgreSQL.
+(`mlflow.log_input`), the store on SQLite and PostgreSQL, MLflow's own webhook sender.
 
 Tests taking `db` run twice (see `tests/conftest.py`): on an embedded SQLite file and on a
 fresh PostgreSQL schema, both migrated with Alembic.
@@ -11,11 +11,12 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
 
@@ -40,6 +41,7 @@ from responder.assets.store import (
     replace_source,
 )
 from responder.assets.sync import AssetSync
+from responder.assets.webhooks import ReplayGuard, receive
 from tests.support.mlflow_lineage import LineageRegistry, create_lineage_registry
 
 pytestmark = pytest.mark.integration
@@ -264,3 +266,49 @@ def test_webhook_updates_move_an_alias_and_stale_ones_do_not(db: Engine) -> None
     with Session(db) as session, session.begin():
         assert forget(session, "webhook", before=T0 + timedelta(minutes=10)) == 2
     assert target() == []  # the sync that forgot them would have written the registry's view
+
+
+def test_a_delivery_from_mlflows_own_sender_updates_the_stored_graph(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MLflow's delivery code builds, signs and posts the request (captured, no network); we
+    verify it, convert it and apply it: the alias follows the registry's move."""
+    from mlflow.entities.webhook import Webhook, WebhookAction, WebhookEntity, WebhookEvent
+    from mlflow.webhooks import ModelVersionAliasCreatedPayload
+    from mlflow.webhooks.delivery import _send_webhook_request
+
+    monkeypatch.setenv("MLFLOW_WEBHOOK_ALLOWED_SCHEMES", "https")
+    monkeypatch.setenv("MLFLOW_WEBHOOK_ALLOW_PRIVATE_IPS", "true")
+    secret = SecretStr("whsec-integration")
+    captured: list[tuple[bytes, dict[str, str]]] = []
+
+    class Capture:
+        def post(self, url: str, data: bytes, headers: dict[str, str], timeout: float) -> Any:
+            captured.append((data, headers))
+            return None
+
+    hook = Webhook(
+        webhook_id="w1",
+        name="responder",
+        url="https://127.0.0.1/v1/webhooks/mlflow",
+        events=[WebhookEvent(WebhookEntity.MODEL_VERSION_ALIAS, WebhookAction.CREATED)],
+        creation_timestamp=0,
+        last_updated_timestamp=0,
+        secret=secret.get_secret_value(),
+    )
+    event = WebhookEvent(WebhookEntity.MODEL_VERSION_ALIAS, WebhookAction.CREATED)
+    payload = ModelVersionAliasCreatedPayload(name="fraud-detector", alias="champion", version="3")
+    _send_webhook_request(hook, payload, event, cast(Any, Capture()))
+    [(body, headers)] = captured
+
+    guard = ReplayGuard()
+    got = receive(body, headers, secret, now=time.time(), guard=guard)
+    assert got.event is not None and got.event["type"] == "model.alias_changed"
+    assert got.event["resource"]["version"] == "3"
+    with Session(db) as session, session.begin():
+        assert apply_update(session, got.update)
+    with Session(db) as session:
+        out, _ = load_graph(session).edges_of(alias_id("fraud-detector", "champion"))
+    assert [e.dst for e in out] == [model_version_id("fraud-detector", 3)]
+    with pytest.raises(Exception, match="received already"):
+        receive(body, headers, secret, now=time.time(), guard=guard)
