@@ -1,5 +1,5 @@
 """The asset graph against real software: an MLflow sqlite registry whose runs logged datasets
-(`mlflow.log_input`), the store on SQLite and PostgreSQL, MLflow's own webhook sender.
+(`mlflow.log_input`), the store on SQLite and PostgreSQL, MLflow's own webhook sender, the CLI.
 
 Tests taking `db` run twice (see `tests/conftest.py`): on an embedded SQLite file and on a
 fresh PostgreSQL schema, both migrated with Alembic.
@@ -19,6 +19,7 @@ from alembic.migration import MigrationContext
 from pydantic import SecretStr
 from sqlalchemy import Engine
 from sqlmodel import Session, SQLModel
+from typer.testing import CliRunner
 
 from responder.assets.graph import AssetGraph
 from responder.assets.mlflow_source import read_registry
@@ -42,6 +43,7 @@ from responder.assets.store import (
 )
 from responder.assets.sync import AssetSync
 from responder.assets.webhooks import ReplayGuard, receive
+from responder.cli import app
 from tests.support.mlflow_lineage import LineageRegistry, create_lineage_registry
 
 pytestmark = pytest.mark.integration
@@ -312,3 +314,51 @@ def test_a_delivery_from_mlflows_own_sender_updates_the_stored_graph(
     assert [e.dst for e in out] == [model_version_id("fraud-detector", 3)]
     with pytest.raises(Exception, match="received already"):
         receive(body, headers, secret, now=time.time(), guard=guard)
+
+
+# -- the CLI ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_env(
+    db_url: str, registry: LineageRegistry, assets: Path, monkeypatch: pytest.MonkeyPatch
+) -> CliRunner:
+    monkeypatch.setenv("RESPONDER_DATABASE__URL", db_url)
+    monkeypatch.setenv("RESPONDER_MLFLOW__TRACKING_URI", registry.tracking_uri)
+    monkeypatch.setenv("RESPONDER_ASSETS__DIR", str(assets))
+    return CliRunner()
+
+
+def test_the_cli_syncs_shows_and_draws_the_graph(
+    db: Engine, cli_env: CliRunner, registry: LineageRegistry
+) -> None:
+    """`assets sync`, `assets show --json`, `assets graph` on the synced registry."""
+    sync = cli_env.invoke(app, ["assets", "sync"])
+    assert sync.exit_code == 0, sync.output
+    assert "assets/serving.yaml: 4 assets, 6 edges" in sync.stdout
+    assert "mlflow: " in sync.stdout
+
+    shown = cli_env.invoke(app, ["assets", "show", "fraud-detector/2", "--json"])
+    assert shown.exit_code == 0, shown.output
+    data = json.loads(shown.stdout)
+    assert data["node"]["id"] == "model_version:fraud-detector/2"
+    assert {e["dst"] for e in data["out"]} == {
+        model_id("fraud-detector"),
+        dataset_id("transactions", registry.digests["transactions"]),
+        dataset_id("chargebacks", registry.digests["chargebacks"]),
+    }
+    assert [e["src"] for e in data["in"]] == [alias_id("fraud-detector", "champion")]
+
+    tree = cli_env.invoke(app, ["assets", "graph", "endpoint:fraud-api"])
+    assert tree.exit_code == 0, tree.output
+    lines = tree.stdout.splitlines()
+    assert lines[0] == "endpoint:fraud-api [critical]"
+    assert "├── → serves alias:fraud-detector@champion" in lines[1]
+    assert any("→ points_to model_version:fraud-detector/2" in line for line in lines)
+
+    blast = cli_env.invoke(app, ["assets", "graph", "transactions", "--blast-radius", "--json"])
+    assert blast.exit_code == 0, blast.output
+    assert json.loads(blast.stdout)["by_kind"]["endpoint"] == ["endpoint:fraud-api"]
+
+    missing = cli_env.invoke(app, ["assets", "show", "nothing-like-it"])
+    assert missing.exit_code == 1 and "no asset 'nothing-like-it'" in missing.output

@@ -1,7 +1,8 @@
-"""Declared assets (`assets/*.yaml`): the shipped example and file:line errors."""
+"""Declared assets (`assets/*.yaml`): the shipped example, the README's, and file:line errors."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,7 +61,21 @@ def test_the_shipped_assets_directory_loads() -> None:
     assert all(e.source == "assets/fraud-scoring.yaml" for e in out)
 
 
-def test_the_reed_version_can_be_served_and_a_single_reference_needs_no_list(
+def test_the_readme_example_loads(tmp_path: Path) -> None:
+    """The README's "The asset graph" example is a valid file."""
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```yaml\n(.*?)```", readme, flags=re.S)
+    [example] = [b for b in blocks if b.startswith("# assets/serving.yaml")]
+    write(tmp_path, "serving.yaml", example)
+    [loaded] = load_declared(tmp_path, T0)
+    ids = {n.id for n in loaded.nodes}
+    assert {"endpoint:fraud-api", "model:fraud-detector", "team:fraud-ml"} <= ids
+    assert ("endpoint:fraud-api", EdgeKind.serves, "alias:fraud-detector@champion") in {
+        e.key for e in loaded.edges
+    }
+
+
+def test_a_pinned_version_can_be_served_and_a_single_reference_needs_no_list(
     tmp_path: Path,
 ) -> None:
     """`serves: model/3` is a version, `serves: model@alias` an alias; a lone string is a list
