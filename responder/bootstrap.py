@@ -20,6 +20,7 @@ from responder.actions.aws_iam import Boto3Iam
 from responder.actions.http import AiohttpAdapter
 from responder.actions.ports import Ports
 from responder.actions.slack import SlackWebAdapter
+from responder.assets.sync import AssetSync
 from responder.commands import AnyCommand, send_command
 from responder.correlation.rules import RuleSet, load_rules
 from responder.incidents.store import SqlIncidents
@@ -39,6 +40,7 @@ __all__ = [
     "STAGES",
     "Pipeline",
     "Services",
+    "asset_sync",
     "database",
     "load_settings",
     "pipeline",
@@ -76,6 +78,9 @@ class Services:
 
     def playbooks(self) -> PlaybookSet:
         return playbooks(self.settings)
+
+    def asset_sync(self) -> AssetSync:
+        return asset_sync(self.settings, self.engine)
 
     def send(self, command: AnyCommand) -> None:
         """Publish an analyst command to the commands topic and wait for the broker's ack."""
@@ -147,6 +152,16 @@ def playbooks(settings: Settings) -> PlaybookSet:
         log.warning("no playbooks directory; incidents will not trigger runs", dir=str(directory))
         return PlaybookSet([])
     return load_playbooks(directory)
+
+
+def asset_sync(settings: Settings, engine: Engine) -> AssetSync:
+    """The asset graph's sync: the declared files, and the MLflow registry when configured."""
+    from responder.assets.mlflow_source import Limits, client_for
+
+    mlflow, assets = settings.mlflow, settings.assets
+    client = client_for(mlflow.tracking_uri, mlflow.registry_uri) if mlflow.tracking_uri else None
+    limits = Limits(max_models=assets.max_models, max_versions=assets.max_versions)
+    return AssetSync(engine, assets_dir=assets.dir, client=client, limits=limits)
 
 
 def ports(settings: Settings, engine: Engine) -> Ports:

@@ -89,6 +89,21 @@ class PlaybookSettings(BaseModel):
     )
 
 
+class AssetSettings(BaseModel):
+    dir: Path = Field(default=Path("assets"), description="declared assets (*.yaml)")
+    sync_interval_s: float = Field(
+        default=300.0, gt=0, description="how often the registry and the files are synced"
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="the secret of the MLflow webhook (unset: refuse deliveries)"
+    )
+    webhook_tolerance_s: float = Field(
+        default=300.0, gt=0, description="refuse deliveries whose timestamp is further off"
+    )
+    max_models: int = Field(default=1000, ge=1, description="registered models read per sync")
+    max_versions: int = Field(default=20_000, ge=1, description="model versions read per sync")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESPONDER_", env_nested_delimiter="__", extra="ignore"
@@ -106,6 +121,7 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = MlflowSettings()
     http: HttpSettings = HttpSettings()
     playbooks: PlaybookSettings = PlaybookSettings()
+    assets: AssetSettings = AssetSettings()
 
 
 def merged(settings: Settings, overrides: dict[str, Any]) -> Settings:

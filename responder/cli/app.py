@@ -13,6 +13,7 @@ import typer
 from rich.table import Table
 
 from responder import __version__, bootstrap
+from responder.cli.assets import assets_app
 from responder.cli.audit import audit_app
 from responder.cli.console import err, out
 from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_app
@@ -36,6 +37,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(runs_app, name="runs")
+app.add_typer(assets_app, name="assets")
 
 
 def _version(value: bool) -> None:

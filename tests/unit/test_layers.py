@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[2] / "responder"
 LAYERS: list[set[str]] = [
     {"settings", "security", "events", "yamlfiles", "text"},
     {"logs", "storage", "audit"},
-    {"incidents"},
+    {"incidents", "assets"},
     {"correlation"},
     {"actions"},
     {"playbooks"},
