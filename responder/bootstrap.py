@@ -27,6 +27,8 @@ from responder.logs import configure
 from responder.playbooks.loader import PlaybookSet, load_playbooks
 from responder.playbooks.planner import RunPlanner
 from responder.playbooks.runner import Runner
+from responder.service.publish import OneShotPublisher
+from responder.service.writer import Writer
 from responder.settings import Settings, merged
 from responder.storage.database import make_engine, upgrade
 from responder.streams.correlate import CorrelateStage
@@ -80,6 +82,10 @@ class Services:
     def send(self, command: AnyCommand) -> None:
         """Publish an analyst command to the commands topic and wait for the broker's ack."""
         asyncio.run(send_command(self.settings.kafka, command))
+
+    def writer(self) -> Writer:
+        """The service operations' database and a one-shot publisher (one command per call)."""
+        return Writer(self.engine, OneShotPublisher(self.settings.kafka))
 
 
 def services(overrides: dict[str, Any] | None = None, *, log_level: str | None = None) -> Services:

@@ -341,7 +341,7 @@ async def test_a_new_worker_resumes_after_the_last_completed_step(kit: Kit) -> N
         raise Crash
 
     dying.ports.http.request = crash  # type: ignore[method-assign, union-attr]
-    dying.journal.release = lambda session, rid: None  # type: ignore[method-assign]  (died)
+    dying.journal.release = lambda session, rid: None  # type: ignore[method-assign]  # died
     with pytest.raises(Crash):
         await dying.tick()  # died inside step 2, after step 1 was recorded
     del kit.http.request  # the next worker's HTTP works again
@@ -402,7 +402,7 @@ async def test_a_step_timeout_is_retried_then_fails_the_run(kit: Kit) -> None:
         await asyncio.sleep(5)
         raise AssertionError("not reached")
 
-    kit.http.request = hang  # type: ignore[method-assign]
+    kit.http.request = hang  # type: ignore[method-assign, assignment]
     [rid] = kit.apply(change())
     await kit.drive()
     hook = kit.steps(rid)["hook"]
@@ -447,7 +447,7 @@ async def test_runs_advance_concurrently(kit: Kit) -> None:
         await started["hook"].wait()
         return await post(**kwargs)
 
-    kit.http.request = call  # type: ignore[method-assign]
+    kit.http.request = call  # type: ignore[method-assign, assignment]
     kit.slack.post_message = tell  # type: ignore[method-assign]
     runs = kit.apply(change())
     await kit.drive()

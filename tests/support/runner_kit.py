@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 import responder.actions.catalog  # noqa: F401  (register every action)
 from responder.actions.ports import Ports
 from responder.audit.store import AuditRecord, verify_chain
-from responder.commands import Decision, IncidentCommand, apply_command
+from responder.commands import AnyCommand, apply_command
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import SqlIncidents, apply_changes
 from responder.playbooks.loader import load_playbooks
@@ -118,7 +118,7 @@ class Kit:
             if await runner.tick() == 0:
                 return
 
-    def command(self, command: Decision | IncidentCommand) -> dict[str, Any]:
+    def command(self, command: AnyCommand) -> dict[str, Any]:
         with Session(self.db) as session, session.begin():
             return apply_command(session, command)
 
