@@ -19,6 +19,7 @@ from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_ap
 from responder.cli.incidents import incidents_app
 from responder.cli.options import PlaybooksDir, RulesDir, fail
 from responder.cli.runs import runs_app
+from responder.cli.tokens import tokens_app
 from responder.correlation.rules import load_rules
 from responder.yamlfiles import YamlFileError
 
@@ -36,6 +37,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(runs_app, name="runs")
+app.add_typer(tokens_app, name="tokens")
 
 
 def _version(value: bool) -> None:
