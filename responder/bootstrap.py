@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import Engine
@@ -39,6 +39,7 @@ __all__ = [
     "STAGES",
     "Pipeline",
     "Services",
+    "api_app",
     "database",
     "load_settings",
     "pipeline",
@@ -49,6 +50,9 @@ __all__ = [
 ]
 from responder.streams.playbooks import CommandStage, RunnerStage, Wakeup
 from responder.streams.sink import SinkStage
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = structlog.get_logger(__name__)
 
@@ -98,6 +102,17 @@ def database(settings: Settings, *, migrate_sqlite: bool = True) -> Engine:
     if migrate_sqlite and engine.dialect.name == "sqlite":
         upgrade(engine)
     return engine
+
+
+def api_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    """The REST API: its database engine and the process's one Kafka producer (acks=all),
+    started and stopped with the app."""
+    from responder.api.app import create_app
+    from responder.api.context import ApiContext
+    from responder.service.publish import KafkaPublisher
+
+    publisher = KafkaPublisher(settings.kafka, timeout_s=settings.api.publish_timeout_s)
+    return create_app(ApiContext(settings, engine or database(settings), publisher))
 
 
 def rules(settings: Settings) -> RuleSet:

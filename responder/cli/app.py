@@ -170,6 +170,29 @@ def send(
 
 
 @app.command()
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="default: RESPONDER_API__HOST (127.0.0.1)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="default: RESPONDER_API__PORT (8080)")
+    ] = None,
+) -> None:
+    """Serve the REST API (stateless: run as many as you like behind a load balancer)."""
+    import uvicorn
+
+    settings = bootstrap.load_settings()
+    uvicorn.run(
+        bootstrap.api_app(settings),
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_config=None,  # our structlog setup
+        access_log=False,  # one log line per request with its request id instead
+        server_header=False,
+    )
+
+
+@app.command()
 def demo() -> None:
     """Run the sample AI-SecOps scenario end to end on a local Kafka and SQLite."""
     from responder.cli.demo import run_demo
