@@ -77,7 +77,12 @@ AsJson = Annotated[bool, typer.Option("--json", help="JSON for scripts")]
 def backend(api: str | None) -> Backend:
     """The API at `api`, else this machine's database and Kafka (bootstrap's settings)."""
     if api:
-        raise fail("--api is not available yet")
+        from responder.cli.remote import Remote
+
+        try:
+            return Remote.from_environment(api)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
     from responder import bootstrap
     from responder.cli.backend import Direct
 
