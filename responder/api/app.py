@@ -49,7 +49,9 @@ def create_app(context: ApiContext) -> FastAPI:
     )
     app.state.context = context
     install(app)
-    v1 = APIRouter(prefix=API_PREFIX, dependencies=[DECLARE_BEARER], responses=responses(401, 403))
+    v1 = APIRouter(
+        prefix=API_PREFIX, dependencies=[DECLARE_BEARER], responses=responses(400, 401, 403, 422)
+    )
     for module in (incidents, runs, audit, switch, events, tokens):
         v1.include_router(module.router)
     app.include_router(v1)

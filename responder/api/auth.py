@@ -9,6 +9,7 @@ from collections.abc import Callable, Coroutine
 from typing import Annotated, Any
 
 from fastapi import Depends, Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -45,6 +46,7 @@ class GuardedRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         required = self.required
+        known = _query_names(self.dependant)
 
         async def guarded(request: Request) -> Response:
             principal = _principal_of(request)
@@ -57,10 +59,22 @@ class GuardedRoute(APIRoute):
                     f"token {principal.name!r} has {principal.role.value}",
                     kind="forbidden",
                 )
+            unknown = sorted(set(request.query_params) - known)
+            if unknown:  # a misspelt filter must not silently widen a query
+                raise ProblemError(
+                    422, f"unknown query parameters: {', '.join(unknown)}", kind="validation"
+                )
             await request.body()  # read now, under BodyLimit: 413 rather than FastAPI's 400
             return await handler(request)
 
         return guarded
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 async def _declared(

@@ -338,6 +338,8 @@ def test_errors_are_problem_details_with_the_request_id(api: Api) -> None:
     assert odd.status_code == 200 and odd.headers["x-request-id"] != "bad id\twith junk"
     assert len(odd.headers["x-request-id"]) == 32
     assert odd.headers["cache-control"] == "no-store"
+    typo = api.client.get("/v1/incidents", params={"statuss": "open"}, headers=viewer)
+    assert typo.status_code == 422 and "statuss" in typo.json()["detail"]
     invalid = api.client.get("/v1/incidents", params={"limit": 0}, headers=viewer)
     assert invalid.status_code == 422 and invalid.json()["errors"][0]["loc"][-1] == "limit"
     body = api.client.post(
