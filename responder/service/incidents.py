@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 from responder.audit.store import AuditRecord
 from responder.commands import AnyCommand, IncidentCommand, IncidentComment, SeverityChange
 from responder.incidents.etag import incident_etag
-from responder.incidents.store import Incident, get_incident, incident_events
+from responder.incidents.store import Incident, IncidentEvent, get_incident
 from responder.playbooks.runs import runs_of_incident
 from responder.service.errors import Invalid, NotFound, PreconditionFailed
 from responder.service.pages import Cursor, decode, encode
@@ -123,7 +123,12 @@ def incident_detail(
 ) -> IncidentDetail:
     """The incident with its evidence (oldest first), its newest audit records and its runs."""
     row = find_incident(session, incident_id)
-    events = incident_events(session, row.id)[:events_limit]
+    events = session.exec(
+        select(IncidentEvent)
+        .where(IncidentEvent.incident_id == row.id)
+        .order_by(col(IncidentEvent.position))
+        .limit(events_limit)
+    ).all()
     newest = session.exec(
         select(AuditRecord)
         .where(AuditRecord.subject == row.id)
