@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import Engine
@@ -28,6 +28,8 @@ from responder.logs import configure
 from responder.playbooks.loader import PlaybookSet, load_playbooks
 from responder.playbooks.runner import Runner
 from responder.playbooks.start_sql import RunStarter
+from responder.service.publish import OneShotPublisher
+from responder.service.writer import Writer
 from responder.settings import Settings, merged
 from responder.storage.database import make_engine, upgrade
 from responder.streams.correlate import CorrelateStage
@@ -40,6 +42,7 @@ __all__ = [
     "STAGES",
     "Pipeline",
     "Services",
+    "api_app",
     "asset_sync",
     "database",
     "load_settings",
@@ -49,6 +52,9 @@ __all__ = [
     "rules",
     "services",
 ]
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 log = structlog.get_logger(__name__)
 
@@ -86,6 +92,10 @@ class Services:
         """Publish an analyst command to the commands topic and wait for the broker's ack."""
         asyncio.run(send_command(self.settings.kafka, command))
 
+    def writer(self) -> Writer:
+        """The service operations' database and a one-shot publisher (one command per call)."""
+        return Writer(self.engine, OneShotPublisher(self.settings.kafka))
+
 
 def services(overrides: dict[str, Any] | None = None, *, log_level: str | None = None) -> Services:
     return Services(load_settings(overrides, log_level=log_level))
@@ -97,6 +107,17 @@ def database(settings: Settings, *, migrate_sqlite: bool = True) -> Engine:
     if migrate_sqlite and engine.dialect.name == "sqlite":
         upgrade(engine)
     return engine
+
+
+def api_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    """The REST API: its database engine and the process's one Kafka producer (acks=all),
+    started and stopped with the app."""
+    from responder.api.app import create_app
+    from responder.api.context import ApiContext
+    from responder.service.publish import KafkaPublisher
+
+    publisher = KafkaPublisher(settings.kafka, timeout_s=settings.api.publish_timeout_s)
+    return create_app(ApiContext(settings, engine or database(settings), publisher))
 
 
 def rules(settings: Settings) -> RuleSet:

@@ -104,6 +104,26 @@ class AssetSettings(BaseModel):
     max_versions: int = Field(default=20_000, ge=1, description="model versions read per sync")
 
 
+class ApiSettings(BaseModel):
+    """The REST API (`responder api`)."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    max_body_bytes: int = Field(
+        default=64 * 1024, ge=1024, description="request bodies other than POST /v1/events"
+    )
+    max_events_bytes: int = Field(
+        default=4 * 1024 * 1024,
+        ge=1024,
+        le=4 * 1024 * 1024,
+        description="POST /v1/events body (an event is at most 1 MiB; the DLQ takes up to 5 MiB)",
+    )
+    max_batch_events: int = Field(default=500, ge=1, le=10_000)
+    publish_timeout_s: float = Field(
+        default=15.0, gt=0, description="how long to wait for Kafka's acks before a 503"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESPONDER_", env_nested_delimiter="__", extra="ignore"
@@ -122,6 +142,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     playbooks: PlaybookSettings = PlaybookSettings()
     assets: AssetSettings = AssetSettings()
+    api: ApiSettings = ApiSettings()
 
 
 def merged(settings: Settings, overrides: dict[str, Any]) -> Settings:

@@ -20,6 +20,7 @@ from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_ap
 from responder.cli.incidents import incidents_app
 from responder.cli.options import PlaybooksDir, RulesDir, fail
 from responder.cli.runs import runs_app
+from responder.cli.tokens import tokens_app
 from responder.correlation.rules import load_rules
 from responder.yamlfiles import YamlFileError
 
@@ -38,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(runs_app, name="runs")
 app.add_typer(assets_app, name="assets")
+app.add_typer(tokens_app, name="tokens")
 
 
 def _version(value: bool) -> None:
@@ -171,6 +173,29 @@ def send(
     target = topic or settings.kafka.topics.events
     sent = asyncio.run(send_file(settings.kafka, file, target))
     err.print(f"sent {sent} messages to {target}")
+
+
+@app.command()
+def api(
+    host: Annotated[
+        str | None, typer.Option(help="default: RESPONDER_API__HOST (127.0.0.1)")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="default: RESPONDER_API__PORT (8080)")
+    ] = None,
+) -> None:
+    """Serve the REST API (stateless: run as many as you like behind a load balancer)."""
+    import uvicorn
+
+    settings = bootstrap.load_settings()
+    uvicorn.run(
+        bootstrap.api_app(settings),
+        host=host or settings.api.host,
+        port=port or settings.api.port,
+        log_config=None,  # our structlog setup
+        access_log=False,  # one log line per request with its request id instead
+        server_header=False,
+    )
 
 
 @app.command()

@@ -6,11 +6,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlmodel import Session
 
 from responder import bootstrap
 from responder.cli.console import err, out
-from responder.cli.options import By, Wait, await_applied, default_user, fail
+from responder.cli.options import Api, By, Wait, attempt, await_applied, backend, fail
 from responder.correlation.rules import load_rules
 from responder.yamlfiles import YamlFileError
 
@@ -80,30 +79,25 @@ def playbooks_kill_switch(
     by: By = "",
     reason: Annotated[str | None, typer.Option()] = None,
     wait: Wait = 10.0,
+    api: Api = None,
 ) -> None:
     """Turn every playbook run into a dry run, at once, for every worker (no restart); runs
     under way stop acting. `off` lets them act again. Audited."""
-    from responder.commands import KillSwitch
-    from responder.playbooks.runs import Switch
-
-    app = bootstrap.services()
-
-    def current() -> Switch | None:
-        with Session(app.engine) as session:
-            return session.get(Switch, "kill_switch")
-
+    source = backend(api)
     if state is None:
-        row = current()
-        live = bool(row and row.on)
-        since = f" (set by {row.by} at {row.at:%Y-%m-%d %H:%M:%S})" if row else ""
-        out.print(f"kill switch: {'ON' if live else 'off'}{since}")
-        if app.settings.playbooks.kill_switch:
+        row = attempt(source.kill_switch)
+        since = f" (set by {row.by} at {row.at:%Y-%m-%d %H:%M:%S})" if row.by and row.at else ""
+        out.print(f"kill switch: {'ON' if row.on else 'off'}{since}", highlight=False)
+        if row.setting:
             out.print("RESPONDER_PLAYBOOKS__KILL_SWITCH is set: every run is a dry run anyway")
         return
     if state not in ("on", "off"):
         err.print(f"say on or off, not {state!r}")
         raise typer.Exit(1)
     on = state == "on"
-    app.send(KillSwitch(on=on, by=by or default_user(), reason=reason))
-    out.print(f"kill switch {state}: sent to {app.settings.kafka.topics.commands}")
-    await_applied(lambda: bool((row := current()) and row.on == on), wait)
+    sent = attempt(lambda: source.set_kill_switch(on, reason, by=by or None))
+    out.print(
+        f"kill switch {state}: command {sent.command_id} sent to {source.commands_topic}",
+        highlight=False,
+    )
+    await_applied(lambda: source.kill_switch().on == on, wait)

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import Session, col, select
 
-from responder.audit.store import AuditRecord
-from responder.incidents.store import (
-    Incident,
-    IncidentRead,
-    get_incident,
-    incident_events,
-    list_incidents,
-)
-from responder.playbooks.runs import runs_of_incident
+from responder.incidents.store import Incident
+from responder.service.views import IncidentDetail, IncidentView
 
 SEVERITY_STYLE = {
     "critical": "bold red",
@@ -28,11 +21,13 @@ SEVERITY_STYLE = {
 }
 
 
-def incident_json(row: Incident) -> dict[str, Any]:
-    return IncidentRead.model_validate(row).model_dump(mode="json")
+def incident_json(row: IncidentView) -> dict[str, Any]:
+    return IncidentView.model_validate(row).model_dump(
+        mode="json", exclude={"events", "timeline", "runs"}
+    )
 
 
-def incidents_table(rows: list[Incident]) -> Table:
+def incidents_table(rows: Sequence[Incident | IncidentView]) -> Table:
     table = Table("id", "first seen", "severity", "status", "kind", "events", "title")
     for row in rows:
         table.add_row(
@@ -47,16 +42,7 @@ def incidents_table(rows: list[Incident]) -> Table:
     return table
 
 
-def print_incident_list(
-    session: Session,
-    console: Console,
-    *,
-    status: str | None,
-    severity: str | None,
-    limit: int,
-    as_json: bool,
-) -> None:
-    rows = list_incidents(session, status=status, severity=severity, limit=limit)
+def print_incident_list(console: Console, rows: Sequence[IncidentView], *, as_json: bool) -> None:
     if as_json:
         for row in rows:
             console.print_json(json.dumps(incident_json(row)))
@@ -64,15 +50,8 @@ def print_incident_list(
     console.print(incidents_table(rows))
 
 
-def print_incident(session: Session, console: Console, incident_id: str, *, as_json: bool) -> bool:
-    row = get_incident(session, incident_id)
-    if row is None:
-        return False
-    events = incident_events(session, row.id)
-    audit = session.exec(
-        select(AuditRecord).where(AuditRecord.subject == row.id).order_by(col(AuditRecord.seq))
-    ).all()
-    runs = runs_of_incident(session, row.id)
+def print_incident(console: Console, detail: IncidentDetail, *, as_json: bool) -> None:
+    row, events, audit, runs = detail, detail.events, detail.timeline, detail.runs
     if as_json:
         data = incident_json(row)
         data["evidence"] = [e.body for e in events]
@@ -82,7 +61,7 @@ def print_incident(session: Session, console: Console, incident_id: str, *, as_j
             for r in runs
         ]
         console.print_json(json.dumps(data))
-        return True
+        return
     console.print(f"[bold]{row.title}[/bold]")
     console.print(
         f"id {row.id}  ·  {row.kind}  ·  severity {row.severity}  ·  status {row.status}  ·  "
@@ -101,7 +80,7 @@ def print_incident(session: Session, console: Console, incident_id: str, *, as_j
     if row.assignee or row.comments:
         console.print(f"assignee {row.assignee or '-'}", highlight=False)
         for note in row.comments:
-            console.print(f"  {note['at']} {note['by']}: {note['text']}", highlight=False)
+            console.print(f"  {note.at} {note.by}: {note.text}", highlight=False)
     if runs:
         table = Table("run", "playbook", "mode", "status", "note", title="playbook runs")
         for r in runs:
@@ -111,4 +90,3 @@ def print_incident(session: Session, console: Console, incident_id: str, *, as_j
     for a in audit:
         trail.add_row(str(a.seq), a.at.isoformat(), a.actor, a.action, a.hash[:16])
     console.print(trail)
-    return True

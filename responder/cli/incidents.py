@@ -1,71 +1,103 @@
-"""`responder incidents ...`: look at incidents, and change them through `responder.commands`."""
+"""`responder incidents ...`: look at incidents, and change them through `responder.commands`
+(directly, or through the REST API with `--api`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
-from sqlmodel import Session
 
-from responder import bootstrap
+from responder.cli.backend import IncidentAction
 from responder.cli.console import out
 from responder.cli.incident_view import print_incident, print_incident_list
-from responder.cli.options import By, Wait, await_applied, default_user, fail
-from responder.commands import IncidentCommand
-from responder.incidents.store import get_incident
+from responder.cli.options import Api, AsJson, By, Wait, attempt, await_applied, backend
+from responder.service.views import IncidentView
 
 incidents_app = typer.Typer(help="Look at incidents and act on them.", no_args_is_help=True)
 
 IncidentId = Annotated[str, typer.Argument(help="incident id or a unique prefix")]
 Comment = Annotated[str | None, typer.Option()]
+Expect = Annotated[
+    str | None,
+    typer.Option(
+        "--expect",
+        help="the ETag `incidents show --json` printed: refused if the incident changed since",
+    ),
+]
 
 
 @incidents_app.command("list")
 def incidents_list(
-    status: Annotated[str | None, typer.Option(help="open, acknowledged, resolved, ...")] = None,
-    severity: Annotated[str | None, typer.Option()] = None,
-    limit: Annotated[int, typer.Option(min=1)] = 50,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    status: Annotated[
+        list[str] | None, typer.Option(help="open, acknowledged, resolved, ... (repeatable)")
+    ] = None,
+    severity: Annotated[list[str] | None, typer.Option(help="(repeatable)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    as_json: AsJson = False,
+    api: Api = None,
 ) -> None:
     """List incidents, newest first."""
-    with Session(bootstrap.services().engine) as session:
-        print_incident_list(
-            session, out, status=status, severity=severity, limit=limit, as_json=as_json
-        )
+    source = backend(api)
+    rows = attempt(
+        lambda: source.incidents(status=status or [], severity=severity or [], limit=limit)
+    )
+    print_incident_list(out, rows, as_json=as_json)
 
 
 @incidents_app.command("show")
-def incidents_show(
-    incident_id: IncidentId, as_json: Annotated[bool, typer.Option("--json")] = False
-) -> None:
-    """Show one incident with its evidence events and audit trail."""
-    with Session(bootstrap.services().engine) as session:
-        if not print_incident(session, out, incident_id, as_json=as_json):
-            raise fail(f"no incident {incident_id!r}")
+def incidents_show(incident_id: IncidentId, as_json: AsJson = False, api: Api = None) -> None:
+    """Show one incident with its evidence events, runs, comments and audit trail."""
+    source = backend(api)
+    print_incident(out, attempt(lambda: source.incident(incident_id)), as_json=as_json)
 
 
 @incidents_app.command("ack")
 def incidents_ack(
-    incident_id: IncidentId, by: By = "", comment: Comment = None, wait: Wait = 10.0
+    incident_id: IncidentId,
+    by: By = "",
+    comment: Comment = None,
+    expect: Expect = None,
+    wait: Wait = 10.0,
+    api: Api = None,
 ) -> None:
     """Acknowledge an incident (through responder.commands, audited)."""
-    send_incident_command(incident_id, by=by, status="acknowledged", comment=comment, wait=wait)
+    act(api, "ack", incident_id, {"comment": comment}, by, expect, wait, _status("acknowledged"))
 
 
 @incidents_app.command("resolve")
 def incidents_resolve(
-    incident_id: IncidentId, by: By = "", comment: Comment = None, wait: Wait = 10.0
+    incident_id: IncidentId,
+    by: By = "",
+    comment: Comment = None,
+    expect: Expect = None,
+    wait: Wait = 10.0,
+    api: Api = None,
 ) -> None:
     """Resolve an incident."""
-    send_incident_command(incident_id, by=by, status="resolved", comment=comment, wait=wait)
+    act(api, "resolve", incident_id, {"comment": comment}, by, expect, wait, _status("resolved"))
 
 
 @incidents_app.command("false-positive")
 def incidents_false_positive(
-    incident_id: IncidentId, by: By = "", comment: Comment = None, wait: Wait = 10.0
+    incident_id: IncidentId,
+    by: By = "",
+    comment: Comment = None,
+    expect: Expect = None,
+    wait: Wait = 10.0,
+    api: Api = None,
 ) -> None:
     """Mark a false positive: playbook steps with an `undo` are compensated, newest first."""
-    send_incident_command(incident_id, by=by, status="false_positive", comment=comment, wait=wait)
+    act(
+        api,
+        "false-positive",
+        incident_id,
+        {"comment": comment},
+        by,
+        expect,
+        wait,
+        _status("false_positive"),
+    )
 
 
 @incidents_app.command("assign")
@@ -73,47 +105,92 @@ def incidents_assign(
     incident_id: IncidentId,
     to: Annotated[str, typer.Option("--to", help="assignee")],
     by: By = "",
+    expect: Expect = None,
     wait: Wait = 10.0,
+    api: Api = None,
 ) -> None:
     """Assign an incident to someone."""
-    send_incident_command(incident_id, by=by, assignee=to, wait=wait)
+    act(
+        api,
+        "assign",
+        incident_id,
+        {"assignee": to},
+        by,
+        expect,
+        wait,
+        lambda row: row.assignee == to,
+    )
 
 
-def send_incident_command(
+@incidents_app.command("comment")
+def incidents_comment(
+    incident_id: IncidentId,
+    text: Annotated[str, typer.Argument(help="the comment")],
+    by: By = "",
+    expect: Expect = None,
+    wait: Wait = 10.0,
+    api: Api = None,
+) -> None:
+    """Add a comment to an incident."""
+    source = backend(api)
+    before = len(attempt(lambda: source.incident(incident_id)).comments)
+    act(
+        api,
+        "comment",
+        incident_id,
+        {"text": text},
+        by,
+        expect,
+        wait,
+        lambda row: len(row.comments) > before,
+    )
+
+
+@incidents_app.command("severity")
+def incidents_severity(
+    incident_id: IncidentId,
+    severity: Annotated[str, typer.Argument(help="info, low, medium, high or critical")],
+    by: By = "",
+    comment: Comment = None,
+    expect: Expect = None,
+    wait: Wait = 10.0,
+    api: Api = None,
+) -> None:
+    """Change an incident's severity."""
+    act(
+        api,
+        "severity",
+        incident_id,
+        {"severity": severity, "comment": comment},
+        by,
+        expect,
+        wait,
+        lambda row: row.severity == severity,
+    )
+
+
+def _status(status: str) -> Callable[[IncidentView], bool]:
+    return lambda row: row.status == status
+
+
+def act(
+    api: str | None,
+    action: IncidentAction,
     incident_id: str,
-    *,
+    body: dict[str, Any],
     by: str,
-    status: str | None = None,
-    assignee: str | None = None,
-    comment: str | None = None,
-    wait: float = 10.0,
+    expected: str | None,
+    wait: float,
+    applied: Callable[[IncidentView], bool],
 ) -> None:
     """Send one incident command and wait until the worker has applied it."""
-    app = bootstrap.services()
-    with Session(app.engine) as session:
-        row = get_incident(session, incident_id)
-        if row is None:
-            raise fail(f"no incident {incident_id!r}")
-        full = row.id
-    command = IncidentCommand.model_validate(
-        {
-            "incident_id": full,
-            "status": status,
-            "assignee": assignee,
-            "comment": comment,
-            "by": by or default_user(),
-        }
+    source = backend(api)
+    body = {k: v for k, v in body.items() if v is not None}
+    sent = attempt(
+        lambda: source.incident_action(action, incident_id, body, by=by or None, expected=expected)
     )
-    app.send(command)
-    out.print(f"incident {full[:8]}: command sent to {app.settings.kafka.topics.commands}")
-
-    def applied() -> bool:
-        with Session(app.engine) as session:
-            current = get_incident(session, full)
-            if current is None:
-                return False
-            return (status is None or current.status == status) and (
-                assignee is None or current.assignee == assignee
-            )
-
-    await_applied(applied, wait)
+    out.print(
+        f"incident {sent.target[:8]}: command {sent.command_id} sent to {source.commands_topic}",
+        highlight=False,
+    )
+    await_applied(lambda: applied(source.incident(sent.target)), wait)

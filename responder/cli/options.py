@@ -6,11 +6,14 @@ import getpass
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 
 from responder.cli.console import err, out
+
+if TYPE_CHECKING:
+    from responder.cli.backend import Backend
 
 RulesDir = Annotated[
     Path | None, typer.Option("--rules", help="rules directory (default: RESPONDER_RULES_DIR)")
@@ -19,7 +22,13 @@ PlaybooksDir = Annotated[
     Path | None,
     typer.Option("--playbooks", help="playbooks directory (default: RESPONDER_PLAYBOOKS__DIR)"),
 ]
-By = Annotated[str, typer.Option("--by", help="who decides (recorded in the audit log)")]
+By = Annotated[
+    str,
+    typer.Option(
+        "--by",
+        help="who decides (recorded in the audit log; with --api the token's name is recorded)",
+    ),
+]
 Wait = Annotated[
     float, typer.Option(help="seconds to wait for the worker to apply it (0: do not wait)")
 ]
@@ -51,3 +60,44 @@ def await_applied(
             err.print(f"not {what} within {wait:.0f}s (is a worker running?)")
             raise typer.Exit(2)
         time.sleep(0.2)
+
+
+Api = Annotated[
+    str | None,
+    typer.Option(
+        "--api",
+        envvar="RESPONDER_API_URL",
+        help="act through the REST API at this URL (token from RESPONDER_API_TOKEN) "
+        "instead of the database and Kafka directly",
+    ),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="JSON for scripts")]
+
+
+def backend(api: str | None) -> Backend:
+    """The API at `api`, else this machine's database and Kafka (bootstrap's settings)."""
+    if api:
+        from responder.cli.remote import Remote
+
+        try:
+            return Remote.from_environment(api)
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+    from responder import bootstrap
+    from responder.cli.backend import Direct
+
+    return Direct(bootstrap.services(), default_user())
+
+
+T = TypeVar("T")
+
+
+def attempt(call: Callable[[], T]) -> T:
+    """`call()`, with a refused operation (no such incident, stale, forbidden...) as `error:`."""
+    from responder.cli.remote import RemoteError
+    from responder.service.errors import ServiceError
+
+    try:
+        return call()
+    except (ServiceError, RemoteError) as exc:
+        raise fail(str(exc)) from None

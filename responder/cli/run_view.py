@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
-from sqlmodel import Session, col, select
 
-from responder.playbooks.runs import PlaybookRun, StepRun, get_run, list_runs
+from responder.service.views import RunDetail, RunView
 
 STATUS_STYLE = {
     "completed": "green",
@@ -21,11 +21,8 @@ STATUS_STYLE = {
 }
 
 
-def run_json(run: PlaybookRun, steps: list[StepRun] | None = None) -> dict[str, Any]:
-    data = run.model_dump(mode="json", exclude={"events", "lease_owner", "lease_until"})
-    if steps is not None:
-        data["steps"] = [s.model_dump(mode="json") for s in steps]
-    return data
+def run_json(run: RunView) -> dict[str, Any]:
+    return run.model_dump(mode="json")
 
 
 def _styled(status: str) -> str:
@@ -33,8 +30,7 @@ def _styled(status: str) -> str:
     return f"[{style}]{status}[/]" if style else status
 
 
-def print_run_list(session: Session, out: Console, *, status: str | None, as_json: bool) -> None:
-    rows = list_runs(session, status=status)
+def print_run_list(out: Console, rows: Sequence[RunView], *, as_json: bool) -> None:
     if as_json:
         for row in rows:
             out.print_json(json.dumps(run_json(row)))
@@ -55,18 +51,11 @@ def print_run_list(session: Session, out: Console, *, status: str | None, as_jso
         out.print("no playbook runs")
 
 
-def print_run(session: Session, out: Console, run_id: str, *, as_json: bool) -> bool:
-    run = get_run(session, run_id)
-    if run is None:
-        return False
-    steps = list(
-        session.exec(
-            select(StepRun).where(StepRun.run_id == run.id).order_by(col(StepRun.position))
-        ).all()
-    )
+def print_run(out: Console, run: RunDetail, *, as_json: bool) -> None:
+    steps = run.steps
     if as_json:
-        out.print_json(json.dumps(run_json(run, steps)))
-        return True
+        out.print_json(json.dumps(run_json(run)))
+        return
     out.print(
         f"[bold]{run.playbook_id}[/] run {run.id}\n"
         f"incident {run.incident_id} ({run.incident.get('title', '')})\n"
@@ -89,4 +78,3 @@ def print_run(session: Session, out: Console, run_id: str, *, as_json: bool) -> 
                 f"waiting for a decision on [bold]{step.step_id}[/]: "
                 f"responder runs approve {run.id[:8]} --step {step.step_id}  (or deny)"
             )
-    return True

@@ -1,64 +1,81 @@
-"""`responder runs ...`: list and show playbook runs, approve or deny the step one waits on."""
+"""`responder runs ...`: list and show playbook runs, approve or deny the step one waits on,
+cancel one (directly, or through the REST API with `--api`)."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
-from sqlmodel import Session
 
-from responder import bootstrap
-from responder.cli.console import err, out
-from responder.cli.options import By, Wait, await_applied, default_user, fail
+from responder.cli.backend import RunAction
+from responder.cli.console import out
+from responder.cli.options import Api, AsJson, By, Wait, attempt, await_applied, backend
 from responder.cli.run_view import print_run, print_run_list
-from responder.commands import Decision
-from responder.playbooks.runs import get_run, steps_of
+from responder.service.views import RunDetail
 
-runs_app = typer.Typer(help="Playbook runs: list, show, approve, deny.", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Playbook runs: list, show, approve, deny, cancel.", no_args_is_help=True
+)
 
 RunId = Annotated[str, typer.Argument(help="run id or a unique prefix")]
 StepOption = Annotated[str | None, typer.Option(help="the waiting step (default: the one waiting)")]
+Reason = Annotated[str | None, typer.Option()]
 
 
 @runs_app.command("list")
 def runs_list(
-    status: Annotated[str | None, typer.Option(help="waiting, blocked_by_guard, ...")] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    status: Annotated[
+        list[str] | None, typer.Option(help="waiting, blocked_by_guard, ... (repeatable)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=200)] = 50,
+    as_json: AsJson = False,
+    api: Api = None,
 ) -> None:
     """List playbook runs, newest first."""
-    with Session(bootstrap.services().engine) as session:
-        print_run_list(session, out, status=status, as_json=as_json)
+    source = backend(api)
+    print_run_list(
+        out, attempt(lambda: source.runs(status=status or [], limit=limit)), as_json=as_json
+    )
 
 
 @runs_app.command("show")
-def runs_show(run_id: RunId, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def runs_show(run_id: RunId, as_json: AsJson = False, api: Api = None) -> None:
     """Show one run with its steps, outputs, decisions and what it waits for."""
-    with Session(bootstrap.services().engine) as session:
-        if not print_run(session, out, run_id, as_json=as_json):
-            err.print(f"no playbook run {run_id!r}")
-            raise typer.Exit(1)
+    source = backend(api)
+    print_run(out, attempt(lambda: source.run(run_id)), as_json=as_json)
 
 
-def _decide(
-    run_id: str, step: str | None, approved: bool, by: str, reason: str | None, wait: float
+def act(
+    api: str | None,
+    action: RunAction,
+    run_id: str,
+    body: dict[str, Any],
+    by: str,
+    wait: float,
+    applied: Callable[[RunDetail], bool],
 ) -> None:
-    app = bootstrap.services()
-    with Session(app.engine) as session:
-        run = get_run(session, run_id)
-        if run is None:
-            raise fail(f"no playbook run {run_id!r}")
-        full = run.id
-    by = by or default_user()
-    app.send(Decision(run_id=full, step_id=step, approved=approved, by=by, reason=reason))
-    verb = "approval" if approved else "denial"
-    out.print(f"{verb} of run {full[:8]} sent to {app.settings.kafka.topics.commands}")
+    source = backend(api)
+    body = {k: v for k, v in body.items() if v is not None}
+    sent = attempt(lambda: source.run_action(action, run_id, body, by=by or None))
+    out.print(
+        f"{action} of run {sent.target[:8]}: command {sent.command_id} sent to "
+        f"{source.commands_topic}",
+        highlight=False,
+    )
+    await_applied(lambda: applied(source.run(sent.target)), wait)
 
-    def applied() -> bool:
-        with Session(app.engine) as session:
-            rows = steps_of(session, full).values()
-            return any(r.decided_by == by and (step is None or r.step_id == step) for r in rows)
 
-    await_applied(applied, wait)
+def _decided(api: str | None, run_id: str) -> Callable[[RunDetail], bool]:
+    """The decision was recorded: the run changed since now (a decision touches it)."""
+    before = attempt(lambda: backend(api).run(run_id))
+    decided = {s.step_id for s in before.steps if s.decision}
+
+    def check(run: RunDetail) -> bool:
+        now = {s.step_id for s in run.steps if s.decision}
+        return now != decided or run.updated_at != before.updated_at
+
+    return check
 
 
 @runs_app.command("approve")
@@ -66,11 +83,13 @@ def runs_approve(
     run_id: RunId,
     step: StepOption = None,
     by: By = "",
-    reason: Annotated[str | None, typer.Option()] = None,
+    reason: Reason = None,
     wait: Wait = 10.0,
+    api: Api = None,
 ) -> None:
     """Approve the step a run waits on (or a step a guard stopped)."""
-    _decide(run_id, step, True, by, reason, wait)
+    done = _decided(api, run_id)
+    act(api, "approve", run_id, {"step": step, "reason": reason}, by, wait, done)
 
 
 @runs_app.command("deny")
@@ -78,8 +97,18 @@ def runs_deny(
     run_id: RunId,
     step: StepOption = None,
     by: By = "",
-    reason: Annotated[str | None, typer.Option()] = None,
+    reason: Reason = None,
     wait: Wait = 10.0,
+    api: Api = None,
 ) -> None:
     """Deny the step a run waits on."""
-    _decide(run_id, step, False, by, reason, wait)
+    done = _decided(api, run_id)
+    act(api, "deny", run_id, {"step": step, "reason": reason}, by, wait, done)
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: RunId, by: By = "", reason: Reason = None, wait: Wait = 10.0, api: Api = None
+) -> None:
+    """Cancel a run that has not finished: it takes no further step (audited)."""
+    act(api, "cancel", run_id, {"reason": reason}, by, wait, lambda r: r.status == "cancelled")

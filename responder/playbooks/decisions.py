@@ -24,9 +24,12 @@ from responder.playbooks.runs import (
 )
 from responder.playbooks.statuses import (
     BLOCKED,
+    CANCELLABLE,
+    CANCELLED,
     DENIED,
     PENDING,
     STEP_BLOCKED,
+    STEP_CANCELLED,
     STEP_DONE,
     STEP_WAITING,
     UNDOING,
@@ -151,3 +154,42 @@ def set_kill_switch(session: Session, *, on: bool, by: str, reason: str | None =
         session, [(f"analyst:{by}", action, KILL_SWITCH, {"was": before, "reason": reason})]
     )
     return before
+
+
+def cancel_run(session: Session, *, run: str, by: str, reason: str | None = None) -> str:
+    """Cancel a run that has not finished: the runner takes no further step (one already acting
+    finishes and is recorded); a step waiting for a decision is cancelled with it. Audited.
+
+    Returns the run's id.
+    """
+    row = get_run(session, run)
+    if row is None:
+        raise DecisionError(f"no playbook run {run!r}")
+    session.refresh(row, with_for_update=True)  # a runner finishing it now waits, then sees it
+    if row.status not in CANCELLABLE:
+        raise DecisionError(f"run {row.id} is {row.status}; it cannot be cancelled")
+    at = now()
+    waiting = session.exec(
+        select(StepRun)
+        .where(StepRun.run_id == row.id)
+        .where(col(StepRun.status).in_([STEP_WAITING, STEP_BLOCKED]))
+    ).all()
+    for step in waiting:
+        step.status, step.finished_at = STEP_CANCELLED, at
+        session.add(step)
+    previous = row.status
+    row.status, row.wake_at, row.updated_at = CANCELLED, None, at
+    row.error = f"cancelled by {by}" + (f": {reason}" if reason else "")
+    session.add(row)
+    audit_append(
+        session,
+        [
+            (
+                f"analyst:{by}",
+                "run.cancelled",
+                row.id,
+                {"playbook": row.playbook_id, "previous_status": previous, "reason": reason},
+            )
+        ],
+    )
+    return row.id

@@ -168,14 +168,14 @@ class Journal:
             session.add(run)
 
     def set_status(self, session: Session, rid: str, status: str, audit: str) -> None:
-        run = session.get(R.PlaybookRun, rid)
+        run = _live(session, rid)
         if run is not None:
             run.status, run.updated_at, run.wake_at = status, R.now(), None
             session.add(run)
             self._audit(session, run, audit, {"mode": run.mode, "incident": run.incident_id})
 
     def park(self, session: Session, rid: str, status: str, wake_at: Any) -> None:
-        run = session.get(R.PlaybookRun, rid)
+        run = _live(session, rid)
         if run is not None:
             run.status, run.wake_at, run.updated_at = status, wake_at, R.now()
             if wake_at is None:  # no deadline: only a decision wakes it
@@ -183,14 +183,22 @@ class Journal:
             session.add(run)
 
     def finish_id(self, session: Session, rid: str, status: str, error: str | None) -> None:
-        run = session.get(R.PlaybookRun, rid)
+        run = _live(session, rid)
         if run is not None:
             self.finish(session, run, status, error)
 
     def finish(self, session: Session, run: R.PlaybookRun, status: str, error: str | None) -> None:
+        if run.status == S.CANCELLED:
+            return
         run.status, run.error, run.updated_at, run.wake_at = status, error, R.now(), None
         session.add(run)
         data: dict[str, Any] = {"incident": run.incident_id, "mode": run.mode}
         if error:
             data["error"] = error
         self._audit(session, run, f"run.{status}", data)
+
+
+def _live(session: Session, rid: str) -> R.PlaybookRun | None:
+    """The run, locked, unless an analyst cancelled it (then its status stays as they left it)."""
+    run = session.get(R.PlaybookRun, rid, with_for_update=True)
+    return None if run is None or run.status == S.CANCELLED else run

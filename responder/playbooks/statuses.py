@@ -17,6 +17,8 @@ COMPLETED, FAILED, DENIED, BLOCKED, UNDONE = (
     "undone",
 )
 ACTIVE = (PENDING, RUNNING, WAITING, UNDOING)
+CANCELLED = "cancelled"  # by an analyst: final; the runner records nothing more on it
+CANCELLABLE = (PENDING, RUNNING, WAITING, BLOCKED)
 
 # Step statuses.
 STEP_RUNNING, STEP_DONE, STEP_FAILED, STEP_SKIPPED, STEP_PLANNED = (
@@ -28,12 +30,15 @@ STEP_RUNNING, STEP_DONE, STEP_FAILED, STEP_SKIPPED, STEP_PLANNED = (
 )
 STEP_WAITING, STEP_DENIED, STEP_BLOCKED = "waiting_approval", "denied", "blocked_by_guard"
 STEP_UNDONE, STEP_UNDO_FAILED = "undone", "undo_failed"
+STEP_CANCELLED = "cancelled"  # was waiting for a decision when its run was cancelled
 FINISHED_STEPS = (STEP_DONE, STEP_FAILED, STEP_SKIPPED, STEP_PLANNED, STEP_UNDONE, STEP_UNDO_FAILED)
 
 
 __all__ = [
     "ACTIVE",
     "BLOCKED",
+    "CANCELLABLE",
+    "CANCELLED",
     "COMPLETED",
     "DENIED",
     "FAILED",
@@ -41,6 +46,7 @@ __all__ = [
     "PENDING",
     "RUNNING",
     "STEP_BLOCKED",
+    "STEP_CANCELLED",
     "STEP_DENIED",
     "STEP_DONE",
     "STEP_FAILED",

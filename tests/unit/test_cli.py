@@ -69,6 +69,13 @@ def test_every_command_is_reachable() -> None:
         "incidents resolve",
         "incidents false-positive",
         "incidents assign",
+        "incidents comment",
+        "incidents severity",
+        "runs cancel",
+        "api",
+        "tokens create",
+        "tokens list",
+        "tokens revoke",
     }
 
 

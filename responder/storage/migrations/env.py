@@ -8,7 +8,8 @@ from sqlmodel import SQLModel
 import responder.assets.store
 import responder.audit.store
 import responder.incidents.store
-import responder.playbooks.runs  # noqa: F401  (register the tables)
+import responder.playbooks.runs
+import responder.service.tokens  # noqa: F401  (register the tables)
 
 config = context.config
 engine = config.attributes["engine"]

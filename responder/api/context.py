@@ -1,0 +1,67 @@
+"""What the API's handlers need, built once by `bootstrap.api_app`, and the dependencies that
+hand it out (a Session per request, the writer for operations)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Annotated
+
+import anyio
+from fastapi import Depends, Request
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from responder.service import tokens
+from responder.service.identity import Principal
+from responder.service.publish import KafkaPublisher
+from responder.service.writer import Writer
+from responder.settings import Settings
+from responder.streams.topics import ensure_topics
+
+
+@dataclass
+class ApiContext:
+    settings: Settings
+    engine: Engine
+    publisher: KafkaPublisher
+    verifications: anyio.CapacityLimiter = field(
+        default_factory=lambda: anyio.CapacityLimiter(1)
+    )  # recomputing the chain is heavy: one at a time per process
+
+    @property
+    def writer(self) -> Writer:
+        return Writer(self.engine, self.publisher)
+
+    async def start(self) -> None:
+        await ensure_topics(self.settings.kafka)
+        await self.publisher.start()
+
+    async def stop(self) -> None:
+        await self.publisher.stop()
+
+    def lookup(self, credential: str) -> Principal | None:
+        with Session(self.engine) as session:
+            return tokens.authenticate(session, credential)
+
+    def database_reachable(self) -> bool:
+        try:
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception:  # any driver error means not ready
+            return False
+        return True
+
+
+def context(request: Request) -> ApiContext:
+    ctx: ApiContext = request.app.state.context
+    return ctx
+
+
+def session(ctx: Annotated[ApiContext, Depends(context)]) -> Iterator[Session]:
+    with Session(ctx.engine) as db:
+        yield db
+
+
+Ctx = Annotated[ApiContext, Depends(context)]
+Db = Annotated[Session, Depends(session)]

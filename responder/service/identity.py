@@ -1,0 +1,63 @@
+"""Who acts: roles, the principal behind an API token, and the `by` a command records.
+
+Roles nest: viewer < analyst < responder < admin. `ingest` stands apart: it may only post
+events (admin may too). Pure.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from responder.service.errors import Invalid
+
+
+class Role(StrEnum):
+    viewer = "viewer"
+    analyst = "analyst"
+    responder = "responder"
+    admin = "admin"
+    ingest = "ingest"
+
+
+_RANK = {Role.viewer: 1, Role.analyst: 2, Role.responder: 3, Role.admin: 4}
+
+
+def permits(have: Role, need: Role) -> bool:
+    """Whether a token with role `have` may do what needs `need`."""
+    if have == Role.admin:
+        return True
+    if need == Role.ingest or have == Role.ingest:
+        return have == need
+    return _RANK[have] >= _RANK[need]
+
+
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+ACTOR_PREFIX = "token:"  # the `by` of an API caller
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of the API (from its bearer token)."""
+
+    token_id: str
+    name: str
+    role: Role
+
+    @property
+    def by(self) -> str:
+        """The identity commands and audit records carry: `token:NAME`."""
+        return f"{ACTOR_PREFIX}{self.name}"
+
+
+def person(name: str) -> str:
+    """A `by` typed on the command line; `token:` names are the API's alone."""
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise Invalid("--by must be 1 to 200 characters")
+    if name.startswith(ACTOR_PREFIX):
+        raise Invalid(f"{name!r}: names starting with {ACTOR_PREFIX!r} are API token identities")
+    if any(ch.isspace() and ch != " " for ch in name) or not name.isprintable():
+        raise Invalid(f"{name!r}: unprintable characters")
+    return name
