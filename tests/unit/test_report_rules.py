@@ -84,4 +84,6 @@ def test_converted_reports_open_the_incidents_the_rules_promise(tmp_path: Path) 
     assert len(probes["events"]) == 2  # leakreplay failed 3%: below the rule's threshold
     [probe_run] = probes["playbooks"]  # planned when the incident opened, on its first event
     notify = probe_run["steps"][0]["with"]["text"]
-    assert notify.endswith("fails vulnerability probes: promptinject.HijackHateHumansMini (38% failed)")
+    assert notify.endswith(
+        "fails vulnerability probes: promptinject.HijackHateHumansMini (38% failed)"
+    )

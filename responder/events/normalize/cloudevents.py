@@ -135,6 +135,7 @@ def _inner(envelope: dict[str, Any], context: Context, where: str) -> Iterator[I
     try:
         for item in fmt.read(io.BytesIO(data), inner):
             if isinstance(item, Draft):
+                item.source = item.source or fmt.name
                 item.attributes = {**item.attributes, "cloudevent": origin}
                 if fallback is not None and item.time is None:
                     item.time = fallback

@@ -116,6 +116,9 @@ def _validate(record: dict[str, Any], class_uid: int) -> None:
             for e in exc.errors(include_url=False)[:3]
         ]
         raise Invalid(f"not a valid OCSF {model.__name__}: " + "; ".join(problems)) from None
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        # pydantic-ocsf's own pre-validators can raise these on wrongly typed fields
+        raise Invalid(f"not a valid OCSF {model.__name__}: {type(exc).__name__}") from None
 
 
 def _kind(type_name: str | None) -> str:
