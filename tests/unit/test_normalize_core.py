@@ -289,3 +289,25 @@ def test_arbitrary_text_through_the_text_format_never_raises(text: str) -> None:
 def test_arbitrary_bytes_never_raise(name: str, raw: bytes) -> None:
     """Not even valid UTF-8 or JSON: still only clean rejections."""
     _check(list(run(FORMATS[name], io.BytesIO(raw), CONTEXT)))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 200_000 + b"]" * 200_000,
+        b'{"a":' * 100_000 + b"1" + b"}" * 100_000,
+        b'{"SchemaVersion": 2, "ArtifactName": "x", "Results": [{"Vulnerabilities": ['
+        + b"[" * 100_000,
+    ],
+    ids=["deep-list", "deep-object", "deep-inside-an-item"],
+)
+@pytest.mark.parametrize("name", ["trivy", "gitleaks", "cloudtrail", "ocsf", "sarif"])
+def test_deep_nesting_is_refused_in_bounded_memory(name: str, raw: bytes) -> None:
+    """A small report nested 100,000 levels deep is one rejection, not gigabytes of paths."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    outputs = list(run(FORMATS[name], io.BytesIO(raw), CONTEXT))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert all(isinstance(o, Rejected) for o in outputs)
+    assert grown_mb < 200

@@ -17,6 +17,7 @@ import orjson
 from responder.events.normalize.core import Invalid
 
 MAX_LINE = 16 * 1024 * 1024
+MAX_NESTING = 128  # below orjson's limit (254), far above any tool's report (~20)
 HEAD = 64 * 1024
 
 START = object()  # marks the start of an object at a `marks` path
@@ -81,33 +82,57 @@ def walk(
     - `(path, START)` when an object or array starts at a path in `marks`.
 
     Everything else is skipped without being built. `multiple` reads concatenated documents
-    (JSON Lines). Malformed JSON raises `Invalid`.
+    (JSON Lines). Malformed JSON, or nesting deeper than `MAX_NESTING`, raises `Invalid`.
+
+    Paths are tracked here over ijson's `basic_parse` rather than taken from `ijson.parse`:
+    the latter builds a path string per token, so a few hundred kilobytes of `[[[[...` cost
+    gigabytes before any limit could apply.
     """
     wanted = set(items) | set(keep)
     marked = set(marks)
     builder: Any = None
     building = ""
     depth = 0
+    # per open container outside a built value: [its path, is it a list, the current key]
+    stack: list[list[Any]] = []
     try:
-        for path, event, value in ijson.parse(stream, use_float=True, multiple_values=multiple):
+        for event, value in ijson.basic_parse(stream, use_float=True, multiple_values=multiple):
             if builder is not None:
                 builder.event(event, value)
-                if event in ("start_map", "start_array"):
+                if event == "start_map" or event == "start_array":
                     depth += 1
-                elif event in ("end_map", "end_array"):
+                    if depth + len(stack) > MAX_NESTING:
+                        raise Invalid(f"nested deeper than {MAX_NESTING} levels")
+                elif event == "end_map" or event == "end_array":
                     depth -= 1
                     if depth == 0:
                         yield building, builder.value
                         builder = None
                 continue
-            if event in ("start_map", "start_array"):
+            if event == "map_key":
+                stack[-1][2] = value
+                continue
+            if event == "end_map" or event == "end_array":
+                stack.pop()
+                continue
+            if not stack:
+                path = ""
+            else:
+                parent, is_list, key = stack[-1]
+                child = "item" if is_list else key
+                path = f"{parent}.{child}" if parent else child
+            if event == "start_map" or event == "start_array":
                 if path in marked:
                     yield path, START
                 if path in wanted:
                     builder = ijson.ObjectBuilder()
                     builder.event(event, value)
                     building, depth = path, 1
-            elif event not in ("end_map", "end_array", "map_key") and path in wanted:
+                    continue
+                if len(stack) >= MAX_NESTING:
+                    raise Invalid(f"nested deeper than {MAX_NESTING} levels")
+                stack.append([path, event == "start_array", None])
+            elif path in wanted:
                 yield path, value
     except ijson.JSONError as exc:
         # the first line only: yajl's message goes on to quote the input, which may be a secret
