@@ -104,6 +104,16 @@ def test_stable_id_depends_on_source_and_parts_only() -> None:
     assert stable_id("trivy", "img", "CVE-1") != stable_id("trivy", "img", "CVE-2")
 
 
+def test_tool_names_become_safe_sources() -> None:
+    """A tool's self-reported name is cut to a short, plain source name."""
+    from responder.events.normalize.core import slug
+
+    assert slug("Semgrep OSS", "sarif") == "semgrep-oss"
+    assert slug("  ", "sarif") == "sarif"
+    assert len(slug("x/../<script>" * 20, "sarif")) <= 64
+    assert set(slug("Evil\nName\u0000!", "s")) <= set("abcdefghijklmnopqrstuvwxyz0123456789._-")
+
+
 def test_finish_makes_a_valid_event_with_the_callers_labels_and_asset() -> None:
     """A draft becomes a SecurityEvent dict: id hashed, labels merged (caller wins), asset kept."""
     event = finish(draft(labels={"env": "dev", "team": "ml"}), CONTEXT, "trivy")

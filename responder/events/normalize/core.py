@@ -168,6 +168,12 @@ def first(*values: str | None) -> str | None:
     return next((v for v in values if v), None)
 
 
+def slug(name: str, default: str) -> str:
+    """A tool's own name as an event source: lower case, dashes, [a-z0-9._-], at most 64."""
+    cleaned = re.sub(r"[^a-z0-9._-]+", "-", name.strip().lower()).strip("-.")[:64]
+    return cleaned or default
+
+
 def shorten(value: str, limit: int = MAX_TITLE) -> str:
     value = " ".join(value.split())
     return value if len(value) <= limit else value[: limit - 1] + "…"

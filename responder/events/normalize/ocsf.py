@@ -39,6 +39,7 @@ from responder.events.normalize.core import (
     number,
     obj,
     shorten,
+    slug,
     sub,
     text,
 )
@@ -135,7 +136,7 @@ def _events(record: dict[str, Any], context: Context) -> Iterator[Draft]:
     _validate(record, int(class_uid))
     metadata = sub(record, "metadata")
     product = text(sub(metadata, "product"), "name")
-    source = "-".join(product.lower().split()) if product else "ocsf"
+    source = slug(product or "", "ocsf")
     when = epoch_time(record.get("time"), unit=1000.0)
     if when is None:
         raise Invalid("time: missing or not epoch milliseconds")

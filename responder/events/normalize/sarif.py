@@ -48,6 +48,7 @@ from responder.events.normalize.core import (
     obj,
     parse_time,
     shorten,
+    slug,
     sub,
     text,
 )
@@ -147,8 +148,7 @@ def read(stream: IO[bytes], context: Context) -> Iterator[Item]:
 
 def _tool(run: _Run) -> str:
     name = run.tool.get("name")
-    name = name if isinstance(name, str) and name.strip() else "sarif"
-    return "-".join(name.lower().split())
+    return slug(name if isinstance(name, str) else "", "sarif")
 
 
 def _rule(result: dict[str, Any], run: _Run) -> tuple[str, dict[str, Any]]:
