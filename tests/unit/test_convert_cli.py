@@ -96,3 +96,12 @@ def test_secret_values_are_not_printed_anywhere() -> None:
         "xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx",
     ):
         assert secret not in result.stdout and secret not in result.stderr
+
+
+def test_send_refuses_a_report_over_the_message_limit(tmp_path: Path) -> None:
+    """A report too large for one Kafka message is refused before any connection, with the way out."""
+    big = tmp_path / "big.json"
+    big.write_bytes(b" " * (6 * 1024 * 1024))
+    result = invoke("send", big, "--format", "trivy")
+    assert result.exit_code == 1
+    assert "message limit" in result.stderr and "responder convert" in result.stderr
