@@ -321,3 +321,14 @@ def test_deep_nesting_is_refused_in_bounded_memory(name: str, raw: bytes) -> Non
     grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
     assert all(isinstance(o, Rejected) for o in outputs)
     assert grown_mb < 200
+
+
+def test_a_report_that_mentions_specversion_is_not_a_cloudevent() -> None:
+    """Detection looks at the shape, not at a word: a Trivy report quoting it stays Trivy."""
+    raw = (
+        (FIXTURES / SAMPLES["trivy"])
+        .read_bytes()
+        .replace(b"xz: malicious code", b'xz: \\"specversion\\": \\"1.0\\" malicious code', 1)
+    )
+    found = detect(raw[:65536])
+    assert found is not None and found.name == "trivy"

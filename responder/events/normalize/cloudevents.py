@@ -35,9 +35,13 @@ from responder.events.normalize.core import (
 )
 from responder.events.normalize.reading import first_char, look, walk
 
+_SPEC = re.compile(rb'"specversion"\s*:\s*"')
+
 
 def detect(head: bytes) -> bool:
-    return b'"specversion"' in head
+    """A JSON object (or list of them) whose first kilobytes name a CloudEvents spec version:
+    not a word anywhere in a report that merely mentions it."""
+    return first_char(head) in (b"{", b"[") and _SPEC.search(head[:4096]) is not None
 
 
 def read(stream: IO[bytes], context: Context) -> Iterator[Item]:
