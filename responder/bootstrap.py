@@ -36,6 +36,7 @@ from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.pipeline import STAGES, Pipeline
 from responder.streams.playbooks import CommandStage, RunnerStage, Wakeup
+from responder.streams.reports import ReportStage
 from responder.streams.sink import SinkStage
 
 __all__ = [
@@ -138,6 +139,8 @@ def pipeline(
         built.ingest = IngestStage(
             settings.kafka, ruleset, max_batch=settings.correlation.max_batch
         )
+    if "reports" in wanted:
+        built.reports = ReportStage(settings.kafka)
     if ruleset is not None and "correlate" in wanted:
         built.correlate = CorrelateStage(settings.kafka, ruleset, settings.correlation)
     if wanted & {"sink", "runner", "commands"}:

@@ -21,6 +21,9 @@ class Topics(BaseModel):
     changelog: str = "responder.correlate-changelog"
     incidents: str = "responder.incidents"
     commands: str = "responder.commands"
+    reports: str = (
+        "responder.reports"  # raw tool reports, converted into events (streams/reports.py)
+    )
 
 
 class KafkaSettings(BaseModel):

@@ -19,6 +19,8 @@ from responder.cli.console import err, out
 from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_app
 from responder.cli.incidents import incidents_app
 from responder.cli.options import PlaybooksDir, RulesDir, fail
+from responder.cli.reports import AssetOption, LabelOption, TimeOption, context_of
+from responder.cli.reports import convert as convert_report
 from responder.cli.runs import runs_app
 from responder.cli.tokens import tokens_app
 from responder.correlation.rules import load_rules
@@ -40,6 +42,7 @@ app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(runs_app, name="runs")
 app.add_typer(assets_app, name="assets")
 app.add_typer(tokens_app, name="tokens")
+app.command("convert")(convert_report)
 
 
 def _version(value: bool) -> None:
@@ -74,8 +77,8 @@ def worker(
     stages: Annotated[
         str,
         typer.Option(
-            help="comma-separated stages this process runs: sink, correlate, ingest, runner, "
-            "commands (split them over processes to use more cores)"
+            help="comma-separated stages this process runs: sink, correlate, ingest, reports, "
+            "runner, commands (split them over processes to use more cores)"
         ),
     ] = "all",
 ) -> None:
@@ -163,13 +166,34 @@ def replay(
 def send(
     file: Annotated[Path, typer.Argument(help="JSONL file; each line is sent as is")],
     topic: Annotated[str | None, typer.Option(help="default: the events topic")] = None,
+    format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="send FILE as one tool report (auto or a format name, see `convert`) to the "
+            "reports topic; the worker converts it",
+        ),
+    ] = None,
+    label: LabelOption = None,
+    asset: AssetOption = None,
+    time: TimeOption = None,
 ) -> None:
     """Send a JSONL file to Kafka (lines are not validated here: the worker does that)."""
-    from responder.cli.send import send_file
+    from responder.cli.send import send_file, send_report
 
     settings = bootstrap.load_settings()
     if not file.is_file():
         raise fail(f"{file}: no such file")
+    if format is not None:
+        target = topic or settings.kafka.topics.reports
+        context = context_of(label, asset, time)
+        try:
+            size = asyncio.run(send_report(settings.kafka, file, target, format, context))
+        except ValueError as exc:
+            raise fail(str(exc)) from None
+        err.print(f"sent the report ({size} bytes) to {target}")
+        return
     target = topic or settings.kafka.topics.events
     sent = asyncio.run(send_file(settings.kafka, file, target))
     err.print(f"sent {sent} messages to {target}")

@@ -1,4 +1,5 @@
-"""Send a JSONL file to a Kafka topic with a progress bar (the `send` command)."""
+"""Send a JSONL file to a Kafka topic with a progress bar, or one tool report to the reports
+topic (the `send` command)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from responder.events.normalize import Context
 from responder.settings import KafkaSettings
+from responder.streams.reports import report_headers
 from responder.streams.topics import MAX_MESSAGE_BYTES, ensure_topics
 
 
@@ -49,3 +52,32 @@ async def send_file(kafka: KafkaSettings, path: Path, topic: str) -> int:
     finally:
         await producer.stop()
     return len(lines)
+
+
+async def send_report(
+    kafka: KafkaSettings, path: Path, topic: str, format: str, context: Context
+) -> int:
+    """Send one tool report as one message, format, labels, asset and time in headers."""
+    value = path.read_bytes()  # noqa: ASYNC240
+    if len(value) > MAX_MESSAGE_BYTES:
+        raise ValueError(
+            f"{path}: {len(value)} bytes is over the {MAX_MESSAGE_BYTES}-byte message limit; "
+            f"convert it here and send the events: responder convert {path} > events.jsonl"
+        )
+    await ensure_topics(kafka)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers,
+        acks="all",
+        max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
+    )
+    await producer.start()
+    try:
+        await producer.send_and_wait(
+            topic,
+            value=value,
+            key=(context.asset or path.name).encode(),
+            headers=report_headers(format, context),
+        )
+    finally:
+        await producer.stop()
+    return len(value)

@@ -8,10 +8,11 @@ from typing import Protocol
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.playbooks import CommandStage, RunnerStage
+from responder.streams.reports import ReportStage
 from responder.streams.sink import SinkStage
 
 # start order: consumers of a topic before its producers; the playbook stages last
-STAGES = ("sink", "correlate", "ingest", "runner", "commands")
+STAGES = ("sink", "correlate", "ingest", "reports", "runner", "commands")
 
 
 class Stage(Protocol):
@@ -25,6 +26,7 @@ class Pipeline:
     """The stages this worker process runs (a subset of STAGES, in start order)."""
 
     ingest: IngestStage | None = None
+    reports: ReportStage | None = None
     correlate: CorrelateStage | None = None
     sink: SinkStage | None = None
     runner: RunnerStage | None = None

@@ -39,6 +39,7 @@ def topic_specs(kafka: KafkaSettings) -> list[TopicSpec]:
         TopicSpec(t.changelog, n, {**big, "cleanup.policy": "compact"}),
         TopicSpec(t.incidents, n, big),
         TopicSpec(t.commands, n),
+        TopicSpec(t.reports, n, big),
     ]
 
 

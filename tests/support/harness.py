@@ -20,7 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from responder.streams import topics
 
 T = TypeVar("T")
-TOPICS = ("events", "dlq", "correlate", "changelog", "incidents", "commands")
+TOPICS = ("events", "dlq", "correlate", "changelog", "incidents", "commands", "reports")
 
 
 def worker_env(

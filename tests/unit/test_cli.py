@@ -53,6 +53,7 @@ def test_every_command_is_reachable() -> None:
         "worker",
         "replay",
         "send",
+        "convert",
         "demo",
         "incidents list",
         "incidents show",
@@ -83,7 +84,7 @@ def test_worker_refuses_unknown_stages() -> None:
     result = invoke("worker", "--stages", "ingest,bogus")
     assert result.exit_code == 1
     assert "unknown stages ['bogus']" in result.output
-    assert "sink, correlate, ingest, runner, commands" in result.output
+    assert "sink, correlate, ingest, reports, runner, commands" in result.output
 
 
 @pytest.mark.parametrize("path", command_paths(), ids=lambda p: " ".join(p) or "responder")

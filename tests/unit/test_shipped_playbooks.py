@@ -36,6 +36,8 @@ def test_shipped_set() -> None:
     playbooks = load_playbooks(PLAYBOOKS, REGISTRY)
     assert [p.id for p in playbooks] == [
         "contain-leaked-credential",
+        "investigate-data-integrity",
+        "llm-probe-failures",
         "rollback-compromised-model",
         "vulnerable-serving-image",
     ]
@@ -124,7 +126,7 @@ def test_playbooks_validate_command(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["playbooks", "validate", "--dir", str(PLAYBOOKS)])
     assert ok.exit_code == 0, ok.output
     assert "contain-leaked-credential  mode=automatic  steps=4" in ok.stdout
-    assert "OK: 3 playbooks" in ok.stdout
+    assert "OK: 5 playbooks" in ok.stdout
 
     bad = tmp_path / "bad.yaml"
     text = (PLAYBOOKS / "vulnerable-serving-image.yaml").read_text()
