@@ -89,6 +89,23 @@ class PlaybookSettings(BaseModel):
     )
 
 
+class EvidenceSettings(BaseModel):
+    """Where evidence bundles go (`responder.evidence`): a local directory unless a bucket is set."""
+
+    dir: Path = Field(default=Path("evidence"), description="local store: files are written 0o444")
+    s3_bucket: str | None = Field(default=None, description="set: bundles go to this S3 bucket")
+    s3_prefix: str = "responder/evidence/"
+    s3_endpoint_url: str | None = Field(default=None, description="an S3-compatible endpoint")
+    retention_days: int = Field(
+        default=365, ge=1, description="object-lock retention, when the bucket has object lock"
+    )
+    lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
+    max_artifact_bytes: int = Field(
+        default=2 * 1024**3, ge=0, description="larger model artifacts are listed, not hashed"
+    )
+    max_artifacts: int = Field(default=10_000, ge=1, description="per model version")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESPONDER_", env_nested_delimiter="__", extra="ignore"
@@ -106,6 +123,7 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = MlflowSettings()
     http: HttpSettings = HttpSettings()
     playbooks: PlaybookSettings = PlaybookSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
 
 
 def merged(settings: Settings, overrides: dict[str, Any]) -> Settings:
