@@ -106,6 +106,23 @@ class EvidenceSettings(BaseModel):
     max_artifacts: int = Field(default=10_000, ge=1, description="per model version")
 
 
+class ReportingSettings(BaseModel):
+    """Who reports, about which AI system: the names a regulatory report carries."""
+
+    provider: str | None = Field(
+        default=None, description="the AI system's provider (or the controller)"
+    )
+    provider_contact: str | None = Field(default=None, description="who the authority contacts")
+    system: str | None = Field(default=None, description="the AI system, as registered")
+    system_version: str | None = None
+    system_registration: str | None = Field(
+        default=None, description="e.g. the EU database registration number (EU AI Act Art. 71)"
+    )
+    dpo_contact: str | None = Field(
+        default=None, description="data protection officer (GDPR Art. 33(3)(b))"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESPONDER_", env_nested_delimiter="__", extra="ignore"
@@ -124,6 +141,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     playbooks: PlaybookSettings = PlaybookSettings()
     evidence: EvidenceSettings = EvidenceSettings()
+    reporting: ReportingSettings = ReportingSettings()
 
 
 def merged(settings: Settings, overrides: dict[str, Any]) -> Settings:

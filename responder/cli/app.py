@@ -17,6 +17,7 @@ from responder.cli.audit import audit_app
 from responder.cli.console import err, out
 from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_app
 from responder.cli.evidence import evidence_app
+from responder.cli.exports import export
 from responder.cli.incidents import incidents_app
 from responder.cli.options import PlaybooksDir, RulesDir, fail
 from responder.cli.runs import runs_app
@@ -38,6 +39,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(runs_app, name="runs")
 app.add_typer(evidence_app, name="evidence")
+incidents_app.command("export")(export)  # the command lives in cli/exports.py
 
 
 def _version(value: bool) -> None:

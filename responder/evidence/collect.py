@@ -7,7 +7,7 @@ snapshots the audit chain records for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlmodel import Session, col, select
@@ -33,6 +33,7 @@ class IncidentRecord:
     incident: dict[str, Any]
     events: list[dict[str, Any]]
     runs: list[dict[str, Any]]
+    audit: list[dict[str, Any]] = field(default_factory=list)  # its and its runs' records
 
     @property
     def id(self) -> str:
@@ -50,15 +51,41 @@ def runs_json(session: Session, incident_id: str) -> list[dict[str, Any]]:
     return runs
 
 
-def incident_record(session: Session, incident_id: str) -> IncidentRecord:
-    """By full id or unique prefix; UnknownIncident when there is no such incident."""
+def audit_json(record: AuditRecord) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "at": record.entry().at.isoformat(),
+        "actor": record.actor,
+        "action": record.action,
+        "subject": record.subject,
+        "data": record.data,
+        "hash": record.hash,
+    }
+
+
+def incident_record(
+    session: Session, incident_id: str, *, with_audit: bool = False
+) -> IncidentRecord:
+    """By full id or unique prefix; UnknownIncident when there is no such incident.
+    `with_audit`: also the audit records of the incident and of its runs (for reports)."""
     row = get_incident(session, incident_id)
     if row is None:
         raise UnknownIncident(f"no incident {incident_id!r}")
+    runs = runs_json(session, row.id)
+    audit: list[dict[str, Any]] = []
+    if with_audit:
+        subjects = [row.id, *(r["id"] for r in runs)]
+        query = (
+            select(AuditRecord)
+            .where(col(AuditRecord.subject).in_(subjects))
+            .order_by(col(AuditRecord.seq))
+        )
+        audit = [audit_json(r) for r in session.exec(query).all()]
     return IncidentRecord(
         incident=IncidentRead.model_validate(row).model_dump(mode="json"),
         events=[e.body for e in incident_events(session, row.id)],
-        runs=runs_json(session, row.id),
+        runs=runs,
+        audit=audit,
     )
 
 

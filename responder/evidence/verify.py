@@ -11,6 +11,7 @@ For each `evidence.snapshot` record of the incident (or the one asked for):
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,3 +97,13 @@ def verify_incident(
         for record in snapshots(session, incident_id)
         if bundle is None or record.data.get("bundle") == bundle
     ]
+
+
+def newest_assets(store: EvidenceStore, checked: list[Checked]) -> dict[str, Any] | None:
+    """`assets.json` of the newest bundle that verifies (None: no such bundle)."""
+    for c in reversed(checked):
+        if c.ok:
+            files = store.get(B.checked_id(c.bundle))
+            parsed = json.loads(files["assets.json"])
+            return parsed if isinstance(parsed, dict) else None
+    return None
