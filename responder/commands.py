@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from sqlmodel import Session
 
 from responder.incidents.model import IncidentEdit, IncidentStatus
+from responder.incidents.reporting import CategoryName
 from responder.incidents.store import update_incident
 from responder.playbooks.decisions import decide, mark_false_positive, set_kill_switch
 from responder.settings import KafkaSettings
@@ -75,7 +76,21 @@ class KillSwitch(_Command):
         return "kill_switch"
 
 
-AnyCommand = Decision | IncidentCommand | KillSwitch
+class Reportable(_Command):
+    """Mark an incident reportable in a category: its reporting clocks start (once)."""
+
+    type: Literal["reportable"] = "reportable"
+    incident_id: Name
+    category: CategoryName
+    by: Name
+    comment: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.incident_id
+
+
+AnyCommand = Decision | IncidentCommand | KillSwitch | Reportable
 Command = Annotated[AnyCommand, Field(discriminator="type")]
 COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
 
@@ -85,6 +100,10 @@ def apply_command(session: Session, command: AnyCommand) -> dict[str, Any]:
     if isinstance(command, KillSwitch):
         was = set_kill_switch(session, on=command.on, by=command.by, reason=command.reason)
         return {"kill_switch": command.on, "was": was}
+    if isinstance(command, Reportable):
+        edit = IncidentEdit(reportable=command.category, comment=command.comment)
+        row = update_incident(session, command.incident_id, edit, actor=f"analyst:{command.by}")
+        return {"incident_id": row.id, "reportable": row.reportable_category}
     if isinstance(command, Decision):
         done = decide(
             session,

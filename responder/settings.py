@@ -7,6 +7,7 @@ Secrets are `SecretStr` so they never appear in logs or reprs.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -106,8 +107,26 @@ class EvidenceSettings(BaseModel):
     max_artifacts: int = Field(default=10_000, ge=1, description="per model version")
 
 
+class ReportingClock(BaseModel):
+    """One deadline of a reporting category: `after` the incident was marked reportable."""
+
+    name: str = Field(
+        min_length=1, description="what is due, e.g. notify the supervisory authority"
+    )
+    after: timedelta = Field(description="seconds, or ISO 8601 (P15D, PT72H)")
+    source: str = Field(min_length=1, description="where the deadline comes from")
+
+
+class ReportingCategory(BaseModel):
+    """A kind of reportable incident and its deadlines (`incidents.reporting`)."""
+
+    title: str = Field(min_length=1)
+    clocks: list[ReportingClock] = Field(min_length=1)
+
+
 class ReportingSettings(BaseModel):
-    """Who reports, about which AI system: the names a regulatory report carries."""
+    """Who reports, about which AI system: the names a regulatory report carries; and the
+    reporting categories, added to or replacing the defaults of `incidents.reporting`."""
 
     provider: str | None = Field(
         default=None, description="the AI system's provider (or the controller)"
@@ -120,6 +139,11 @@ class ReportingSettings(BaseModel):
     )
     dpo_contact: str | None = Field(
         default=None, description="data protection officer (GDPR Art. 33(3)(b))"
+    )
+    categories: dict[str, ReportingCategory] = Field(
+        default_factory=dict,
+        description='JSON, e.g. {"nis2_significant": {"title": "...", "clocks": [{"name": '
+        '"early warning", "after": "PT24H", "source": "NIS2 Art. 23(4)(a)"}]}}',
     )
 
 

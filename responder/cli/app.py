@@ -20,6 +20,7 @@ from responder.cli.evidence import evidence_app
 from responder.cli.exports import export
 from responder.cli.incidents import incidents_app
 from responder.cli.options import PlaybooksDir, RulesDir, fail
+from responder.cli.reporting import deadlines, reportable
 from responder.cli.runs import runs_app
 from responder.correlation.rules import load_rules
 from responder.yamlfiles import YamlFileError
@@ -39,7 +40,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(runs_app, name="runs")
 app.add_typer(evidence_app, name="evidence")
-incidents_app.command("export")(export)  # the command lives in cli/exports.py
+# commands of the incidents group that live in their own modules
+incidents_app.command("export")(export)
+incidents_app.command("reportable")(reportable)
+incidents_app.command("deadlines")(deadlines)
 
 
 def _version(value: bool) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 from sqlmodel import Session
 
 from responder import bootstrap
@@ -88,10 +89,9 @@ def evidence_show(
         "#", "at", "by", "bundle", "manifest sha256", "where", title=f"evidence of {full}"
     )
     for r in listed:
-        table.add_row(
-            str(r["seq"]), r["at"], r["actor"], r["bundle"], r["manifest_sha256"], r["location"]
-        )
-    out.print(table, markup=False)
+        cells = (r["seq"], r["at"], r["actor"], r["bundle"], r["manifest_sha256"], r["location"])
+        table.add_row(*(Text(str(c)) for c in cells))  # recorded values are not Rich markup
+    out.print(table)
     out.print(f"manifest of {chosen.data['bundle']}:", markup=False, highlight=False)
     out.print_json(json.dumps(manifest))
 

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from responder import bootstrap
 from responder.cli.console import err
 from responder.cli.options import fail
+from responder.cli.reporting import clock_from
 from responder.evidence import ocsf, report
 from responder.evidence.assets import EventAssets
 from responder.evidence.collect import IncidentRecord, incident_record, snapshots
@@ -41,13 +42,20 @@ def _events_assets(record: IncidentRecord) -> dict[str, Any]:
     }
 
 
+def _clock(record: IncidentRecord) -> dict[str, Any] | None:
+    inc = record.incident
+    return clock_from(inc.get("reportable_category"), inc.get("reportable_since"))
+
+
 def _ocsf_line(session: Session, incident_id: str, vendor: str | None) -> str:
     record = incident_record(session, incident_id)
     taken = [
         {"seq": r.seq, "at": r.entry().at.isoformat(), **r.data}
         for r in snapshots(session, record.id)
     ]
-    finding = ocsf.incident_finding(record, snapshots=taken, vendor=vendor)
+    finding = ocsf.incident_finding(
+        record, snapshots=taken, reporting=_clock(record), vendor=vendor
+    )
     return json.dumps(ocsf.finding_json(finding), ensure_ascii=False)
 
 
@@ -61,7 +69,7 @@ def _report(session: Session, store: EvidenceStore, incident_id: str) -> dict[st
         reporting_settings=settings.reporting.model_dump(mode="json"),
         assets=assets,
         evidence=[c.to_json() for c in checked],
-        reporting=None,
+        reporting=_clock(record),
         generated_at=datetime.now(UTC),
     )
 

@@ -10,6 +10,7 @@ from rich.table import Table
 from sqlmodel import Session, col, select
 
 from responder.audit.store import AuditRecord
+from responder.cli.reporting import clock_lines, clock_of
 from responder.incidents.store import (
     Incident,
     IncidentRead,
@@ -77,6 +78,7 @@ def print_incident(session: Session, console: Console, incident_id: str, *, as_j
         data = incident_json(row)
         data["evidence"] = [e.body for e in events]
         data["audit"] = [a.model_dump(mode="json") for a in audit]
+        data["reporting"] = clock_of(row)
         data["runs"] = [
             {"id": r.id, "playbook": r.playbook_id, "mode": r.mode, "status": r.status}
             for r in runs
@@ -92,6 +94,8 @@ def print_incident(session: Session, console: Console, incident_id: str, *, as_j
     console.print(
         f"first seen {row.first_seen.isoformat()}  ·  last seen {row.last_seen.isoformat()}"
     )
+    for line in clock_lines(row):
+        console.print(line, highlight=False, markup=False)
     evidence = Table("time", "source", "id", "type", "severity", "title", title="evidence")
     for e in events:
         evidence.add_row(
