@@ -26,7 +26,8 @@ from responder.evidence.assets import EventAssets
 from responder.evidence.collect import IncidentRecord, incident_record, snapshots
 from responder.evidence.store import EvidenceStore
 from responder.evidence.verify import newest_assets, verify_incident
-from responder.incidents.store import UnknownIncident, list_incidents
+from responder.incidents.store import get_incident, list_incidents
+from responder.settings import Settings
 
 
 class Format(StrEnum):
@@ -40,6 +41,13 @@ def _events_assets(record: IncidentRecord) -> dict[str, Any]:
         "source": "events (no evidence bundle verifies)",
         "models": [{"name": r.name, "implicated_versions": list(r.versions)} for r in refs],
     }
+
+
+def _full_id(session: Session, given: str) -> str:
+    row = get_incident(session, given)
+    if row is None:
+        raise fail(f"no incident {given!r}")
+    return row.id
 
 
 def _clock(record: IncidentRecord) -> dict[str, Any] | None:
@@ -59,14 +67,15 @@ def _ocsf_line(session: Session, incident_id: str, vendor: str | None) -> str:
     return json.dumps(ocsf.finding_json(finding), ensure_ascii=False)
 
 
-def _report(session: Session, store: EvidenceStore, incident_id: str) -> dict[str, Any]:
+def _report(
+    session: Session, store: EvidenceStore, incident_id: str, settings: Settings
+) -> dict[str, Any]:
     record = incident_record(session, incident_id, with_audit=True)
     checked = verify_incident(session, store, record.id)
     assets = newest_assets(store, checked) or _events_assets(record)
-    settings = bootstrap.load_settings()
     return report.incident_report(
         record,
-        reporting_settings=settings.reporting.model_dump(mode="json"),
+        reporting_settings=settings.reporting.model_dump(mode="json", exclude={"categories"}),
         assets=assets,
         evidence=[c.to_json() for c in checked],
         reporting=_clock(record),
@@ -112,29 +121,24 @@ def export(
     app = bootstrap.services()
     store = bootstrap.evidence_store(app.settings)
     with Session(app.engine) as session:
-        ids = list(incident_ids or [])
+        ids = [_full_id(session, given) for given in incident_ids or []]
         if every:
             ids += [r.id for r in list_incidents(session, status=status, limit=limit)]
         if not ids:
             raise fail("name incidents, or --all")
+
+        def render(n: int, incident_id: str) -> str:
+            if format == Format.ocsf:
+                return _ocsf_line(session, incident_id, app.settings.reporting.provider) + "\n"
+            made = _report(session, store, incident_id, app.settings)
+            if markdown:
+                return ("\n---\n\n" if n else "") + report.markdown(made)
+            return json.dumps(made, ensure_ascii=False) + "\n"
+
         try:
             with _target(output) as target:
                 for n, incident_id in enumerate(ids):
-                    if format == Format.ocsf:
-                        vendor = app.settings.reporting.provider
-                        target.write(_ocsf_line(session, incident_id, vendor) + "\n")
-                    elif markdown:
-                        target.write(
-                            ("\n---\n\n" if n else "")
-                            + report.markdown(_report(session, store, incident_id))
-                        )
-                    else:
-                        target.write(
-                            json.dumps(_report(session, store, incident_id), ensure_ascii=False)
-                            + "\n"
-                        )
-        except UnknownIncident as exc:
-            raise fail(str(exc)) from None
+                    target.write(render(n, incident_id))
         except FileExistsError:
             raise fail(f"{output} exists: not overwritten") from None
     if output is not None:
