@@ -23,6 +23,8 @@ from responder.actions.slack import SlackWebAdapter
 from responder.assets.sync import AssetSync
 from responder.commands import AnyCommand, send_command
 from responder.correlation.rules import RuleSet, load_rules
+from responder.evidence.snapshot import Snapshotter
+from responder.evidence.store import EvidenceStore, open_store
 from responder.incidents.store import SqlIncidents
 from responder.logs import configure
 from responder.playbooks.loader import PlaybookSet, load_playbooks
@@ -46,6 +48,7 @@ __all__ = [
     "api_app",
     "asset_sync",
     "database",
+    "evidence_store",
     "load_settings",
     "pipeline",
     "playbooks",
@@ -188,6 +191,11 @@ def asset_sync(settings: Settings, engine: Engine) -> AssetSync:
     return AssetSync(engine, assets_dir=assets.dir, client=client, limits=limits)
 
 
+def evidence_store(settings: Settings) -> EvidenceStore:
+    """Where evidence bundles are written and read (`RESPONDER_EVIDENCE__...`)."""
+    return open_store(settings.evidence, settings.aws)
+
+
 def ports(settings: Settings, engine: Engine) -> Ports:
     """Real adapters for every action; unconfigured integrations stay None (see each action)."""
     slack = settings.slack
@@ -208,4 +216,7 @@ def ports(settings: Settings, engine: Engine) -> Ports:
             allowed_hosts=settings.http.allowed_hosts, timeout_s=settings.http.timeout_s
         ),
         incidents=SqlIncidents(engine),
+        evidence=Snapshotter(
+            engine=engine, store=evidence_store(settings), models=models, settings=settings
+        ),
     )

@@ -18,6 +18,7 @@ from sqlmodel import Session
 from responder.events.schema import SeverityName
 from responder.incidents.etag import incident_etag
 from responder.incidents.model import IncidentEdit, IncidentStatus
+from responder.incidents.reporting import CategoryName
 from responder.incidents.store import Incident, UnknownIncident, get_incident, update_incident
 from responder.playbooks.decisions import (
     cancel_run,
@@ -141,7 +142,29 @@ class KillSwitch(_Command):
         return "kill_switch"
 
 
-AnyCommand = Decision | IncidentCommand | KillSwitch | SeverityChange | IncidentComment | RunCancel
+class Reportable(_Command):
+    """Mark an incident reportable in a category: its reporting clocks start (once)."""
+
+    type: Literal["reportable"] = "reportable"
+    incident_id: Name
+    category: CategoryName
+    by: Name
+    comment: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.incident_id
+
+
+AnyCommand = (
+    Decision
+    | IncidentCommand
+    | KillSwitch
+    | SeverityChange
+    | IncidentComment
+    | RunCancel
+    | Reportable
+)
 IncidentCommands = IncidentCommand | SeverityChange | IncidentComment
 Command = Annotated[AnyCommand, Field(discriminator="type")]
 COMMAND: TypeAdapter[AnyCommand] = TypeAdapter(Command)
@@ -191,6 +214,10 @@ def apply_command(session: Session, command: AnyCommand) -> dict[str, Any]:
     if isinstance(command, KillSwitch):
         was = set_kill_switch(session, on=command.on, by=command.by, reason=command.reason)
         return {"kill_switch": command.on, "was": was}
+    if isinstance(command, Reportable):
+        edit = IncidentEdit(reportable=command.category, comment=command.comment)
+        row = update_incident(session, command.incident_id, edit, actor=f"analyst:{command.by}")
+        return {"incident_id": row.id, "reportable": row.reportable_category}
     if isinstance(command, Decision):
         done = decide(
             session,

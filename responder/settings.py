@@ -7,6 +7,7 @@ Secrets are `SecretStr` so they never appear in logs or reprs.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
@@ -127,6 +128,63 @@ class ApiSettings(BaseModel):
     )
 
 
+class EvidenceSettings(BaseModel):
+    """Where evidence bundles go (`responder.evidence`): a local directory unless a bucket is set."""
+
+    dir: Path = Field(default=Path("evidence"), description="local store: files are written 0o444")
+    s3_bucket: str | None = Field(default=None, description="set: bundles go to this S3 bucket")
+    s3_prefix: str = "responder/evidence/"
+    s3_endpoint_url: str | None = Field(default=None, description="an S3-compatible endpoint")
+    retention_days: int = Field(
+        default=365, ge=1, description="object-lock retention, when the bucket has object lock"
+    )
+    lock_mode: Literal["GOVERNANCE", "COMPLIANCE"] = "COMPLIANCE"
+    max_artifact_bytes: int = Field(
+        default=2 * 1024**3, ge=0, description="larger model artifacts are listed, not hashed"
+    )
+    max_artifacts: int = Field(default=10_000, ge=1, description="per model version")
+
+
+class ReportingClock(BaseModel):
+    """One deadline of a reporting category: `after` the incident was marked reportable."""
+
+    name: str = Field(
+        min_length=1, description="what is due, e.g. notify the supervisory authority"
+    )
+    after: timedelta = Field(description="seconds, or ISO 8601 (P15D, PT72H)")
+    source: str = Field(min_length=1, description="where the deadline comes from")
+
+
+class ReportingCategory(BaseModel):
+    """A kind of reportable incident and its deadlines (`incidents.reporting`)."""
+
+    title: str = Field(min_length=1)
+    clocks: list[ReportingClock] = Field(min_length=1)
+
+
+class ReportingSettings(BaseModel):
+    """Who reports, about which AI system: the names a regulatory report carries; and the
+    reporting categories, added to or replacing the defaults of `incidents.reporting`."""
+
+    provider: str | None = Field(
+        default=None, description="the AI system's provider (or the controller)"
+    )
+    provider_contact: str | None = Field(default=None, description="who the authority contacts")
+    system: str | None = Field(default=None, description="the AI system, as registered")
+    system_version: str | None = None
+    system_registration: str | None = Field(
+        default=None, description="e.g. the EU database registration number (EU AI Act Art. 71)"
+    )
+    dpo_contact: str | None = Field(
+        default=None, description="data protection officer (GDPR Art. 33(3)(b))"
+    )
+    categories: dict[str, ReportingCategory] = Field(
+        default_factory=dict,
+        description='JSON, e.g. {"nis2_significant": {"title": "...", "clocks": [{"name": '
+        '"early warning", "after": "PT24H", "source": "NIS2 Art. 23(4)(a)"}]}}',
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESPONDER_", env_nested_delimiter="__", extra="ignore"
@@ -146,6 +204,8 @@ class Settings(BaseSettings):
     playbooks: PlaybookSettings = PlaybookSettings()
     assets: AssetSettings = AssetSettings()
     api: ApiSettings = ApiSettings()
+    evidence: EvidenceSettings = EvidenceSettings()
+    reporting: ReportingSettings = ReportingSettings()
 
 
 def merged(settings: Settings, overrides: dict[str, Any]) -> Settings:

@@ -18,14 +18,22 @@ import asyncio
 import hashlib
 import json
 import re
+import tempfile
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import structlog
 from pydantic import BaseModel, ConfigDict, Field
 
-from responder.actions.ports import ModelRegistryPort, ModelVersionInfo
+from responder.actions.ports import (
+    ArtifactDigest,
+    DatasetDigest,
+    ModelRegistryPort,
+    ModelVersionInfo,
+    VersionArtifacts,
+)
 from responder.actions.registry import ActionContext, ActionError, Output, action, configured
 
 if TYPE_CHECKING:
@@ -105,6 +113,88 @@ class MlflowRegistry:
 
     async def set_model_tag(self, *, name: str, key: str, value: str) -> None:
         await self._call(self._client.set_registered_model_tag, name=name, key=key, value=value)
+
+    async def aliases(self, *, name: str) -> dict[str, str]:
+        model = await self._call(self._client.get_registered_model, name=name)
+        return {str(alias): str(version) for alias, version in (model.aliases or {}).items()}
+
+    async def artifacts(
+        self, *, name: str, version: str, max_bytes: int, max_files: int
+    ) -> VersionArtifacts:
+        return await self._call(
+            self._artifacts, name=name, version=version, max_bytes=max_bytes, max_files=max_files
+        )
+
+    def _artifacts(
+        self, *, name: str, version: str, max_bytes: int, max_files: int
+    ) -> VersionArtifacts:
+        """Walk the version's artifact repository and hash each file in a temporary copy (one
+        at a time, so disk use stays at the largest file); datasets come from its run."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        mv = self._client.get_model_version(name=name, version=version)
+        uri = self._client.get_model_version_download_uri(name=name, version=version)
+        repo = get_artifact_repository(uri)
+        files, truncated = _list_files(repo, max_files)
+        digests = [_digest(repo, path, size, max_bytes) for path, size in files]
+        datasets: list[DatasetDigest] = []
+        if mv.run_id:
+            run = self._client.get_run(mv.run_id)
+            for given in run.inputs.dataset_inputs or []:
+                tags = {t.key: t.value for t in given.tags or []}
+                datasets.append(
+                    DatasetDigest(
+                        name=str(given.dataset.name),
+                        digest=str(given.dataset.digest),
+                        source_type=given.dataset.source_type,
+                        source=given.dataset.source,
+                        context=tags.get("mlflow.data.context"),
+                    )
+                )
+        return VersionArtifacts(
+            version=str(mv.version),
+            source=mv.source,
+            run_id=mv.run_id,
+            artifacts=digests,
+            datasets=datasets,
+            truncated=truncated,
+        )
+
+
+def _safe_path(path: str) -> bool:
+    """A relative path inside the repository (a registry entry may be hostile: no `..`)."""
+    parts = PurePosixPath(path).parts
+    return bool(parts) and not PurePosixPath(path).is_absolute() and ".." not in parts
+
+
+def _list_files(repo: Any, max_files: int) -> tuple[list[tuple[str, int | None]], bool]:
+    """Every file below the repository root, breadth first, at most `max_files`."""
+    found: list[tuple[str, int | None]] = []
+    pending: list[str | None] = [None]
+    while pending:
+        directory = pending.pop(0)
+        for info in repo.list_artifacts(directory):
+            if info.is_dir:
+                pending.append(info.path)
+            elif len(found) >= max_files:
+                return found, True
+            else:
+                found.append((str(info.path), info.file_size))
+    return sorted(found), False
+
+
+def _digest(repo: Any, path: str, size: int | None, max_bytes: int) -> ArtifactDigest:
+    if not _safe_path(path):
+        return ArtifactDigest(path=path, size=size, note="unsafe path: not downloaded")
+    if size is not None and size > max_bytes:
+        return ArtifactDigest(path=path, size=size, note=f"larger than {max_bytes} bytes")
+    with tempfile.TemporaryDirectory(prefix="responder-artifact-") as tmp:
+        local = Path(repo.download_artifacts(path, tmp))
+        digest = hashlib.sha256()
+        with local.open("rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+        return ArtifactDigest(path=path, size=local.stat().st_size, sha256=digest.hexdigest())
 
 
 def translate_error(exc: Exception) -> ActionError:

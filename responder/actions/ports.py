@@ -75,6 +75,42 @@ class ModelVersionInfo(BaseModel):
     created_at: datetime
 
 
+class ArtifactDigest(BaseModel):
+    """One file of a model version's artifacts; `sha256` None with a `note` when not hashed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    path: str
+    size: int | None = None
+    sha256: str | None = None
+    note: str | None = None
+
+
+class DatasetDigest(BaseModel):
+    """A dataset the version's training run logged as an input (MLflow `log_input`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    digest: str
+    source_type: str | None = None
+    source: str | None = None
+    context: str | None = None  # e.g. training, evaluation
+
+
+class VersionArtifacts(BaseModel):
+    """What a model version is made of: where it came from, its files and its datasets."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    source: str | None = None
+    run_id: str | None = None
+    artifacts: list[ArtifactDigest] = Field(default_factory=list)
+    datasets: list[DatasetDigest] = Field(default_factory=list)
+    truncated: bool = False  # more files than `max_files`
+
+
 class ModelRegistryPort(Protocol):
     async def alias_version(self, *, name: str, alias: str) -> str | None:
         """The version the alias points at; None when unset. not_found if no such model."""
@@ -87,6 +123,17 @@ class ModelRegistryPort(Protocol):
     async def model_tags(self, *, name: str) -> dict[str, str]: ...
 
     async def set_model_tag(self, *, name: str, key: str, value: str) -> None: ...
+
+    async def aliases(self, *, name: str) -> dict[str, str]:
+        """Every alias of the model and the version it points at."""
+        ...
+
+    async def artifacts(
+        self, *, name: str, version: str, max_bytes: int, max_files: int
+    ) -> VersionArtifacts:
+        """The version's artifact files with the sha256 of each (files over `max_bytes` are
+        listed unhashed) and the digests of the datasets its run logged."""
+        ...
 
 
 # --- HTTP ----------------------------------------------------------------------------------------
@@ -128,6 +175,19 @@ class IncidentPort(Protocol):
         ...
 
 
+# --- evidence ------------------------------------------------------------------------------------
+
+
+class EvidencePort(Protocol):
+    async def snapshot(
+        self, incident_id: str, *, actor: str, key: str | None = None, reason: str | None = None
+    ) -> Mapping[str, Any]:
+        """Collect the incident's evidence into a write-once bundle and record its manifest hash
+        in the audit chain; `key` makes a retry find the bundle it already wrote. Returns at
+        least `incident_id`, `bundle`, `manifest_sha256`, `location`."""
+        ...
+
+
 # --- the bundle ----------------------------------------------------------------------------------
 
 
@@ -138,3 +198,4 @@ class Ports:
     models: ModelRegistryPort | None = None
     http: HttpPort | None = None
     incidents: IncidentPort | None = None
+    evidence: EvidencePort | None = None

@@ -84,8 +84,7 @@ def append(
     return seq
 
 
-def _rows(session: Session, batch: int = 5000) -> Iterator[tuple[Entry, str, str]]:
-    after = 0
+def _rows(session: Session, batch: int = 5000, after: int = 0) -> Iterator[tuple[Entry, str, str]]:
     while True:
         rows = session.exec(
             select(AuditRecord)
@@ -99,6 +98,25 @@ def _rows(session: Session, batch: int = 5000) -> Iterator[tuple[Entry, str, str
             yield row.entry(), row.prev_hash, row.hash
         after = rows[-1].seq
         session.expunge_all()
+
+
+def records_since(
+    session: Session, since: datetime | None = None
+) -> Iterator[tuple[Entry, str, str]]:
+    """(entry, prev_hash, hash) of every record from the first one stamped at or after `since`
+    (all records when None) to the newest, in seq order: a contiguous stretch of the chain."""
+    after = 0
+    if since is not None:
+        first = session.exec(
+            select(AuditRecord.seq)
+            .where(AuditRecord.at >= since)
+            .order_by(col(AuditRecord.seq))
+            .limit(1)
+        ).first()
+        if first is None:
+            return
+        after = first - 1
+    yield from _rows(session, after=after)
 
 
 def verify_chain(session: Session) -> tuple[int, Broken | None]:

@@ -17,8 +17,11 @@ from responder.cli.assets import assets_app
 from responder.cli.audit import audit_app
 from responder.cli.console import err, out
 from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_app
+from responder.cli.evidence import evidence_app
+from responder.cli.exports import export
 from responder.cli.incidents import incidents_app
 from responder.cli.options import PlaybooksDir, RulesDir, fail
+from responder.cli.reporting import deadlines, reportable
 from responder.cli.reports import AssetOption, LabelOption, TimeOption, context_of
 from responder.cli.reports import convert as convert_report
 from responder.cli.runs import runs_app
@@ -43,6 +46,11 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(assets_app, name="assets")
 app.add_typer(tokens_app, name="tokens")
 app.command("convert")(convert_report)
+app.add_typer(evidence_app, name="evidence")
+# commands of the incidents group that live in their own modules
+incidents_app.command("export")(export)
+incidents_app.command("reportable")(reportable)
+incidents_app.command("deadlines")(deadlines)
 
 
 def _version(value: bool) -> None:

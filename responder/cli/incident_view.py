@@ -9,6 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from responder.cli.reporting import clock_lines, clock_of
 from responder.incidents.store import Incident
 from responder.service.views import IncidentDetail, IncidentView
 
@@ -56,6 +57,7 @@ def print_incident(console: Console, detail: IncidentDetail, *, as_json: bool) -
         data = incident_json(row)
         data["evidence"] = [e.body for e in events]
         data["audit"] = [a.model_dump(mode="json") for a in audit]
+        data["reporting"] = clock_of(row)
         data["runs"] = [
             {"id": r.id, "playbook": r.playbook_id, "mode": r.mode, "status": r.status}
             for r in runs
@@ -71,6 +73,8 @@ def print_incident(console: Console, detail: IncidentDetail, *, as_json: bool) -
     console.print(
         f"first seen {row.first_seen.isoformat()}  ·  last seen {row.last_seen.isoformat()}"
     )
+    for line in clock_lines(row):
+        console.print(line, highlight=False, markup=False)
     evidence = Table("time", "source", "id", "type", "severity", "title", title="evidence")
     for e in events:
         evidence.add_row(

@@ -49,6 +49,7 @@ class Change:
     last_seen: float
     event_count: int
     events: list[WindowEvent]
+    reportable: str | None = None
 
     def _wire(self, time: Callable[[float], Any], events: list[Any]) -> dict[str, Any]:
         """The wire model's fields in its order: times and events as given, a new change is

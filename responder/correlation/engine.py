@@ -197,6 +197,7 @@ class Correlator:
             last_seen=inc.last_seen,
             event_count=len(inc.event_keys),
             events=events,
+            reportable=rule.incident.reportable,
         )
 
     def _title(self, rule: Rule, routed: Routed, event: WindowEvent, n: int) -> str:

@@ -27,6 +27,7 @@ from pydantic_core import PydanticCustomError
 
 from responder.correlation.match import Condition, all_hold
 from responder.events.schema import SeverityName
+from responder.incidents.reporting import AUTOMATIC_BY_KIND, CategoryName
 from responder.text import sandbox
 from responder.text.duration import parse_duration
 from responder.yamlfiles import (
@@ -88,6 +89,13 @@ class IncidentSpec(_Model):
     kind: str = Field(min_length=1, pattern=r"^[a-z0-9_.-]+$")
     severity: SeverityName | None = None
     title: str | None = None
+    reportable: CategoryName | None = None  # unset: by kind (`reporting.AUTOMATIC_BY_KIND`)
+
+    @model_validator(mode="after")
+    def _reportable_by_kind(self) -> IncidentSpec:
+        if self.reportable is None and self.kind in AUTOMATIC_BY_KIND:
+            object.__setattr__(self, "reportable", AUTOMATIC_BY_KIND[self.kind])
+        return self
 
     @field_validator("title")
     @classmethod

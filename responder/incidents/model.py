@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from responder.events.schema import SeverityName
+from responder.incidents.reporting import CategoryName
 
 ChangeKind = Literal["opened", "updated", "escalated", "resolved"]
 
@@ -72,6 +73,7 @@ class IncidentChange(BaseModel):
     last_seen: datetime
     event_count: int = Field(ge=1)
     events: list[dict[str, Any]] = Field(default_factory=list)
+    reportable: CategoryName | None = None  # the rule's reporting category (`reporting`)
     schema_version: Literal["1"] = "1"
 
     def identity(self) -> dict[str, Any]:
@@ -84,7 +86,10 @@ class IncidentChange(BaseModel):
 
 
 class IncidentEdit(BaseModel):
-    """What an analyst (command) or a playbook (`incident.update`) changes; None leaves a field."""
+    """What an analyst (command) or a playbook (`incident.update`) changes; None leaves a field.
+
+    `reportable` marks the incident reportable in that category (`incidents.reporting`); its
+    clocks run from the first marking, a later edit changes the category, never the start."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -92,6 +97,7 @@ class IncidentEdit(BaseModel):
     severity: SeverityName | None = None
     assignee: str | None = None
     comment: str | None = None
+    reportable: CategoryName | None = None  # marks the incident reportable: its clocks start
 
 
 def event_ref(body: dict[str, Any]) -> dict[str, str]:

@@ -42,6 +42,11 @@ class IncidentBase(SQLModel):
     last_seen: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
     event_count: int = 0
     assignee: str | None = Field(default=None, max_length=200)
+    # reporting (`incidents.reporting`): the category and when its clocks started
+    reportable_category: str | None = Field(default=None, max_length=64, index=True)
+    reportable_since: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )
 
 
 class Incident(IncidentBase, table=True):
@@ -131,6 +136,8 @@ def apply_changes(
                 **change.progress(),
                 status=IncidentStatus.open,
                 assignee=None,
+                reportable_category=None,
+                reportable_since=None,
                 event_ids=[],
                 version=0,
                 comments=[],
@@ -196,6 +203,16 @@ def apply_changes(
                 },
             )
         )
+        if change.reportable and row.reportable_category is None:
+            row.reportable_category, row.reportable_since = change.reportable, now
+            audit.append(
+                (
+                    f"rule:{change.rule}",
+                    "incident.reportable",
+                    change.incident_id,
+                    _reportable(change.reportable, None, now),
+                )
+            )
     session.flush()  # incident rows first: evidence rows refer to them
     if evidence:
         session.execute(insert(IncidentEvent), evidence)
@@ -237,6 +254,11 @@ class UnknownIncident(LookupError):
     pass
 
 
+def _reportable(category: str, previous: str | None, since: datetime) -> dict[str, Any]:
+    """The audit data of marking an incident reportable (or changing its category)."""
+    return {"category": category, "previous": previous, "since": rfc3339(since)}
+
+
 def update_incident(
     session: Session, incident_id: str, edit: IncidentEdit, *, actor: str
 ) -> Incident:
@@ -254,11 +276,20 @@ def update_incident(
         comment = {"by": actor, "at": rfc3339(_now()), "text": edit.comment}
         row.comments = [*row.comments, comment]
         changed["comment"] = edit.comment
-    if changed:
+    records = [(actor, "incident.update", row.id, changed)] if changed else []
+    if edit.reportable is not None and edit.reportable != row.reportable_category:
+        previous = row.reportable_category
+        row.reportable_category = edit.reportable
+        row.reportable_since = row.reportable_since or _now()  # the clocks never restart
+        since = row.reportable_since
+        records.append(
+            (actor, "incident.reportable", row.id, _reportable(edit.reportable, previous, since))
+        )
+    if records:
         row.updated_at = _now()
         session.add(row)
         session.flush()
-        audit_append(session, [(actor, "incident.update", row.id, changed)])
+        audit_append(session, records)
     return row
 
 
@@ -277,6 +308,7 @@ class SqlIncidents:
                     "status": row.status,
                     "severity": row.severity,
                     "assignee": row.assignee,
+                    "reportable": row.reportable_category,
                 }
                 session.commit()
                 return result

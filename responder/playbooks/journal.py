@@ -89,6 +89,8 @@ class Journal:
     ) -> None:
         row = self._row(session, state, position, step)
         row.status, row.output = status, output
+        if status == S.STEP_BLOCKED:  # blocked again after an approval: it needs a new one
+            row.decision, row.decided_by, row.decided_at = None, None, None
         if params is not None:
             row.params = (
                 scrub({"with": params})["with"] if isinstance(params, dict) else {"items": params}

@@ -53,6 +53,7 @@ from responder.playbooks.step_rules import (
     after_failure,
     decide,
     failed,
+    needs_evidence,
     needs_uses,
     undo_calls,
     undo_order,
@@ -209,14 +210,19 @@ class Runner:
         uses = None
         if needs_uses(state.playbook, step, recorded):
             uses = await self._db(R.action_uses_in_last_hour, step.action)
+        side_effect = action_side_effect(self.registry, step.action)
+        evidence = None
+        if needs_evidence(state.playbook, side_effect):
+            evidence = await self._db(R.evidence_recorded, run.incident_id)
         facts = StepFacts(
             mode=cast(Mode, run.mode),
-            side_effect=action_side_effect(self.registry, step.action),
+            side_effect=side_effect,
             now=R.now(),
             approval_timeout=timedelta(seconds=self.settings.approval_timeout_s),
             recorded=recorded,
             killed=state.killed,
             uses_last_hour=uses,
+            evidence_recorded=evidence,
         )
         record = functools.partial(self._db, self.journal.record, state, position, step)
         decision = decide(state.playbook, step, facts, context)

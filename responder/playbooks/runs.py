@@ -16,6 +16,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, DateTime, update
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
+from responder.actions.evidence import SNAPSHOT_ACTION
+from responder.audit.store import AuditRecord
 from responder.incidents.store import Incident
 from responder.playbooks.statuses import ACTIVE, STEP_DONE, STEP_RUNNING
 from responder.storage.database import by_id_or_prefix
@@ -125,6 +127,16 @@ def action_uses_in_last_hour(session: Session, action: str) -> int:
         col(StepRun.started_at) >= since,
     )
     return int(session.exec(query).one())
+
+
+def evidence_recorded(session: Session, incident_id: str) -> bool:
+    """Whether the audit chain holds an evidence snapshot of the incident (`evidence.snapshot`)."""
+    query = (
+        select(AuditRecord.seq)
+        .where(AuditRecord.action == SNAPSHOT_ACTION, AuditRecord.subject == incident_id)
+        .limit(1)
+    )
+    return session.exec(query).first() is not None
 
 
 def runnable(session: Session, limit: int = 20) -> list[str]:

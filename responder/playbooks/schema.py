@@ -198,12 +198,27 @@ class ActionLimit(_Model):
     per_hour: int = Field(ge=1)
 
 
+EVIDENCE_FIRST_ACTIONS = ("mlflow.rollback_model", "mlflow.set_model_alias")
+EVIDENCE_FIRST_PREFIXES = ("aws.iam.",)
+
+
+def evidence_first(action: str) -> bool:
+    """Whether a playbook using `action` requires an evidence snapshot unless it says otherwise:
+    moving a model alias and changing IAM keys change what an investigator would look at."""
+    return action in EVIDENCE_FIRST_ACTIONS or action.startswith(EVIDENCE_FIRST_PREFIXES)
+
+
 class Guards(_Model):
     """Limits enforced before a step acts: a run or step over its limit is blocked until a
-    human approves it (`step_rules.decide`, `start_sql`)."""
+    human approves it (`step_rules.decide`, `start_sql`).
+
+    `require_evidence`: no side-effecting step runs until an evidence snapshot of the incident
+    exists (`evidence.snapshot`); unset, it holds for playbooks with an `evidence_first` step.
+    """
 
     max_runs_per_hour: int | None = Field(default=None, ge=1)
     actions: dict[str, ActionLimit] = Field(default_factory=dict)
+    require_evidence: bool | None = None
 
 
 class Playbook(_Model):
@@ -214,6 +229,13 @@ class Playbook(_Model):
     mode: Mode = "automatic"
     guards: Guards = Field(default_factory=Guards)
     steps: list[Step] = Field(min_length=1)
+
+    @property
+    def requires_evidence(self) -> bool:
+        """`guards.require_evidence`, or by default: a step uses an `evidence_first` action."""
+        if self.guards.require_evidence is not None:
+            return self.guards.require_evidence
+        return any(evidence_first(step.action) for step in self.steps)
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:

@@ -12,11 +12,14 @@ nothing itself, so these rules are tested without a database (tests/unit/test_st
 3. an `approval.request` step is answered by the recorded decision, or by its `on_timeout` once
    the deadline passed (`Answered`), else it waits (`Wait`);
 4. under the kill switch a side-effecting step is recorded, not run (`Plan`);
-5. in `approval` mode a side-effecting step waits for a human (`Wait`), and a denied one is not
-   run (`Deny`);
-6. a guard (`guards.actions.<action>.per_hour`) that is reached blocks the step until a human
+5. a step a human denied is not run (`Deny`);
+6. in a playbook that requires evidence (`Playbook.requires_evidence`), a side-effecting step is
+   blocked while no evidence snapshot of the incident exists (`Block`); a human's approval does
+   not release it, a snapshot does (the approval then lets the step run);
+7. in `approval` mode a side-effecting step waits for a human (`Wait`);
+8. a guard (`guards.actions.<action>.per_hour`) that is reached blocks the step until a human
    approves it (`Block`);
-7. otherwise the action runs once, or once per `for_each` item (`Execute`).
+9. otherwise the action runs once, or once per `for_each` item (`Execute`).
 
 An attempt that fails is tried again while the step's retry policy allows it (`after_failure` →
 `Retry`), else the step fails (`Fail`), which fails the run unless `on_error: continue`. On a
@@ -69,6 +72,7 @@ class StepFacts:
     recorded: Recorded | None = None  # None: the step was never reached before
     killed: bool = False  # the kill switch is on
     uses_last_hour: int | None = None  # runs of the action in the last hour (`needs_uses`)
+    evidence_recorded: bool | None = None  # a snapshot of the incident exists (`needs_evidence`)
 
 
 # --- the decisions --------------------------------------------------------------------------
@@ -183,6 +187,15 @@ def needs_uses(playbook: Playbook, step: Step, recorded: Recorded | None) -> boo
     return guard_limit(playbook, step) is not None and not released
 
 
+def needs_evidence(playbook: Playbook, side_effect: bool) -> bool:
+    """Whether `decide` needs `evidence_recorded`: a side-effecting step of a playbook that
+    requires evidence."""
+    return side_effect and playbook.requires_evidence
+
+
+EVIDENCE_MISSING = "guard: no evidence snapshot of the incident yet (require_evidence)"
+
+
 def decide(
     playbook: Playbook, step: Step, facts: StepFacts, context: Mapping[str, Any]
 ) -> StepDecision:
@@ -202,11 +215,21 @@ def decide(
     if facts.side_effect and facts.killed:  # switched on mid-run: act no further
         return Plan("kill switch on: planned, not run")
     decided = recorded.decision if recorded is not None else None
+    if decided == "denied":
+        return Deny()
+    if needs_evidence(playbook, facts.side_effect):
+        if facts.evidence_recorded is None:
+            raise ValueError(f"step {step.id}: whether evidence was recorded is needed")
+        if not facts.evidence_recorded:
+            return Block(
+                EVIDENCE_MISSING,
+                f"{EVIDENCE_MISSING}. Take one (responder evidence snapshot "
+                f"{context.get('incident', {}).get('id', 'INCIDENT')}), then approve step "
+                f"{step.id} to go on.",
+            )
     if facts.side_effect and facts.mode == "approval" and decided is None:
         prompt = f"Run step {step.id} ({step.action}) of playbook {playbook.id}?"
         return _wait(prompt, None, facts)
-    if decided == "denied":
-        return Deny()
     if needs_uses(playbook, step, recorded):
         per_hour = guard_limit(playbook, step)
         if facts.uses_last_hour is None:

@@ -56,6 +56,10 @@ class IncidentView(_View):
     created_at: Utc
     updated_at: Utc
     etag: str = Field(description="changes on every write; send it back as If-Match")
+    reportable_category: str | None = Field(
+        default=None, description="set when the incident was marked reportable (its clocks run)"
+    )
+    reportable_since: Utc | None = None
 
     @classmethod
     def of(cls, row: Incident) -> IncidentView:

@@ -233,6 +233,7 @@ def test_killed_between_steps_the_run_completes_with_each_side_effect_once(
 id: contain-then-ticket
 title: Deactivate, ticket, tell
 on: {kind: credential_compromise}
+guards: {require_evidence: false}
 steps:
   - id: deactivate
     action: aws.iam.deactivate_access_key

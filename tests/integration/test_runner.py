@@ -28,6 +28,7 @@ CONTAIN = """
 id: contain
 title: Contain a used leaked key
 on: {kind: credential_compromise, severity|gte: high}
+guards: {require_evidence: false}  # evidence has tests of its own (test_evidence.py)
 steps:
   - id: approve
     action: approval.request
@@ -53,6 +54,7 @@ id: auto
 title: Deactivate then tell
 on: {kind: credential_compromise}
 guards:
+  require_evidence: false
   actions:
     aws.iam.deactivate_access_key: {per_hour: 1}
 steps:
@@ -259,6 +261,7 @@ async def test_approval_mode_gates_every_side_effecting_step(kit: Kit) -> None:
         title: Gated
         on: {kind: credential_compromise}
         mode: approval
+        guards: {require_evidence: false}
         steps:
           - id: deactivate
             action: aws.iam.deactivate_access_key

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -40,6 +41,9 @@ def worker_env(
         "RESPONDER_KAFKA__PARTITIONS": str(partitions),
         "RESPONDER_DATABASE__URL": db_url,
         "RESPONDER_RULES_DIR": str(rules_dir),
+        "RESPONDER_EVIDENCE__DIR": str(
+            Path(tempfile.gettempdir()) / f"responder-evidence-{unique}"
+        ),
         "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.2",
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_LOG_LEVEL": "INFO",

@@ -12,18 +12,21 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 import responder.actions.catalog  # noqa: F401  (register every action)
-from responder.actions.ports import Ports
+from responder.actions.ports import ModelRegistryPort, Ports
 from responder.audit.store import AuditRecord, verify_chain
 from responder.commands import AnyCommand, apply_command
+from responder.evidence.snapshot import Snapshotter
+from responder.evidence.store import EvidenceStore, LocalEvidenceStore
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, SqlIncidents, apply_changes
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.runner import Runner
 from responder.playbooks.runs import PlaybookRun, StepRun, steps_of
 from responder.playbooks.start_sql import RunStarter
-from responder.settings import PlaybookSettings
+from responder.settings import PlaybookSettings, Settings
 from tests.support.fakes.aws import FakeIam
 from tests.support.fakes.http import FakeHttp
+from tests.support.fakes.mlflow import FakeRegistry
 from tests.support.fakes.slack import FakeSlack
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
@@ -83,9 +86,19 @@ class Kit:
     slack: FakeSlack = field(default_factory=FakeSlack)
     iam: FakeIam = field(default_factory=FakeIam)
     http: FakeHttp = field(default_factory=FakeHttp)
+    models: ModelRegistryPort = field(default_factory=FakeRegistry)
+    evidence_store: EvidenceStore | None = None  # default: `evidence/` beside the playbooks
 
     def __post_init__(self) -> None:
         self.iam.add_key(KEY, user_name="ci-bot")
+        if self.evidence_store is None:
+            self.evidence_store = LocalEvidenceStore(self.directory.parent / "evidence")
+
+    def snapshotter(self) -> Snapshotter:
+        assert self.evidence_store is not None
+        return Snapshotter(
+            engine=self.db, store=self.evidence_store, models=self.models, settings=Settings()
+        )
 
     def playbook(self, name: str, text: str) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -93,7 +106,12 @@ class Kit:
 
     def ports(self) -> Ports:
         return Ports(
-            slack=self.slack, iam=self.iam, http=self.http, incidents=SqlIncidents(self.db)
+            slack=self.slack,
+            iam=self.iam,
+            http=self.http,
+            models=self.models,
+            incidents=SqlIncidents(self.db),
+            evidence=self.snapshotter(),
         )
 
     def runner(self, owner: str | None = None) -> Runner:

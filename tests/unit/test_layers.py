@@ -15,7 +15,7 @@ LAYERS: list[set[str]] = [
     {"correlation"},
     {"actions"},
     {"playbooks"},
-    {"commands"},
+    {"commands", "evidence"},
     {"streams"},
     {"service"},
     {"api"},

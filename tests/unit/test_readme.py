@@ -17,5 +17,12 @@ def test_readme_playbook_example_validates(tmp_path: Path) -> None:
     path = tmp_path / "example.yaml"
     path.write_text(example)
     playbook = load_playbook_file(path)
-    assert [s.id for s in playbook.steps] == ["approve", "deactivate", "notify", "acknowledge"]
+    assert [s.id for s in playbook.steps] == [
+        "evidence",
+        "approve",
+        "deactivate",
+        "notify",
+        "acknowledge",
+    ]
+    assert playbook.requires_evidence
     assert playbook.guards.actions["aws.iam.deactivate_access_key"].per_hour == 5

@@ -72,7 +72,7 @@ def test_replay_dry_run_plans_the_shipped_playbooks() -> None:
         "opened",
     )
     steps = {s["id"]: s for s in contain["steps"]}
-    assert list(steps) == ["approve", "deactivate", "notify", "acknowledge"]
+    assert list(steps) == ["evidence", "approve", "deactivate", "notify", "acknowledge"]
     assert KEY in steps["approve"]["with"]["prompt"]
     assert steps["deactivate"]["with"] == {
         "access_key_id": KEY,
@@ -100,9 +100,9 @@ def test_user_name_falls_back_to_the_resource_name() -> None:
     incident = {"group": {"resource.id": KEY}, "title": "t", "event_count": 1}
     only_leak = [{"id": "gl", "resource": {"kind": "api_key", "id": KEY, "name": "ci-user"}}]
     run = plan_run(playbook, incident=incident, events=only_leak)
-    assert run.steps[1].with_["user_name"] == "ci-user"
+    assert run.steps[2].with_["user_name"] == "ci-user"
     run = plan_run(playbook, incident=incident, events=[{"id": "x", "resource": {"id": KEY}}])
-    assert run.steps[1].with_["user_name"] is None
+    assert run.steps[2].with_["user_name"] is None
 
 
 def test_rollback_plan() -> None:
@@ -113,7 +113,7 @@ def test_rollback_plan() -> None:
         {"id": "c", "resource": {"kind": "model", "id": "m", "name": "fraud", "version": "8"}},
     ]
     incident = {"group": {"resource.name": "fraud"}, "title": "t"}
-    [rollback, _notify] = [
+    [_evidence, rollback, _notify] = [
         s.to_json() for s in plan_run(playbook, incident=incident, events=events).steps
     ]
     assert rollback["with"]["bad_versions"] == ["7", "8"]
@@ -125,7 +125,7 @@ def test_rollback_plan() -> None:
 def test_playbooks_validate_command(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["playbooks", "validate", "--dir", str(PLAYBOOKS)])
     assert ok.exit_code == 0, ok.output
-    assert "contain-leaked-credential  mode=automatic  steps=4" in ok.stdout
+    assert "contain-leaked-credential  mode=automatic  steps=5" in ok.stdout
     assert "OK: 5 playbooks" in ok.stdout
 
     bad = tmp_path / "bad.yaml"
@@ -146,9 +146,9 @@ def test_user_name_ignores_actors_without_id() -> None:
         {"id": "b", "actor": {"id": "arn:aws:iam::1:user/team/ci-bot"}, "resource": {"id": KEY}},
     ]
     assert (
-        plan_run(playbook, incident=incident, events=events).steps[1].with_["user_name"] == "ci-bot"
+        plan_run(playbook, incident=incident, events=events).steps[2].with_["user_name"] == "ci-bot"
     )
     assert (
-        plan_run(playbook, incident=incident, events=events[:1]).steps[1].with_["user_name"]
+        plan_run(playbook, incident=incident, events=events[:1]).steps[2].with_["user_name"]
         == "from-name"
     )

@@ -25,6 +25,7 @@ from responder.playbooks.step_rules import (
     Wait,
     after_failure,
     decide,
+    needs_evidence,
     needs_uses,
     undo_calls,
     undo_order,
@@ -265,6 +266,86 @@ def test_unguarded_actions_need_no_count() -> None:
     """Without a guard on the action no usage count is asked for."""
     s = step()
     assert not needs_uses(playbook(s.model_dump(by_alias=True)), s, None)
+
+
+# --- the evidence guard -------------------------------------------------------------------------
+
+EVIDENCE = {"require_evidence": True}
+
+
+def test_without_a_snapshot_a_side_effect_of_an_evidence_playbook_is_blocked() -> None:
+    """require_evidence blocks a side-effecting step while no snapshot of the incident exists."""
+    s = step()
+    pb = playbook(s.model_dump(by_alias=True), guards=EVIDENCE)
+    assert needs_evidence(pb, side_effect=True)
+    blocked = decided(s, pb, evidence_recorded=False)
+    assert isinstance(blocked, Block)
+    assert blocked.reason == "guard: no evidence snapshot of the incident yet (require_evidence)"
+    assert "responder evidence snapshot inc-1" in blocked.prompt
+
+
+def test_with_a_snapshot_the_side_effect_runs() -> None:
+    """Once a snapshot of the incident is recorded the step runs."""
+    s = step()
+    pb = playbook(s.model_dump(by_alias=True), guards=EVIDENCE)
+    assert isinstance(decided(s, pb, evidence_recorded=True), Execute)
+
+
+def test_an_approval_does_not_release_the_evidence_guard() -> None:
+    """A human's approval of the blocked step is not a snapshot: still blocked."""
+    s = step()
+    pb = playbook(s.model_dump(by_alias=True), guards=EVIDENCE)
+    approved = Recorded(status="blocked_by_guard", decision="approved", decided_by="ana")
+    assert isinstance(decided(s, pb, recorded=approved, evidence_recorded=False), Block)
+    assert isinstance(decided(s, pb, recorded=approved, evidence_recorded=True), Execute)
+
+
+def test_harmless_steps_run_before_the_snapshot() -> None:
+    """Steps without side effects (the snapshot itself) are not held by the evidence guard."""
+    s = step()
+    pb = playbook(s.model_dump(by_alias=True), guards=EVIDENCE)
+    assert not needs_evidence(pb, side_effect=False)
+    assert isinstance(decided(s, pb, side_effect=False), Execute)
+
+
+def test_the_kill_switch_and_a_denial_come_before_the_evidence_guard() -> None:
+    """Under the kill switch the step is planned; a denied step is denied, not blocked."""
+    s = step()
+    pb = playbook(s.model_dump(by_alias=True), guards=EVIDENCE)
+    assert isinstance(decided(s, pb, killed=True, evidence_recorded=False), Plan)
+    denied = Recorded(status="waiting_approval", decision="denied", decided_by="ana")
+    assert decided(s, pb, recorded=denied, evidence_recorded=False) == Deny()
+
+
+def test_an_evidence_step_cannot_be_decided_without_the_fact() -> None:
+    """Deciding a guarded step without knowing whether evidence exists is the caller's bug."""
+    s = step()
+    pb = playbook(s.model_dump(by_alias=True), guards=EVIDENCE)
+    with pytest.raises(ValueError, match="evidence"):
+        decided(s, pb)
+
+
+@pytest.mark.parametrize(
+    ("action", "required"),
+    [
+        ("mlflow.rollback_model", True),
+        ("mlflow.set_model_alias", True),
+        ("aws.iam.deactivate_access_key", True),
+        ("aws.iam.delete_access_key", True),
+        ("slack.notify", False),
+        ("http.request", False),
+    ],
+)
+def test_evidence_is_required_by_default_for_model_and_iam_changes(
+    action: str, required: bool
+) -> None:
+    """Playbooks using MLflow alias moves or aws.iam.* require evidence unless they opt out."""
+    pb = playbook({"id": "s", "action": action})
+    assert pb.requires_evidence is required
+    assert not playbook(
+        {"id": "s", "action": action}, guards={"require_evidence": False}
+    ).requires_evidence
+    assert playbook({"id": "s", "action": action}, guards=EVIDENCE).requires_evidence
 
 
 # --- executing ----------------------------------------------------------------------------------

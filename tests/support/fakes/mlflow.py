@@ -7,11 +7,12 @@ alias reads as None. `fail_next` queues errors per method (e.g. a crash between 
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from responder.actions.ports import ModelVersionInfo
+from responder.actions.ports import ArtifactDigest, ModelVersionInfo, VersionArtifacts
 from responder.actions.registry import ActionError
 
 
@@ -20,6 +21,7 @@ class FakeModel:
     versions: dict[str, ModelVersionInfo] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    files: dict[str, dict[str, bytes]] = field(default_factory=dict)  # version -> path -> bytes
 
 
 class FakeRegistry:
@@ -83,3 +85,26 @@ class FakeRegistry:
     async def set_model_tag(self, *, name: str, key: str, value: str) -> None:
         self._enter("set_model_tag")
         self._model(name).tags[key] = value
+
+    async def aliases(self, *, name: str) -> dict[str, str]:
+        self._enter("aliases")
+        return dict(self._model(name).aliases)
+
+    async def artifacts(
+        self, *, name: str, version: str, max_bytes: int, max_files: int
+    ) -> VersionArtifacts:
+        """The files `files[version]` holds, hashed like the MLflow adapter hashes them."""
+        self._enter("artifacts")
+        model = self._model(name)
+        if version not in model.versions:
+            raise ActionError(f"{name} has no version {version}", code="not_found")
+        listed = sorted(model.files.get(version, {}).items())
+        digests = [
+            ArtifactDigest(path=path, size=len(data), note=f"larger than {max_bytes} bytes")
+            if len(data) > max_bytes
+            else ArtifactDigest(path=path, size=len(data), sha256=hashlib.sha256(data).hexdigest())
+            for path, data in listed[:max_files]
+        ]
+        return VersionArtifacts(
+            version=version, artifacts=digests, truncated=len(listed) > max_files
+        )
