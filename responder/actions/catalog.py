@@ -5,6 +5,7 @@ from __future__ import annotations
 from responder.actions import (  # noqa: F401  (imported for registration)
     approval,
     aws_iam,
+    aws_waf,
     http,
     incident,
     mlflow,

@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 import responder.actions.catalog  # noqa: F401  (register every action)
-from responder.actions.ports import Ports
+from responder.actions.ports import ModelRegistryPort, Ports, WafPort
 from responder.audit.store import AuditRecord, verify_chain
 from responder.commands import AnyCommand, apply_command
 from responder.incidents.model import IncidentChange
@@ -83,6 +83,8 @@ class Kit:
     slack: FakeSlack = field(default_factory=FakeSlack)
     iam: FakeIam = field(default_factory=FakeIam)
     http: FakeHttp = field(default_factory=FakeHttp)
+    waf: WafPort | None = None
+    models: ModelRegistryPort | None = None
 
     def __post_init__(self) -> None:
         self.iam.add_key(KEY, user_name="ci-bot")
@@ -93,7 +95,12 @@ class Kit:
 
     def ports(self) -> Ports:
         return Ports(
-            slack=self.slack, iam=self.iam, http=self.http, incidents=SqlIncidents(self.db)
+            slack=self.slack,
+            iam=self.iam,
+            waf=self.waf,
+            models=self.models,
+            http=self.http,
+            incidents=SqlIncidents(self.db),
         )
 
     def runner(self, owner: str | None = None) -> Runner:
