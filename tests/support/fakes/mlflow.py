@@ -1,7 +1,8 @@
 """`FakeRegistry`: an in-memory `ModelRegistryPort` that counts calls per method.
 
 Like MLflow, an unknown model or version raises `ActionError(code="not_found")` and an unset
-alias reads as None. `fail_next` queues errors per method (e.g. a crash between the rollback's
+alias reads as None. `trained_on` gives versions the (name, digest) datasets their source run
+logged; a version without an entry has no source run (its lineage is unknown). `fail_next` queues errors per method (e.g. a crash between the rollback's
 "pending" tag and the alias move).
 """
 
@@ -20,6 +21,7 @@ class FakeModel:
     versions: dict[str, ModelVersionInfo] = field(default_factory=dict)
     aliases: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
+    trained_on: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 class FakeRegistry:
@@ -35,10 +37,12 @@ class FakeRegistry:
         versions: int,
         tags: dict[str, dict[str, str]] | None = None,
         aliases: dict[str, str] | None = None,
+        trained_on: dict[str, list[tuple[str, str]]] | None = None,
     ) -> FakeModel:
-        """Versions "1".."N" created a minute apart; `tags` maps a version to its tags."""
+        """Versions "1".."N" created a minute apart; `tags` maps a version to its tags,
+        `trained_on` to the datasets its source run logged."""
         start = datetime(2026, 1, 1, tzinfo=UTC)
-        model = FakeModel(aliases=dict(aliases or {}))
+        model = FakeModel(aliases=dict(aliases or {}), trained_on=dict(trained_on or {}))
         for n in range(1, versions + 1):
             v = str(n)
             model.versions[v] = ModelVersionInfo(
@@ -83,3 +87,11 @@ class FakeRegistry:
     async def set_model_tag(self, *, name: str, key: str, value: str) -> None:
         self._enter("set_model_tag")
         self._model(name).tags[key] = value
+
+    async def version_datasets(self, *, name: str, version: str) -> list[tuple[str, str]] | None:
+        self._enter("version_datasets")
+        model = self._model(name)
+        if version not in model.versions:
+            raise ActionError(f"{name} has no version {version}", code="not_found")
+        inputs = model.trained_on.get(version)
+        return None if inputs is None else list(inputs)
