@@ -311,7 +311,7 @@ async def block_ips(params: BlockIps, ctx: ActionContext) -> Output:
             ip_version=ip_set.ip_version,
             count=len(report["other_family"]),
         )
-    return _output(ip_set, report, **({"refused": refused} if refused else {}))
+    return _output(ip_set, report, refused=refused)
 
 
 @action("aws.wafv2.unblock_ips", params=UnblockIps)

@@ -9,6 +9,7 @@ from responder.actions import (  # noqa: F401  (imported for registration)
     http,
     incident,
     mlflow,
+    quarantine,
     slack,
 )
 from responder.actions.registry import REGISTRY

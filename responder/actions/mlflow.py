@@ -124,6 +124,14 @@ class MlflowRegistry:
     async def set_model_tag(self, *, name: str, key: str, value: str) -> None:
         await self._call(self._client.set_registered_model_tag, name=name, key=key, value=value)
 
+    async def set_version_tag(self, *, name: str, version: str, key: str, value: str) -> None:
+        await self._call(
+            self._client.set_model_version_tag, name=name, version=version, key=key, value=value
+        )
+
+    async def delete_version_tag(self, *, name: str, version: str, key: str) -> None:
+        await self._call(self._client.delete_model_version_tag, name=name, version=version, key=key)
+
     async def version_datasets(self, *, name: str, version: str) -> list[tuple[str, str]] | None:
         mv = await self._call(self._client.get_model_version, name=name, version=version)
         run_id = mv.run_id or None
@@ -293,7 +301,8 @@ class SetModelAlias(BaseModel):
     )
 
 
-def _models(ctx: ActionContext) -> ModelRegistryPort:
+def models_port(ctx: ActionContext) -> ModelRegistryPort:
+    """The registry port, or the not_configured error."""
     return configured(ctx.ports.models, "mlflow")
 
 
@@ -424,7 +433,7 @@ async def _choose(
 @action("mlflow.rollback_model", params=RollbackModel)
 async def rollback_model(params: RollbackModel, ctx: ActionContext) -> Output:
     """Move a model's alias back to an earlier good version (undo: mlflow.set_model_alias)."""
-    models = _models(ctx)
+    models = models_port(ctx)
     tag = rollback_tag(ctx.idempotency_key)
     recorded = (await models.model_tags(name=params.name)).get(tag)
     if recorded is not None:
@@ -464,7 +473,7 @@ async def rollback_model(params: RollbackModel, ctx: ActionContext) -> Output:
 @action("mlflow.set_model_alias", params=SetModelAlias)
 async def set_model_alias(params: SetModelAlias, ctx: ActionContext) -> Output:
     """Point a model alias at a version; the undo of mlflow.rollback_model."""
-    models = _models(ctx)
+    models = models_port(ctx)
     if params.version is None:  # the rollback moved nothing: nothing to put back
         out = _output(params.name, params.alias, params.expect_current, params.expect_current)
         log.info("mlflow.set_model_alias_skipped", run_id=ctx.run_id, step_id=ctx.step_id, **out)

@@ -117,6 +117,10 @@ class ModelRegistryPort(Protocol):
 
     async def set_model_tag(self, *, name: str, key: str, value: str) -> None: ...
 
+    async def set_version_tag(self, *, name: str, version: str, key: str, value: str) -> None: ...
+
+    async def delete_version_tag(self, *, name: str, version: str, key: str) -> None: ...
+
     async def version_datasets(self, *, name: str, version: str) -> list[tuple[str, str]] | None:
         """(name, digest) of each dataset the version's source run logged as an input; None
         when its lineage is unknown (no source run, the run is gone, too many inputs)."""

@@ -62,6 +62,7 @@ async def test_block_adds_only_what_is_missing_and_says_so(
         "added": ["203.0.113.9/32"],
         "already_present": ["198.51.100.1/32"],
         "other_family": ["2001:db8::1/128"],
+        "refused": [],
     }
     assert blocklist.addresses == ["198.51.100.1/32", "203.0.113.9/32"]
     assert blocklist.description == "blocked by responder"  # kept through the update

@@ -35,7 +35,10 @@ def test_shipped_playbook_loads(path: Path) -> None:
 def test_shipped_set() -> None:
     playbooks = load_playbooks(PLAYBOOKS, REGISTRY)
     assert [p.id for p in playbooks] == [
+        "block-adversarial-sources",
         "contain-leaked-credential",
+        "contain-poisoned-data",
+        "revert-unvetted-release",
         "rollback-compromised-model",
         "vulnerable-serving-image",
     ]
@@ -61,7 +64,8 @@ def replay_dry_run() -> dict[str, dict[str, Any]]:
 
 def test_replay_dry_run_plans_the_shipped_playbooks() -> None:
     incidents = replay_dry_run()
-    assert incidents["adversarial-burst"]["playbooks"] == []
+    [burst] = incidents["adversarial-burst"]["playbooks"]
+    assert burst["id"] == "block-adversarial-sources"  # tests/unit/test_shipped_ai_playbooks.py
 
     [contain] = incidents["leaked-key-then-used"]["playbooks"]
     assert (contain["id"], contain["mode"], contain["change"]) == (
@@ -124,7 +128,7 @@ def test_playbooks_validate_command(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["playbooks", "validate", "--dir", str(PLAYBOOKS)])
     assert ok.exit_code == 0, ok.output
     assert "contain-leaked-credential  mode=automatic  steps=4" in ok.stdout
-    assert "OK: 3 playbooks" in ok.stdout
+    assert "OK: 6 playbooks" in ok.stdout
 
     bad = tmp_path / "bad.yaml"
     text = (PLAYBOOKS / "vulnerable-serving-image.yaml").read_text()

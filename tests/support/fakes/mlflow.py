@@ -95,3 +95,23 @@ class FakeRegistry:
             raise ActionError(f"{name} has no version {version}", code="not_found")
         inputs = model.trained_on.get(version)
         return None if inputs is None else list(inputs)
+
+    def _version(self, name: str, version: str) -> ModelVersionInfo:
+        found = self._model(name).versions.get(version)
+        if found is None:
+            raise ActionError(f"{name} has no version {version}", code="not_found")
+        return found
+
+    async def set_version_tag(self, *, name: str, version: str, key: str, value: str) -> None:
+        self._enter("set_version_tag")
+        found = self._version(name, version)
+        tags = {**found.tags, key: value}
+        self._model(name).versions[version] = found.model_copy(update={"tags": tags})
+
+    async def delete_version_tag(self, *, name: str, version: str, key: str) -> None:
+        self._enter("delete_version_tag")
+        found = self._version(name, version)
+        if key not in found.tags:
+            raise ActionError(f"{name} version {version} has no tag {key}", code="not_found")
+        tags = {k: v for k, v in found.tags.items() if k != key}
+        self._model(name).versions[version] = found.model_copy(update={"tags": tags})
