@@ -24,6 +24,7 @@ Cognito, App Runner, Verified Access), in the region of the AWS settings.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
 import structlog
@@ -236,9 +237,11 @@ def _split(networks: tuple[A.Network, ...], ip_version: str) -> tuple[list[A.Net
     return same, other
 
 
-async def _change(
-    waf: WafPort, params: _IpSetParams, change: Any
-) -> tuple[IpSet, dict[str, list[str]]]:
+Report = dict[str, list[str]]
+Change = Callable[[IpSet], tuple[list[str] | None, Report]]
+
+
+async def _change(waf: WafPort, params: _IpSetParams, change: Change) -> tuple[IpSet, Report]:
     """Read the set, compute the new list with `change(ip_set) -> (addresses | None, report)`
     and write it with the read's lock token; once more after a lock conflict."""
     for attempt in (1, 2):
@@ -257,7 +260,7 @@ async def _change(
     raise AssertionError("unreachable")
 
 
-def _output(ip_set: IpSet, report: dict[str, list[str]], **extra: Any) -> dict[str, Any]:
+def _output(ip_set: IpSet, report: Report, **extra: Any) -> dict[str, Any]:
     return {
         "ip_set": {"name": ip_set.name, "id": ip_set.ip_set_id},
         "ip_version": ip_set.ip_version,
@@ -272,7 +275,7 @@ async def block_ips(params: BlockIps, ctx: ActionContext) -> Output:
     waf = _waf(ctx)
     screened = params.screened()
 
-    def add(ip_set: IpSet) -> tuple[list[str] | None, dict[str, list[str]]]:
+    def add(ip_set: IpSet) -> tuple[list[str] | None, Report]:
         same, other = _split(screened.accepted, ip_set.ip_version)
         present = {A.canonical_or_none(a) for a in ip_set.addresses}
         wanted = [A.canonical(n) for n in same]
@@ -320,7 +323,7 @@ async def unblock_ips(params: UnblockIps, ctx: ActionContext) -> Output:
     waf = _waf(ctx)
     networks = params.networks()
 
-    def remove(ip_set: IpSet) -> tuple[list[str] | None, dict[str, list[str]]]:
+    def remove(ip_set: IpSet) -> tuple[list[str] | None, Report]:
         same, other = _split(networks, ip_set.ip_version)
         wanted = {A.canonical(n) for n in same}
         kept = [a for a in ip_set.addresses if A.canonical_or_none(a) not in wanted]
