@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import Engine
 
 from responder.actions.aws_iam import Boto3Iam
+from responder.actions.aws_waf import Boto3Waf
 from responder.actions.http import AiohttpAdapter
 from responder.actions.ports import Ports
 from responder.actions.slack import SlackWebAdapter
@@ -211,6 +212,7 @@ def ports(settings: Settings, engine: Engine) -> Ports:
             token=slack.bot_token, base_url=slack.base_url, default_channel=slack.channel
         ),
         iam=Boto3Iam.from_settings(settings.aws),
+        waf=Boto3Waf.from_settings(settings.aws),
         models=models,
         http=AiohttpAdapter(
             allowed_hosts=settings.http.allowed_hosts, timeout_s=settings.http.timeout_s

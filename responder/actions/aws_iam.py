@@ -7,7 +7,7 @@ belongs behind an approval. Setting a status is idempotent on AWS, and the actio
 current status first, so a redelivered step changes nothing and still reports what it found.
 
 boto3 is synchronous; `Boto3Iam` runs each call in a worker thread so the event loop keeps
-serving other runs while IAM answers.
+serving other runs while IAM answers (the client and error mapping: `aws_client`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from responder.actions import aws_client
+from responder.actions.aws_client import boto3_client
 from responder.actions.ports import AccessKey, IamPort, KeyStatus
 from responder.actions.registry import ActionContext, ActionError, Output, action, configured
 
@@ -25,19 +27,6 @@ if TYPE_CHECKING:
     from responder.settings import AwsSettings
 
 log = structlog.get_logger(__name__)
-
-# Error codes AWS uses when it asks the caller to slow down; a later attempt may succeed.
-_THROTTLING = frozenset(
-    {
-        "Throttling",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-        "TooManyRequestsException",
-        "ServiceUnavailable",
-        "RequestTimeout",
-        "RequestTimeoutException",
-    }
-)
 
 
 class Boto3Iam:
@@ -51,27 +40,12 @@ class Boto3Iam:
         access_key_id: SecretStr | None = None,
         secret_access_key: SecretStr | None = None,
     ) -> None:
-        import boto3
-        from botocore.config import Config
-
-        # None lets boto3 fall back to its usual chain (env, profile, instance role).
-        session = boto3.session.Session(
-            aws_access_key_id=access_key_id.get_secret_value() if access_key_id else None,
-            aws_secret_access_key=(
-                secret_access_key.get_secret_value() if secret_access_key else None
-            ),
-            region_name=region,
-        )
-        # A client (unlike a session) is thread-safe, so one serves every worker thread.
-        # boto3 retries throttling a little itself; the runner's retry policy does the rest.
-        self._client: Any = session.client(
+        self._client: Any = boto3_client(
             "iam",
             endpoint_url=endpoint_url,
-            config=Config(
-                retries={"mode": "standard", "max_attempts": 3},
-                connect_timeout=5,
-                read_timeout=15,
-            ),
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
         )
         self.endpoint_url = endpoint_url
 
@@ -129,32 +103,9 @@ class Boto3Iam:
 
 def translate_error(exc: Exception, *, operation: str) -> ActionError:
     """Map botocore failures onto what the runner needs to know: retry or give up."""
-    from botocore.exceptions import (
-        ClientError,
-        HTTPClientError,
-        NoCredentialsError,
+    return aws_client.translate_error(
+        exc, service="IAM", operation=operation, codes={"NoSuchEntity": ("not_found", False)}
     )
-    from botocore.exceptions import (
-        ConnectionError as BotoConnectionError,
-    )
-
-    if isinstance(exc, ClientError):
-        error = exc.response.get("Error", {})
-        code = str(error.get("Code", ""))
-        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
-        message = f"IAM {operation} failed: {code}: {error.get('Message', '')}"
-        if code == "NoSuchEntity" or status == 404:
-            return ActionError(message, code="not_found")
-        if code in _THROTTLING or status >= 500 or status == 429:
-            return ActionError(message, code="unavailable", retryable=True)
-        if code in {"AccessDenied", "AccessDeniedException", "InvalidClientTokenId"}:
-            return ActionError(message, code="forbidden")
-        return ActionError(message, code="aws_error")
-    if isinstance(exc, BotoConnectionError | HTTPClientError):
-        return ActionError(f"IAM {operation}: {exc}", code="unavailable", retryable=True)
-    if isinstance(exc, NoCredentialsError):
-        return ActionError("aws credentials are not configured", code="not_configured")
-    return ActionError(f"IAM {operation}: {type(exc).__name__}: {exc}", code="aws_error")
 
 
 class AccessKeyParams(BaseModel):

@@ -8,6 +8,12 @@ roll back one version further. So `mlflow.rollback_model` records its decision i
 named after the step's idempotency key before it moves the alias ("pending") and marks it
 "done" after; a retry finishes or replays that decision instead of deciding again.
 
+Poisoned training data: `exclude_trained_on` passes over every version whose source run logged
+one of the datasets as an input (`actions.datasets`), and every version whose lineage is unknown
+unless `unknown_lineage: allow`; a model whose current version was provably not trained on them
+stays where it is. Run `for_each` over the affected models with `if_no_target: stay`, so a model
+without a candidate (or without the alias) is reported, not a reason to leave the others.
+
 The `mlflow` package (~1 GB) is the optional extra `responder[mlflow]`; it is imported only
 when `MlflowRegistry` is built.
 """
@@ -20,13 +26,22 @@ import json
 import re
 import tempfile
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+)
 
+from responder.actions.datasets import DatasetRef, parse_ref, trained_on
 from responder.actions.ports import (
     ArtifactDigest,
     DatasetDigest,
@@ -43,6 +58,8 @@ log = structlog.get_logger(__name__)
 T = TypeVar("T")
 
 ROLLBACK_TAG_PREFIX = "responder.rollback."
+MAX_DATASET_INPUTS = 1000  # a run logging more has a lineage too large to vouch for
+MAX_LINEAGE_CHECKS = 50  # candidate versions whose lineage one rollback reads at most
 # MLflow error codes after which the same request may succeed later.
 _RETRYABLE = frozenset({"INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED"})
 
@@ -102,6 +119,7 @@ class MlflowRegistry:
                     created_at=datetime.fromtimestamp((mv.creation_timestamp or 0) / 1000, UTC),
                 )
                 for mv in page
+                if mv.name == name  # the filter is a string: never trust it alone
             )
             token = getattr(page, "token", None)
             if not token:
@@ -113,6 +131,34 @@ class MlflowRegistry:
 
     async def set_model_tag(self, *, name: str, key: str, value: str) -> None:
         await self._call(self._client.set_registered_model_tag, name=name, key=key, value=value)
+
+    async def set_version_tag(self, *, name: str, version: str, key: str, value: str) -> None:
+        await self._call(
+            self._client.set_model_version_tag, name=name, version=version, key=key, value=value
+        )
+
+    async def delete_version_tag(self, *, name: str, version: str, key: str) -> None:
+        await self._call(self._client.delete_model_version_tag, name=name, version=version, key=key)
+
+    async def version_datasets(self, *, name: str, version: str) -> list[tuple[str, str]] | None:
+        mv = await self._call(self._client.get_model_version, name=name, version=version)
+        run_id = mv.run_id or None
+        logged = getattr(mv, "model_id", None)
+        try:
+            if run_id is None and logged:  # MLflow 3: the logged model knows its source run
+                model = await self._call(self._client.get_logged_model, model_id=str(logged))
+                run_id = getattr(model, "source_run_id", None) or None
+            if run_id is None:
+                return None
+            run = await self._call(self._client.get_run, run_id=str(run_id))
+        except ActionError as exc:
+            if exc.code == "not_found":  # the run or logged model is gone: lineage unknown
+                return None
+            raise
+        inputs = getattr(getattr(run, "inputs", None), "dataset_inputs", None) or []
+        if len(inputs) > MAX_DATASET_INPUTS:
+            return None
+        return [(str(di.dataset.name), str(di.dataset.digest)) for di in inputs]
 
     async def aliases(self, *, name: str) -> dict[str, str]:
         model = await self._call(self._client.get_registered_model, name=name)
@@ -238,6 +284,25 @@ def choose_rollback_target(
 ) -> ModelVersionInfo | None:
     """The version to roll back to: the newest one below `current` that is not known bad, and
     for `last_known_good` also carries the clean tag. None when there is no such version."""
+    candidates = rollback_candidates(
+        versions,
+        current=current,
+        strategy=strategy,
+        clean_tag=clean_tag,
+        bad_versions=bad_versions,
+    )
+    return candidates[0] if candidates else None
+
+
+def rollback_candidates(
+    versions: Iterable[ModelVersionInfo],
+    *,
+    current: str,
+    strategy: Literal["previous", "last_known_good"],
+    clean_tag: tuple[str, str],
+    bad_versions: Iterable[str] = (),
+) -> list[ModelVersionInfo]:
+    """Every version `choose_rollback_target` would take, newest first (by number)."""
     bad = {str(v) for v in bad_versions}
     below = _number(current)
     key, value = clean_tag
@@ -248,50 +313,108 @@ def choose_rollback_target(
         and v.version not in bad
         and (strategy == "previous" or v.tags.get(key) == value)
     ]
-    return max(candidates, key=lambda v: _number(v.version), default=None)
+    return sorted(candidates, key=lambda v: _number(v.version), reverse=True)
+
+
+# What MLflow accepts (names: no `/` or `:`; aliases: letters, digits, `_`, `-`), and no control
+# characters: the values come from events and reach logs, tags and Slack.
+ModelName = Annotated[
+    str, StringConstraints(min_length=1, max_length=256, pattern=r"^[^/:\x00-\x1f\x7f-\x9f]+$")
+]
+AliasName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,255}$")]
+VersionNumber = Annotated[str, StringConstraints(pattern=r"^[0-9]{1,12}$")]
+
+
+def _one_or_many(value: Any) -> Any:
+    """One reference may be written without the list."""
+    return [value] if isinstance(value, str) else value
+
+
+def _dataset_ref(value: str) -> str:
+    parse_ref(value)  # raises ValueError saying what is wrong
+    return value
+
+
+# In the annotation (not a validator method), so playbooks are checked when they load.
+DatasetRefs = Annotated[
+    list[Annotated[str, AfterValidator(_dataset_ref)]],
+    BeforeValidator(_one_or_many),
+    Field(max_length=20),
+]
 
 
 class RollbackModel(BaseModel):
     # Templated values may arrive as numbers (`version: 3`); versions are strings in MLflow.
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    name: str = Field(min_length=1)
-    alias: str = Field(default="champion", min_length=1)
+    name: ModelName
+    alias: AliasName = "champion"
     strategy: Literal["previous", "last_known_good"] = "last_known_good"
     clean_tag: str = Field(default="scan=clean", pattern=r"^[^=]+=", description="key=value")
-    bad_versions: list[str] = Field(
-        default_factory=list, description="versions with open incidents: never a target"
+    bad_versions: list[Annotated[str, StringConstraints(max_length=64)]] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="versions with open incidents: never a target",
     )
-    to_version: str | None = Field(default=None, description="explicit target version")
+    to_version: VersionNumber | None = Field(default=None, description="explicit target version")
+    exclude_trained_on: DatasetRefs = Field(
+        default_factory=list,
+        description="datasets (name, name@digest or dataset:<id>): never a version trained on them",
+    )
+    unknown_lineage: Literal["exclude", "allow"] = Field(
+        default="exclude",
+        description="with exclude_trained_on: whether a version without a source run may serve",
+    )
+    if_no_target: Literal["fail", "stay"] = Field(
+        default="fail",
+        description="no candidate or no alias: fail the step, or leave the alias and report it",
+    )
 
     def clean_tag_pair(self) -> tuple[str, str]:
         key, _, value = self.clean_tag.partition("=")
         return key, value
 
+    def dataset_refs(self) -> list[DatasetRef]:
+        return [parse_ref(ref) for ref in self.exclude_trained_on]
+
 
 class SetModelAlias(BaseModel):
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
 
-    name: str = Field(min_length=1)
-    alias: str = Field(min_length=1)
-    version: str = Field(min_length=1)
-    expect_current: str | None = Field(
+    name: ModelName
+    alias: AliasName
+    version: VersionNumber | None = Field(
+        description="null: leave the alias as it is (the undo of a rollback that moved nothing)"
+    )
+    expect_current: VersionNumber | None = Field(
         default=None, description="refuse (code conflict) if the alias points elsewhere now"
     )
 
 
-def _models(ctx: ActionContext) -> ModelRegistryPort:
+def models_port(ctx: ActionContext) -> ModelRegistryPort:
+    """The registry port, or the not_configured error."""
     return configured(ctx.ports.models, "mlflow")
 
 
-def _output(name: str, alias: str, from_version: str | None, to_version: str) -> dict[str, Any]:
-    return {"name": name, "alias": alias, "from_version": from_version, "to_version": to_version}
+def _output(
+    name: str, alias: str, from_version: str | None, to_version: str | None, **extra: Any
+) -> dict[str, Any]:
+    moved = from_version != to_version
+    return {
+        "name": name,
+        "alias": alias,
+        "from_version": from_version,
+        "to_version": to_version,
+        "moved": moved,
+        **extra,
+    }
 
 
 async def _resume(models: ModelRegistryPort, tag: str, record: dict[str, Any]) -> Output:
     """A retry of a step that already decided: replay "done", finish "pending"."""
     state = record.pop("state", "done")
-    out = _output(record["name"], record["alias"], record["from_version"], record["to_version"])
+    record.pop("moved", None)
+    out = _output(**record)
     if state == "pending":
         current = await models.alias_version(name=out["name"], alias=out["alias"])
         if current == out["from_version"]:
@@ -303,14 +426,104 @@ async def _resume(models: ModelRegistryPort, tag: str, record: dict[str, Any]) -
                 code="conflict",
             )
         await models.set_model_tag(name=out["name"], key=tag, value=json.dumps(out))
-    log.info("mlflow.rollback_replayed", tag=tag, state=state, **out)
+    log.info("mlflow.rollback_replayed", tag=tag, state=state, **_loggable(out))
     return out
+
+
+def _loggable(out: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in out.items() if k != "passed_over"}
+
+
+@dataclass(frozen=True)
+class _Stay:
+    """No move: the reason, and the error code it is when the step must fail."""
+
+    reason: str
+    code: str | None  # None: nothing to do, not a failure
+
+
+@dataclass(frozen=True)
+class _Move:
+    version: str
+    passed_over: list[dict[str, str]] = field(default_factory=list)
+
+
+class _Lineage:
+    """Whether versions were trained on the excluded datasets, read once per version."""
+
+    def __init__(self, models: ModelRegistryPort, params: RollbackModel) -> None:
+        self.models = models
+        self.name = params.name
+        self.refs = params.dataset_refs()
+        self.allow_unknown = params.unknown_lineage == "allow"
+        self.reads = 0
+
+    async def objection(self, version: str) -> str | None:
+        """Why `version` must not serve; None when it may."""
+        if not self.refs:
+            return None
+        self.reads += 1
+        inputs = await self.models.version_datasets(name=self.name, version=version)
+        if inputs is None:
+            return None if self.allow_unknown else "lineage unknown (no readable source run)"
+        hit = trained_on(inputs, self.refs)
+        if hit is None:
+            return None
+        _, name, digest = hit
+        return f"trained on {name}@{digest}"
+
+
+async def _choose(
+    lineage: _Lineage,
+    params: RollbackModel,
+    current: str | None,
+    versions: list[ModelVersionInfo],
+) -> _Move | _Stay:
+    """Where the alias goes, or why it stays (pure but for the lineage reads)."""
+    if params.to_version is not None:
+        if params.to_version in params.bad_versions:
+            return _Stay(f"version {params.to_version} is listed as bad", "no_candidate")
+        if params.to_version not in {v.version for v in versions}:
+            return _Stay(f"model {params.name} has no version {params.to_version}", "not_found")
+        objection = await lineage.objection(params.to_version)
+        if objection is not None:
+            return _Stay(f"version {params.to_version}: {objection}", "no_candidate")
+        return _Move(params.to_version)
+    if current is None:
+        return _Stay(
+            f"{params.name}@{params.alias} is not set: nothing to roll back from", "not_found"
+        )
+    innocent = lineage.refs and current not in params.bad_versions
+    if innocent and await lineage.objection(current) is None:
+        datasets = ", ".join(str(r) for r in lineage.refs)
+        return _Stay(f"version {current} was not trained on {datasets}", None)
+    passed_over: list[dict[str, str]] = []
+    candidates = rollback_candidates(
+        versions,
+        current=current,
+        strategy=params.strategy,
+        clean_tag=params.clean_tag_pair(),
+        bad_versions=params.bad_versions,
+    )
+    for candidate in candidates[:MAX_LINEAGE_CHECKS]:
+        objection = await lineage.objection(candidate.version)
+        if objection is None:
+            return _Move(candidate.version, passed_over)
+        passed_over.append({"version": candidate.version, "reason": objection})
+    checked = f"; passed over {len(passed_over)} by lineage" if passed_over else ""
+    if len(candidates) > MAX_LINEAGE_CHECKS:
+        checked += f" (checked the newest {MAX_LINEAGE_CHECKS})"
+    return _Stay(
+        f"no {params.strategy} version of {params.name} below {current} "
+        f"(bad: {sorted(params.bad_versions)}, clean tag {params.clean_tag}{checked})",
+        "no_candidate",
+    )
 
 
 @action("mlflow.rollback_model", params=RollbackModel)
 async def rollback_model(params: RollbackModel, ctx: ActionContext) -> Output:
     """Move a model's alias back to an earlier good version (undo: mlflow.set_model_alias)."""
-    models = _models(ctx)
+    models = models_port(ctx)
     tag = rollback_tag(ctx.idempotency_key)
     recorded = (await models.model_tags(name=params.name)).get(tag)
     if recorded is not None:
@@ -318,49 +531,43 @@ async def rollback_model(params: RollbackModel, ctx: ActionContext) -> Output:
 
     current = await models.alias_version(name=params.name, alias=params.alias)
     versions = await models.versions(name=params.name)
-    if params.to_version is not None:
-        if params.to_version in params.bad_versions:
-            raise ActionError(f"version {params.to_version} is listed as bad", code="no_candidate")
-        if params.to_version not in {v.version for v in versions}:
-            raise ActionError(
-                f"model {params.name} has no version {params.to_version}", code="not_found"
-            )
-        target = params.to_version
-    else:
-        if current is None:
-            raise ActionError(
-                f"{params.name}@{params.alias} is not set: nothing to roll back from",
-                code="not_found",
-            )
-        chosen = choose_rollback_target(
-            versions,
-            current=current,
-            strategy=params.strategy,
-            clean_tag=params.clean_tag_pair(),
-            bad_versions=params.bad_versions,
-        )
-        if chosen is None:
-            raise ActionError(
-                f"no {params.strategy} version of {params.name} below {current} "
-                f"(bad: {sorted(params.bad_versions)}, clean tag {params.clean_tag})",
-                code="no_candidate",
-            )
-        target = chosen.version
-
-    out = _output(params.name, params.alias, current, target)
+    lineage = _Lineage(models, params)
+    chosen = await _choose(lineage, params, current, versions)
+    extra: dict[str, Any] = {}
+    if isinstance(chosen, _Stay):
+        if chosen.code is not None and params.if_no_target == "fail":
+            raise ActionError(chosen.reason, code=chosen.code)
+        out = _output(params.name, params.alias, current, current, reason=chosen.reason)
+        log.warning("mlflow.rollback_stayed", run_id=ctx.run_id, step_id=ctx.step_id, **out)
+        return out
+    if lineage.refs:
+        extra["passed_over"] = chosen.passed_over
+    out = _output(params.name, params.alias, current, chosen.version, **extra)
+    if not out["moved"]:  # an explicit target the alias already points at
+        return out
     await models.set_model_tag(
         name=params.name, key=tag, value=json.dumps({**out, "state": "pending"})
     )
-    await models.set_alias(name=params.name, alias=params.alias, version=target)
+    await models.set_alias(name=params.name, alias=params.alias, version=chosen.version)
     await models.set_model_tag(name=params.name, key=tag, value=json.dumps(out))
-    log.info("mlflow.rollback", run_id=ctx.run_id, step_id=ctx.step_id, **out)
+    log.info(
+        "mlflow.rollback",
+        run_id=ctx.run_id,
+        step_id=ctx.step_id,
+        lineage_reads=lineage.reads,
+        **_loggable(out),
+    )
     return out
 
 
 @action("mlflow.set_model_alias", params=SetModelAlias)
 async def set_model_alias(params: SetModelAlias, ctx: ActionContext) -> Output:
     """Point a model alias at a version; the undo of mlflow.rollback_model."""
-    models = _models(ctx)
+    models = models_port(ctx)
+    if params.version is None:  # the rollback moved nothing: nothing to put back
+        out = _output(params.name, params.alias, params.expect_current, params.expect_current)
+        log.info("mlflow.set_model_alias_skipped", run_id=ctx.run_id, step_id=ctx.step_id, **out)
+        return out
     current = await models.alias_version(name=params.name, alias=params.alias)
     if current != params.version:  # already there: a retry, or nothing to do
         if params.expect_current is not None and current != params.expect_current:

@@ -64,6 +64,35 @@ class IamPort(Protocol):
     async def delete_access_key(self, *, user_name: str, access_key_id: str) -> None: ...
 
 
+# --- AWS WAFv2 ----------------------------------------------------------------------------------
+
+IpVersion = Literal["IPV4", "IPV6"]
+
+
+class IpSet(BaseModel):
+    """A WAFv2 IP set as `GetIPSet` returns it, with the lock token an update must present."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    ip_set_id: str
+    ip_version: IpVersion
+    addresses: tuple[str, ...]
+    lock_token: str
+    description: str | None = None
+
+
+class WafPort(Protocol):
+    async def get_ip_set(self, *, name: str, ip_set_id: str) -> IpSet:
+        """The set and its lock token; ActionError(code="not_found") when WAF does not know it."""
+        ...
+
+    async def update_ip_set(self, *, ip_set: IpSet, addresses: list[str]) -> None:
+        """Replace the set's addresses, presenting `ip_set.lock_token`; ActionError(code=
+        "lock_conflict") when the set changed since it was read."""
+        ...
+
+
 # --- model registry (MLflow) ---------------------------------------------------------------------
 
 
@@ -123,6 +152,14 @@ class ModelRegistryPort(Protocol):
     async def model_tags(self, *, name: str) -> dict[str, str]: ...
 
     async def set_model_tag(self, *, name: str, key: str, value: str) -> None: ...
+
+    async def set_version_tag(self, *, name: str, version: str, key: str, value: str) -> None: ...
+
+    async def delete_version_tag(self, *, name: str, version: str, key: str) -> None: ...
+
+    async def version_datasets(self, *, name: str, version: str) -> list[tuple[str, str]] | None:
+        """(name, digest) of each dataset the version's source run logged as an input; None
+        when its lineage is unknown (no source run, the run is gone, too many inputs)."""
 
     async def aliases(self, *, name: str) -> dict[str, str]:
         """Every alias of the model and the version it points at."""
@@ -195,6 +232,7 @@ class EvidencePort(Protocol):
 class Ports:
     slack: SlackPort | None = None
     iam: IamPort | None = None
+    waf: WafPort | None = None
     models: ModelRegistryPort | None = None
     http: HttpPort | None = None
     incidents: IncidentPort | None = None

@@ -1,9 +1,10 @@
 """Declared assets: what MLflow does not know, from `assets/*.yaml` files.
 
-Endpoints and the model aliases (or pinned versions) they serve, the images they run and the API
-keys they use; services and their keys; teams, and the owner and tier of any asset, including
-the registry's models and datasets. Each entry declares its own outgoing edges (`serves`,
-`runs`, `uses`, `owner`), so a file reads as "this endpoint serves that alias".
+Endpoints and the model aliases (or pinned versions) they serve, the images they run, the API
+keys they use and the hardened version their alias may move to under attack; services and their
+keys; teams, and the owner and tier of any asset, including the registry's models and datasets.
+Each entry declares its own outgoing edges (`serves`, `runs`, `uses`, `owner`), so a file reads
+as "this endpoint serves that alias".
 
 Files are validated like rules and playbooks: unknown keys, bad references and owners that name
 no declared team are reported together as `file:line: field: message`, and a directory is used
@@ -28,6 +29,7 @@ from pydantic import (
     Field,
     StringConstraints,
     ValidationError,
+    model_validator,
 )
 
 from responder.assets.model import (
@@ -96,6 +98,12 @@ def _served(value: str) -> str:
 
 
 Refs = Annotated[list[Key], BeforeValidator(_listed), Field(max_length=MAX_REFS)]
+# A registry version number; YAML reads `7` as an int, which is meant as "7".
+HardenedVersion = Annotated[
+    str,
+    BeforeValidator(lambda v: str(v) if isinstance(v, int) and not isinstance(v, bool) else v),
+    StringConstraints(pattern=r"^[0-9]{1,12}$"),
+]
 ServedRefs = Annotated[
     list[Annotated[Text, AfterValidator(_served)]],
     BeforeValidator(_listed),
@@ -117,6 +125,25 @@ class EndpointEntry(_Entry):
     serves: ServedRefs = Field(default_factory=list)
     runs: Refs = Field(default_factory=list, description="image references")
     uses: Refs = Field(default_factory=list, description="API key ids (never the secret)")
+    hardened_version: HardenedVersion | None = Field(
+        default=None,
+        description="a version of the served model hardened against adversarial inputs, where "
+        "a playbook may move the served alias under attack (needs exactly one model@alias)",
+    )
+
+    @model_validator(mode="after")
+    def _hardened_needs_one_alias(self) -> EndpointEntry:
+        if self.hardened_version is not None:
+            aliases = [ref for ref in self.serves if _served_alias(ref) is not None]
+            if len(self.serves) != 1 or len(aliases) != 1:
+                raise ValueError("hardened_version needs `serves` to name exactly one model@alias")
+        return self
+
+    def hardened(self) -> dict[str, str]:
+        """The node's attributes for the hardened version: the version and the alias to move."""
+        if self.hardened_version is None:
+            return {}
+        return {"hardened_version": self.hardened_version, "hardened_alias": self.serves[0]}
 
 
 class ServiceEntry(_Entry):
@@ -225,6 +252,11 @@ def _entries(spec: AssetFile) -> Iterable[tuple[str, int, _Entry, str]]:
         yield "datasets", i, ds, dataset_id(ds.name, ds.digest)
 
 
+def _served_alias(ref: str) -> str | None:
+    match = _SERVED.match(ref)
+    return None if match is None else match.group("alias")
+
+
 def _served_id(ref: str) -> str:
     match = _SERVED.match(ref)
     assert match is not None  # validated by the model
@@ -260,6 +292,8 @@ def _claims(parsed: _Parsed, at: datetime) -> tuple[list[Node], list[Edge], list
         )
     for section, i, entry, node_id in _entries(spec):
         attributes = {"description": entry.description} if entry.description else {}
+        if isinstance(entry, EndpointEntry):
+            attributes.update(entry.hardened())
         name = entry.name if isinstance(entry, DatasetEntry) else None  # its digest: in the id
         try:
             nodes.append(

@@ -30,10 +30,14 @@ from responder.assets.model import (
     GraphUpdate,
     Node,
     Tier,
+    alias_id,
     edge,
     kind_of,
+    model_version_id,
     node,
 )
+from responder.assets.release import AliasFacts
+from responder.assets.release import alias_facts as facts_of
 
 log = structlog.get_logger(__name__)
 
@@ -252,6 +256,29 @@ def load_graph(session: Session) -> AssetGraph:
     if dropped:
         log.warning("assets.rows_dropped", dropped=dropped, reason="invalid id, kind or edge")
     return AssetGraph(nodes, edges)
+
+
+def alias_facts(session: Session, name: str, alias: str, version: str) -> AliasFacts:
+    """`release.alias_facts` from the few rows it needs (the alias's pointers and the versions
+    they and the move name), not the whole graph: a webhook receiver calls it per delivery,
+    before it applies the delivery's update."""
+    aid = alias_id(name, alias)
+    pointers = [
+        e
+        for row in session.exec(
+            select(AssetEdgeRow).where(
+                col(AssetEdgeRow.src) == aid, col(AssetEdgeRow.kind) == EdgeKind.points_to.value
+            )
+        )
+        if (e := _edge(row)) is not None
+    ]
+    wanted = {model_version_id(name, version), *(e.dst for e in pointers)}
+    nodes = [
+        n
+        for row in session.exec(select(AssetNodeRow).where(col(AssetNodeRow.id).in_(wanted)))
+        if (n := _node(row)) is not None
+    ]
+    return facts_of(AssetGraph(nodes, pointers), name, alias, version)
 
 
 def sources(session: Session) -> dict[str, tuple[int, int]]:

@@ -24,6 +24,12 @@ body is not a delivery of a known shape.
 Suggested HTTP answers: `WebhookRejected.status` (401 unauthenticated, 400 malformed or out of
 time, 409 already received: MLflow does not retry 4xx, so a duplicate of a delivery we stored
 ends there).
+
+A moved alias is a release, and MLflow's payload names only the new version. So a receiver
+that wants releases checked passes `convert` the graph's view from before the move
+(`store.alias_facts(session, name, alias, version)` for `alias_of(delivery)`, read before
+`store.apply_update`): the event then carries `previous_version`, `release` and
+`previous_release` (`assets.release`), which the shipped rule `registry-change-guard` matches.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ from responder.assets.model import (
     model_version_id,
     node,
 )
+from responder.assets.release import AliasFacts
 from responder.events.schema import SecurityEvent, event_to_dict, rfc3339
 
 SIGNATURE_HEADER: Final = "x-mlflow-signature"
@@ -286,9 +293,24 @@ class Received:
     update: GraphUpdate
 
 
-def convert(delivery: Delivery) -> Received:
+def alias_of(delivery: Delivery) -> tuple[str, str, str] | None:
+    """(model name, alias, new version) of a delivery that moves an alias; else None (also
+    when the data is malformed: `convert` says why)."""
+    if (delivery.entity, delivery.action) != ("model_version_alias", "created"):
+        return None
+    try:
+        payload = _Alias.model_validate(delivery.data)
+    except ValidationError:
+        return None
+    if payload.version is None:
+        return None
+    return payload.name, payload.alias, payload.version
+
+
+def convert(delivery: Delivery, *, facts: AliasFacts | None = None) -> Received:
     """A verified delivery as a SecurityEvent dict and a graph update; `WebhookRejected`
-    (malformed) when the data does not have the shape its entity and action promise."""
+    (malformed) when the data does not have the shape its entity and action promise. `facts`
+    (for a moved alias, see `alias_of`) adds the release check to the event."""
     known = _KINDS.get((delivery.entity, delivery.action))
     if known is None:
         return Received(delivery, None, GraphUpdate(at=delivery.at))
@@ -296,7 +318,7 @@ def convert(delivery: Delivery) -> Received:
     try:
         payload = shape.model_validate(delivery.data)
         update = _update(delivery, payload)
-        event = _event(delivery, payload, event_type, severity)
+        event = _event(delivery, payload, event_type, severity, facts)
     except ValidationError as exc:
         raise _reject("malformed", f"{delivery.event}: {_first_line(exc)}") from None
     except AssetIdError as exc:
@@ -354,7 +376,13 @@ def _update(delivery: Delivery, payload: _Payload) -> GraphUpdate:
     )
 
 
-def _event(delivery: Delivery, payload: _Payload, event_type: str, severity: str) -> dict[str, Any]:
+def _event(
+    delivery: Delivery,
+    payload: _Payload,
+    event_type: str,
+    severity: str,
+    facts: AliasFacts | None = None,
+) -> dict[str, Any]:
     name: str = getattr(payload, "name")  # noqa: B009  (every payload names its model)
     version: str | None = getattr(payload, "version", None)
     attributes: dict[str, Any] = {
@@ -374,6 +402,8 @@ def _event(delivery: Delivery, payload: _Payload, event_type: str, severity: str
         title = f"MLflow: tag {payload.key} {verb} on {name} version {version}"
     elif isinstance(payload, _Alias):
         attributes.update(alias=payload.alias, alias_asset=alias_id(name, payload.alias))
+        if facts is not None and delivery.action == "created" and facts.new.version == version:
+            attributes.update(facts.attributes())
         title = (
             f"MLflow: alias {name}@{payload.alias} now points to version {version}"
             if delivery.action == "created"

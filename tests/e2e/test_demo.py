@@ -34,7 +34,7 @@ def test_demo_opens_the_scenario_incidents_and_plans_their_playbooks(
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    assert "demo OK: 3 incidents, 2 playbook runs planned" in out
+    assert "demo OK: 3 incidents, 3 playbook runs planned" in out
     assert "contain-leaked-credential" in out and "vulnerable-serving-image" in out
     assert "dead-lettered: schema violation" in out
     assert "audit verify: OK" in out

@@ -138,6 +138,7 @@ async def test_rollback_serves_the_last_clean_version_and_undo_restores(
         "alias": "champion",
         "from_version": "3",
         "to_version": "1",
+        "moved": True,
     }
     assert registry.predict() == "1"
 

@@ -2,7 +2,8 @@
 
 `MotoServer` serves moto's WSGI application (the one `ThreadedMotoServer` and the `moto_server`
 command run) from a thread of the test process, wrapped in a small WSGI middleware that records
-each request's AWS action (`UpdateAccessKey`, ...) and response status. Because the server runs
+each request's AWS action (`UpdateAccessKey`, or `UpdateIPSet` from a JSON-protocol target
+header, ...) and response status. Because the server runs
 in the test process, the log is readable directly even when the client is another process (a
 `responder worker` the test starts and kills), which is what an exactly-once test needs; the same
 log is also served as JSON at `GET /_responder/requests` for a reader in another process.
@@ -49,6 +50,20 @@ class RecordedRequest:
     status: int
 
 
+def _body_params(raw: bytes, *, json_protocol: bool) -> dict[str, str]:
+    """A request body's parameters: form fields, or a JSON body's top-level scalars."""
+    text = raw.decode("utf-8", "replace")
+    if not json_protocol:
+        return {k: v[0] for k, v in parse_qs(text).items()}
+    try:
+        body = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    return {k: str(v) for k, v in body.items() if isinstance(v, str | int | float)}
+
+
 class _RecordingApp:
     """WSGI middleware: note the AWS query-protocol action of each request, then pass it on."""
 
@@ -69,12 +84,13 @@ class _RecordingApp:
             start_response("200 OK", [("Content-Type", "application/json")])
             return [body]
         params = {k: v[0] for k, v in parse_qs(environ.get("QUERY_STRING", "")).items()}
-        if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")  # JSON protocol (WAFv2): Service.Action
+        if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", "") or target:
             length = int(environ.get("CONTENT_LENGTH") or 0)
             raw = environ["wsgi.input"].read(length)
             environ["wsgi.input"] = io.BytesIO(raw)  # moto reads the body again
-            params |= {k: v[0] for k, v in parse_qs(raw.decode("utf-8", "replace")).items()}
-        action = params.pop("Action", "")
+            params |= _body_params(raw, json_protocol=bool(target))
+        action = target.rsplit(".", 1)[-1] if target else params.pop("Action", "")
 
         def recording_start_response(status: str, headers: Any, *exc: Any) -> Any:
             with self._lock:
@@ -142,3 +158,30 @@ class MotoServer(ThreadedServer):
         """ "Active" / "Inactive" as `ListAccessKeys` reports it; None when the key is gone."""
         listed = self.iam().list_access_keys(UserName=user_name)["AccessKeyMetadata"]
         return next((str(k["Status"]) for k in listed if k["AccessKeyId"] == access_key_id), None)
+
+    # -- WAFv2 set-up helpers ------------------------------------------------------------------
+
+    def wafv2(self) -> Any:
+        """A plain boto3 WAFv2 client on this server (for set-up and checks, not under test)."""
+        return boto3.client(
+            "wafv2", endpoint_url=self.endpoint_url, region_name=REGION, **CREDENTIALS
+        )
+
+    def create_ip_set(
+        self, addresses: list[str] | None = None, *, ip_version: str = "IPV4"
+    ) -> tuple[str, str]:
+        """A new REGIONAL IP set with a unique name: (name, id)."""
+        name = f"blocklist-{uuid.uuid4().hex[:10]}"
+        made = self.wafv2().create_ip_set(
+            Name=name,
+            Scope="REGIONAL",
+            IPAddressVersion=ip_version,
+            Addresses=addresses or [],
+            Description="blocked by responder playbooks",
+        )
+        return name, str(made["Summary"]["Id"])
+
+    def ip_set(self, name: str, ip_set_id: str) -> dict[str, Any]:
+        """`GetIPSet`'s `IPSet` (Addresses, Description, ...)."""
+        found: dict[str, Any] = self.wafv2().get_ip_set(Name=name, Scope="REGIONAL", Id=ip_set_id)
+        return dict(found["IPSet"])

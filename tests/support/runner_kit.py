@@ -12,7 +12,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 import responder.actions.catalog  # noqa: F401  (register every action)
-from responder.actions.ports import ModelRegistryPort, Ports
+from responder.actions.ports import ModelRegistryPort, Ports, WafPort
 from responder.audit.store import AuditRecord, verify_chain
 from responder.commands import AnyCommand, apply_command
 from responder.evidence.snapshot import Snapshotter
@@ -86,6 +86,7 @@ class Kit:
     slack: FakeSlack = field(default_factory=FakeSlack)
     iam: FakeIam = field(default_factory=FakeIam)
     http: FakeHttp = field(default_factory=FakeHttp)
+    waf: WafPort | None = None
     models: ModelRegistryPort = field(default_factory=FakeRegistry)
     evidence_store: EvidenceStore | None = None  # default: `evidence/` beside the playbooks
 
@@ -108,6 +109,7 @@ class Kit:
         return Ports(
             slack=self.slack,
             iam=self.iam,
+            waf=self.waf,
             http=self.http,
             models=self.models,
             incidents=SqlIncidents(self.db),

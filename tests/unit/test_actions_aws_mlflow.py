@@ -216,7 +216,13 @@ async def test_rollback_moves_the_alias_to_the_last_known_good(models: FakeRegis
     out = await mlflow_actions.rollback_model(
         RollbackModel(name="fraud", bad_versions=["2"]), ctx(Ports(models=models))
     )
-    assert out == {"name": "fraud", "alias": "champion", "from_version": "4", "to_version": "1"}
+    assert out == {
+        "name": "fraud",
+        "alias": "champion",
+        "from_version": "4",
+        "to_version": "1",
+        "moved": True,
+    }
     assert models.models["fraud"].aliases["champion"] == "1"
 
 
@@ -250,6 +256,7 @@ async def test_rollback_is_idempotent_per_step(models: FakeRegistry) -> None:
             "alias": "champion",
             "from_version": "4",
             "to_version": "3",
+            "moved": True,
         }
     )
     assert models.calls["set_alias"] == 1
@@ -328,7 +335,13 @@ async def test_set_model_alias_undoes_a_rollback(models: FakeRegistry) -> None:
         expect_current=done["to_version"],
     )
     out = await mlflow_actions.set_model_alias(undo, ctx(Ports(models=models), step_id="undo"))
-    assert out == {"name": "fraud", "alias": "champion", "from_version": "2", "to_version": "4"}
+    assert out == {
+        "name": "fraud",
+        "alias": "champion",
+        "from_version": "2",
+        "to_version": "4",
+        "moved": True,
+    }
     assert models.models["fraud"].aliases["champion"] == "4"
     # Retried after it succeeded: already there, so no conflict and no second move.
     again = await mlflow_actions.set_model_alias(undo, ctx(Ports(models=models), step_id="undo"))

@@ -35,9 +35,12 @@ def test_shipped_playbook_loads(path: Path) -> None:
 def test_shipped_set() -> None:
     playbooks = load_playbooks(PLAYBOOKS, REGISTRY)
     assert [p.id for p in playbooks] == [
+        "block-adversarial-sources",
         "contain-leaked-credential",
+        "contain-poisoned-data",
         "investigate-data-integrity",
         "llm-probe-failures",
+        "revert-unvetted-release",
         "rollback-compromised-model",
         "vulnerable-serving-image",
     ]
@@ -63,7 +66,8 @@ def replay_dry_run() -> dict[str, dict[str, Any]]:
 
 def test_replay_dry_run_plans_the_shipped_playbooks() -> None:
     incidents = replay_dry_run()
-    assert incidents["adversarial-burst"]["playbooks"] == []
+    [burst] = incidents["adversarial-burst"]["playbooks"]
+    assert burst["id"] == "block-adversarial-sources"  # tests/unit/test_shipped_ai_playbooks.py
 
     [contain] = incidents["leaked-key-then-used"]["playbooks"]
     assert (contain["id"], contain["mode"], contain["change"]) == (
@@ -126,7 +130,7 @@ def test_playbooks_validate_command(tmp_path: Path) -> None:
     ok = runner.invoke(app, ["playbooks", "validate", "--dir", str(PLAYBOOKS)])
     assert ok.exit_code == 0, ok.output
     assert "contain-leaked-credential  mode=automatic  steps=5" in ok.stdout
-    assert "OK: 5 playbooks" in ok.stdout
+    assert "OK: 8 playbooks" in ok.stdout
 
     bad = tmp_path / "bad.yaml"
     text = (PLAYBOOKS / "vulnerable-serving-image.yaml").read_text()

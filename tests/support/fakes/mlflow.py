@@ -1,7 +1,8 @@
 """`FakeRegistry`: an in-memory `ModelRegistryPort` that counts calls per method.
 
 Like MLflow, an unknown model or version raises `ActionError(code="not_found")` and an unset
-alias reads as None. `fail_next` queues errors per method (e.g. a crash between the rollback's
+alias reads as None. `trained_on` gives versions the (name, digest) datasets their source run
+logged; a version without an entry has no source run (its lineage is unknown). `fail_next` queues errors per method (e.g. a crash between the rollback's
 "pending" tag and the alias move).
 """
 
@@ -22,6 +23,7 @@ class FakeModel:
     aliases: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     files: dict[str, dict[str, bytes]] = field(default_factory=dict)  # version -> path -> bytes
+    trained_on: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
 
 
 class FakeRegistry:
@@ -37,10 +39,12 @@ class FakeRegistry:
         versions: int,
         tags: dict[str, dict[str, str]] | None = None,
         aliases: dict[str, str] | None = None,
+        trained_on: dict[str, list[tuple[str, str]]] | None = None,
     ) -> FakeModel:
-        """Versions "1".."N" created a minute apart; `tags` maps a version to its tags."""
+        """Versions "1".."N" created a minute apart; `tags` maps a version to its tags,
+        `trained_on` to the datasets its source run logged."""
         start = datetime(2026, 1, 1, tzinfo=UTC)
-        model = FakeModel(aliases=dict(aliases or {}))
+        model = FakeModel(aliases=dict(aliases or {}), trained_on=dict(trained_on or {}))
         for n in range(1, versions + 1):
             v = str(n)
             model.versions[v] = ModelVersionInfo(
@@ -85,6 +89,34 @@ class FakeRegistry:
     async def set_model_tag(self, *, name: str, key: str, value: str) -> None:
         self._enter("set_model_tag")
         self._model(name).tags[key] = value
+
+    async def version_datasets(self, *, name: str, version: str) -> list[tuple[str, str]] | None:
+        self._enter("version_datasets")
+        model = self._model(name)
+        if version not in model.versions:
+            raise ActionError(f"{name} has no version {version}", code="not_found")
+        inputs = model.trained_on.get(version)
+        return None if inputs is None else list(inputs)
+
+    def _version(self, name: str, version: str) -> ModelVersionInfo:
+        found = self._model(name).versions.get(version)
+        if found is None:
+            raise ActionError(f"{name} has no version {version}", code="not_found")
+        return found
+
+    async def set_version_tag(self, *, name: str, version: str, key: str, value: str) -> None:
+        self._enter("set_version_tag")
+        found = self._version(name, version)
+        tags = {**found.tags, key: value}
+        self._model(name).versions[version] = found.model_copy(update={"tags": tags})
+
+    async def delete_version_tag(self, *, name: str, version: str, key: str) -> None:
+        self._enter("delete_version_tag")
+        found = self._version(name, version)
+        if key not in found.tags:
+            raise ActionError(f"{name} version {version} has no tag {key}", code="not_found")
+        tags = {k: v for k, v in found.tags.items() if k != key}
+        self._model(name).versions[version] = found.model_copy(update={"tags": tags})
 
     async def aliases(self, *, name: str) -> dict[str, str]:
         self._enter("aliases")
