@@ -57,6 +57,11 @@ def create_app(context: ApiContext) -> FastAPI:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    pages: list[str] = []
+    if context.settings.web.enabled:
+        from responder.api.web import site
+
+        pages = site.install(app, context)
     limits = context.settings.api
     app.add_middleware(
         BodyLimit,
@@ -80,5 +85,5 @@ def create_app(context: ApiContext) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
-    context.metrics.routes = Routes(openapi()["paths"])
+    context.metrics.routes = Routes([*openapi()["paths"], *pages])
     return app

@@ -17,7 +17,7 @@ from sqlalchemy import delete
 from sqlmodel import Session, col, select
 
 from responder.audit.store import append as audit_append
-from responder.service.identity import Principal, Role
+from responder.service.identity import Principal, Role, permits
 from responder.service.tokens import ApiToken, WebSession, authenticate, digest
 from responder.service.views import as_utc
 
@@ -34,10 +34,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def start(session: Session, token: str, *, ttl: timedelta) -> tuple[str, Login] | None:
-    """A new session for a live token (in the caller's transaction): (session id, login)."""
+def start(
+    session: Session, token: str, *, ttl: timedelta, need: Role = Role.viewer
+) -> tuple[str, Login] | None:
+    """A new session for a live token whose role permits `need` (in the caller's transaction):
+    (session id, login); None for any other token."""
     principal = authenticate(session, token.strip())
-    if principal is None:
+    if principal is None or not permits(principal.role, need):
         return None
     sid = secrets.token_urlsafe(32)
     at = _now()
