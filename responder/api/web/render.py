@@ -35,15 +35,15 @@ CLOCK = {
     "on_track": ("◷", "On track"),
     "met": ("✔", "Met"),
 }
-STEP = {  # run and step statuses: shape and a word for each
+STEP = {  # run and step statuses: a shape beside the word (all in DejaVu Sans)
     "completed": "✔",
     "failed": "✖",
     "denied": "✖",
     "cancelled": "✖",
     "undo_failed": "✖",
-    "blocked_by_guard": "⛔",
-    "waiting_approval": "⏸",
-    "waiting": "⏸",
+    "blocked_by_guard": "⊘",
+    "waiting_approval": "‖",
+    "waiting": "‖",
     "running": "▶",
     "pending": "…",
     "undoing": "↺",
