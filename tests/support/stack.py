@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -68,7 +68,7 @@ class Stack:
     unique: str
     metrics_port: int
 
-    def send(self, *events: dict[str, object]) -> None:
+    def send(self, *events: Mapping[str, object]) -> None:
         """Produce events to the worker (from a thread of its own: Playwright's sync API keeps
         an event loop running in the test's thread)."""
         values = [json.dumps(e).encode() for e in events]
