@@ -9,15 +9,18 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from responder import bootstrap
 from responder.incidents.store import apply_changes
 from responder.service import tokens
 from responder.service.identity import Role
-from tests.support.api import Api, api_settings, running_api
+from responder.settings import merged
+from tests.support.api import Api, api_settings, issue_tokens, running_api, serving
 from tests.support.harness import _consume_all
 from tests.support.runner_kit import change
 
@@ -162,3 +165,28 @@ def test_logging_out_or_revoking_the_token_ends_the_session(api: Api) -> None:
         tokens.revoke(session, "responder", actor="admin")
     assert other.get("/ui/", follow_redirects=False).headers["location"] == "/ui/login"
     assert other.get("/ui/live/queue").status_code == 401
+
+
+def test_live_stream_sends_fragments_and_is_bounded_per_process(
+    db: Engine, db_url: str, kafka_bootstrap: str, unique: str
+) -> None:
+    """Over a real socket: the stream opens with the queue's rows; the next stream beyond
+    RESPONDER_WEB__MAX_LIVE gets 503; without a session, 401."""
+    seed(db)
+    settings = merged(api_settings(db_url, kafka_bootstrap, unique), {"web": {"max_live": 1}})
+    secret = issue_tokens(db, "-live")[Role.viewer]
+    with serving(bootstrap.api_app(settings, engine=db)) as url:
+        client = httpx.Client(base_url=url, timeout=30, follow_redirects=True)
+        assert client.get("/ui/live/queue").status_code == 401
+        signed = client.post("/ui/login", data={"token": secret})
+        assert signed.status_code == 200 and "Incident queue" in signed.text
+        with client.stream("GET", "/ui/live/queue?status=all") as live:
+            assert live.headers["content-type"].startswith("text/event-stream")
+            lines = live.iter_lines()
+            assert next(lines) == "retry: 3000"
+            assert next(lines) == ""
+            assert next(lines) == "event: swap"
+            data = json.loads(next(lines).removeprefix("data: "))
+            assert data["target"] == "queue-rows" and "&lt;img src=x" in data["html"]
+            busy = client.get("/ui/live/queue")
+            assert busy.status_code == 503 and busy.headers["retry-after"] == "30"

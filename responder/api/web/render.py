@@ -54,14 +54,15 @@ STEP = {  # run and step statuses: a shape beside the word (all in DejaVu Sans)
 
 
 def duration(seconds: float) -> str:
-    """`3d 4h`, `1h 5m`, `12m`, `40s`: the two largest units."""
+    """`3d 4h`, `1h 5m`, `12m`, `40s`: the two largest units, seconds only under a minute."""
     total = int(abs(seconds))
+    if total < 60:
+        return f"{total}s"
     days, rest = divmod(total, 86400)
     hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
-    shown = [f"{n}{unit}" for n, unit in parts if n][:2]
-    return " ".join(shown) or "0s"
+    parts = [(days, "d"), (hours, "h"), (rest // 60, "m")]
+    first = next(i for i, (n, _) in enumerate(parts) if n)
+    return " ".join(f"{n}{unit}" for n, unit in parts[first : first + 2] if n)
 
 
 def ago(value: datetime | None, now: datetime | None = None) -> str:
