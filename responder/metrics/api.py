@@ -7,11 +7,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 
+import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from responder.metrics.labels import OTHER, Routes
+
+log = structlog.get_logger(__name__)
 
 UNMATCHED = "unmatched"  # a request no route took (its path is never a label)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -44,7 +47,11 @@ class SlaCollector(Collector):
     def collect(self) -> Iterable[Metric]:
         now = time.monotonic()
         if now - self._at >= self.cache_s:
-            self._last, self._at = self.count(), now
+            try:
+                self._last = self.count()
+            except Exception as exc:  # the database is away: the last counts, and say so
+                log.warning("SLA breaches not counted", error=str(exc)[:200])
+            self._at = now
         family = self.family()
         for (severity, clock), n in sorted(self._last.items()):
             family.add_metric([severity, clock], n)

@@ -130,6 +130,7 @@ def test_an_analyst_works_an_incident_live_in_a_real_browser(
     expect(page.locator("h1.incident-title")).to_contain_text(XSS_TITLE)
     page.locator("#incident-evidence a").first.click()
     expect(page.locator("pre.json")).to_contain_text(XSS_RESOURCE)
+    shoot(page, shots / "evidence.png")
     assert page.evaluate("window.__xss") is None and dialogs == []
     assert page.locator("img[src=x], svg").count() == 0
 
