@@ -185,6 +185,48 @@ class ReportingSettings(BaseModel):
     )
 
 
+def _target(seconds: float, what: str) -> Any:
+    return Field(default=seconds, gt=0, description=f"seconds from opening until {what}")
+
+
+class SlaSettings(BaseModel):
+    """Per-severity SLA targets: how long an incident may wait for an analyst to acknowledge it
+    and to resolve it (or call it a false positive), e.g. `RESPONDER_SLA__CRITICAL_ACKNOWLEDGE_S=900`."""
+
+    critical_acknowledge_s: float = _target(15 * 60, "acknowledged")
+    critical_resolve_s: float = _target(4 * 3600, "closed")
+    high_acknowledge_s: float = _target(3600, "acknowledged")
+    high_resolve_s: float = _target(24 * 3600, "closed")
+    medium_acknowledge_s: float = _target(4 * 3600, "acknowledged")
+    medium_resolve_s: float = _target(3 * 86400, "closed")
+    low_acknowledge_s: float = _target(24 * 3600, "acknowledged")
+    low_resolve_s: float = _target(7 * 86400, "closed")
+    info_acknowledge_s: float = _target(3 * 86400, "acknowledged")
+    info_resolve_s: float = _target(30 * 86400, "closed")
+
+
+class MetricsSettings(BaseModel):
+    """The worker's Prometheus endpoint (the API serves `/v1/metrics` on its own port)."""
+
+    host: str = Field(default="127.0.0.1", description="0.0.0.0 to let another host scrape")
+    port: int | None = Field(default=None, ge=1, le=65535, description="unset: no endpoint")
+
+
+class WebSettings(BaseModel):
+    """The analysts' dashboard that `responder api` serves under `/ui/`."""
+
+    enabled: bool = True
+    session_ttl_s: float = Field(default=12 * 3600, gt=0, description="a login lasts this long")
+    secure_cookie: bool | None = Field(
+        default=None, description="Secure session cookie; unset: when the request is https"
+    )
+    poll_s: float = Field(default=1.0, gt=0, description="how often live pages look for changes")
+    max_live: int = Field(default=64, ge=1, description="live page connections per process")
+    live_max_s: float = Field(
+        default=600.0, gt=0, description="a live connection ends after this long (it reconnects)"
+    )
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESPONDER_", env_nested_delimiter="__", extra="ignore"
@@ -206,6 +248,9 @@ class Settings(BaseSettings):
     api: ApiSettings = ApiSettings()
     evidence: EvidenceSettings = EvidenceSettings()
     reporting: ReportingSettings = ReportingSettings()
+    sla: SlaSettings = SlaSettings()
+    metrics: MetricsSettings = MetricsSettings()
+    web: WebSettings = WebSettings()
 
 
 def merged(settings: Settings, overrides: dict[str, Any]) -> Settings:

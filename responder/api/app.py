@@ -18,7 +18,8 @@ from responder.api.auth import DECLARE_BEARER
 from responder.api.context import ApiContext
 from responder.api.middleware import API_PREFIX, Authenticate, BodyLimit, RequestId
 from responder.api.problems import Problem, install, responses
-from responder.api.routes import audit, events, health, incidents, runs, switch, tokens
+from responder.api.routes import audit, events, health, incidents, metrics, runs, switch, tokens
+from responder.metrics.labels import Routes
 
 DESCRIPTION = """Incidents, playbook runs, the audit log and event intake.
 
@@ -52,10 +53,15 @@ def create_app(context: ApiContext) -> FastAPI:
     v1 = APIRouter(
         prefix=API_PREFIX, dependencies=[DECLARE_BEARER], responses=responses(400, 401, 403, 422)
     )
-    for module in (incidents, runs, audit, switch, events, tokens):
+    for module in (incidents, runs, audit, switch, events, tokens, metrics):
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(health.router)
+    pages: list[str] = []
+    if context.settings.web.enabled:
+        from responder.api.web import site
+
+        pages = site.install(app, context)
     limits = context.settings.api
     app.add_middleware(
         BodyLimit,
@@ -63,7 +69,7 @@ def create_app(context: ApiContext) -> FastAPI:
         per_path={f"{API_PREFIX}/events": limits.max_events_bytes},
     )
     app.add_middleware(Authenticate, lookup=context.lookup)
-    app.add_middleware(RequestId)
+    app.add_middleware(RequestId, metrics=context.metrics)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -79,4 +85,5 @@ def create_app(context: ApiContext) -> FastAPI:
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+    context.metrics.routes = Routes([*openapi()["paths"], *pages])
     return app

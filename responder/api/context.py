@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated
 
 import anyio
@@ -12,9 +14,12 @@ from fastapi import Depends, Request
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
+from responder.incidents.sla import Target, targets
+from responder.metrics.api import ApiMetrics
 from responder.service import tokens
 from responder.service.identity import Principal
 from responder.service.publish import KafkaPublisher
+from responder.service.sla import breach_counts
 from responder.service.writer import Writer
 from responder.settings import Settings
 from responder.streams.topics import ensure_topics
@@ -28,6 +33,18 @@ class ApiContext:
     verifications: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(1)
     )  # recomputing the chain is heavy: one at a time per process
+
+    @cached_property
+    def sla_targets(self) -> dict[str, Target]:
+        return targets(self.settings.sla)
+
+    @cached_property
+    def metrics(self) -> ApiMetrics:
+        return ApiMetrics(breaches=self.breaches)
+
+    def breaches(self) -> dict[tuple[str, str], int]:
+        with Session(self.engine) as session:
+            return breach_counts(session, self.sla_targets, datetime.now(UTC))
 
     @property
     def writer(self) -> Writer:

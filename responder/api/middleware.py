@@ -1,4 +1,4 @@
-"""ASGI middleware, outermost first: request id (and security headers), authentication of
+"""ASGI middleware, outermost first: request id (security headers, request metrics), authentication of
 every `/v1` request, and request body limits. Pure ASGI, so they run before routing and before
 FastAPI reads or validates a body."""
 
@@ -15,6 +15,7 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from responder.api.problems import BodyTooLarge, problem
+from responder.metrics.api import ApiMetrics
 from responder.service.identity import Principal
 
 log = structlog.get_logger(__name__)
@@ -24,6 +25,12 @@ API_PREFIX = "/v1"
 SECURITY_HEADERS = {
     "cache-control": "no-store",
     "x-content-type-options": "nosniff",
+    "x-frame-options": "DENY",
+    "referrer-policy": "same-origin",  # no-referrer would turn form posts' Origin into "null"
+    # the dashboard's pages: no inline script or style, nothing from elsewhere, never framed
+    "content-security-policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'",
 }
 
 
@@ -38,10 +45,12 @@ def under_api(path: str) -> bool:
 
 class RequestId:
     """`X-Request-ID`: the caller's if it is a plain token of up to 128 characters, else a new
-    one; bound to every log line of the request and returned on every response."""
+    one; bound to every log line of the request and returned on every response. Each request's
+    time goes to the metrics under its route template (never its path)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: ApiMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -69,13 +78,16 @@ class RequestId:
             try:
                 await self.app(scope, receive, send_with_headers)
             finally:
+                seconds = time.perf_counter() - started
                 log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
-                    ms=round((time.perf_counter() - started) * 1000, 1),
+                    ms=round(seconds * 1000, 1),
                 )
+                if self.metrics is not None:
+                    self.metrics.observe(scope["method"], scope["path"], status, seconds)
 
 
 class Authenticate:

@@ -216,7 +216,7 @@ def api(
         int | None, typer.Option(min=1, max=65535, help="default: RESPONDER_API__PORT (8080)")
     ] = None,
 ) -> None:
-    """Serve the REST API (stateless: run as many as you like behind a load balancer)."""
+    """Serve the REST API and the dashboard (/ui/); stateless: run as many as you like."""
     import uvicorn
 
     settings = bootstrap.load_settings()
@@ -227,6 +227,7 @@ def api(
         log_config=None,  # our structlog setup
         access_log=False,  # one log line per request with its request id instead
         server_header=False,
+        timeout_graceful_shutdown=5,  # live dashboard pages never end by themselves
     )
 
 

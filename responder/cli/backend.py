@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from responder.bootstrap import Services
 from responder.commands import AnyCommand
+from responder.incidents.sla import targets
 from responder.service import incidents as incident_ops
 from responder.service import runs as run_ops
 from responder.service import switch as switch_ops
@@ -88,11 +89,15 @@ class Direct:
     ) -> list[IncidentView]:
         query = incident_ops.IncidentFilter(status=status, severity=severity)
         with Session(self.services.engine) as session:
-            return incident_ops.list_incidents(session, query, limit=limit).items
+            return incident_ops.list_incidents(
+                session, query, limit=limit, targets=targets(self.services.settings.sla)
+            ).items
 
     def incident(self, incident_id: str) -> IncidentDetail:
         with Session(self.services.engine) as session:
-            return incident_ops.incident_detail(session, incident_id)
+            return incident_ops.incident_detail(
+                session, incident_id, targets=targets(self.services.settings.sla)
+            )
 
     def runs(self, *, status: Sequence[str], limit: int) -> list[RunView]:
         with Session(self.services.engine) as session:

@@ -18,6 +18,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 from responder.audit.store import append as audit_append
 from responder.events.schema import rfc3339
 from responder.incidents.model import (
+    CLOSED,
     IncidentChange,
     IncidentEdit,
     IncidentStatus,
@@ -66,6 +67,12 @@ class Incident(IncidentBase, table=True):
     updated_at: datetime = Field(
         default_factory=_now, sa_column=Column(DateTime(timezone=True), nullable=False)
     )
+    acknowledged_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )  # the first time it left `open` (the SLA's acknowledge clock stops)
+    resolved_at: datetime | None = Field(
+        default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
+    )  # when it was closed; None again once reopened (the resolve clock runs on)
 
 
 class IncidentRead(IncidentBase):
@@ -143,6 +150,8 @@ def apply_changes(
                 comments=[],
                 created_at=now,
                 updated_at=now,
+                acknowledged_at=None,
+                resolved_at=None,
             )
             session.add(row)
         known = {(r["source"], r["id"]) for r in row.event_ids}
@@ -166,7 +175,7 @@ def apply_changes(
                 }
             )
         if reopens(previous_status, change.change):
-            row.status = IncidentStatus.open
+            row.status, row.resolved_at = IncidentStatus.open, None
             audit.append(
                 (
                     f"rule:{change.rule}",
@@ -287,10 +296,19 @@ def update_incident(
         )
     if records:
         row.updated_at = _now()
+        if "status" in changed:
+            stamp_status(row, row.updated_at)
         session.add(row)
         session.flush()
         audit_append(session, records)
     return row
+
+
+def stamp_status(row: Incident, at: datetime) -> None:
+    """Record when the SLA clocks stop (or the resolve clock runs again) for a new status."""
+    if row.status != IncidentStatus.open and row.acknowledged_at is None:
+        row.acknowledged_at = at
+    row.resolved_at = (row.resolved_at or at) if row.status in CLOSED else None
 
 
 class SqlIncidents:

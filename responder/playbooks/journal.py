@@ -13,6 +13,7 @@ from typing import Any
 from sqlmodel import Session
 
 from responder.audit.store import append as audit_append
+from responder.metrics.worker import RUNS_FINISHED, playbooks
 from responder.playbooks import runs as R
 from responder.playbooks import statuses as S
 from responder.playbooks.plan import PlannedRun
@@ -198,6 +199,7 @@ class Journal:
         if error:
             data["error"] = error
         self._audit(session, run, f"run.{status}", data)
+        RUNS_FINISHED.labels(playbooks(run.playbook_id), status).inc()
 
 
 def _live(session: Session, rid: str) -> R.PlaybookRun | None:

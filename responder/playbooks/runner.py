@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import time
 import uuid
 from collections.abc import Callable
 from datetime import timedelta
@@ -28,6 +29,7 @@ from sqlmodel import Session
 
 from responder.actions.ports import Ports
 from responder.actions.registry import REGISTRY, ActionContext, Registry
+from responder.metrics.worker import ACTION_SECONDS, actions
 from responder.playbooks import runs as R
 from responder.playbooks import statuses as S
 from responder.playbooks.journal import Journal
@@ -321,10 +323,17 @@ class Runner:
             attempt += 1
             if not undo:
                 await self._db(self.journal.started, state, position, step, raw, attempt)
+            started = time.perf_counter()
             try:
                 output = await asyncio.wait_for(spec.fn(params, ctx), timeout)
+                ACTION_SECONDS.labels(actions(call.action), "ok").observe(
+                    time.perf_counter() - started
+                )
                 return json.loads(json.dumps(output, default=str))
             except Exception as exc:  # an action may fail in any way; the policy decides
+                ACTION_SECONDS.labels(actions(call.action), "error").observe(
+                    time.perf_counter() - started
+                )
                 match after_failure(step, attempt, exc):
                     case Retry(after):
                         log.warning(

@@ -1,7 +1,7 @@
 """Who acts: roles, the principal behind an API token, and the `by` a command records.
 
-Roles nest: viewer < analyst < responder < admin. `ingest` stands apart: it may only post
-events (admin may too). Pure.
+Roles nest: viewer < analyst < responder < admin. `ingest` and `metrics` stand apart: they
+may only post events, or only read the API's metrics (admin may do both). Pure.
 """
 
 from __future__ import annotations
@@ -19,16 +19,18 @@ class Role(StrEnum):
     responder = "responder"
     admin = "admin"
     ingest = "ingest"
+    metrics = "metrics"
 
 
 _RANK = {Role.viewer: 1, Role.analyst: 2, Role.responder: 3, Role.admin: 4}
+APART = frozenset({Role.ingest, Role.metrics})
 
 
 def permits(have: Role, need: Role) -> bool:
     """Whether a token with role `have` may do what needs `need`."""
     if have == Role.admin:
         return True
-    if need == Role.ingest or have == Role.ingest:
+    if need in APART or have in APART:
         return have == need
     return _RANK[have] >= _RANK[need]
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -14,11 +14,14 @@ from sqlmodel import Session, col, select
 from responder.audit.store import AuditRecord
 from responder.commands import AnyCommand, IncidentCommand, IncidentComment, SeverityChange
 from responder.incidents.etag import incident_etag
+from responder.incidents.sla import Targets
 from responder.incidents.store import Incident, IncidentEvent, get_incident
 from responder.playbooks.runs import runs_of_incident
 from responder.service.errors import Invalid, NotFound, PreconditionFailed
 from responder.service.pages import Cursor, decode, encode
+from responder.service.sla import breached
 from responder.service.views import (
+    DEFAULT_TARGETS,
     AuditView,
     EventView,
     IncidentDetail,
@@ -51,9 +54,10 @@ class IncidentFilter(BaseModel):
     since: datetime | None = Field(default=None, description="last seen at or after")
     until: datetime | None = Field(default=None, description="first seen at or before")
     text: str | None = Field(default=None, description="in the title, case-insensitive")
+    sla: Literal["breached"] | None = Field(default=None, description="a clock is breached")
 
 
-def _where(query: IncidentFilter) -> list[ColumnElement[bool]]:
+def _where(query: IncidentFilter, targets: Targets, now: datetime) -> list[ColumnElement[bool]]:
     clauses: list[ColumnElement[bool]] = []
     for name, values in (
         ("status", query.status),
@@ -71,6 +75,8 @@ def _where(query: IncidentFilter) -> list[ColumnElement[bool]]:
         clauses.append(col(Incident.first_seen) <= query.until)
     if query.text:
         clauses.append(col(Incident.title).icontains(query.text, autoescape=True))
+    if query.sla == "breached":
+        clauses.append(breached(targets, now))
     return clauses
 
 
@@ -81,13 +87,17 @@ def list_incidents(
     sort: IncidentSort = "-first_seen",
     limit: int = 50,
     cursor: str | None = None,
+    targets: Targets | None = None,
 ) -> Page[IncidentView]:
-    """One page of incidents matching `query`, in `sort` order (ties broken by id)."""
+    """One page of incidents matching `query`, in `sort` order (ties broken by id), with their
+    SLA clocks under `targets` (the defaults when not given)."""
+    targets = targets or DEFAULT_TARGETS
+    now = datetime.now(UTC)
     name = sort.lstrip("-")
     descending = sort.startswith("-")
     column = col(SORT_COLUMNS[name])
     ident = col(Incident.id)
-    stmt = select(Incident).where(*_where(query or IncidentFilter()))
+    stmt = select(Incident).where(*_where(query or IncidentFilter(), targets, now))
     if cursor is not None:
         after = decode(cursor, sort)
         if not isinstance(after.value, datetime):
@@ -108,7 +118,8 @@ def list_incidents(
     if more and rows:
         last = rows[-1]
         next_cursor = encode(Cursor(sort=sort, value=getattr(last, name), id=last.id))
-    return Page[IncidentView](items=[IncidentView.of(r) for r in rows], next_cursor=next_cursor)
+    items = [IncidentView.of(r, targets=targets, now=now) for r in rows]
+    return Page[IncidentView](items=items, next_cursor=next_cursor)
 
 
 def find_incident(session: Session, incident_id: str) -> Incident:
@@ -119,7 +130,12 @@ def find_incident(session: Session, incident_id: str) -> Incident:
 
 
 def incident_detail(
-    session: Session, incident_id: str, *, events_limit: int = 200, timeline_limit: int = 500
+    session: Session,
+    incident_id: str,
+    *,
+    events_limit: int = 200,
+    timeline_limit: int = 500,
+    targets: Targets | None = None,
 ) -> IncidentDetail:
     """The incident with its evidence (oldest first), its newest audit records and its runs."""
     row = find_incident(session, incident_id)
@@ -135,7 +151,7 @@ def incident_detail(
         .order_by(col(AuditRecord.seq).desc())
         .limit(timeline_limit)
     ).all()
-    view = IncidentView.of(row)
+    view = IncidentView.of(row, targets=targets)
     return IncidentDetail(
         **view.model_dump(),
         events=[EventView.of(e) for e in events],

@@ -16,7 +16,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from pydantic import BaseModel
-from sqlalchemy import Column, DateTime
+from sqlalchemy import Column, DateTime, delete
 from sqlmodel import Field, Session, SQLModel, col, or_, select
 
 from responder.audit.store import append as audit_append
@@ -44,6 +44,19 @@ class ApiToken(SQLModel, table=True):
         default=None, sa_column=Column(DateTime(timezone=True), nullable=True)
     )
     revoked_by: str | None = Field(default=None, max_length=200)
+
+
+class WebSession(SQLModel, table=True):
+    """A dashboard login: the digest of its random id and the token it stands for
+    (`service/sessions.py`); revoking the token ends it."""
+
+    __tablename__ = "web_sessions"
+
+    digest: str = Field(primary_key=True, max_length=64)
+    token_id: str = Field(foreign_key="api_tokens.id", max_length=32, index=True)
+    csrf: str = Field(max_length=64)
+    created_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
+    expires_at: datetime = Field(sa_column=Column(DateTime(timezone=True), nullable=False))
 
 
 class TokenView(BaseModel):
@@ -137,6 +150,7 @@ def revoke(session: Session, key: str, *, actor: str) -> TokenView:
         raise Conflict(f"token {row.name!r} is already revoked")
     row.revoked_at, row.revoked_by = _now(), actor
     session.add(row)
+    session.execute(delete(WebSession).where(col(WebSession.token_id) == row.id))
     session.flush()
     audit_append(session, [(actor, "token.revoked", f"{ACTOR_PREFIX}{row.name}", {"id": row.id})])
     return TokenView.of(row)

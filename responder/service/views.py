@@ -13,10 +13,12 @@ from typing import Annotated, Any, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from responder.audit.store import AuditRecord
+from responder.incidents import sla as clocks
 from responder.incidents.etag import incident_etag
 from responder.incidents.store import Incident, IncidentEvent
 from responder.playbooks.runs import PlaybookRun, StepRun
 from responder.security.redact import scrub_value
+from responder.settings import SlaSettings
 
 
 def as_utc(value: datetime) -> datetime:
@@ -38,6 +40,51 @@ class Comment(_View):
     text: str
 
 
+DEFAULT_TARGETS = clocks.targets(SlaSettings())
+
+
+class ClockView(_View):
+    state: clocks.ClockState = Field(description="on_track, at_risk, met or breached")
+    target_s: int = Field(description="the severity's target, in seconds")
+    due_at: Utc
+    stopped_at: Utc | None = Field(description="acknowledged / closed at; null while running")
+    remaining_s: int = Field(description="seconds left (negative: overdue); when stopped, then")
+
+    @classmethod
+    def of(cls, clock: clocks.Clock) -> ClockView:
+        return cls(
+            state=clock.state,
+            target_s=int(clock.target.total_seconds()),
+            due_at=clock.due_at,
+            stopped_at=clock.stopped_at,
+            remaining_s=int(clock.remaining.total_seconds()),
+        )
+
+
+class SlaView(_View):
+    acknowledge: ClockView
+    resolve: ClockView
+    breached: bool = Field(description="either clock is breached")
+    state: clocks.ClockState = Field(description="the worse of the two clocks")
+
+    @classmethod
+    def of(cls, row: Incident, targets: clocks.Targets, now: datetime) -> SlaView:
+        sla = clocks.sla(
+            severity=row.severity,
+            created_at=as_utc(row.created_at),
+            acknowledged_at=as_utc(row.acknowledged_at) if row.acknowledged_at else None,
+            resolved_at=as_utc(row.resolved_at) if row.resolved_at else None,
+            now=now,
+            targets=targets,
+        )
+        return cls(
+            acknowledge=ClockView.of(sla.acknowledge),
+            resolve=ClockView.of(sla.resolve),
+            breached=sla.breached,
+            state=sla.worst,
+        )
+
+
 class IncidentView(_View):
     id: str
     rule: str
@@ -55,16 +102,25 @@ class IncidentView(_View):
     version: int = Field(description="correlation changes applied (not analyst edits)")
     created_at: Utc
     updated_at: Utc
+    acknowledged_at: Utc | None = Field(default=None, description="first left `open`")
+    resolved_at: Utc | None = Field(default=None, description="closed (null once reopened)")
     etag: str = Field(description="changes on every write; send it back as If-Match")
     reportable_category: str | None = Field(
         default=None, description="set when the incident was marked reportable (its clocks run)"
     )
     reportable_since: Utc | None = None
+    sla: SlaView = Field(description="the SLA clocks at the time of the answer")
 
     @classmethod
-    def of(cls, row: Incident) -> IncidentView:
-        data = {name: getattr(row, name) for name in cls.model_fields if name != "etag"}
-        return cls.model_validate({**data, "etag": incident_etag(row)})
+    def of(
+        cls, row: Incident, *, targets: clocks.Targets | None = None, now: datetime | None = None
+    ) -> IncidentView:
+        data = {name: getattr(row, name) for name in cls.model_fields if name not in DERIVED}
+        sla = SlaView.of(row, targets or DEFAULT_TARGETS, now or datetime.now(UTC))
+        return cls.model_validate({**data, "etag": incident_etag(row), "sla": sla})
+
+
+DERIVED = frozenset({"etag", "sla"})
 
 
 class EventView(_View):

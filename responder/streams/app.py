@@ -22,6 +22,7 @@ import faust
 import structlog
 from mode import Service
 
+from responder.metrics.worker import Endpoint, serve
 from responder.settings import Settings
 from responder.streams.pipeline import Pipeline
 from responder.streams.topics import ensure_topics, wait_for_broker
@@ -67,9 +68,14 @@ class PipelineService(Service):
         self.stop_grace_s = stop_grace_s
         self.ready = asyncio.Event()
         self.exit_code = 0
+        self.metrics: Endpoint | None = None
         super().__init__(**kwargs)
 
     async def on_start(self) -> None:
+        metrics = self.settings.metrics
+        if metrics.port is not None:  # Prometheus: the process's default registry
+            self.metrics = serve(metrics.host, metrics.port)
+            log.info("metrics served", host=metrics.host, port=metrics.port, path="/metrics")
         await ensure_topics(self.settings.kafka)
         for stage in self.pipeline.stages:
             await stage.start()
@@ -118,6 +124,8 @@ class PipelineService(Service):
                 log.warning(
                     "stage did not stop cleanly", stage=type(stage).__name__, error=repr(exc)
                 )
+        if self.metrics is not None:
+            self.metrics.close()
         log.info("worker stopped")
 
 

@@ -29,7 +29,7 @@ from responder.correlation.window import (
     state_to_dict,
 )
 from responder.settings import CorrelationSettings, KafkaSettings
-from responder.streams.kafka import Batch, BatchSender, commit, dead_letter
+from responder.streams.kafka import Batch, BatchSender, LagMeter, commit, dead_letter
 from responder.streams.records import decode
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
@@ -79,6 +79,7 @@ class CorrelateStage:
         self.lock = asyncio.Lock()
         self.last_flush = clock.monotonic()
         self.last_sweep = clock.monotonic()
+        self.lag = LagMeter("correlate")
 
     def _clients(self) -> None:
         kafka = self.kafka
@@ -139,6 +140,7 @@ class CorrelateStage:
                     await self._dead_letter_undecodable()
                 if clock.monotonic() - self.last_flush >= self.settings.commit_interval_s:
                     await self._flush()
+            await self.lag.measure(self.consumer)
 
     # --- processing -----------------------------------------------------------------------
 

@@ -17,6 +17,8 @@ import structlog
 from responder.correlation.rules import RuleSet
 from responder.events.fast import parse_event_doc
 from responder.events.schema import Rejection
+from responder.metrics import labels
+from responder.metrics.worker import EVENTS_RECEIVED, EVENTS_REJECTED
 from responder.settings import KafkaSettings
 from responder.streams.kafka import Batch, BatchSender, TopicStage
 from responder.streams.records import Router
@@ -66,10 +68,12 @@ class IngestStage(TopicStage):
         stats = self.stats
         for messages in batch.values():
             stats.events += len(messages)
+            EVENTS_RECEIVED.inc(len(messages))
             for msg in messages:
                 parsed = parse_event_doc(msg.value or b"")
                 if isinstance(parsed, Rejection):
                     stats.rejected += 1
+                    EVENTS_REJECTED.labels(labels.reason(parsed.reason)).inc()
                     log.warning(
                         "event rejected to DLQ",
                         reason=parsed.reason,

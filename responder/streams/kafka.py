@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -11,9 +12,12 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from responder.metrics.worker import CONSUMER_LAG
 from responder.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
+
+LAG_EVERY_S = 1.0  # how often a stage measures its consumer lag
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -92,6 +96,27 @@ class BatchSender:
         return [await self.producer.send_batch(b, t, partition=p) for b, t, p in pending]
 
 
+class LagMeter:
+    """`responder_consumer_lag` of one stage: the ends of its partitions minus its positions,
+    measured at most once a second (a partition counts once it has been fetched)."""
+
+    def __init__(self, stage: str) -> None:
+        self.gauge = CONSUMER_LAG.labels(stage)
+        self.due = 0.0
+
+    async def measure(self, consumer: AIOKafkaConsumer) -> None:
+        now = time.monotonic()
+        if now < self.due:
+            return
+        self.due = now + LAG_EVERY_S
+        lag = 0
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag += max(0, end - await consumer.position(tp))
+        self.gauge.set(lag)
+
+
 class TopicStage:
     """A stage that reads one topic in batches under a consumer group of its own (so every
     worker process shares the topic's partitions), with a producer for its output and the DLQ.
@@ -107,6 +132,7 @@ class TopicStage:
         self.role = role
         self.max_records = max_records
         self.pending: list[asyncio.Future[Any]] = []
+        self.lag = LagMeter(role)
 
     def consumer_options(self) -> dict[str, Any]:
         """Extra `AIOKafkaConsumer` options of this stage."""
@@ -144,6 +170,7 @@ class TopicStage:
             batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
             if batch:
                 await self.handle(batch)
+            await self.lag.measure(self.consumer)
 
     async def handle(self, batch: Batch) -> None:
         raise NotImplementedError

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder.commands import COMMAND, AnyCommand, apply_command
+from responder.metrics.worker import COMMANDS
 from responder.playbooks.runner import Runner
 from responder.settings import KafkaSettings
 from responder.streams.kafka import Batch, TopicStage
@@ -97,6 +98,7 @@ class CommandStage(TopicStage):
                     await self._refuse(msg, "command does not apply", str(exc))
                 else:
                     self.stats.applied += 1
+                    COMMANDS.labels("applied").inc()
                     log.info("command applied", **result)
         self.wakeup.set()
         await self.done(batch)
@@ -109,5 +111,6 @@ class CommandStage(TopicStage):
 
     async def _refuse(self, msg: Any, reason: str, detail: str) -> None:
         self.stats.refused += 1
+        COMMANDS.labels("refused").inc()
         log.warning("command refused to DLQ", reason=reason, detail=detail, offset=msg.offset)
         await self.reject(msg, reason, [detail])

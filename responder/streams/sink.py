@@ -19,7 +19,8 @@ from sqlmodel import Session
 
 from responder.events.schema import Rejection
 from responder.incidents.model import IncidentChange
-from responder.incidents.store import OnApplied, apply_changes
+from responder.incidents.store import Incident, OnApplied, apply_changes
+from responder.metrics.worker import INCIDENTS_OPENED, kinds
 from responder.settings import KafkaSettings
 from responder.streams.kafka import Batch, TopicStage
 
@@ -79,7 +80,22 @@ class SinkStage(TopicStage):
                 delay = min(delay * 2, 10.0)
 
     def _apply(self, changes: list[IncidentChange]) -> int:
+        opened: list[tuple[str, str]] = []
+
+        def on_applied(
+            session: Session,
+            change: IncidentChange,
+            incident: Incident,
+            previous_status: str | None,
+        ) -> None:
+            if previous_status is None:
+                opened.append((kinds(change.kind), change.severity))
+            if self.on_applied is not None:
+                self.on_applied(session, change, incident, previous_status)
+
         with Session(self.engine) as session:
-            applied = apply_changes(session, changes, self.on_applied)
+            applied = apply_changes(session, changes, on_applied)
             session.commit()
-            return applied
+        for kind, severity in opened:  # counted once the transaction holds them
+            INCIDENTS_OPENED.labels(kind, severity).inc()
+        return applied

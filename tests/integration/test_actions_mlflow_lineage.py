@@ -102,6 +102,7 @@ POISONING = """
 id: poisoned
 title: Roll back every model trained on poisoned data
 on: {kind: model_integrity}
+guards: {require_evidence: false}  # about lineage, not evidence (tests/integration/test_evidence.py)
 steps:
   - id: rollback
     action: mlflow.rollback_model

@@ -36,6 +36,7 @@ EXPECTED_ROLES = {
     ("get", "/v1/tokens"): Role.admin,
     ("post", "/v1/tokens"): Role.admin,
     ("delete", "/v1/tokens/{token}"): Role.admin,
+    ("get", "/v1/metrics"): Role.metrics,
 }
 
 # Requests that would fail validation (or 404) if auth did not come first.

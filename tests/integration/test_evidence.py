@@ -136,7 +136,7 @@ def registry(tmp_path: Path) -> RegistryFixture:
         datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])],
     )
     v4 = client.create_model_version(
-        reg.name, source=str(reg.root / "models" / "v3"), run_id=run.info.run_id
+        reg.name, source=str(reg.root / "models" / reg.name / "v3"), run_id=run.info.run_id
     )
     client.set_registered_model_alias(reg.name, "champion", str(v4.version))
     return reg
@@ -186,7 +186,7 @@ async def test_snapshot_step_keeps_the_model_as_it_was_then_rollback_and_verify(
     v4 = next(v for v in model["versions"] if v["version"] == "4")
     assert v4["implicated"] and v4["aliases"] == ["champion"]
     hashes = {a["path"]: a["sha256"] for a in v4["artifacts"]}
-    assert hashes["MLmodel"] == sha256_of(registry.root / "models" / "v3" / "MLmodel")
+    assert hashes["MLmodel"] == sha256_of(registry.root / "models" / registry.name / "v3" / "MLmodel")
     assert v4["datasets"] == [
         {
             "name": "transactions",

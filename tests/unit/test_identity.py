@@ -1,4 +1,5 @@
-"""Roles: viewer < analyst < responder < admin nest; ingest only ingests; admin does all."""
+"""Roles: viewer < analyst < responder < admin nest; ingest only ingests, metrics only reads
+metrics; admin does all."""
 
 from __future__ import annotations
 
@@ -6,7 +7,14 @@ import pytest
 
 from responder.service.identity import Role, permits
 
-V, A, R, AD, IN = Role.viewer, Role.analyst, Role.responder, Role.admin, Role.ingest
+V, A, R, AD, IN, M = (
+    Role.viewer,
+    Role.analyst,
+    Role.responder,
+    Role.admin,
+    Role.ingest,
+    Role.metrics,
+)
 
 
 @pytest.mark.parametrize(
@@ -17,6 +25,7 @@ V, A, R, AD, IN = Role.viewer, Role.analyst, Role.responder, Role.admin, Role.in
         (R, {R, AD}),
         (AD, {AD}),
         (IN, {IN, AD}),
+        (M, {M, AD}),
     ],
 )
 def test_who_may_do_what(need: Role, allowed: set[Role]) -> None:

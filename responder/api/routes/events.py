@@ -9,6 +9,7 @@ from fastapi import APIRouter, Request
 from responder.api.auth import Caller, GuardedRoute, needs
 from responder.api.context import Ctx
 from responder.api.problems import ProblemError, responses
+from responder.metrics.labels import reason
 from responder.service.events import IngestResult, TooMany, ingest, split
 from responder.service.identity import Role
 
@@ -48,10 +49,15 @@ async def post_events(ctx: Ctx, caller: Caller, request: Request) -> IngestResul
     except TooMany as exc:
         raise ProblemError(413, str(exc), kind="too-large") from None
     request_id = str(request.scope.get("state", {}).get("request_id", ""))
-    return await ingest(
+    result = await ingest(
         ctx.publisher,
         ctx.settings.kafka.topics,
         items,
         by=caller.by,
         request_id=request_id,
     )
+    ctx.metrics.events_accepted.inc(result.accepted)
+    for item in result.items:
+        if item.reason is not None:
+            ctx.metrics.events_rejected.labels(reason(item.reason)).inc()
+    return result

@@ -64,6 +64,7 @@ def expected_tag(if_match: str | None) -> str | None:
 )
 def list_incidents(
     db: Db,
+    ctx: Ctx,
     status: Annotated[list[StatusName] | None, Query(max_length=4)] = None,
     severity: Annotated[list[SeverityName] | None, Query(max_length=5)] = None,
     kind: Annotated[list[Short] | None, Query(max_length=20)] = None,
@@ -73,6 +74,10 @@ def list_incidents(
     until: Annotated[AwareDatetime | None, Query(description="first seen at or before")] = None,
     q: Annotated[
         str | None, Query(min_length=1, max_length=200, description="text in the title")
+    ] = None,
+    sla: Annotated[
+        Literal["breached"] | None,
+        Query(description="only incidents with a breached SLA clock (acknowledge or resolve)"),
     ] = None,
     sort: ops.IncidentSort = "-first_seen",
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -87,8 +92,11 @@ def list_incidents(
         since=since,
         until=until,
         text=q,
+        sla=sla,
     )
-    return ops.list_incidents(db, query, sort=sort, limit=limit, cursor=cursor)
+    return ops.list_incidents(
+        db, query, sort=sort, limit=limit, cursor=cursor, targets=ctx.sla_targets
+    )
 
 
 @router.get(
@@ -100,11 +108,14 @@ def list_incidents(
 )
 def get_incident(
     db: Db,
+    ctx: Ctx,
     incident_id: IncidentId,
     response: Response,
     events_limit: Annotated[int, Query(ge=0, le=1000)] = 200,
 ) -> IncidentDetail:
-    detail = ops.incident_detail(db, incident_id, events_limit=events_limit)
+    detail = ops.incident_detail(
+        db, incident_id, events_limit=events_limit, targets=ctx.sla_targets
+    )
     response.headers["ETag"] = f'"{detail.etag}"'
     return detail
 
