@@ -26,6 +26,7 @@ from responder.correlation.rules import RuleSet, load_rules
 from responder.incidents.store import SqlIncidents
 from responder.logs import configure
 from responder.playbooks.loader import PlaybookSet, load_playbooks
+from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
 from responder.playbooks.start_sql import RunStarter
 from responder.service.publish import OneShotPublisher
@@ -45,6 +46,7 @@ __all__ = [
     "api_app",
     "asset_sync",
     "database",
+    "directory",
     "load_settings",
     "pipeline",
     "playbooks",
@@ -160,8 +162,13 @@ def pipeline(
             )
             built.runner = RunnerStage(runner, wakeup, poll_s=settings.playbooks.poll_s)
         if "commands" in wanted:
-            built.commands = CommandStage(settings.kafka, engine, wakeup)
+            built.commands = CommandStage(settings.kafka, engine, wakeup, directory(settings))
     return built
+
+
+def directory(settings: Settings) -> Directory:
+    """The approver groups and Slack users decisions are checked against."""
+    return Directory.of(settings.slack.groups, settings.slack.users)
 
 
 def playbooks(settings: Settings) -> PlaybookSet:
