@@ -76,7 +76,23 @@ def test_every_command_is_reachable() -> None:
         "tokens create",
         "tokens list",
         "tokens revoke",
+        "slack",
     }
+
+
+def test_slack_runs_socket_mode_only_and_never_shows_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In http mode it points at the API; a bot token given as app token is refused unseen."""
+    http = invoke("slack")
+    assert http.exit_code == 1 and "POST /v1/slack/actions" in flat(http.output)
+    monkeypatch.setenv("RESPONDER_SLACK__MODE", "socket")
+    missing = invoke("slack")
+    assert missing.exit_code == 1 and "RESPONDER_SLACK__APP_TOKEN" in flat(missing.output)
+    monkeypatch.setenv("RESPONDER_SLACK__APP_TOKEN", "xoxb-pasted-by-mistake")
+    wrong = invoke("slack")
+    assert wrong.exit_code == 1 and "app-level token" in flat(wrong.output)
+    assert "xoxb-pasted" not in wrong.output
 
 
 def test_worker_refuses_unknown_stages() -> None:
