@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from responder.commands import Decision
 from responder.playbooks.decisions import DecisionError
 from responder.playbooks.quorum import Directory
+from responder.service.runs import run_detail
 from tests.support.runner_kit import KEY, Kit, change
 
 pytestmark = pytest.mark.integration
@@ -70,6 +72,9 @@ async def test_quorum_two_waits_for_a_second_distinct_approver(kit: Kit) -> None
     assert first["decision"] == "pending" and first["missing"] == 1
     await kit.drive()
     assert kit.run(rid).status == "waiting"
+    with Session(kit.db) as session:  # what the API and `runs show` show
+        [shown] = run_detail(session, rid).steps
+        assert shown.approval is not None and shown.approval["votes"][0]["by"] == "slack:U1"
     with pytest.raises(DecisionError, match="voted on this step already"):
         kit.command(decision(rid, "slack:U1"), DIRECTORY)
     kit.command(decision(rid, "slack:U3"), DIRECTORY)  # alice

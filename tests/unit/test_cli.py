@@ -258,3 +258,13 @@ def test_replay_missing_file_and_bad_rules(tmp_path: Path) -> None:
     assert bad_rules.exit_code == 1
     assert "rules are invalid" in bad_rules.stderr
     assert "broken.yaml:6: window" in flat(bad_rules.stderr)
+
+
+def test_runs_show_says_who_may_approve_and_who_did() -> None:
+    """A waiting step's line names the quorum, the approvers and the approvals so far."""
+    from responder.cli.run_view import approval_line
+
+    assert approval_line(None) == "needs 1 approval from anyone who may decide"
+    votes = [{"by": "slack:U1", "approve": True}, {"by": "bob", "approve": False}]
+    line = approval_line({"approvers": ["group:secops"], "quorum": 2, "votes": votes})
+    assert line == "needs 2 approvals from group:secops; approved so far: slack:U1 (1 of 2)"
