@@ -41,7 +41,7 @@ class AlreadyVoted(Refused):
 
 
 def identity(entry: str) -> str:
-    """An approver entry (or group member) as the identity commands carry: `U123` → `slack:U123`."""
+    """An approver entry or group member as the identity commands carry: `U1` → `slack:U1`."""
     entry = entry.strip()
     return SLACK_PREFIX + entry if SLACK_ID.match(entry) else entry
 

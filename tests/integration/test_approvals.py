@@ -58,8 +58,7 @@ def decision(rid: str, by: str, approved: bool = True) -> Decision:
 
 
 async def test_quorum_two_waits_for_a_second_distinct_approver(kit: Kit) -> None:
-    """One approval keeps the run waiting, the same person again does not count, a second
-    person resumes it and the key is deactivated once."""
+    """Quorum 2: one approval waits, the same person again is refused, a second one resumes it."""
     kit.playbook("contain", QUORUM)
     [rid] = kit.apply(change())
     await kit.drive()
@@ -120,8 +119,7 @@ async def test_someone_outside_the_approvers_is_refused_and_one_denial_denies(ki
 
 
 async def test_a_for_each_over_the_guard_waits_for_the_guards_quorum(kit: Kit) -> None:
-    """Three items over `for_each_over: 2` block the step; two of the guard's approvers release
-    it, and each item is acted on once."""
+    """A for_each over `for_each_over` waits for two guard approvers, then acts once per item."""
     kit.playbook("bulk", BULK)
     events = [change(3).events[0], change(4).events[0], change(5).events[0]]
     [rid] = kit.apply(change(1, events=events))

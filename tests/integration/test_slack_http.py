@@ -80,8 +80,7 @@ def reasons(r: Rig) -> list[str]:
 async def test_an_approval_click_resumes_the_run_and_the_side_effect_happens_once(
     kit: Kit, server: SlackServer, settings: Settings
 ) -> None:
-    """Signed click → 200 at once → Decision by slack:U1 → message redrawn → key deactivated once;
-    the same request again is refused (401) and audited."""
+    """A signed click: 200 at once, applied as slack:U1, redrawn, acted on once; a replay: 401."""
     kit.playbook("contain", contain())
     [rid] = kit.apply(change())
     async with rig(kit, server, settings) as r, api(kit, settings) as client:
@@ -121,8 +120,7 @@ async def test_an_approval_click_resumes_the_run_and_the_side_effect_happens_onc
 async def test_tampered_unsigned_and_late_requests_are_refused_and_audited(
     kit: Kit, server: SlackServer, settings: Settings
 ) -> None:
-    """A body that is not the signed one, no signature, a signature over 5 minutes old: 401 each,
-    nothing decided, each refusal audited without the body."""
+    """Tampered, unsigned, forged and late requests: 401 each, nothing decided, audited bodiless."""
     kit.playbook("contain", contain())
     [rid] = kit.apply(change())
     async with rig(kit, server, settings) as r, api(kit, settings) as client:
@@ -148,8 +146,7 @@ async def test_tampered_unsigned_and_late_requests_are_refused_and_audited(
 async def test_someone_who_may_not_approve_is_told_so_and_it_is_audited(
     kit: Kit, server: SlackServer, settings: Settings
 ) -> None:
-    """U9 (whose display name says U1) is not an approver; a guest of another workspace and a
-    button moved to another message are refused too: ephemeral messages, audit records, no vote."""
+    """A non-approver named like one, a foreign guest, a moved button: told privately, audited."""
     kit.playbook("contain", contain())
     [rid] = kit.apply(change())
     async with rig(kit, server, settings) as r, api(kit, settings) as client:
@@ -180,8 +177,7 @@ async def test_someone_who_may_not_approve_is_told_so_and_it_is_audited(
 async def test_quorum_two_counts_each_approver_once_and_then_resumes(
     kit: Kit, server: SlackServer, settings: Settings
 ) -> None:
-    """Quorum 2 of group:secops: U1 keeps it waiting (message shows 1 of 2), U1 again is told it
-    voted already, U2 approves it and the run acts once."""
+    """Quorum 2: U1 waits (1 of 2 shown), U1 again is told no, U2 approves and the run acts once."""
     kit.playbook("contain", contain('["group:secops"]', 2))
     [rid] = kit.apply(change())
     async with rig(kit, server, settings) as r, api(kit, settings) as client:
@@ -214,8 +210,7 @@ async def test_quorum_two_counts_each_approver_once_and_then_resumes(
 async def test_incident_buttons_acknowledge_and_approve_what_waits(
     kit: Kit, server: SlackServer, settings: Settings
 ) -> None:
-    """Acknowledge on an incident message acknowledges it as slack:U2; Approve there decides the
-    one step of its runs that waits."""
+    """Incident buttons acknowledge the incident as slack:U2 and approve the one step that waits."""
     kit.playbook("contain", contain("[]"))
     [rid] = kit.apply(change())
     async with rig(kit, server, settings) as r, api(kit, settings) as client:

@@ -66,8 +66,7 @@ def envelope(number: int, payload: dict[str, Any]) -> dict[str, Any]:
 async def test_a_click_over_socket_mode_is_acknowledged_at_once_and_applied(
     kit: Kit, server: SlackServer, sockets: SocketModeServer, settings: Settings
 ) -> None:
-    """Envelope acknowledged well within 3 s; the decision resumes the run and the key is
-    deactivated once; the same click in a second envelope and a late click are refused."""
+    """Socket Mode: acked within 3 s, applied, acted on once; redelivered and late clicks refused."""
     kit.playbook("contain", contain())
     [rid] = kit.apply(change())
     publisher = KafkaPublisher(settings.kafka)
