@@ -29,6 +29,7 @@ from responder.evidence.store import EvidenceStore, open_store
 from responder.incidents.store import SqlIncidents
 from responder.logs import configure
 from responder.playbooks.loader import PlaybookSet, load_playbooks
+from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
 from responder.playbooks.start_sql import RunStarter
 from responder.service.publish import OneShotPublisher
@@ -49,6 +50,7 @@ __all__ = [
     "api_app",
     "asset_sync",
     "database",
+    "directory",
     "evidence_store",
     "load_settings",
     "pipeline",
@@ -56,10 +58,16 @@ __all__ = [
     "ports",
     "rules",
     "services",
+    "slack_front",
+    "socket_mode",
 ]
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
+
+    from responder.service.publish import Publisher
+    from responder.service.slack.front import SlackFront
+    from responder.service.slack.socket_mode import SocketModeFront
 
 log = structlog.get_logger(__name__)
 
@@ -122,7 +130,42 @@ def api_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     from responder.service.publish import KafkaPublisher
 
     publisher = KafkaPublisher(settings.kafka, timeout_s=settings.api.publish_timeout_s)
-    return create_app(ApiContext(settings, engine or database(settings), publisher))
+    engine = engine or database(settings)
+    slack = settings.slack
+    front = None
+    if slack.mode == "http" and slack.signing_secret is not None:
+        front = slack_front(settings, engine, publisher)
+    elif slack.mode == "http" and slack.bot_token is not None:
+        log.warning("slack buttons are not served: RESPONDER_SLACK__SIGNING_SECRET is not set")
+    return create_app(ApiContext(settings, engine, publisher, slack=front))
+
+
+def slack_front(settings: Settings, engine: Engine, publisher: Publisher) -> SlackFront:
+    """What takes Slack clicks (either way they come): the database, a publisher for commands,
+    the Web API for answers (when a bot token is set), the approver directory."""
+    from responder.service.slack.front import SlackFront
+
+    slack = settings.slack
+    web = None
+    if slack.bot_token is not None:
+        web = SlackWebAdapter(
+            token=slack.bot_token, base_url=slack.base_url, default_channel=slack.channel
+        )
+    else:
+        log.warning("slack clicks are taken, but nothing is said back: no bot token")
+    return SlackFront(engine, publisher, slack, directory(settings), web)
+
+
+def socket_mode(settings: Settings, engine: Engine, publisher: Publisher) -> SocketModeFront:
+    """`responder slack`: the Socket Mode connection (RESPONDER_SLACK__APP_TOKEN)."""
+    from responder.service.slack.socket_mode import SocketModeFront, checked_app_token
+
+    slack = settings.slack
+    return SocketModeFront(
+        slack_front(settings, engine, publisher),
+        app_token=checked_app_token(slack.app_token),
+        base_url=slack.base_url,
+    )
 
 
 def rules(settings: Settings) -> RuleSet:
@@ -167,8 +210,13 @@ def pipeline(
             )
             built.runner = RunnerStage(runner, wakeup, poll_s=settings.playbooks.poll_s)
         if "commands" in wanted:
-            built.commands = CommandStage(settings.kafka, engine, wakeup)
+            built.commands = CommandStage(settings.kafka, engine, wakeup, directory(settings))
     return built
+
+
+def directory(settings: Settings) -> Directory:
+    """The approver groups and Slack users decisions are checked against."""
+    return Directory.of(settings.slack.groups, settings.slack.users)
 
 
 def playbooks(settings: Settings) -> PlaybookSet:

@@ -1,7 +1,7 @@
 """Analyst commands (`responder.commands`): approve or deny a run's step, change an incident.
 
-The CLI and the API send them (built by `responder.service`), and Slack buttons will too; the
-worker applies them to SQL in one audited transaction each. A command that does not apply
+The CLI, the API and Slack buttons send them (built by `responder.service`); the worker applies
+them to SQL in one audited transaction each. A command that does not apply
 (unknown run, already decided, an incident changed since the sender read it) is logged and kept
 on the DLQ with its reason, never silently dropped.
 """
@@ -26,6 +26,7 @@ from responder.playbooks.decisions import (
     mark_false_positive,
     set_kill_switch,
 )
+from responder.playbooks.quorum import Directory
 from responder.settings import KafkaSettings
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -190,8 +191,12 @@ def check_expected(session: Session, incident_id: str, expected: str | None) -> 
     return row
 
 
-def apply_command(session: Session, command: AnyCommand) -> dict[str, Any]:
-    """Apply within the caller's transaction; raises ValueError/LookupError if it does not apply."""
+def apply_command(
+    session: Session, command: AnyCommand, directory: Directory | None = None
+) -> dict[str, Any]:
+    """Apply within the caller's transaction; raises ValueError/LookupError if it does not apply.
+
+    `directory` resolves the approver groups and Slack users a decision is checked against."""
     if isinstance(command, IncidentCommands):
         row = check_expected(session, command.incident_id, command.expected)
         if isinstance(command, SeverityChange):
@@ -226,8 +231,11 @@ def apply_command(session: Session, command: AnyCommand) -> dict[str, Any]:
             approved=command.approved,
             by=command.by,
             reason=command.reason,
+            directory=directory,
+            command=command.id,
         )
-        return {"run_id": done.run_id, "step_id": done.step_id, "decision": done.decision}
+        result = {"run_id": done.run_id, "step_id": done.step_id, "decision": done.decision}
+        return {**result, "missing": done.missing} if done.missing else result
     raise TypeError(f"unknown command {type(command).__name__}")  # pragma: no cover
 
 

@@ -52,11 +52,42 @@ class DatabaseSettings(BaseModel):
 
 
 class SlackSettings(BaseModel):
+    """Posting (bot token) and button clicks: over Socket Mode (`responder slack`, app-level
+    token) or the signed request URL `POST /v1/slack/actions` of `responder api`."""
+
     bot_token: SecretStr | None = None
-    signing_secret: SecretStr | None = None
+    signing_secret: SecretStr | None = Field(
+        default=None, description="verifies POST /v1/slack/actions (mode http)"
+    )
+    app_token: SecretStr | None = Field(
+        default=None, description="xapp-... with connections:write (mode socket)"
+    )
+    mode: Literal["socket", "http"] = Field(
+        default="http", description="how button clicks reach responder"
+    )
     channel: str = "#secops-incidents"
     base_url: str | None = Field(
         default=None, description="Slack Web API base, e.g. a local test server's /api/"
+    )
+    team_id: str | None = Field(
+        default=None,
+        description="the workspace whose users may click (others, e.g. Slack Connect guests, "
+        "are refused); unset: any",
+    )
+    analysts: list[str] = Field(
+        default_factory=list,
+        description="who may use the buttons at all (Slack ids, responder users, group:NAME); "
+        "empty: everyone who can see the message",
+    )
+    users: dict[str, str] = Field(
+        default_factory=dict, description="Slack user id → responder user name"
+    )
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="approver groups: name → Slack user ids or responder users",
+    )
+    apply_wait_s: float = Field(
+        default=10.0, gt=0, le=60, description="how long a click waits for the worker to apply it"
     )
 
 

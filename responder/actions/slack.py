@@ -1,8 +1,9 @@
 """`slack.notify`: post (or update) an incident message in Slack, and the Block Kit it is made of.
 
-The message layout lives here because three callers must render an incident the same way: this
-action, the approval flow (its Approve/Deny buttons are answered by the API's Slack interactivity
-endpoint) and the runner, which refreshes a posted message when the incident changes. The block
+The message layout lives here because several callers must render an incident the same way:
+this action, the approval flow (its Approve/Deny buttons are answered through Slack
+interactivity: `responder.service.slack`), the runner, which refreshes a posted message when the
+incident changes, and the Slack front end, which redraws a request as votes come in. The block
 builders are pure functions returning JSON-ready dicts; only `SlackWebAdapter` talks to Slack.
 
 Text that comes from events (titles, group values) is escaped before it reaches mrkdwn: Slack
@@ -12,7 +13,8 @@ a link. Playbook links go through `links`, which only renders http(s) URLs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import aiohttp
@@ -32,6 +34,7 @@ from slack_sdk.models.blocks import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from responder.actions.approval import SLACK_ID
 from responder.actions.ports import SlackPort
 from responder.actions.registry import ActionContext, ActionError, Output, action
 
@@ -40,6 +43,13 @@ log = structlog.get_logger(__name__)
 APPROVE_ACTION_ID = "approval.approve"
 DENY_ACTION_ID = "approval.deny"
 APPROVAL_BLOCK_ID = "approval"
+# buttons on incident messages; their value is the incident id
+ACK_INCIDENT_ACTION_ID = "incident.ack"
+APPROVE_INCIDENT_ACTION_ID = "incident.approve"
+DENY_INCIDENT_ACTION_ID = "incident.deny"
+INCIDENT_BLOCK_ID = "incident"
+CLOSED_STATUSES = frozenset({"resolved", "false_positive"})
+_SLACK_ACTOR = re.compile(r"\bslack:([UW][A-Z0-9]{1,30})\b")
 
 SEVERITY_EMOJI = {
     "critical": ":red_circle:",
@@ -101,7 +111,13 @@ class SlackWebAdapter:
     ) -> Mapping[str, Any]:
         return await self._call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
 
-    async def _call(self, method: str, **payload: Any) -> Mapping[str, Any]:
+    async def post_ephemeral(self, *, channel: str, user: str, text: str) -> Mapping[str, Any]:
+        """A message only `user` sees (a refusal, a confirmation): chat.postEphemeral."""
+        return await self._call(
+            "chat.postEphemeral", expect="message_ts", channel=channel, user=user, text=text
+        )
+
+    async def _call(self, method: str, expect: str = "ts", **payload: Any) -> Mapping[str, Any]:
         try:
             response = await self._client.api_call(method, json=payload)
         except SlackApiError as exc:
@@ -114,7 +130,9 @@ class SlackWebAdapter:
                 code="connection_error",
             ) from None
         data = response.data
-        if not isinstance(data, dict) or "ts" not in data or "channel" not in data:
+        if not isinstance(data, dict) or expect not in data:
+            raise ActionError(f"slack {method}: unexpected answer", code="bad_response")
+        if expect == "ts" and "channel" not in data:
             raise ActionError(f"slack {method}: unexpected answer", code="bad_response")
         return data
 
@@ -138,6 +156,18 @@ def _api_error(method: str, exc: SlackApiError) -> ActionError:
 def escape(text: object) -> str:
     """Slack's mrkdwn escaping: `&`, `<`, `>` are the only control characters."""
     return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def who(text: object) -> str:
+    """`escape(text)` with each `slack:U123` in it shown as a mention of that user (`<@U123>`):
+    the ids are checked, so nothing but a user mention can come out of it."""
+    return _SLACK_ACTOR.sub(lambda m: f"<@{m.group(1)}>", escape(text))
+
+
+def _approver(entry: str) -> str:
+    """An approver entry for people: `U123` and `slack:U123` as mentions, the rest escaped."""
+    bare = entry.removeprefix("slack:")
+    return f"<@{bare}>" if SLACK_ID.match(bare) else f"`{escape(entry)}`"
 
 
 def _clip(text: str, limit: int) -> str:
@@ -221,19 +251,62 @@ def _dicts(blocks: list[Block]) -> list[dict[str, Any]]:
     return [block.to_dict() for block in blocks]
 
 
+def incident_buttons(incident: Mapping[str, Any]) -> ActionsBlock | None:
+    """Acknowledge (while open), Approve / Deny (what this incident's playbook waits for), none
+    once the incident is closed; each button's value is the incident id."""
+    status = str(incident.get("status") or "open")
+    if status in CLOSED_STATUSES or not incident.get("id"):
+        return None
+    value = str(incident["id"])
+    elements = []
+    if status == "open":
+        elements.append(
+            ButtonElement(
+                text=PlainTextObject(text="Acknowledge"),
+                action_id=ACK_INCIDENT_ACTION_ID,
+                value=value,
+            )
+        )
+    elements += [
+        ButtonElement(
+            text=PlainTextObject(text="Approve"),
+            action_id=APPROVE_INCIDENT_ACTION_ID,
+            value=value,
+            style="primary",
+            confirm=ConfirmObject(
+                title="Approve?",
+                text="Approve the step this incident's playbook waits for?",
+                confirm="Approve",
+                deny="Cancel",
+            ),
+        ),
+        ButtonElement(
+            text=PlainTextObject(text="Deny"),
+            action_id=DENY_INCIDENT_ACTION_ID,
+            value=value,
+            style="danger",
+        ),
+    ]
+    return ActionsBlock(block_id=INCIDENT_BLOCK_ID, elements=elements)
+
+
 def incident_blocks(
     incident: Mapping[str, Any],
     *,
     note: str | None = None,
     links: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """The incident message: header with severity and title, facts, group, note and links."""
+    """The incident message: header with severity and title, facts, group, note, links and the
+    analyst's buttons (`incident_buttons`)."""
     blocks = _summary(incident)
     if note:
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(escape(note), TEXT_MAX))))
     if links:
         text = "*Links*: " + " · ".join(_link(label, url) for label, url in links.items())
         blocks.append(SectionBlock(text=MarkdownTextObject(text=_clip(text, TEXT_MAX))))
+    buttons = incident_buttons(incident)
+    if buttons is not None:
+        blocks.append(buttons)
     blocks.append(_footer(incident))
     return _dicts(blocks)
 
@@ -243,10 +316,35 @@ def _prompt(prompt: str) -> SectionBlock:
     return SectionBlock(text=MarkdownTextObject(text=text))
 
 
+def _policy(approvers: Sequence[str], quorum: int, approvals: Sequence[str]) -> ContextBlock | None:
+    """Who may decide, how many must, and who approved so far (none of it when anyone may and
+    one approval does)."""
+    parts = []
+    if quorum > 1:
+        parts.append(f"Needs *{quorum}* approvals")
+    if approvers:
+        parts.append("Approvers: " + ", ".join(_approver(a) for a in approvers))
+    if approvals:
+        parts.append(
+            f"Approved so far by {', '.join(who(a) for a in approvals)} ({len(approvals)} of {quorum})"
+        )
+    if not parts:
+        return None
+    return ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(parts), TEXT_MAX))])
+
+
 def approval_blocks(
-    *, run_id: str, step_id: str, incident: Mapping[str, Any], prompt: str
+    *,
+    run_id: str,
+    step_id: str,
+    incident: Mapping[str, Any],
+    prompt: str,
+    approvers: Sequence[str] = (),
+    quorum: int = 1,
+    approvals: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
-    """The incident plus Approve / Deny buttons; each button's value names the paused step."""
+    """The incident plus Approve / Deny buttons; each button's value names the paused step.
+    With approvers or a quorum, a line says who may decide and who approved so far."""
     value = f"{run_id}:{step_id}"
     buttons = ActionsBlock(
         block_id=APPROVAL_BLOCK_ID,
@@ -272,7 +370,9 @@ def approval_blocks(
         ],
     )
     footer = _footer(incident, f"run `{escape(run_id)}`", f"step `{escape(step_id)}`")
-    return _dicts([*_summary(incident), _prompt(prompt), buttons, footer])
+    policy = _policy(approvers, quorum, approvals)
+    extra: list[Block] = [policy] if policy is not None else []
+    return _dicts([*_summary(incident), _prompt(prompt), *extra, buttons, footer])
 
 
 def decision_blocks(
@@ -290,7 +390,7 @@ def decision_blocks(
     Sent with chat.update so nobody can click a button of a request that is already decided.
     """
     mark = ":white_check_mark:" if decision == "approved" else ":no_entry:"
-    text = f"{mark} *{decision.capitalize()}* by {escape(by)}"
+    text = f"{mark} *{decision.capitalize()}* by {who(by)}"
     if reason:
         text += f": {escape(reason)}"
     outcome = SectionBlock(

@@ -18,13 +18,24 @@ from responder.api.auth import DECLARE_BEARER
 from responder.api.context import ApiContext
 from responder.api.middleware import API_PREFIX, Authenticate, BodyLimit, RequestId
 from responder.api.problems import Problem, install, responses
-from responder.api.routes import audit, events, health, incidents, metrics, runs, switch, tokens
+from responder.api.routes import (
+    audit,
+    events,
+    health,
+    incidents,
+    metrics,
+    runs,
+    slack,
+    switch,
+    tokens,
+)
 from responder.metrics.labels import Routes
 
 DESCRIPTION = """Incidents, playbook runs, the audit log and event intake.
 
 Every `/v1` operation needs `Authorization: Bearer <token>` (`responder tokens create`); the
-role each one needs is its `x-required-role`. Writes answer 202 with the id of the command
+role each one needs is its `x-required-role`. The one exception is `POST /v1/slack/actions`,
+Slack's request URL for button clicks, which checks Slack's request signature instead. Writes answer 202 with the id of the command
 they put on `responder.commands`: a worker applies it, or refuses it to the DLQ with a reason
 (for instance when the incident changed after the `If-Match` ETag was read). Errors are RFC
 9457 problem details."""
@@ -56,6 +67,7 @@ def create_app(context: ApiContext) -> FastAPI:
     for module in (incidents, runs, audit, switch, events, tokens, metrics):
         v1.include_router(module.router)
     app.include_router(v1)
+    app.include_router(slack.router)  # Slack signs its requests: no bearer token
     app.include_router(health.router)
     pages: list[str] = []
     if context.settings.web.enabled:
@@ -68,7 +80,9 @@ def create_app(context: ApiContext) -> FastAPI:
         default=limits.max_body_bytes,
         per_path={f"{API_PREFIX}/events": limits.max_events_bytes},
     )
-    app.add_middleware(Authenticate, lookup=context.lookup)
+    app.add_middleware(
+        Authenticate, lookup=context.lookup, exempt=frozenset({slack.SLACK_ACTIONS_PATH})
+    )
     app.add_middleware(RequestId, metrics=context.metrics)
 
     def openapi() -> dict[str, Any]:

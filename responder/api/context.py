@@ -20,6 +20,7 @@ from responder.service import tokens
 from responder.service.identity import Principal
 from responder.service.publish import KafkaPublisher
 from responder.service.sla import breach_counts
+from responder.service.slack.front import SlackFront
 from responder.service.writer import Writer
 from responder.settings import Settings
 from responder.streams.topics import ensure_topics
@@ -33,6 +34,7 @@ class ApiContext:
     verifications: anyio.CapacityLimiter = field(
         default_factory=lambda: anyio.CapacityLimiter(1)
     )  # recomputing the chain is heavy: one at a time per process
+    slack: SlackFront | None = None  # POST /v1/slack/actions, when Slack clicks come this way
 
     @cached_property
     def sla_targets(self) -> dict[str, Target]:

@@ -92,14 +92,24 @@ class RequestId:
 
 class Authenticate:
     """Every `/v1` request needs `Authorization: Bearer <token>` naming a live token, else 401
-    before anything else happens (routing, body, validation). The principal goes to the scope."""
+    before anything else happens (routing, body, validation). The principal goes to the scope.
 
-    def __init__(self, app: ASGIApp, lookup: Callable[[str], Principal | None]) -> None:
+    `exempt` paths (exactly these, compared whole) authenticate their callers otherwise: the
+    Slack request URL checks Slack's signature."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        lookup: Callable[[str], Principal | None],
+        exempt: frozenset[str] = frozenset(),
+    ) -> None:
         self.app = app
         self.lookup = lookup
+        self.exempt = exempt
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not under_api(scope["path"]):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or not under_api(path) or path in self.exempt:
             await self.app(scope, receive, send)
             return
         header = Headers(scope=scope).get("authorization", "")

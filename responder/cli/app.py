@@ -232,6 +232,24 @@ def api(
 
 
 @app.command()
+def slack() -> None:
+    """Take Slack button clicks over Socket Mode (RESPONDER_SLACK__MODE=socket, an xapp- token)."""
+    from responder.cli.slack import run_socket_mode
+    from responder.service.errors import ServiceError
+
+    settings = bootstrap.load_settings()
+    if settings.slack.mode != "socket":
+        raise fail(
+            "RESPONDER_SLACK__MODE is http: clicks come to `responder api` "
+            "(POST /v1/slack/actions); set it to socket to take them here"
+        )
+    try:
+        asyncio.run(run_socket_mode(settings))
+    except ServiceError as exc:  # no token, or not an app-level one (its value is not shown)
+        raise fail(str(exc)) from None
+
+
+@app.command()
 def demo() -> None:
     """Run the sample AI-SecOps scenario end to end on a local Kafka and SQLite."""
     from responder.cli.demo import run_demo

@@ -25,6 +25,20 @@ def run_json(run: RunView) -> dict[str, Any]:
     return run.model_dump(mode="json")
 
 
+def approval_line(approval: dict[str, Any] | None) -> str:
+    """`needs 2 approvals from group:secops; approved so far: slack:U1 (1 of 2)`."""
+    approval = approval or {}
+    quorum = int(approval.get("quorum", 1))
+    approvers = [str(a) for a in approval.get("approvers") or []]
+    votes = [v for v in approval.get("votes") or [] if isinstance(v, dict) and v.get("approve")]
+    line = f"needs {quorum} approval{'s' if quorum > 1 else ''}"
+    line += f" from {', '.join(approvers)}" if approvers else " from anyone who may decide"
+    if votes:
+        line += f"; approved so far: {', '.join(str(v.get('by')) for v in votes)}"
+        line += f" ({len(votes)} of {quorum})"
+    return line
+
+
 def _styled(status: str) -> str:
     style = STATUS_STYLE.get(status)
     return f"[{style}]{status}[/]" if style else status
@@ -78,3 +92,4 @@ def print_run(out: Console, run: RunDetail, *, as_json: bool) -> None:
                 f"waiting for a decision on [bold]{step.step_id}[/]: "
                 f"responder runs approve {run.id[:8]} --step {step.step_id}  (or deny)"
             )
+            out.print(approval_line(step.approval), highlight=False, markup=False)

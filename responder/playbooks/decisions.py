@@ -7,12 +7,25 @@ API both send commands, so every decision takes the same audited path.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, col, select
 
 from responder.audit.store import append as audit_append
+from responder.events.schema import rfc3339
 from responder.incidents.model import IncidentEdit, IncidentStatus
 from responder.incidents.store import update_incident
+from responder.playbooks.quorum import (
+    Approved,
+    Directory,
+    Outcome,
+    Pending,
+    Policy,
+    Refused,
+    Vote,
+    cast,
+)
 from responder.playbooks.runs import (
     KILL_SWITCH,
     PlaybookRun,
@@ -38,14 +51,16 @@ from responder.playbooks.statuses import (
 
 
 class DecisionError(ValueError):
-    """The decision does not apply (unknown run, nothing waiting, already decided)."""
+    """The decision does not apply (unknown run, nothing waiting, already decided, a voter who
+    is not an approver or voted already)."""
 
 
 @dataclass(frozen=True)
 class Decided:
     run_id: str
     step_id: str | None
-    decision: str
+    decision: str  # approved | denied | pending (a vote counted, the quorum not reached yet)
+    missing: int = 0  # approvals still needed when pending
 
 
 def decide(
@@ -56,12 +71,16 @@ def decide(
     by: str,
     step: str | None = None,
     reason: str | None = None,
+    directory: Directory | None = None,
+    command: str | None = None,
 ) -> Decided:
-    """Record an approval or denial of the step the run waits on (or its blocked start)."""
+    """Count `by`'s vote on the step the run waits on (or its blocked start) and record the
+    decision once the votes add up to one (`quorum.tally`): approved by a quorum of distinct
+    allowed approvers, denied by one. Audited either way."""
+    directory = directory or Directory()
     row = get_run(session, run)
     if row is None:
         raise DecisionError(f"no playbook run {run!r}")
-    decision = "approved" if approved else "denied"
     waiting = session.exec(
         select(StepRun)
         .where(StepRun.run_id == row.id)
@@ -71,38 +90,97 @@ def decide(
     at = now()
     if target is None:
         if row.status == BLOCKED and step is None:  # blocked before its first step
-            row.status = PENDING if approved else DENIED
-            row.error = None if approved else f"denied by {by}"
-            row.wake_at, row.updated_at = at, at
+            session.refresh(row, with_for_update=True)
+            approval, outcome = _vote(row.approval, directory, by, approved, at, command, reason)
+            row.approval = approval
+            if not isinstance(outcome, Pending):
+                row.status = PENDING if isinstance(outcome, Approved) else DENIED
+                row.error = None if isinstance(outcome, Approved) else f"denied by {by}"
+                row.wake_at = at
+            row.updated_at = at
             session.add(row)
-            _audit(session, row, None, decision, by, reason)
-            return Decided(row.id, None, decision)
+            return _decided(session, row, None, outcome, by, reason, approval)
         what = f"step {step!r}" if step else "any step"
         raise DecisionError(f"run {row.id} is {row.status}; {what} is not waiting for a decision")
+    session.refresh(target, with_for_update=True)  # votes on one step are counted one at a time
     if target.decision is not None:
         raise DecisionError(f"step {target.step_id} was already {target.decision}")
-    target.decision, target.decided_by, target.decided_at = decision, by, at
-    if reason:
-        target.notice = {**(target.notice or {}), "reason": reason}
+    approval, outcome = _vote(target.approval, directory, by, approved, at, command, reason)
+    target.approval = approval
+    if not isinstance(outcome, Pending):
+        decision = "approved" if isinstance(outcome, Approved) else "denied"
+        people = outcome.by if isinstance(outcome, Approved) else (outcome.by,)
+        target.decision, target.decided_at = decision, at
+        target.decided_by = _clip(", ".join(people), 200)
+        if reason:
+            target.notice = {**(target.notice or {}), "reason": reason}
+        if row.status == BLOCKED:
+            row.status = PENDING if decision == "approved" else DENIED
+        row.wake_at = at
     session.add(target)
-    if row.status == BLOCKED:
-        row.status = PENDING if approved else DENIED
-    row.wake_at, row.updated_at = at, at
+    row.updated_at = at
     session.add(row)
-    _audit(session, row, target.step_id, decision, by, reason)
-    return Decided(row.id, target.step_id, decision)
+    return _decided(session, row, target.step_id, outcome, by, reason, approval)
 
 
-def _audit(
+def _vote(
+    approval: dict[str, Any] | None,
+    directory: Directory,
+    by: str,
+    approved: bool,
+    at: datetime,
+    command: str | None,
+    reason: str | None,
+) -> tuple[dict[str, Any], Outcome]:
+    """The approval record with `by`'s vote added, and what the votes add up to now."""
+    approval = approval or {}
+    policy = Policy.from_json(approval)
+    votes = [Vote.from_json(v) for v in approval.get("votes") or []]
+    try:
+        added, outcome = cast(
+            policy,
+            directory,
+            votes,
+            by=by,
+            approve=approved,
+            at=rfc3339(at),
+            command=command,
+            reason=reason,
+        )
+    except Refused as exc:
+        raise DecisionError(str(exc)) from None
+    return {**policy.to_json(), "votes": [v.to_json() for v in added]}, outcome
+
+
+def _decided(
     session: Session,
     run: PlaybookRun,
     step: str | None,
-    decision: str,
+    outcome: Outcome,
     by: str,
     reason: str | None,
-) -> None:
-    data = {"playbook": run.playbook_id, "step": step, "reason": reason}
-    audit_append(session, [(f"analyst:{by}", f"approval.{decision}", run.id, data)])
+    approval: dict[str, Any],
+) -> Decided:
+    data: dict[str, Any] = {"playbook": run.playbook_id, "step": step, "reason": reason}
+    quorum = int(approval.get("quorum", 1))
+    if quorum > 1 or approval.get("approvers"):
+        data["quorum"] = quorum
+    if isinstance(outcome, Pending):
+        data["approvals"] = list(outcome.approvals)
+        action, decision = "approval.vote", "pending"
+    elif isinstance(outcome, Approved):
+        if quorum > 1:
+            data["approvals"] = list(outcome.by)
+        action, decision = "approval.approved", "approved"
+    else:
+        action, decision = "approval.denied", "denied"
+    audit_append(session, [(f"analyst:{by}", action, run.id, data)])
+    missing = outcome.missing if isinstance(outcome, Pending) else 0
+    return Decided(run.id, step, decision, missing)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def mark_false_positive(

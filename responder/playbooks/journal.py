@@ -87,6 +87,7 @@ class Journal:
         note: str | None = None,
         deadline: Any = None,
         notice: dict[str, Any] | None = None,
+        approval: dict[str, Any] | None = None,
     ) -> None:
         row = self._row(session, state, position, step)
         row.status, row.output = status, output
@@ -102,6 +103,8 @@ class Journal:
             row.deadline = deadline
         if notice is not None:
             row.notice = notice
+        if approval is not None:  # who may decide and how many; votes are added by decisions
+            row.approval = {**approval, "votes": []}
         if status in S.FINISHED_STEPS or status == S.STEP_DENIED:
             row.finished_at = R.now()
         session.add(row)
@@ -111,6 +114,8 @@ class Journal:
             data["output"] = output
         if note:
             data["note"] = note
+        if approval is not None and (approval.get("approvers") or approval.get("quorum", 1) > 1):
+            data["approval"] = approval
         if status == S.STEP_PLANNED:
             data["with"] = row.params
         self._audit(session, state.run, f"step.{status}", data)

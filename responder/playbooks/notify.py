@@ -1,4 +1,5 @@
-"""Telling humans a run needs them: Slack approval requests, and the update once decided.
+"""Telling humans a run needs them: Slack approval requests, their redraw as votes come in, and
+the update once decided.
 
 Best effort by design: the request is always visible through the CLI/API (`responder runs`),
 so a Slack outage or a missing token never blocks a run; it is logged and the notice is None.
@@ -22,6 +23,7 @@ from responder.actions.slack import (
 )
 from responder.events.schema import rfc3339
 from responder.incidents.store import Incident
+from responder.playbooks.quorum import Policy, Vote
 from responder.playbooks.runs import PlaybookRun, StepRun, now, stale_messages
 
 log = structlog.get_logger(__name__)
@@ -53,17 +55,25 @@ class Notifier:
             await db(_drawn, step.run_id, step.step_id)
         return len(stale)
 
-    async def ask(self, run: PlaybookRun, step_id: str, prompt: str) -> dict[str, Any] | None:
+    async def ask(
+        self, run: PlaybookRun, step_id: str, prompt: str, policy: Policy | None = None
+    ) -> dict[str, Any] | None:
         slack = self.ports.slack
         if slack is None:
             log.info("approval requested (slack not configured)", step=step_id, prompt=prompt)
             return None
+        policy = policy or Policy()
         try:
             sent = await slack.post_message(
                 channel=slack.default_channel,
                 text=incident_text(run.incident, note=prompt),
                 blocks=approval_blocks(
-                    run_id=run.id, step_id=step_id, incident=run.incident, prompt=prompt
+                    run_id=run.id,
+                    step_id=step_id,
+                    incident=run.incident,
+                    prompt=prompt,
+                    approvers=policy.approvers,
+                    quorum=policy.quorum,
                 ),
             )
         except ActionError as exc:
@@ -94,6 +104,33 @@ class Notifier:
             )
         except ActionError as exc:
             log.warning("approval message not updated", step=step_id, error=str(exc))
+
+    async def votes_so_far(self, run: PlaybookRun, row: StepRun) -> None:
+        """Redraw a request that is still waiting with the approvals it has (buttons stay)."""
+        slack, notice = self.ports.slack, row.notice or {}
+        if slack is None or not notice.get("ts"):
+            return
+        approval = row.approval or {}
+        policy = Policy.from_json(approval)
+        votes = [Vote.from_json(v) for v in approval.get("votes") or []]
+        prompt = str(notice.get("prompt", ""))
+        try:
+            await slack.update_message(
+                channel=str(notice["channel"]),
+                ts=str(notice["ts"]),
+                text=incident_text(run.incident, note=prompt),
+                blocks=approval_blocks(
+                    run_id=run.id,
+                    step_id=row.step_id,
+                    incident=run.incident,
+                    prompt=prompt,
+                    approvers=policy.approvers,
+                    quorum=policy.quorum,
+                    approvals=[v.by for v in votes if v.approve],
+                ),
+            )
+        except ActionError as exc:
+            log.warning("approval message not updated", step=row.step_id, error=str(exc))
 
 
 def incident_card(row: Incident) -> dict[str, Any]:

@@ -264,7 +264,7 @@ class Runner:
 
     async def _wait(self, state: RunState, position: int, step: Step, wait: Wait) -> None:
         if wait.ask:
-            notice = await self.notifier.ask(state.run, step.id, wait.prompt)
+            notice = await self.notifier.ask(state.run, step.id, wait.prompt, wait.policy)
             await self._db(
                 self.journal.record,
                 state,
@@ -274,11 +274,12 @@ class Runner:
                 params={"prompt": wait.prompt},
                 deadline=wait.deadline,
                 notice=notice,
+                approval=wait.policy.to_json(),
             )
         await self._db(self.journal.park, state.run.id, S.WAITING, wait.deadline)
 
     async def _block(self, state: RunState, position: int, step: Step, block: Block) -> None:
-        notice = await self.notifier.ask(state.run, step.id, block.prompt)
+        notice = await self.notifier.ask(state.run, step.id, block.prompt, block.policy)
         await self._db(
             self.journal.record,
             state,
@@ -287,6 +288,7 @@ class Runner:
             S.STEP_BLOCKED,
             note=block.reason,
             notice=notice,
+            approval=block.policy.to_json(),
         )
         await self._db(self.journal.finish_id, state.run.id, S.BLOCKED, block.reason)
 

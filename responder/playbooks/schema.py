@@ -37,7 +37,13 @@ from pydantic import (
     model_validator,
 )
 
-from responder.actions.approval import APPROVAL_ACTION, ApprovalRequest
+from responder.actions.approval import (
+    APPROVAL_ACTION,
+    MAX_QUORUM,
+    ApprovalRequest,
+    Approvers,
+    unreachable,
+)
 from responder.actions.registry import REGISTRY, ActionError, Registry
 from responder.playbooks import templating
 from responder.playbooks.trigger import TriggerChange, TriggerCondition, compile_condition
@@ -208,9 +214,24 @@ def evidence_first(action: str) -> bool:
     return action in EVIDENCE_FIRST_ACTIONS or action.startswith(EVIDENCE_FIRST_PREFIXES)
 
 
+class ApprovalPolicy(_Model):
+    """Who may release what a guard (or `mode: approval`) holds back, and how many must."""
+
+    approvers: Approvers = Field(default_factory=list)
+    quorum: int = Field(default=1, ge=1, le=MAX_QUORUM)
+
+    @model_validator(mode="after")
+    def _reachable(self) -> ApprovalPolicy:
+        problem = unreachable(self.approvers, self.quorum)
+        if problem:
+            raise ValueError(problem)
+        return self
+
+
 class Guards(_Model):
     """Limits enforced before a step acts: a run or step over its limit is blocked until a
-    human approves it (`step_rules.decide`, `start_sql`).
+    human approves it (`step_rules.decide`, `start_sql`); `approval` says who may, and how
+    many distinct approvals it takes.
 
     `require_evidence`: no side-effecting step runs until an evidence snapshot of the incident
     exists (`evidence.snapshot`); unset, it holds for playbooks with an `evidence_first` step.
@@ -219,6 +240,10 @@ class Guards(_Model):
     max_runs_per_hour: int | None = Field(default=None, ge=1)
     actions: dict[str, ActionLimit] = Field(default_factory=dict)
     require_evidence: bool | None = None
+    for_each_over: int | None = Field(
+        default=None, ge=1, description="a for_each step over more items is blocked first"
+    )
+    approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
 
 
 class Playbook(_Model):
@@ -298,12 +323,25 @@ def _check_step(step: Step, at: Loc, earlier: list[str], registry: Registry) -> 
     for field, value in (("if", step.if_), ("for_each", step.for_each)):
         if value is not None:
             issues += _check_templates(value, (*at, field), earlier, item=False)
+    if step.action == APPROVAL_ACTION:
+        issues += _check_quorum(step.with_, (*at, "with"))
     if step.undo is not None:
         undo_at = (*at, "undo")
         issues += _check_action(step.undo.action, step.undo.with_, undo_at, registry)
         own = [*earlier, step.id]
         issues += _check_templates(step.undo.with_, (*undo_at, "with"), own, item=looped)
     return issues
+
+
+def _check_quorum(values: dict[str, Any], at: Loc) -> list[Issue]:
+    """A plain approver list too short for a plain quorum (templates are checked at run time)."""
+    approvers, quorum = values.get("approvers", []), values.get("quorum", 1)
+    if templating.has_template(approvers) or not isinstance(approvers, list):
+        return []
+    if not isinstance(quorum, int) or not all(isinstance(a, str) for a in approvers):
+        return []
+    problem = unreachable(approvers, quorum)
+    return [((*at, "quorum"), problem)] if problem else []
 
 
 def _check_action(name: str, values: dict[str, Any], at: Loc, registry: Registry) -> list[Issue]:

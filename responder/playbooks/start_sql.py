@@ -20,6 +20,7 @@ from responder.incidents.store import Incident, incident_events
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.runs import PlaybookRun, kill_switch_on, now, run_id, runs_in_last_hour
 from responder.playbooks.statuses import BLOCKED, PENDING
+from responder.playbooks.step_rules import guard_policy
 from responder.playbooks.trigger import change_kind, incident_view
 
 log = structlog.get_logger(__name__)
@@ -72,6 +73,7 @@ class RunStarter:
                     error=f"guard max_runs_per_hour={limit} reached: a human must approve"
                     if blocked
                     else None,
+                    approval={**guard_policy(playbook).to_json(), "votes": []} if blocked else None,
                     created_at=at,
                     updated_at=at,
                 )

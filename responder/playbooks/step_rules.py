@@ -19,7 +19,13 @@ nothing itself, so these rules are tested without a database (tests/unit/test_st
 7. in `approval` mode a side-effecting step waits for a human (`Wait`);
 8. a guard (`guards.actions.<action>.per_hour`) that is reached blocks the step until a human
    approves it (`Block`);
-9. otherwise the action runs once, or once per `for_each` item (`Execute`).
+9. otherwise the action runs once, or once per `for_each` item (`Execute`), unless there are more
+   items than `guards.for_each_over`: then the step is blocked first (`Block`).
+
+Who may answer a `Wait` or a `Block`, and how many must approve, is its `Policy`
+(`quorum.py`): the approval step's own `approvers` / `quorum`, else the playbook's
+`guards.approval`. The votes are counted where decisions are applied (`decisions.py`); the
+rules only read the outcome (`Recorded.decision`).
 
 An attempt that fails is tried again while the step's retry policy allows it (`after_failure` →
 `Retry`), else the step fails (`Fail`), which fails the run unless `on_error: continue`. On a
@@ -36,6 +42,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from responder.actions.approval import APPROVAL_ACTION, ApprovalRequest
+from responder.playbooks.quorum import ANYONE, Policy
 from responder.playbooks.schema import Mode, Playbook, Step
 from responder.playbooks.statuses import FINISHED_STEPS, STEP_BLOCKED, STEP_DENIED, STEP_DONE
 from responder.playbooks.templating import TemplateError, render, truthy
@@ -111,6 +118,7 @@ class Wait:
     prompt: str
     deadline: datetime | None  # None: only a decision wakes the run
     ask: bool
+    policy: Policy = ANYONE
 
 
 @dataclass(frozen=True)
@@ -119,6 +127,7 @@ class Block:
 
     reason: str
     prompt: str
+    policy: Policy = ANYONE
 
 
 @dataclass(frozen=True)
@@ -178,13 +187,23 @@ def guard_limit(playbook: Playbook, step: Step) -> int | None:
     return None if limit is None else limit.per_hour
 
 
+def guard_policy(playbook: Playbook) -> Policy:
+    """Who releases what the playbook's guards (or `mode: approval`) hold back."""
+    approval = playbook.guards.approval
+    return Policy(tuple(approval.approvers), approval.quorum)
+
+
+def released(recorded: Recorded | None) -> bool:
+    """A human approved the step past its guards."""
+    return (
+        recorded is not None and recorded.status == STEP_BLOCKED and recorded.decision == "approved"
+    )
+
+
 def needs_uses(playbook: Playbook, step: Step, recorded: Recorded | None) -> bool:
     """Whether `decide` needs `uses_last_hour`: a guard limits the action and no human has
     released this step from it."""
-    released = (
-        recorded is not None and recorded.status == STEP_BLOCKED and recorded.decision == "approved"
-    )
-    return guard_limit(playbook, step) is not None and not released
+    return guard_limit(playbook, step) is not None and not released(recorded)
 
 
 def needs_evidence(playbook: Playbook, side_effect: bool) -> bool:
@@ -226,25 +245,34 @@ def decide(
                 f"{EVIDENCE_MISSING}. Take one (responder evidence snapshot "
                 f"{context.get('incident', {}).get('id', 'INCIDENT')}), then approve step "
                 f"{step.id} to go on.",
+                guard_policy(playbook),
             )
     if facts.side_effect and facts.mode == "approval" and decided is None:
         prompt = f"Run step {step.id} ({step.action}) of playbook {playbook.id}?"
-        return _wait(prompt, None, facts)
+        return _wait(prompt, None, facts, guard_policy(playbook))
     if needs_uses(playbook, step, recorded):
         per_hour = guard_limit(playbook, step)
         if facts.uses_last_hour is None:
             raise ValueError(f"step {step.id}: the guarded action's uses are needed")
         if per_hour is not None and facts.uses_last_hour >= per_hour:
             reason = f"guard: {step.action} limited to {per_hour} per hour"
-            return Block(reason, f"{reason}. Approve to run step {step.id} anyway.")
-    return _execute(step, context)
+            prompt = f"{reason}. Approve to run step {step.id} anyway."
+            return Block(reason, prompt, guard_policy(playbook))
+    execute = _execute(step, context)
+    over = playbook.guards.for_each_over
+    count = len(execute.calls) if isinstance(execute, Execute) and execute.each else 0
+    if over is not None and count > over and not released(recorded):
+        reason = f"guard: {count} items, more than for_each_over={over}"
+        prompt = f"Step {step.id} ({step.action}) would act on {count} items. Approve?"
+        return Block(reason, prompt, guard_policy(playbook))
+    return execute
 
 
-def _wait(prompt: str, timeout: timedelta | None, facts: StepFacts) -> Wait:
+def _wait(prompt: str, timeout: timedelta | None, facts: StepFacts, policy: Policy) -> Wait:
     if facts.recorded is None:
         deadline = facts.now + timeout if timeout is not None else None
-        return Wait(prompt, deadline, ask=True)
-    return Wait(prompt, facts.recorded.deadline, ask=False)
+        return Wait(prompt, deadline, ask=True, policy=policy)
+    return Wait(prompt, facts.recorded.deadline, ask=False, policy=policy)
 
 
 def _approval(step: Step, facts: StepFacts, context: Mapping[str, Any]) -> StepDecision:
@@ -258,7 +286,9 @@ def _approval(step: Step, facts: StepFacts, context: Mapping[str, Any]) -> StepD
         deadline = recorded.deadline if recorded is not None else None
         if deadline is None or facts.now < deadline:
             timeout = parse_duration(params.timeout) if params.timeout else facts.approval_timeout
-            return _wait(params.prompt, timeout, facts)
+            return _wait(
+                params.prompt, timeout, facts, Policy(tuple(params.approvers), params.quorum)
+            )
         decision, by = params.on_timeout, "timeout"
     else:
         decision, by = recorded.decision, recorded.decided_by or "unknown"

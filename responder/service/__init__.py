@@ -1,4 +1,4 @@
-"""The analysts' operations, shared by the CLI, the REST API (and later Slack).
+"""The analysts' operations, shared by the CLI, the REST API and Slack (`slack/`).
 
 Writes validate against SQL (the incident or run exists, the ETag the caller saw still holds),
 build a command carrying the caller's identity and publish it to `responder.commands`; the

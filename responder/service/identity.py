@@ -37,6 +37,7 @@ def permits(have: Role, need: Role) -> bool:
 
 TOKEN_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 ACTOR_PREFIX = "token:"  # the `by` of an API caller
+SLACK_PREFIX = "slack:"  # the `by` of a Slack user (verified by Slack)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ def person(name: str) -> str:
         raise Invalid("--by must be 1 to 200 characters")
     if name.startswith(ACTOR_PREFIX):
         raise Invalid(f"{name!r}: names starting with {ACTOR_PREFIX!r} are API token identities")
+    if name.startswith(SLACK_PREFIX):
+        raise Invalid(f"{name!r}: names starting with {SLACK_PREFIX!r} are Slack identities")
     if any(ch.isspace() and ch != " " for ch in name) or not name.isprintable():
         raise Invalid(f"{name!r}: unprintable characters")
     return name

@@ -186,6 +186,9 @@ class StepView(_View):
     decided_at: Utc | None
     deadline: Utc | None
     notice: dict[str, Any] | None
+    approval: dict[str, Any] | None = Field(
+        default=None, description="who may decide, the quorum, the votes so far"
+    )
     undo_output: Any
     started_at: Utc | None
     finished_at: Utc | None

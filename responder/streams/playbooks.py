@@ -19,6 +19,7 @@ from sqlmodel import Session
 
 from responder.commands import COMMAND, AnyCommand, apply_command
 from responder.metrics.worker import COMMANDS
+from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
 from responder.settings import KafkaSettings
 from responder.streams.kafka import Batch, TopicStage
@@ -80,10 +81,17 @@ class CommandStats:
 
 
 class CommandStage(TopicStage):
-    def __init__(self, kafka: KafkaSettings, engine: Engine, wakeup: Wakeup) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        engine: Engine,
+        wakeup: Wakeup,
+        directory: Directory | None = None,
+    ) -> None:
         super().__init__(kafka, kafka.topics.commands, "commands", max_records=100)
         self.engine = engine
         self.wakeup = wakeup
+        self.directory = directory or Directory()  # approver groups, Slack users (settings)
         self.stats = CommandStats()
 
     async def handle(self, batch: Batch) -> None:
@@ -105,7 +113,7 @@ class CommandStage(TopicStage):
 
     def _apply(self, command: AnyCommand) -> dict[str, Any]:
         with Session(self.engine) as session:
-            result = apply_command(session, command)
+            result = apply_command(session, command, self.directory)
             session.commit()
             return result
 

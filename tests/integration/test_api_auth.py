@@ -1,5 +1,6 @@
 """Every /v1 operation in the published OpenAPI document refuses a missing or bad token (401)
-and every role below the one it needs (403), before looking at the path, query or body."""
+and every role below the one it needs (403), before looking at the path, query or body. The one
+exception, Slack's request URL, is exempt from bearer tokens exactly and only at its path."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from fastapi.routing import iter_route_contexts
 from sqlalchemy import Engine
 
+from responder.api.routes.slack import SLACK_ACTIONS_PATH
 from responder.service.identity import Role, permits
 from tests.support.api import Api, api_settings, running_api
 
@@ -54,11 +57,19 @@ def api(db: Engine, db_url: str, kafka_bootstrap: str, unique: str) -> Iterator[
         yield running
 
 
+# Authenticated otherwise (Slack's signature): no bearer token, and nothing else is.
+SIGNED_BY_SLACK = {("post", SLACK_ACTIONS_PATH)}
+
+
 def operations(api: Api) -> list[tuple[str, str]]:
     document = api.client.get("/openapi.json").json()
     found = []
     for path, item in document["paths"].items():
         for method, operation in item.items():
+            if (method, path) in SIGNED_BY_SLACK:
+                assert operation["security"] == []
+                assert operation["x-authenticated-by"] == "slack-signature"
+                continue
             if path.startswith("/v1"):
                 assert operation["x-required-role"] == EXPECTED_ROLES[(method, path)].value
                 assert {"401", "403"} <= set(operation["responses"])
@@ -124,6 +135,36 @@ def test_every_role_below_the_one_needed_gets_403(
             response = api.client.request(method, concrete(path) + "?limit=-5", **kw)
             assert_problem(response, 403)
             assert need.value in response.json()["detail"]
+
+
+def test_every_v1_route_of_the_app_is_in_the_document_or_signed_by_slack(api: Api) -> None:
+    """No route hides from the walk above: each /v1 route is documented, or is Slack's one."""
+    documented = set(operations(api))
+    routes = {
+        (method.lower(), route.path)
+        for route in iter_route_contexts(api.app.routes)
+        for method in getattr(route.original_route, "methods", None) or ()
+        if (route.path or "").startswith("/v1")
+    }
+    assert routes == documented | SIGNED_BY_SLACK
+
+
+def test_only_the_exact_slack_path_skips_the_bearer_token(api: Api) -> None:
+    """Near misses of the Slack path (suffixes, case, a trailing slash) still need a token."""
+    for path in (
+        SLACK_ACTIONS_PATH + "/",
+        SLACK_ACTIONS_PATH + "x",
+        "/v1/Slack/actions",
+        SLACK_ACTIONS_PATH + "/../../incidents",
+        "/v1/slack",
+    ):
+        for method in ("get", "post"):
+            response = api.client.request(method, path)
+            assert_problem(response, 401)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+    # Slack's path is not served without a signing secret, and never on a bearer token alone
+    served = api.client.post(SLACK_ACTIONS_PATH, headers=api.auth(Role.admin))
+    assert_problem(served, 404)
 
 
 def test_a_revoked_token_is_refused_from_the_next_request(api: Api) -> None:

@@ -186,7 +186,9 @@ async def test_snapshot_step_keeps_the_model_as_it_was_then_rollback_and_verify(
     v4 = next(v for v in model["versions"] if v["version"] == "4")
     assert v4["implicated"] and v4["aliases"] == ["champion"]
     hashes = {a["path"]: a["sha256"] for a in v4["artifacts"]}
-    assert hashes["MLmodel"] == sha256_of(registry.root / "models" / registry.name / "v3" / "MLmodel")
+    assert hashes["MLmodel"] == sha256_of(
+        registry.root / "models" / registry.name / "v3" / "MLmodel"
+    )
     assert v4["datasets"] == [
         {
             "name": "transactions",

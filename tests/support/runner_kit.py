@@ -20,6 +20,7 @@ from responder.evidence.store import EvidenceStore, LocalEvidenceStore
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, SqlIncidents, apply_changes
 from responder.playbooks.loader import load_playbooks
+from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
 from responder.playbooks.runs import PlaybookRun, StepRun, steps_of
 from responder.playbooks.start_sql import RunStarter
@@ -148,9 +149,9 @@ class Kit:
             if await runner.tick() == 0:
                 return
 
-    def command(self, command: AnyCommand) -> dict[str, Any]:
+    def command(self, command: AnyCommand, directory: Directory | None = None) -> dict[str, Any]:
         with Session(self.db) as session, session.begin():
-            return apply_command(session, command)
+            return apply_command(session, command, directory)
 
     def run(self, run_id: str) -> PlaybookRun:
         with Session(self.db) as session:

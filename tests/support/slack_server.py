@@ -5,7 +5,9 @@ subprocesses (given `base_url` through RESPONDER_SLACK__BASE_URL) reach the same
 what a test wants to assert on: every call with its token and payload, and the current text and
 blocks of each message. Like Slack, it answers API errors with HTTP 200 and `{"ok": false}`
 (except throttling: HTTP 429 with Retry-After), returns channel ids (not names) from
-chat.postMessage, and wants that id back in chat.update.
+chat.postMessage, and wants that id back in chat.update. chat.postEphemeral is kept per user;
+apps.connections.open wants the app-level token and answers with `socket_url` (a
+`SocketModeServer`'s, which a test sets).
 """
 
 from __future__ import annotations
@@ -37,9 +39,12 @@ def channel_id(channel: str) -> str:
 class SlackServer(ThreadedServer):
     name = "slack-server"
 
-    def __init__(self, token: str = "xoxb-test-token") -> None:
+    def __init__(self, token: str = "xoxb-test-token", app_token: str = "xapp-test-token") -> None:
         super().__init__()
         self.token = token
+        self.app_token = app_token
+        self.socket_url: str | None = None  # what apps.connections.open hands out
+        self.ephemeral: list[dict[str, Any]] = []  # chat.postEphemeral payloads, in order
         self.unknown_channels: set[str] = set()  # names answered with channel_not_found
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) → payload
         self._calls: list[Call] = []
@@ -125,8 +130,14 @@ class SlackServer(ThreadedServer):
             return status, {"ok": False, "error": error}, {"Retry-After": str(retry_after)}
         if token is None:
             return 200, {"ok": False, "error": "not_authed"}, {}
+        if method == "apps.connections.open":
+            if token != self.app_token or self.socket_url is None:
+                return 200, {"ok": False, "error": "invalid_auth"}, {}
+            return 200, {"ok": True, "url": self.socket_url}, {}
         if token != self.token:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
+        if method == "chat.postEphemeral":
+            return self._ephemeral(payload)
         if method == "chat.postMessage":
             return self._post(payload)
         if method == "chat.update":
@@ -148,6 +159,20 @@ class SlackServer(ThreadedServer):
             {"ok": True, "channel": cid, "ts": ts, "message": {"text": payload.get("text")}},
             {},
         )
+
+    def _ephemeral(self, payload: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
+        if not payload.get("channel") or not payload.get("user"):
+            return 200, {"ok": False, "error": "channel_not_found"}, {}
+        if not payload.get("text") and not payload.get("blocks"):
+            return 200, {"ok": False, "error": "no_text"}, {}
+        self._seq += 1
+        self.ephemeral.append(payload)
+        return 200, {"ok": True, "message_ts": f"{1_700_000_000 + self._seq}.{self._seq:06d}"}, {}
+
+    def ephemeral_to(self, user: str) -> list[str]:
+        """The texts of the ephemeral messages `user` was shown."""
+        with self._changed:
+            return [str(e.get("text")) for e in self.ephemeral if e.get("user") == user]
 
     def _update(self, payload: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         key = (str(payload.get("channel")), str(payload.get("ts")))

@@ -13,14 +13,18 @@ from responder.actions.http import AiohttpAdapter, HostAllowList, HttpRequest, h
 from responder.actions.ports import Ports
 from responder.actions.registry import REGISTRY, ActionError
 from responder.actions.slack import (
+    ACK_INCIDENT_ACTION_ID,
     APPROVE_ACTION_ID,
+    APPROVE_INCIDENT_ACTION_ID,
     DENY_ACTION_ID,
+    DENY_INCIDENT_ACTION_ID,
     SlackNotify,
     approval_blocks,
     decision_blocks,
     incident_blocks,
     notify,
     refresh_incident_message,
+    who,
 )
 from tests.support.actions import INCIDENT, ctx
 from tests.support.fakes.http import FakeHttp, response
@@ -106,6 +110,55 @@ def test_decision_blocks_replace_the_buttons(decision: Any, mark: str) -> None:
 
     assert all(b["type"] != "actions" for b in blocks)
     assert f"*{mark}* by alice: known &lt;test&gt; key" in rendered(blocks)
+
+
+def test_incident_messages_offer_acknowledge_approve_and_deny_while_open() -> None:
+    """An open incident has all three buttons, each naming the incident; the footer stays last."""
+    blocks = incident_blocks(INCIDENT)
+    actions = next(b for b in blocks if b["type"] == "actions")
+    buttons = {e["action_id"]: e["value"] for e in actions["elements"]}
+    assert buttons == {
+        ACK_INCIDENT_ACTION_ID: "inc-42",
+        APPROVE_INCIDENT_ACTION_ID: "inc-42",
+        DENY_INCIDENT_ACTION_ID: "inc-42",
+    }
+    assert blocks[-1]["type"] == "context"
+
+
+def test_acknowledged_incidents_lose_the_ack_button_and_closed_ones_every_button() -> None:
+    """No Acknowledge once acknowledged; no buttons at all on a resolved incident."""
+    acked = incident_blocks({**INCIDENT, "status": "acknowledged"})
+    actions = next(b for b in acked if b["type"] == "actions")
+    assert ACK_INCIDENT_ACTION_ID not in {e["action_id"] for e in actions["elements"]}
+    for status in ("resolved", "false_positive"):
+        assert all(b["type"] != "actions" for b in incident_blocks({**INCIDENT, "status": status}))
+
+
+def test_approval_blocks_say_who_may_approve_how_many_and_who_did() -> None:
+    """Approvers as mentions (ids) or code (names), the quorum, and the approvals so far."""
+    blocks = approval_blocks(
+        run_id="run-1",
+        step_id="revoke",
+        incident=INCIDENT,
+        prompt="Revoke?",
+        approvers=["U1ABC", "group:secops", "<!channel>"],
+        quorum=2,
+        approvals=["slack:U1ABC"],
+    )
+    text = rendered(blocks)
+    assert "Needs *2* approvals" in text
+    assert "Approvers: <@U1ABC>, `group:secops`, `&lt;!channel&gt;`" in text
+    assert "Approved so far by <@U1ABC> (1 of 2)" in text
+    assert any(b["type"] == "actions" for b in blocks)
+    plain = rendered(approval_blocks(run_id="r", step_id="s", incident=INCIDENT, prompt="Go?"))
+    assert "Approvers" not in plain and "Needs" not in plain
+
+
+def test_deciders_from_slack_are_mentioned_and_nothing_else_becomes_markup() -> None:
+    """`slack:U123` renders as a mention; any other text is escaped as before."""
+    assert who("slack:U1, slack:W2X, alice") == "<@U1>, <@W2X>, alice"
+    assert who("slack:<!here>") == "slack:&lt;!here&gt;"
+    assert who("slack:u1 token:ops") == "slack:u1 token:ops"
 
 
 # --- slack.notify with the fake ----------------------------------------------------------------

@@ -77,7 +77,23 @@ def test_every_command_is_reachable() -> None:
         "tokens create",
         "tokens list",
         "tokens revoke",
+        "slack",
     }
+
+
+def test_slack_runs_socket_mode_only_and_never_shows_the_token(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """In http mode it points at the API; a bot token given as app token is refused unseen."""
+    http = invoke("slack")
+    assert http.exit_code == 1 and "POST /v1/slack/actions" in flat(http.output)
+    monkeypatch.setenv("RESPONDER_SLACK__MODE", "socket")
+    missing = invoke("slack")
+    assert missing.exit_code == 1 and "RESPONDER_SLACK__APP_TOKEN" in flat(missing.output)
+    monkeypatch.setenv("RESPONDER_SLACK__APP_TOKEN", "xoxb-pasted-by-mistake")
+    wrong = invoke("slack")
+    assert wrong.exit_code == 1 and "app-level token" in flat(wrong.output)
+    assert "xoxb-pasted" not in wrong.output
 
 
 def test_worker_refuses_unknown_stages() -> None:
@@ -243,3 +259,13 @@ def test_replay_missing_file_and_bad_rules(tmp_path: Path) -> None:
     assert bad_rules.exit_code == 1
     assert "rules are invalid" in bad_rules.stderr
     assert "broken.yaml:6: window" in flat(bad_rules.stderr)
+
+
+def test_runs_show_says_who_may_approve_and_who_did() -> None:
+    """A waiting step's line names the quorum, the approvers and the approvals so far."""
+    from responder.cli.run_view import approval_line
+
+    assert approval_line(None) == "needs 1 approval from anyone who may decide"
+    votes = [{"by": "slack:U1", "approve": True}, {"by": "bob", "approve": False}]
+    line = approval_line({"approvers": ["group:secops"], "quorum": 2, "votes": votes})
+    assert line == "needs 2 approvals from group:secops; approved so far: slack:U1 (1 of 2)"

@@ -213,6 +213,17 @@ def test_unknown_guard_action(tmp_path: Path) -> None:
     assert ":8: guards.actions.test.nothing: unknown action" in one_error(write(tmp_path, text))
 
 
+def test_approvers_and_quorum_are_checked_when_the_playbook_loads(tmp_path: Path) -> None:
+    """A plain quorum that the named approvers cannot reach is named with file, line and field."""
+    old = "timeout: 1h}"
+    text = VALID.replace(old, "timeout: 1h, approvers: [U1, U2], quorum: 3}")
+    assert ":10: steps.0.with.quorum: quorum 3 cannot be reached" in one_error(
+        write(tmp_path, text)
+    )
+    fine = VALID.replace(old, "timeout: 1h, approvers: [U1, 'group:secops'], quorum: 3}")
+    assert load_playbook_file(write(tmp_path, fine), registry).step("approve")
+
+
 def test_several_problems_are_reported_together(tmp_path: Path) -> None:
     text = VALID.replace("test.disable", "test.explode", 1).replace("{{ events }}", "{{ evnts }}")
     messages = errors_of(write(tmp_path, text))

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from responder.actions.registry import ActionError
+from responder.playbooks.quorum import Policy
 from responder.playbooks.schema import Playbook, Step
 from responder.playbooks.step_rules import (
     Answered,
@@ -346,6 +347,56 @@ def test_evidence_is_required_by_default_for_model_and_iam_changes(
         {"id": "s", "action": action}, guards={"require_evidence": False}
     ).requires_evidence
     assert playbook({"id": "s", "action": action}, guards=EVIDENCE).requires_evidence
+
+
+def test_an_approval_step_waits_with_its_approvers_and_quorum() -> None:
+    """The step's own approvers and quorum travel with the Wait (rendered, so templates work)."""
+    s = Step.model_validate(
+        {
+            **APPROVE,
+            "with": {
+                **APPROVE["with"],
+                "approvers": ["U1", "group:secops"],
+                "quorum": "{{ 2 if events | length > 1 else 1 }}",
+            },
+        }
+    )
+    wait = decided(s)
+    assert isinstance(wait, Wait) and wait.policy == Policy(("U1", "group:secops"), 2)
+
+
+def test_guard_blocks_and_approval_mode_ask_the_guards_approvers() -> None:
+    """`guards.approval` names who releases a guard's block or an approval-mode step."""
+    s = step()
+    guards = {**GUARDED, "approval": {"approvers": ["group:secops"], "quorum": 2}}
+    pb = playbook(s.model_dump(by_alias=True), guards=guards)
+    block = decided(s, pb, uses_last_hour=2)
+    assert isinstance(block, Block) and block.policy == Policy(("group:secops",), 2)
+    wait = decided(s, pb, mode="approval", uses_last_hour=0)
+    assert isinstance(wait, Wait) and wait.policy == Policy(("group:secops",), 2)
+
+
+def test_a_for_each_over_the_guards_limit_is_blocked_until_released() -> None:
+    """More items than `for_each_over` blocks the step; once approved it runs every item."""
+    s = step(for_each="{{ events }}")
+    pb = playbook(s.model_dump(by_alias=True), guards={"for_each_over": 1})
+    block = decided(s, pb)
+    assert isinstance(block, Block)
+    assert block.reason == "guard: 2 items, more than for_each_over=1"
+    released = Recorded(status="blocked_by_guard", decision="approved", decided_by="ana")
+    execute = decided(s, pb, recorded=released)
+    assert isinstance(execute, Execute) and len(execute.calls) == 2
+    at_limit = playbook(s.model_dump(by_alias=True), guards={"for_each_over": 2})
+    assert isinstance(decided(s, at_limit), Execute)
+
+
+def test_an_unreachable_quorum_is_refused_when_the_playbook_loads() -> None:
+    """Two approvals from one named approver can never happen: the playbook does not load."""
+    with pytest.raises(ValueError, match="cannot be reached"):
+        playbook(
+            step().model_dump(by_alias=True),
+            guards={"approval": {"approvers": ["U1"], "quorum": 2}},
+        )
 
 
 # --- executing ----------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import responder.assets.store
 import responder.audit.store
 import responder.incidents.store
 import responder.playbooks.runs
+import responder.service.slack.seen
 import responder.service.tokens  # noqa: F401  (register the tables)
 
 config = context.config
