@@ -20,6 +20,7 @@ from responder.cli.incidents import incidents_app
 from responder.cli.options import PlaybooksDir, RulesDir, fail
 from responder.cli.runs import runs_app
 from responder.correlation.rules import load_rules
+from responder.security.terminal import plain, text
 from responder.yamlfiles import YamlFileError
 
 app = typer.Typer(
@@ -121,7 +122,7 @@ def replay(
     with file.open("rb") as lines:
         result = run_replay(lines, ruleset)
     for number, reason in result.rejected:
-        err.print(f"{file}:{number}: rejected: {reason}", highlight=False, markup=False)
+        err.print(f"{file}:{number}: rejected: {plain(reason)}", highlight=False, markup=False)
     if as_json or playbook_set is not None:
         for incident in result.incidents:
             data = incident.to_json()
@@ -139,7 +140,11 @@ def replay(
         for inc in result.incidents:
             data = inc.to_json()
             table.add_row(
-                data["first_seen"], inc.severity, inc.rule, str(len(inc.events)), inc.title
+                text(data["first_seen"]),
+                text(inc.severity),
+                text(inc.rule),
+                text(len(inc.events)),
+                text(inc.title),
             )
         out.print(table)
     err.print(
