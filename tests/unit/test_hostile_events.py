@@ -313,3 +313,20 @@ def test_model_fast_path_ingest_and_replay_agree_on_hostile_input(data: bytes) -
         assert event.raw is not None and orjson.loads(event.raw) == expected
         assert event.time == fast.time
         datetime.fromtimestamp(event.time, UTC)  # the correlation stage's conversion holds
+
+
+def test_replay_reports_a_line_the_engine_fails_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Defence in depth: an engine error on one line is that line's rejection, not a traceback."""
+    from responder.correlation.engine import Correlator
+
+    real = Correlator.process
+
+    def process(self: Correlator, doc: dict[str, Any], time: float) -> Any:
+        if doc["id"] == "boom":
+            raise KeyError("group")
+        return real(self, doc, time)
+
+    monkeypatch.setattr(Correlator, "process", process)
+    result = replay([raw(id="a"), raw(id="boom"), raw(id="c")], RULES)
+    assert result.rejected == [(2, "replay failed: KeyError: 'group'")]
+    assert result.read == 3 and result.incidents
