@@ -46,14 +46,17 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int | float) and not isinstance(value, bool):
-        seconds = float(value)
+        seconds: float = value
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = int(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 10m, 6h, 1d")
-    if seconds <= 0:
+    if not seconds > 0:  # NaN too
         raise ValueError("a duration must be positive")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # .inf, 1e300, 99999999999999d
+        raise ValueError(f"duration {value!r} is too long") from None
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
