@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from responder.correlation.engine import route
 from responder.correlation.replay import replay
@@ -284,7 +285,7 @@ def test_replay_reports_hostile_lines_with_their_numbers_and_goes_on() -> None:
 
 
 @settings(
-    max_examples=250,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
@@ -330,3 +331,50 @@ def test_replay_reports_a_line_the_engine_fails_on(monkeypatch: pytest.MonkeyPat
     result = replay([raw(id="a"), raw(id="boom"), raw(id="c")], RULES)
     assert result.rejected == [(2, "replay failed: KeyError: 'group'")]
     assert result.read == 3 and result.incidents
+
+
+# --- bounded fuzzing -----------------------------------------------------------------------------
+
+VALID_LINE = raw(actor={"id": "u", "ip": "203.0.113.7"}, labels={"env": "prod"})
+
+
+@st.composite
+def mutated_lines(draw: st.DrawFn) -> bytes:
+    """A valid event line with random bytes flipped, cut, inserted or repeated."""
+    data = bytearray(VALID_LINE)
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(["flip", "cut", "insert", "repeat"]))
+        if action == "flip" and at < len(data):
+            data[at] = draw(st.integers(0, 255))
+        elif action == "cut":
+            del data[at : at + draw(st.integers(1, 20))]
+        elif action == "insert":
+            data[at:at] = draw(st.binary(max_size=8))
+        else:
+            data[at:at] = data[at : at + draw(st.integers(1, 30))]
+    return bytes(data)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(mutated_lines(), st.binary(max_size=200)))
+def test_mutated_bytes_never_raise_and_get_one_verdict(data: bytes) -> None:
+    """Arbitrary bytes: the model, the fast path and the ingest batch agree, and none raises."""
+    verdicts(data)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(st.lists(st.one_of(hostile_events(), mutated_lines()), min_size=1, max_size=8))
+def test_a_batch_dead_letters_exactly_the_records_the_model_refuses(batch: list[bytes]) -> None:
+    """Mixed batches: the refused records are dead-lettered by position, the rest routed."""
+    outcome = IngestBatch(RULES, 4).handle(batch)
+    refused_at = [i for i, data in enumerate(batch) if isinstance(parse_event(data), Rejection)]
+    assert [d.index for d in outcome.dead] == refused_at
+    accepted_docs = [
+        event_to_dict(e) for e in map(parse_event, batch) if not isinstance(e, Rejection)
+    ]
+    assert outcome.records == sum(len(route(RULES, doc)) for doc in accepted_docs)

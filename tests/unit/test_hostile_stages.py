@@ -14,6 +14,8 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
@@ -366,3 +368,38 @@ async def test_commands_stage_dead_letters_any_exception_and_goes_on(
         incident = get_incident(session, "inc-1")
         assert incident is not None and incident.status == "acknowledged"
     assert stage.stats.applied == 1 and stage.finished == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.one_of(
+        st.binary(max_size=120).map(lambda b: b"RSP2" + b),
+        st.builds(
+            lambda n, header: b"RSP2" + n.to_bytes(4, "big") + header,
+            st.integers(0, 300),
+            st.binary(max_size=200),
+        ),
+        st.builds(
+            lambda doc: b"RSP2" + len(doc).to_bytes(4, "big") + doc,
+            st.recursive(
+                st.none()
+                | st.booleans()
+                | st.integers(-(2**63), 2**63)
+                | st.floats()
+                | st.text(max_size=5),
+                lambda inner: (
+                    st.lists(inner, max_size=6)
+                    | st.dictionaries(st.sampled_from(["docs", "recs"]), inner, max_size=2)
+                ),
+                max_leaves=20,
+            ).map(orjson.dumps),
+        ),
+    )
+)
+def test_correlate_never_raises_on_forged_messages(value: bytes) -> None:
+    """Whatever bytes arrive on the correlation topic, `handle` queues them for the DLQ or
+    correlates them; it never raises."""
+    stage = CorrelateStage(KAFKA, RULES, CorrelationSettings())
+    stage.stores[0] = {}
+    stage.handle(batch_of([value], topic="correlate"))
+    assert stage.pending[TopicPartition("correlate", 0)] == 1
