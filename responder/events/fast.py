@@ -30,7 +30,7 @@ nearly free), and such a document goes to the model:
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, Literal, NamedTuple, NotRequired
+from typing import Any, Literal, NotRequired
 
 import orjson
 from pydantic import ConfigDict, TypeAdapter
@@ -89,13 +89,10 @@ _VALIDATE = TypeAdapter(_Event).validator.validate_json
 _TIME_JSON = TypeAdapter(EventTime).serializer.to_python  # the model's own RFC 3339 form
 
 
-class ParsedEvent(NamedTuple):
-    """A valid event: its dict form (as `event_to_dict(parse_event(raw))` gives it), its epoch
-    time and its serialized body (`orjson.dumps(doc)`, what travels on)."""
-
-    doc: dict[str, Any]
-    time: float
-    body: bytes
+# A valid event: its dict form (as `event_to_dict(parse_event(raw))` gives it), its epoch time
+# and its serialized body (`orjson.dumps(doc)`, what travels on). A plain tuple: building a
+# NamedTuple costs 0.2 µs, which this path pays per event.
+ParsedEvent = tuple[dict[str, Any], float, bytes]
 
 
 class _Slow(Exception):
@@ -114,9 +111,8 @@ def parse_event_doc(raw: bytes) -> ParsedEvent | Rejection:
         if b"\\" in raw and (b"\\u0000" in raw or b"\\u0022" in raw):
             raise _Slow  # NUL, or a quote the duplicate-key count below would miscount
         doc: dict[str, Any] = _VALIDATE(raw)
-        moment: datetime = doc["time"]
-        if moment.utcoffset():
-            moment = moment.astimezone(UTC)  # OverflowError near year 1 and 9999
+        # Always to the stdlib UTC: pydantic's tzinfo makes utcoffset() and timestamp() slow.
+        moment: datetime = doc["time"].astimezone(UTC)  # OverflowError near year 1 and 9999
         if moment.year == 9999 and moment > LATEST:
             raise _Slow  # a fraction of the last second does not survive the epoch round trip
         doc["time"] = _TIME_JSON(moment, mode="json")
@@ -151,7 +147,7 @@ def parse_event_doc(raw: bytes) -> ParsedEvent | Rejection:
         or len(body) > MAX_EVENT_BYTES
     ):
         return _model(raw)
-    return ParsedEvent(doc, moment.timestamp(), body)
+    return doc, moment.timestamp(), body
 
 
 def _model(raw: bytes) -> ParsedEvent | Rejection:
@@ -160,4 +156,4 @@ def _model(raw: bytes) -> ParsedEvent | Rejection:
     if isinstance(slow, Rejection):
         return slow
     doc = event_to_dict(slow)
-    return ParsedEvent(doc, slow.time.timestamp(), orjson.dumps(doc))
+    return doc, slow.time.timestamp(), orjson.dumps(doc)

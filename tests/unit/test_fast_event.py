@@ -110,8 +110,9 @@ def test_fast_path_agrees_with_the_model(doc: dict[str, Any]) -> None:
         return
     assert not isinstance(fast, Rejection)
     expected = event_to_dict(slow)
-    assert (fast.doc, fast.time) == (expected, slow.time.timestamp())
-    assert orjson.loads(fast.body) == expected
+    doc, time, body = fast
+    assert (doc, time) == (expected, slow.time.timestamp())
+    assert orjson.loads(body) == expected
 
 
 @settings(max_examples=600, deadline=None)
