@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from responder.cli.console import err, out
+from responder.security.terminal import safe
 
 RulesDir = Annotated[
     Path | None, typer.Option("--rules", help="rules directory (default: RESPONDER_RULES_DIR)")
@@ -27,7 +28,7 @@ Wait = Annotated[
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print `error: message` on stderr; raise the returned Exit."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {safe(message, lines=True)}", highlight=False)
     return typer.Exit(code)
 
 

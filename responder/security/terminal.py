@@ -30,14 +30,18 @@ _TABLE: dict[int, str | None] = {
 }
 
 
-def plain(value: object) -> str:
-    """`value` as a string without control characters (C0, DEL, C1) or bidi controls."""
-    return (value if isinstance(value, str) else str(value)).translate(_TABLE)
+_LINES = {**_TABLE, ord("\n"): "\n"}
 
 
-def safe(value: object) -> str:
+def plain(value: object, *, lines: bool = False) -> str:
+    """`value` as a string without control characters (C0, DEL, C1) or bidi controls; with
+    `lines`, newlines are kept (for multi-line messages)."""
+    return (value if isinstance(value, str) else str(value)).translate(_LINES if lines else _TABLE)
+
+
+def safe(value: object, *, lines: bool = False) -> str:
     """`plain(value)` with rich markup escaped, to embed in a markup string."""
-    return escape(plain(value))
+    return escape(plain(value, lines=lines))
 
 
 def text(value: object, style: str = "") -> Text:

@@ -167,7 +167,28 @@ def test_helpers_strip_controls_and_escape_markup() -> None:
     `text` is never parsed."""
     assert plain("a\x1b[31mb\x9bc\u202ed\ne\tf\u2028g") == "a[31mbcd e f g"
     assert plain(42) == "42"
+    assert plain("one\ntwo\x1b[2J", lines=True) == "one\ntwo[2J"
     assert safe("[/oops] [bold]x") == "\\[/oops] \\[bold]x"
     assert safe("ends with \\") == "ends with \\\\"
     assert text("[bold]x[/bold] :warning:").plain == "[bold]x[/bold] :warning:"
     assert text("x", "red").style == "red"
+
+
+def test_definition_errors_quoting_hostile_values_are_printed_safely(tmp_path: Path) -> None:
+    """A rule value with markup and an OSC escape, quoted in the error: `replay` used to crash
+    on the markup, and both commands sent the escape sequence to the terminal."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "r.yaml").write_text(
+        "id: x\ntitle: t\nmatch: {type: a.b}\ngroup_by: [resource.id]\n"
+        'window: "[/oops] \\e]0;pwned\\a"\nincident: {kind: k}\n'
+    )
+    lines = tmp_path / "events.jsonl"
+    lines.write_text("{}\n")
+    for args in (["replay", str(lines), "--rules", str(rules)], ["rules", "validate", str(rules)]):
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert result.exception is None or isinstance(result.exception, SystemExit)
+        assert "r.yaml:5: window:" in result.stderr
+        assert "[/oops]" in result.stderr
+        assert "\x1b" not in result.stderr and "\x07" not in result.stderr
