@@ -232,7 +232,11 @@ def located_errors(doc: Located, error: ValidationError) -> list[str]:
     """One message per pydantic error, each with file, line and dotted field."""
     messages = []
     for err in error.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not _is_union_tag(p))
+        loc: Path_ = ()
+        for part in err["loc"]:
+            if _is_union_tag(part) and (*loc, part) not in doc.lines:
+                continue  # a schema tag, unless the document has a key of that name
+            loc = (*loc, part)
         messages.append(doc.error(loc, err["msg"]))
     return messages
 

@@ -232,3 +232,12 @@ def test_fuzzed_definitions_load_or_fail_with_located_errors(tmp_path: Path, tex
             for message in exc.messages:
                 assert message.startswith(f"{path}:"), message
                 assert re.match(r"^\d+: ", message[len(str(path)) + 1 :]), message
+
+
+def test_a_key_that_looks_like_a_schema_tag_is_still_named(tmp_path: Path) -> None:
+    """Keys with brackets used to be dropped from the field (taken for pydantic union tags)."""
+    path = write(tmp_path / "rules", "r", RULE + "'[x]': 1\n")
+    with pytest.raises(YamlFileError) as raised:
+        load_rules(tmp_path / "rules")
+    [found] = messages_of(raised.value, path)
+    assert (found["line"], found["field"]) == ("9", "[x]")
