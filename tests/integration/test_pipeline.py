@@ -132,8 +132,8 @@ def test_malformed_message_goes_to_dlq_and_next_valid_event_is_processed(
     foreign = b'[{"r": "each-secret", "k": "k", "e": {}}]'
     produce(kafka_bootstrap, topic(unique, "correlate"), [foreign], key_by_resource=False)
     dead = consume(kafka_bootstrap, topic(unique, "dlq"), expect=3)
-    assert dead[-1].value == foreign
-    assert dict(dead[-1].headers)["responder.reason"] == b"undecodable correlation message"
+    [kept] = [m for m in dead if m.value == foreign]  # on any DLQ partition: no key
+    assert dict(kept.headers)["responder.reason"] == b"undecodable correlation message"
     assert workers[0].proc is not None and workers[0].proc.poll() is None  # still running
 
 
