@@ -12,8 +12,8 @@ same dict, so the two declarations cannot drift apart silently. Whenever this pa
 document, the model path decides and writes the rejection, so the DLQ reasons are the model's.
 
 The model's extra checks (`responder.events.limits`) are not repeated per value here. What
-could fail them is screened for with a few scans of the bytes (single-byte scans are memchr,
-nearly free), and such a document goes to the model:
+could fail them is screened for with a few C-level scans of the bytes (under 1 µs in all, about
+what the `NaN`/`Infinity` scans they replace cost), and such a document goes to the model:
 
 - NUL can only be written `\\u0000` in JSON, and a `\\u0022` quote escape would upset the
   duplicate-key count below: a backslash in the document, then either escape, sends it on.
