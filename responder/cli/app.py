@@ -27,6 +27,7 @@ from responder.cli.reports import convert as convert_report
 from responder.cli.runs import runs_app
 from responder.cli.tokens import tokens_app
 from responder.correlation.rules import load_rules
+from responder.security.terminal import plain, text
 from responder.yamlfiles import YamlFileError
 
 app = typer.Typer(
@@ -136,7 +137,7 @@ def replay(
     with file.open("rb") as lines:
         result = run_replay(lines, ruleset)
     for number, reason in result.rejected:
-        err.print(f"{file}:{number}: rejected: {reason}", highlight=False, markup=False)
+        err.print(f"{file}:{number}: rejected: {plain(reason)}", highlight=False, markup=False)
     if as_json or playbook_set is not None:
         for incident in result.incidents:
             data = incident.to_json()
@@ -154,11 +155,11 @@ def replay(
         for inc in result.incidents:
             data = inc.to_json()
             table.add_row(
-                data["first_seen"],
-                data["severity"],
-                data["rule"],
-                str(len(inc.events)),
-                data["title"],
+                text(data["first_seen"]),
+                text(data["severity"]),
+                text(data["rule"]),
+                text(len(inc.events)),
+                text(data["title"]),
             )
         out.print(table)
     err.print(

@@ -11,6 +11,7 @@ from responder import bootstrap
 from responder.cli.console import err, out
 from responder.cli.options import Api, By, Wait, attempt, await_applied, backend, fail
 from responder.correlation.rules import load_rules
+from responder.security.terminal import plain
 from responder.yamlfiles import YamlFileError
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ playbooks_app = typer.Typer(help="Response playbooks.", no_args_is_help=True)
 def report(exc: YamlFileError) -> typer.Exit:
     """Print every file:line message of a definition error; exit 1."""
     for message in exc.messages:
-        err.print(message, highlight=False, markup=False)
+        err.print(plain(message, lines=True), highlight=False, markup=False)
     return typer.Exit(1)
 
 

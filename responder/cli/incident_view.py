@@ -1,4 +1,9 @@
-"""Terminal views of incidents and the audit trail (CLI output only, no business logic)."""
+"""Terminal views of incidents and the audit trail (CLI output only, no business logic).
+
+Everything shown comes from events or the database, so it is attacker-controlled: values go
+into tables and lines as `Text` (`responder.security.terminal`), never as markup, and JSON is
+printed ASCII-only.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,11 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from responder.cli.reporting import clock_lines, clock_of
 from responder.incidents.store import Incident
+from responder.security.terminal import print_json, text
 from responder.service.views import IncidentDetail, IncidentView
 
 SEVERITY_STYLE = {
@@ -20,6 +27,7 @@ SEVERITY_STYLE = {
     "low": "cyan",
     "info": "dim",
 }
+SEP = "  ·  "
 
 
 def incident_json(row: IncidentView) -> dict[str, Any]:
@@ -32,13 +40,13 @@ def incidents_table(rows: Sequence[Incident | IncidentView]) -> Table:
     table = Table("id", "first seen", "severity", "status", "kind", "events", "title")
     for row in rows:
         table.add_row(
-            row.id[:8],
-            row.first_seen.strftime("%Y-%m-%d %H:%M:%S"),
-            f"[{SEVERITY_STYLE.get(row.severity, '')}]{row.severity}[/]",
-            row.status,
-            row.kind,
-            str(row.event_count),
-            row.title,
+            text(row.id[:8]),
+            text(row.first_seen.strftime("%Y-%m-%d %H:%M:%S")),
+            text(row.severity, SEVERITY_STYLE.get(row.severity, "")),
+            text(row.status),
+            text(row.kind),
+            text(row.event_count),
+            text(row.title),
         )
     return table
 
@@ -46,7 +54,7 @@ def incidents_table(rows: Sequence[Incident | IncidentView]) -> Table:
 def print_incident_list(console: Console, rows: Sequence[IncidentView], *, as_json: bool) -> None:
     if as_json:
         for row in rows:
-            console.print_json(json.dumps(incident_json(row)))
+            print_json(console, incident_json(row))
         return
     console.print(incidents_table(rows))
 
@@ -62,13 +70,28 @@ def print_incident(console: Console, detail: IncidentDetail, *, as_json: bool) -
             {"id": r.id, "playbook": r.playbook_id, "mode": r.mode, "status": r.status}
             for r in runs
         ]
-        console.print_json(json.dumps(data))
+        print_json(console, data)
         return
-    console.print(f"[bold]{row.title}[/bold]")
+    console.print(text(row.title, "bold"))
     console.print(
-        f"id {row.id}  ·  {row.kind}  ·  severity {row.severity}  ·  status {row.status}  ·  "
-        f"rule {row.rule}  ·  group {json.dumps(row.group)}",
-        highlight=False,
+        Text.assemble(
+            "id ",
+            text(row.id),
+            SEP,
+            text(row.kind),
+            SEP,
+            "severity ",
+            text(row.severity),
+            SEP,
+            "status ",
+            text(row.status),
+            SEP,
+            "rule ",
+            text(row.rule),
+            SEP,
+            "group ",
+            text(json.dumps(row.group, ensure_ascii=False)),
+        )
     )
     console.print(
         f"first seen {row.first_seen.isoformat()}  ·  last seen {row.last_seen.isoformat()}"
@@ -78,19 +101,34 @@ def print_incident(console: Console, detail: IncidentDetail, *, as_json: bool) -
     evidence = Table("time", "source", "id", "type", "severity", "title", title="evidence")
     for e in events:
         evidence.add_row(
-            e.time.isoformat(), e.source, e.event_id, e.type, e.severity, e.body["title"]
+            text(e.time.isoformat()),
+            text(e.source),
+            text(e.event_id),
+            text(e.type),
+            text(e.severity),
+            text(e.body.get("title", "") if isinstance(e.body, dict) else ""),
         )
     console.print(evidence)
     if row.assignee or row.comments:
-        console.print(f"assignee {row.assignee or '-'}", highlight=False)
+        console.print(Text.assemble("assignee ", text(row.assignee or "-")))
         for note in row.comments:
-            console.print(f"  {note.at} {note.by}: {note.text}", highlight=False)
+            console.print(
+                Text.assemble("  ", text(note.at), " ", text(note.by), ": ", text(note.text))
+            )
     if runs:
         table = Table("run", "playbook", "mode", "status", "note", title="playbook runs")
         for r in runs:
-            table.add_row(r.id[:8], r.playbook_id, r.mode, r.status, r.error or "")
+            table.add_row(
+                text(r.id[:8]),
+                text(r.playbook_id),
+                text(r.mode),
+                text(r.status),
+                text(r.error or ""),
+            )
         console.print(table)
     trail = Table("#", "at", "actor", "action", "hash", title="audit trail")
     for a in audit:
-        trail.add_row(str(a.seq), a.at.isoformat(), a.actor, a.action, a.hash[:16])
+        trail.add_row(
+            text(a.seq), text(a.at.isoformat()), text(a.actor), text(a.action), text(a.hash[:16])
+        )
     console.print(trail)

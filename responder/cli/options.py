@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Annotated, TypeVar
 import typer
 
 from responder.cli.console import err, out
+from responder.security.terminal import safe
 
 if TYPE_CHECKING:
     from responder.cli.backend import Backend
@@ -36,7 +37,7 @@ Wait = Annotated[
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print `error: message` on stderr; raise the returned Exit."""
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+    err.print(f"[red]error:[/red] {safe(message, lines=True)}", highlight=False)
     return typer.Exit(code)
 
 

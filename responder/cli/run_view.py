@@ -1,4 +1,8 @@
-"""Terminal views of playbook runs (CLI output only, no business logic)."""
+"""Terminal views of playbook runs (CLI output only, no business logic).
+
+Runs hold incident titles, step parameters, outputs and error messages, all of which may carry
+attacker text: it is shown as `Text` (`responder.security.terminal`), never parsed as markup.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,9 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from responder.security.terminal import print_json, text
 from responder.service.views import RunDetail, RunView
 
 STATUS_STYLE = {
@@ -39,26 +45,25 @@ def approval_line(approval: dict[str, Any] | None) -> str:
     return line
 
 
-def _styled(status: str) -> str:
-    style = STATUS_STYLE.get(status)
-    return f"[{style}]{status}[/]" if style else status
+def _styled(status: str) -> Text:
+    return text(status, STATUS_STYLE.get(status, ""))
 
 
 def print_run_list(out: Console, rows: Sequence[RunView], *, as_json: bool) -> None:
     if as_json:
         for row in rows:
-            out.print_json(json.dumps(run_json(row)))
+            print_json(out, run_json(row))
         return
     table = Table("run", "created", "playbook", "incident", "mode", "status", "note")
     for row in rows:
         table.add_row(
-            row.id[:8],
-            row.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-            row.playbook_id,
-            row.incident_id[:8],
-            row.mode,
+            text(row.id[:8]),
+            text(row.created_at.strftime("%Y-%m-%d %H:%M:%S")),
+            text(row.playbook_id),
+            text(row.incident_id[:8]),
+            text(row.mode),
             _styled(row.status),
-            row.error or "",
+            text(row.error or ""),
         )
     out.print(table)
     if not rows:
@@ -68,28 +73,52 @@ def print_run_list(out: Console, rows: Sequence[RunView], *, as_json: bool) -> N
 def print_run(out: Console, run: RunDetail, *, as_json: bool) -> None:
     steps = run.steps
     if as_json:
-        out.print_json(json.dumps(run_json(run)))
+        print_json(out, run_json(run))
         return
+    out.print(Text.assemble(text(run.playbook_id, "bold"), " run ", text(run.id)))
     out.print(
-        f"[bold]{run.playbook_id}[/] run {run.id}\n"
-        f"incident {run.incident_id} ({run.incident.get('title', '')})\n"
-        f"mode {run.mode}, trigger {run.trigger}, status {_styled(run.status)}"
-        + (f"\n{run.error}" if run.error else "")
+        Text.assemble(
+            "incident ", text(run.incident_id), " (", text(run.incident.get("title", "")), ")"
+        )
     )
+    out.print(
+        Text.assemble(
+            "mode ",
+            text(run.mode),
+            ", trigger ",
+            text(run.trigger),
+            ", status ",
+            _styled(run.status),
+        )
+    )
+    if run.error:
+        out.print(text(run.error))
     table = Table("step", "action", "status", "tries", "decision", "output / error / plan")
     for step in steps:
         decision = f"{step.decision} by {step.decided_by}" if step.decision else ""
         shown = step.params if step.status == "planned" else step.output
-        detail = step.error or json.dumps(shown, default=str)[:160]
+        detail = step.error or json.dumps(shown, default=str, ensure_ascii=False)[:160]
         table.add_row(
-            step.step_id, step.action, _styled(step.status), str(step.attempts), decision, detail
+            text(step.step_id),
+            text(step.action),
+            _styled(step.status),
+            text(step.attempts),
+            text(decision),
+            text(detail),
         )
     out.print(table)
     waiting = [s for s in steps if s.status in ("waiting_approval", "blocked_by_guard")]
     for step in waiting:
         if step.decision is None:
             out.print(
-                f"waiting for a decision on [bold]{step.step_id}[/]: "
-                f"responder runs approve {run.id[:8]} --step {step.step_id}  (or deny)"
+                Text.assemble(
+                    "waiting for a decision on ",
+                    text(step.step_id, "bold"),
+                    ": responder runs approve ",
+                    text(run.id[:8]),
+                    " --step ",
+                    text(step.step_id),
+                    "  (or deny)",
+                )
             )
             out.print(approval_line(step.approval), highlight=False, markup=False)

@@ -2,7 +2,8 @@
 
 `replay` returns incidents in the public `replay --json` form (see README): one summary per
 incident, in order of first event time, with the incident's events as `{source, id}` in arrival
-order. Rejected lines are reported with their line number and reason, never fatal.
+order. Rejected lines are reported with their line number and reason, never fatal: a line the
+validator accepts but the engine fails on is reported too (`replay failed: <exception class>`).
 """
 
 from __future__ import annotations
@@ -98,7 +99,12 @@ def replay(
         if isinstance(parsed, Rejection):
             rejected.append((number, parsed.reason))
             continue
-        for change in correlator.process(event_to_dict(parsed), parsed.time.timestamp()):
+        try:
+            changes = correlator.process(event_to_dict(parsed), parsed.time.timestamp())
+        except Exception as exc:  # the engine's problem, reported like a bad line
+            rejected.append((number, f"replay failed: {type(exc).__name__}: {str(exc)[:300]}"))
+            continue
+        for change in changes:
             summary = incidents.get(change.incident_id)
             if summary is None:
                 summary = IncidentSummary.opened_by(change, order=len(incidents))

@@ -101,7 +101,7 @@ async def ingest(
                 )
             )
             continue
-        doc, _ = parsed
+        doc = parsed[0]
         key = str(doc["resource"]["id"]).encode()
         records.append(Record(topics.events, raw, key, provenance))
         outcomes.append(

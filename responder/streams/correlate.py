@@ -5,6 +5,12 @@ emits incident changes. Changed keys are written to the compacted changelog once
 interval (as Kafka Streams' record cache does), then offsets are committed: a crash replays only
 what was not yet flushed, and the engine's dedup plus deterministic incident ids make the replay
 harmless. On assignment a partition's state is restored from its changelog partition.
+
+Poison never stops the stage: a message it cannot decode goes to the DLQ; a record whose
+correlation raises (or whose incident change cannot be written) is skipped and its message goes
+to the DLQ once, naming each failed record with the exception class, while the message's other
+records are correlated as usual; a changelog entry that cannot be restored is dead-lettered and
+its group starts afresh.
 """
 
 from __future__ import annotations
@@ -20,7 +26,6 @@ import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
-from responder.correlation.change import Change
 from responder.correlation.engine import Correlator, Routed
 from responder.correlation.rules import RuleSet
 from responder.correlation.window import (
@@ -29,9 +34,18 @@ from responder.correlation.window import (
     state_to_dict,
 )
 from responder.settings import CorrelationSettings, KafkaSettings
+from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import Batch, BatchSender, LagMeter, commit, dead_letter
 from responder.streams.records import decode
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
+
+MAX_CHANGE_BYTES = MAX_MESSAGE_BYTES - 64 * 1024  # room for the record batch framing
+MAX_FAILURES_NAMED = 20  # failed records named in one DLQ message's detail
+
+
+class ChangeTooLarge(ValueError):
+    """An incident change the incidents topic would refuse."""
+
 
 log = structlog.get_logger(__name__)
 
@@ -73,8 +87,8 @@ class CorrelateStage:
         self.dirty: dict[int, set[str]] = defaultdict(set)
         self.watermark: dict[int, float] = defaultdict(lambda: float("-inf"))
         self.pending: dict[TopicPartition, Any] = {}  # processed, not yet committed
-        self.outbox: list[Change] = []
-        self.undecodable: list[tuple[Any, str]] = []
+        self.outbox: list[tuple[str, bytes]] = []  # (incident id, change JSON)
+        self.dead: list[tuple[Any, str, list[str]]] = []  # (message, reason, detail)
         self.sends: list[asyncio.Future[Any]] = []
         self.lock = asyncio.Lock()
         self.last_flush = clock.monotonic()
@@ -137,7 +151,7 @@ class CorrelateStage:
                 if batch:
                     self.handle(batch)
                     await self._send_outbox()
-                    await self._dead_letter_undecodable()
+                    await self._dead_letter()
                 if clock.monotonic() - self.last_flush >= self.settings.commit_interval_s:
                     await self._flush()
             await self.lag.measure(self.consumer)
@@ -160,22 +174,39 @@ class CorrelateStage:
                     continue
                 try:
                     records = list(decode(msg.value))
-                except (ValueError, KeyError, IndexError, TypeError) as exc:
-                    self.undecodable.append((msg, str(exc)))  # e.g. written by another version
+                except Exception as exc:  # e.g. written by another version
+                    self.dead.append((msg, "undecodable correlation message", failure_detail(exc)))
                     continue
+                failed: list[str] = []
+                first: Exception | None = None
                 for rule_id, key, group, event in records:
-                    if rule_id not in rules:
-                        continue  # the rule was removed since this record was routed
-                    state = store.get(key)
-                    if state is None:
-                        state = store[key] = GroupState()
-                    change = feed(state, Routed(rule_id, key, group), event)
-                    dirty.add(key)
+                    try:
+                        if rule_id not in rules:
+                            continue  # the rule was removed since this record was routed
+                        state = store.get(key)
+                        if state is None:
+                            state = store[key] = GroupState()
+                        dirty.add(key)
+                        change = feed(state, Routed(rule_id, key, group), event)
+                        if change is not None:
+                            value = change.to_json()
+                            if len(value) > MAX_CHANGE_BYTES:
+                                raise ChangeTooLarge(
+                                    f"incident change of {len(value)} bytes > {MAX_CHANGE_BYTES}"
+                                )
+                            outbox.append((change.incident_id, value))
+                        if event.time > newest:
+                            newest = event.time
+                    except Exception as exc:
+                        first = first or exc
+                        if len(failed) < MAX_FAILURES_NAMED:
+                            failed.append(
+                                f"{rule_id} {event.source}/{event.id}: {failure_detail(exc)[0]}"
+                            )
+                        continue
                     fed += 1
-                    if event.time > newest:
-                        newest = event.time
-                    if change is not None:
-                        outbox.append(change)
+                if first is not None:
+                    self.dead.append((msg, failure_reason("correlate", first), failed))
             self.watermark[tp.partition] = newest
             self.pending[tp] = messages[-1].offset + 1
         self.stats.records += fed
@@ -184,27 +215,23 @@ class CorrelateStage:
     async def _send_outbox(self) -> None:
         topic = self.kafka.topics.incidents
         self.stats.changes += len(self.outbox)
-        for change in self.outbox:
+        for incident_id, value in self.outbox:
             self.batcher.add(
                 topic,
-                partition_for(change.incident_id, self.incident_partitions),
-                change.incident_id.encode(),
-                change.to_json(),
+                partition_for(incident_id, self.incident_partitions),
+                incident_id.encode(),
+                value,
             )
         self.outbox.clear()
         self.sends.extend(await self.batcher.submit())
 
-    async def _dead_letter_undecodable(self) -> None:
-        for msg, why in self.undecodable:
-            log.error("undecodable correlation message to DLQ", offset=msg.offset, error=why)
-            await dead_letter(
-                self.producer,
-                self.kafka.topics.dlq,
-                msg,
-                "undecodable correlation message",
-                [why],
+    async def _dead_letter(self) -> None:
+        for msg, reason, detail in self.dead:
+            log.error(
+                "correlation message to DLQ", reason=reason, offset=msg.offset, detail=detail[:3]
             )
-        self.undecodable.clear()
+            await dead_letter(self.producer, self.kafka.topics.dlq, msg, reason, detail)
+        self.dead.clear()
 
     # --- durability -----------------------------------------------------------------------
 
@@ -280,7 +307,7 @@ class CorrelateStage:
 
     async def _restore(self, parts: list[int]) -> int:
         tps = [TopicPartition(self.kafka.topics.changelog, p) for p in parts]
-        stores: dict[int, dict[str, bytes]] = {p: {} for p in parts}
+        stores: dict[int, dict[str, Any]] = {p: {} for p in parts}  # key → newest record
         self.restorer.assign(tps)
         await self.restorer.seek_to_beginning(*tps)
         ends = await self.restorer.end_offsets(tps)
@@ -290,24 +317,40 @@ class CorrelateStage:
             for tp, messages in fetched.items():
                 raw = stores[tp.partition]
                 for msg in messages:
-                    key = msg.key.decode()
+                    try:
+                        key = msg.key.decode()
+                    except (AttributeError, UnicodeDecodeError):
+                        log.error("changelog entry without a usable key", offset=msg.offset)
+                        continue
                     if msg.value is None:
                         raw.pop(key, None)
                     else:
-                        raw[key] = msg.value
+                        raw[key] = msg
             for tp in list(remaining):
                 if await self.restorer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         count = 0
         for p in parts:
             store: dict[str, GroupState] = {}
-            for key, value in stores[p].items():
+            for key, msg in stores[p].items():
                 rule = self.rules.rules.get(key.split("|", 1)[0])
                 if rule is None:
                     continue
-                state = state_from_dict(rule, orjson.loads(value))
+                try:
+                    state = state_from_dict(rule, orjson.loads(msg.value))
+                    watermark = max(self.watermark[p], state.max_time)
+                except Exception as exc:  # the group starts afresh; its next flush replaces it
+                    log.error("changelog entry not restored", key=key, error=repr(exc)[:300])
+                    await dead_letter(
+                        self.producer,
+                        self.kafka.topics.dlq,
+                        msg,
+                        failure_reason("correlate restore", exc),
+                        failure_detail(exc),
+                    )
+                    continue
                 store[key] = state
-                self.watermark[p] = max(self.watermark[p], state.max_time)
+                self.watermark[p] = watermark
             self.stores[p] = store
             count += len(store)
         self.stats.restored_keys += count

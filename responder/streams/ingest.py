@@ -1,9 +1,12 @@
 """Ingest stage: `responder.events` → validate → match → correlation topic, in batches.
 
 Reads with aiokafka `getmany`, so the per-message cost of a framework agent is not paid per event
-(docs/architecture.md, "Why the hot path is batched"). Bad input goes to the DLQ with the original bytes and the reason in headers.
-Each fetched batch becomes at most one message per correlation partition; offsets are committed
-only after the broker acknowledged everything the batch produced (at least once).
+(docs/architecture.md, "Why the hot path is batched"). The work on a batch is
+`responder.streams.ingest_batch` (pure); this stage does the I/O around it. Bad input goes to
+the DLQ with the original bytes and the reason in headers, and so does any event that makes the
+handling raise (the batch is then redone record by record). Each fetched batch becomes at most
+one message per correlation partition (more when large); offsets are committed only after the
+broker acknowledged everything the batch produced (at least once).
 """
 
 from __future__ import annotations
@@ -15,13 +18,11 @@ from typing import Any
 import structlog
 
 from responder.correlation.rules import RuleSet
-from responder.events.fast import parse_event_doc
-from responder.events.schema import Rejection
 from responder.metrics import labels
 from responder.metrics.worker import EVENTS_RECEIVED, EVENTS_REJECTED
 from responder.settings import KafkaSettings
+from responder.streams.ingest_batch import IngestBatch
 from responder.streams.kafka import Batch, BatchSender, TopicStage
-from responder.streams.records import Router
 from responder.streams.topics import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
@@ -33,6 +34,7 @@ class IngestStats:
     rejected: int = 0
     records: int = 0
     batches: int = 0
+    redone: int = 0  # batches redone record by record because something raised
     cpu_s: float = 0.0  # process CPU spent handling batches (validation, routing, encoding)
 
 
@@ -59,35 +61,34 @@ class IngestStage(TopicStage):
         self.batcher = BatchSender(self.producer)
         correlate = self.kafka.topics.correlate
         self.partitions = len(await self.producer.partitions_for(correlate))
-        self.router = Router(self.rules, self.partitions)
+        self.work = IngestBatch(self.rules, self.partitions)
 
     async def handle(self, batch: Batch) -> None:
         started = time.process_time()
-        router = self.router
-        router.reset()
         stats = self.stats
-        for messages in batch.values():
-            stats.events += len(messages)
-            EVENTS_RECEIVED.inc(len(messages))
-            for msg in messages:
-                parsed = parse_event_doc(msg.value or b"")
-                if isinstance(parsed, Rejection):
-                    stats.rejected += 1
-                    EVENTS_REJECTED.labels(labels.reason(parsed.reason)).inc()
-                    log.warning(
-                        "event rejected to DLQ",
-                        reason=parsed.reason,
-                        partition=msg.partition,
-                        offset=msg.offset,
-                    )
-                    await self.reject(msg, parsed.reason, parsed.detail)
-                    continue
-                router.add(*parsed)
+        msgs = [msg for messages in batch.values() for msg in messages]
+        outcome = self.work.handle([msg.value or b"" for msg in msgs])
+        stats.events += len(msgs)
+        EVENTS_RECEIVED.inc(len(msgs))
+        if outcome.redone is not None:
+            stats.redone += 1
+            log.warning("ingest batch redone record by record", error=outcome.redone)
+        for dead in outcome.dead:
+            msg = msgs[dead.index]
+            stats.rejected += 1
+            EVENTS_REJECTED.labels(labels.reason(dead.reason)).inc()
+            log.warning(
+                "event rejected to DLQ",
+                reason=dead.reason,
+                partition=msg.partition,
+                offset=msg.offset,
+            )
+            await self.reject(msg, dead.reason, dead.detail)
         topic = self.kafka.topics.correlate
-        for partition, target in router.batches.items():
-            for value in target.messages():
+        for partition, values in outcome.messages.items():
+            for value in values:
                 self.batcher.add(topic, partition, None, value)
-        stats.records += router.records
+        stats.records += outcome.records
         stats.cpu_s += time.process_time() - started
         self.pending.extend(await self.batcher.submit())
         await self.done(batch)

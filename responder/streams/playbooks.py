@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import structlog
@@ -22,6 +23,8 @@ from responder.metrics.worker import COMMANDS
 from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
 from responder.settings import KafkaSettings
+from responder.streams.db_retry import call_with_db_retry
+from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import Batch, TopicStage
 
 log = structlog.get_logger(__name__)
@@ -81,6 +84,9 @@ class CommandStats:
 
 
 class CommandStage(TopicStage):
+    """Applies analyst commands; one that cannot be applied goes to the DLQ, whatever the reason
+    (an invalid command, one that does not apply, or any exception while applying it)."""
+
     def __init__(
         self,
         kafka: KafkaSettings,
@@ -99,11 +105,16 @@ class CommandStage(TopicStage):
             for msg in messages:
                 try:
                     command = COMMAND.validate_json(msg.value or b"")
-                    result = await asyncio.to_thread(self._apply, command)
+                    result = await call_with_db_retry(
+                        self.engine, partial(self._apply, command), what="apply a command"
+                    )
                 except ValidationError as exc:
                     await self._refuse(msg, "invalid command", str(exc.errors()[0]["msg"]))
                 except (ValueError, LookupError) as exc:
                     await self._refuse(msg, "command does not apply", str(exc))
+                except Exception as exc:  # whatever it is, the next command still runs
+                    log.exception("command failed", offset=msg.offset)
+                    await self._refuse(msg, failure_reason("commands", exc), *failure_detail(exc))
                 else:
                     self.stats.applied += 1
                     COMMANDS.labels("applied").inc()

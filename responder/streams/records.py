@@ -11,7 +11,9 @@ the bytes travel on into incident changes and the changelog as they are.
               "recs": [[rule_id, key, group, time, doc index(, value_count value)], ...]}
 
 A record carries a sixth element only when its rule counts distinct values and the event has
-the field. Messages are cut at about `CHUNK_BYTES`; each is self-contained.
+the field. Messages are cut at about `CHUNK_BYTES` (event bytes plus an estimate of the header);
+each is self-contained. A message over `MAX_CORRELATION_MESSAGE` raises `MessageTooLarge`
+(ingest then isolates the event that caused it).
 """
 
 from __future__ import annotations
@@ -28,11 +30,12 @@ from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import RuleSet
 from responder.correlation.window import WindowEvent
 from responder.events.schema import Severity
-from responder.streams.topics import partition_for
+from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
 RANK = {s.name: int(s) for s in Severity}
 
 CHUNK_BYTES = 512 * 1024
+MAX_CORRELATION_MESSAGE = MAX_MESSAGE_BYTES - 64 * 1024  # room for the record batch framing
 MAGIC = b"RSP2"
 _LENGTH = struct.Struct(">I")
 
@@ -70,11 +73,12 @@ class PartitionBatch:
         heads: list[list[Any]] = []
         blobs: list[bytes] = []
         recs: list[list[Any]] = []
-        offset = 0
+        offset = 0  # where the next event's bytes start
+        size = 0  # event bytes plus the header's keys and groups, roughly
         for rec in self.records:
-            if recs and offset > CHUNK_BYTES:
+            if recs and size > CHUNK_BYTES:
                 yield _message(heads, blobs, recs)
-                local, heads, blobs, recs, offset = {}, [], [], [], 0
+                local, heads, blobs, recs, offset, size = {}, [], [], [], 0, 0
             index = local.get(rec.doc)
             if index is None:
                 doc = self.docs[rec.doc]
@@ -82,10 +86,12 @@ class PartitionBatch:
                 heads.append([offset, len(doc.raw), doc.source, doc.id, doc.type, doc.severity])
                 blobs.append(doc.raw)
                 offset += len(doc.raw)
+                size += len(doc.raw)
             out = [rec.rule_id, rec.key, rec.group, rec.time, index]
             if rec.value is not MISSING:
                 out.append(rec.value)
             recs.append(out)
+            size += 2 * len(rec.key)  # the key and the group it spells out, in the header
         if recs:
             yield _message(heads, blobs, recs)
 
@@ -113,16 +119,14 @@ class Router:
         if len(self._partition_of) > self.CACHE_KEYS:
             self._partition_of.clear()
 
-    def add(self, doc: dict[str, Any], time: float) -> int:
-        """Route one validated event (its dict form and epoch time); return how many records
-        it became (0: no rule matched)."""
+    def add(self, doc: dict[str, Any], time: float, body: bytes) -> int:
+        """Route one validated event (its dict form, epoch time and serialized body); return
+        how many records it became (0: no rule matched)."""
         routes = route(self.rules, doc)
         if not routes:
             return 0
         index = len(self.docs)
-        self.docs.append(
-            Doc(orjson.dumps(doc), doc["source"], doc["id"], doc["type"], RANK[doc["severity"]])
-        )
+        self.docs.append(Doc(body, doc["source"], doc["id"], doc["type"], RANK[doc["severity"]]))
         batches, partition_of, fields = self.batches, self._partition_of, self._fields
         for rule_id, key, group in routes:
             partition = partition_of.get(key)
@@ -138,9 +142,18 @@ class Router:
         return len(routes)
 
 
+class MessageTooLarge(ValueError):
+    """A correlation message the topic would refuse (see MAX_CORRELATION_MESSAGE)."""
+
+
 def _message(heads: list[list[Any]], blobs: list[bytes], recs: list[list[Any]]) -> bytes:
     header = orjson.dumps({"docs": heads, "recs": recs})
-    return b"".join([MAGIC, _LENGTH.pack(len(header)), header, *blobs])
+    message = b"".join([MAGIC, _LENGTH.pack(len(header)), header, *blobs])
+    if len(message) > MAX_CORRELATION_MESSAGE:
+        raise MessageTooLarge(
+            f"correlation message of {len(message)} bytes > {MAX_CORRELATION_MESSAGE}"
+        )
+    return message
 
 
 def decode(value: bytes) -> Iterator[tuple[str, str, dict[str, Any], WindowEvent]]:

@@ -2,26 +2,29 @@
 
 Changes of one incident share a partition (keyed by incident id), so a single sink owns each
 incident at a time. `apply_changes` skips versions already stored, so a redelivered batch after
-a crash or rebalance changes nothing. A message that is not a valid change goes to the DLQ.
+a crash or rebalance changes nothing. A message that is not a valid change goes to the DLQ. If
+storing the batch fails for any other reason than the database being away, the changes are
+stored one by one (a transaction each, in order) and those that still fail go to the DLQ with
+the exception class: one bad change never stops the sink.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from responder.events.schema import Rejection
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, OnApplied, apply_changes
 from responder.metrics.worker import INCIDENTS_OPENED, kinds
 from responder.settings import KafkaSettings
+from responder.streams.db_retry import call_with_db_retry
+from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import Batch, TopicStage
 
 log = structlog.get_logger(__name__)
@@ -32,6 +35,7 @@ class SinkStats:
     changes: int = 0
     applied: int = 0
     rejected: int = 0
+    redone: int = 0  # batches stored change by change after a failure
 
 
 class SinkStage(TopicStage):
@@ -50,18 +54,18 @@ class SinkStage(TopicStage):
         self.stats = SinkStats()
 
     async def handle(self, batch: Batch) -> None:
-        changes = []
+        changes: list[tuple[Any, IncidentChange]] = []
         for messages in batch.values():
             for msg in messages:
                 try:
-                    changes.append(IncidentChange.model_validate_json(msg.value or b""))
+                    changes.append((msg, IncidentChange.model_validate_json(msg.value or b"")))
                 except ValidationError as exc:
-                    self.stats.rejected += 1
-                    reason = Rejection(reason=f"invalid incident change: {exc.errors()[0]['msg']}")
-                    log.error("incident change rejected to DLQ", reason=reason.reason)
-                    await self.reject(msg, reason.reason)
+                    errors = exc.errors(include_url=False)
+                    await self._dead(msg, f"invalid incident change: {errors[0]['msg']}", [])
+                except Exception as exc:
+                    await self._dead(msg, failure_reason("sink", exc), failure_detail(exc))
         if changes:
-            applied = await self._apply_with_retry(changes)
+            applied = await self._store(changes)
             self.stats.changes += len(changes)
             self.stats.applied += applied
             log.debug("incident changes stored", received=len(changes), applied=applied)
@@ -69,15 +73,32 @@ class SinkStage(TopicStage):
                 self.applied_hook()
         await self.done(batch)
 
-    async def _apply_with_retry(self, changes: list[IncidentChange]) -> int:
-        delay = 0.5
-        while True:
+    async def _store(self, changes: list[tuple[Any, IncidentChange]]) -> int:
+        try:
+            return await self._apply_with_retry([change for _, change in changes])
+        except Exception as exc:
+            if len(changes) == 1:
+                await self._dead(changes[0][0], failure_reason("sink", exc), failure_detail(exc))
+                return 0
+            self.stats.redone += 1
+            log.warning("incident batch failed; storing change by change", error=repr(exc)[:300])
+        applied = 0
+        for msg, change in changes:
             try:
-                return await asyncio.to_thread(self._apply, changes)
-            except OperationalError as exc:  # database down or locked: wait, never drop
-                log.warning("database unavailable, retrying", error=str(exc)[:200], delay=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                applied += await self._apply_with_retry([change])
+            except Exception as exc:
+                await self._dead(msg, failure_reason("sink", exc), failure_detail(exc))
+        return applied
+
+    async def _dead(self, msg: Any, reason: str, detail: list[str]) -> None:
+        self.stats.rejected += 1
+        log.error("incident change rejected to DLQ", reason=reason, offset=msg.offset)
+        await self.reject(msg, reason, detail)
+
+    async def _apply_with_retry(self, changes: list[IncidentChange]) -> int:
+        return await call_with_db_retry(
+            self.engine, lambda: self._apply(changes), what="store incident changes"
+        )
 
     def _apply(self, changes: list[IncidentChange]) -> int:
         opened: list[tuple[str, str]] = []

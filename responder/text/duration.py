@@ -20,6 +20,9 @@ def parse_duration(value: Any) -> timedelta:
         seconds = int(m.group(1)) * _UNITS[m.group(2)]
     else:
         raise ValueError(f"invalid duration {value!r}: use e.g. 30s, 10m, 6h, 1d")
-    if seconds <= 0:
+    if not seconds > 0:  # NaN too
         raise ValueError("a duration must be positive")
-    return timedelta(seconds=seconds)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:  # .inf, 1e300, 99999999999999d
+        raise ValueError(f"duration {value!r} is too long") from None

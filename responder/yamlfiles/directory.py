@@ -31,6 +31,9 @@ def load_directory(
         except YamlFileError as exc:
             errors.extend(exc.messages)
             continue
+        except Exception as exc:  # a check that raised: still a file:line error, not a crash
+            errors.append(f"{path}:1: <document>: cannot load: {type(exc).__name__}: {exc}")
+            continue
         key = id_of(item)
         if key in loaded:
             errors.append(f"{path}:1: id: duplicate {what} id {key!r} (also in {loaded[key][1]})")

@@ -41,6 +41,7 @@ APPROVE_THEN_DEACTIVATE = """
 id: contain
 title: Contain a used leaked key
 on: {kind: credential_compromise}
+guards: {require_evidence: false}  # about Slack approvals, not evidence (test_evidence.py)
 steps:
   - id: approve
     action: approval.request

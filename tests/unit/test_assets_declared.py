@@ -117,7 +117,7 @@ def test_a_pinned_version_can_be_served_and_a_single_reference_needs_no_list(
         ("datasets:\n  - name: d\n", "x.yaml:2: datasets.0.digest: Field required"),
         ("endpoint:\n  - id: x\n", "x.yaml:1: endpoint: Extra inputs are not permitted"),
         ("- id: x\n", "x.yaml:1: an asset file holds one mapping"),
-        ("endpoints: [\n", "x.yaml:2: invalid YAML"),
+        ("endpoints: [\n", "x.yaml:2: <document>: invalid YAML"),
         ('models:\n  - name: "a\\x1b[31m"\n', "x.yaml:2: models.0.name: String should match"),
     ],
 )

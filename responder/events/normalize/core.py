@@ -32,7 +32,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from responder.events.normalize.secret import scrub
-from responder.events.schema import SecurityEvent, SeverityName, event_to_dict
+from responder.events.schema import SecurityEvent, SeverityName, event_to_dict, rfc3339
 
 MAX_KEYS = 64
 MAX_ITEMS = 50
@@ -175,7 +175,8 @@ def slug(name: str, default: str) -> str:
 
 
 def shorten(value: str, limit: int = MAX_TITLE) -> str:
-    value = " ".join(value.split())
+    """One printable line (tool titles may hold newlines and escapes), at most `limit` long."""
+    value = " ".join("".join(ch if ch.isprintable() else " " for ch in value).split())
     return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
@@ -268,7 +269,7 @@ def finish(draft: Draft, context: Context, source: str) -> dict[str, Any] | Reje
         "id": draft.id or stable_id(source, *draft.key),
         "source": source,
         "type": draft.type,
-        "time": when,
+        "time": rfc3339(when) if isinstance(when, datetime) else when,
         "severity": draft.severity,
         "title": shorten(draft.title, 1000) or draft.type,
         "resource": {k: v for k, v in draft.resource.items() if v},

@@ -1,0 +1,87 @@
+"""One ingest batch, without I/O: raw event values in, correlation messages and dead letters out.
+
+The ingest stage (`responder.streams.ingest`) fetches, produces, dead-letters and commits; this
+does the work in between, so it also runs offline (tests, property tests). The batch is handled
+in one pass with no per-event guard. If anything in that pass raises (a value no check
+foresaw, a message too large for the topic), the batch is redone record by record: each record
+is validated, routed and encoded on its own, and only the records that raise become dead
+letters, with the exception class as the reason. One hostile event never stops the stage.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from responder.correlation.rules import RuleSet
+from responder.events.fast import parse_event_doc
+from responder.events.schema import Rejection
+from responder.streams.failures import failure_detail, failure_reason
+from responder.streams.records import Router
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A record of the batch that goes to the DLQ, and why."""
+
+    index: int  # position in the batch
+    reason: str
+    detail: list[str]
+
+
+@dataclass
+class IngestOutcome:
+    messages: dict[int, list[bytes]] = field(default_factory=dict)  # partition → values
+    dead: list[DeadLetter] = field(default_factory=list)
+    records: int = 0  # (rule, group) records routed
+    redone: str | None = None  # why the batch was redone record by record, if it was
+
+    def merge(self, other: IngestOutcome, index: int) -> None:
+        for partition, values in other.messages.items():
+            self.messages.setdefault(partition, []).extend(values)
+        self.dead.extend(DeadLetter(index, d.reason, d.detail) for d in other.dead)
+        self.records += other.records
+
+
+class IngestBatch:
+    """Validates, routes and encodes ingest batches for a rule set and a partition count."""
+
+    def __init__(self, rules: RuleSet, partitions: int) -> None:
+        self.router = Router(rules, partitions)
+
+    def handle(self, values: Sequence[bytes]) -> IngestOutcome:
+        try:
+            return self._all_at_once(values)
+        except Exception as exc:
+            outcome = self._one_by_one(values)
+            outcome.redone = failure_detail(exc)[0]
+            return outcome
+
+    def _all_at_once(self, values: Sequence[bytes]) -> IngestOutcome:
+        router = self.router
+        router.reset()
+        outcome = IngestOutcome()
+        dead = outcome.dead
+        for index, raw in enumerate(values):
+            parsed = parse_event_doc(raw)
+            if isinstance(parsed, Rejection):
+                dead.append(DeadLetter(index, parsed.reason, parsed.detail))
+                continue
+            router.add(*parsed)
+        outcome.messages = {p: list(b.messages()) for p, b in router.batches.items()}
+        outcome.records = router.records
+        return outcome
+
+    def _one_by_one(self, values: Sequence[bytes]) -> IngestOutcome:
+        outcome = IngestOutcome()
+        for index, raw in enumerate(values):
+            try:
+                alone = self._all_at_once([raw])
+            except Exception as exc:
+                outcome.dead.append(
+                    DeadLetter(index, failure_reason("ingest", exc), failure_detail(exc))
+                )
+                continue
+            outcome.merge(alone, index)
+        self.router.reset()
+        return outcome
