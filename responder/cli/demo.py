@@ -34,6 +34,7 @@ from responder.incidents.store import list_incidents
 from responder.playbooks.plan import plan_changes
 from responder.playbooks.runs import PlaybookRun, list_runs
 from responder.playbooks.statuses import ACTIVE
+from responder.security.terminal import safe
 from responder.settings import Settings, as_environment, merged
 from responder.streams.topics import wait_for_broker
 
@@ -133,15 +134,15 @@ def run_demo(base: Settings, out: Console, err: Console) -> int:
                 )
                 for run in runs:
                     out.print(
-                        f"  {run.id[:8]}  {run.playbook_id:<28} {run.status}", highlight=False
+                        f"  {run.id[:8]}  {safe(run.playbook_id):<28} {run.status}", highlight=False
                     )
             reasons = asyncio.run(_dlq_reasons(settings))
             for reason in reasons:
-                out.print(f"dead-lettered: {reason}", highlight=False)
+                out.print(f"dead-lettered: {safe(reason)}", highlight=False)
             with Session(engine) as session:
                 count, broken = verify_chain(session)
             if broken:
-                out.print(f"[red]audit: BROKEN at record {broken.seq}: {broken.reason}[/red]")
+                out.print(f"[red]audit: BROKEN at record {broken.seq}: {safe(broken.reason)}[/red]")
             else:
                 out.print(f"audit verify: OK ({count} records, hash chain intact)")
         finally:
