@@ -6,12 +6,16 @@ worker thread. A client (unlike a session) is thread-safe, so one serves every t
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any, Self
 
 from pydantic import SecretStr
 
 from responder.actions.registry import ActionError
+
+if TYPE_CHECKING:
+    from responder.settings import AwsSettings
 
 # Error codes AWS uses when it asks the caller to slow down; a later attempt may succeed.
 THROTTLING = frozenset(
@@ -96,3 +100,49 @@ def translate_error(
     if isinstance(exc, NoCredentialsError):
         return ActionError("aws credentials are not configured", code="not_configured")
     return ActionError(f"{service} {operation}: {type(exc).__name__}: {exc}", code="aws_error")
+
+
+class Boto3Adapter:
+    """A port over one boto3 client (AWS itself, or any endpoint such as a moto server): calls
+    run in a thread and their errors become `ActionError`s. Subclasses name the `service`."""
+
+    service = ""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str | None = None,
+        region: str = "us-east-1",
+        access_key_id: SecretStr | None = None,
+        secret_access_key: SecretStr | None = None,
+    ) -> None:
+        self._client: Any = boto3_client(
+            self.service,
+            endpoint_url=endpoint_url,
+            region=region,
+            access_key_id=access_key_id,
+            secret_access_key=secret_access_key,
+        )
+        self.endpoint_url = endpoint_url
+
+    @classmethod
+    def from_settings(cls, settings: AwsSettings) -> Self:
+        return cls(
+            endpoint_url=settings.endpoint_url,
+            region=settings.region,
+            access_key_id=settings.access_key_id,
+            secret_access_key=settings.secret_access_key,
+        )
+
+    def __repr__(self) -> str:  # never show credentials
+        return f"{type(self).__name__}(endpoint_url={self.endpoint_url!r})"
+
+    async def _call(self, operation: str, **kwargs: Any) -> Any:
+        try:
+            return await asyncio.to_thread(getattr(self._client, operation), **kwargs)
+        except Exception as exc:
+            raise self.error(exc, operation) from exc
+
+    def error(self, exc: Exception, operation: str) -> ActionError:
+        """The service's own mapping of a boto3 error (each service names its codes)."""
+        raise NotImplementedError

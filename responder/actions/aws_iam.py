@@ -12,60 +12,29 @@ serving other runs while IAM answers (the client and error mapping: `aws_client`
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import structlog
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field
 
 from responder.actions import aws_client
-from responder.actions.aws_client import boto3_client
+from responder.actions.aws_client import Boto3Adapter
 from responder.actions.ports import AccessKey, IamPort, KeyStatus
 from responder.actions.registry import ActionContext, ActionError, Output, action, configured
 
 if TYPE_CHECKING:
-    from responder.settings import AwsSettings
+    pass
 
 log = structlog.get_logger(__name__)
 
 
-class Boto3Iam:
+class Boto3Iam(Boto3Adapter):
     """`IamPort` over a boto3 IAM client (AWS itself, or any endpoint such as a moto server)."""
 
-    def __init__(
-        self,
-        *,
-        endpoint_url: str | None = None,
-        region: str = "us-east-1",
-        access_key_id: SecretStr | None = None,
-        secret_access_key: SecretStr | None = None,
-    ) -> None:
-        self._client: Any = boto3_client(
-            "iam",
-            endpoint_url=endpoint_url,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-        )
-        self.endpoint_url = endpoint_url
+    service = "iam"
 
-    @classmethod
-    def from_settings(cls, settings: AwsSettings) -> Boto3Iam:
-        return cls(
-            endpoint_url=settings.endpoint_url,
-            region=settings.region,
-            access_key_id=settings.access_key_id,
-            secret_access_key=settings.secret_access_key,
-        )
-
-    def __repr__(self) -> str:  # never show credentials
-        return f"Boto3Iam(endpoint_url={self.endpoint_url!r})"
-
-    async def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return await asyncio.to_thread(getattr(self._client, operation), **kwargs)
-        except Exception as exc:
-            raise translate_error(exc, operation=operation) from exc
+    def error(self, exc: Exception, operation: str) -> ActionError:
+        return translate_error(exc, operation=operation)
 
     async def get_access_key(self, *, access_key_id: str, user_name: str | None) -> AccessKey:
         if user_name is None:

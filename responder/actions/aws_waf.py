@@ -23,7 +23,6 @@ Cognito, App Runner, Verified Access), in the region of the AWS settings.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
@@ -32,7 +31,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     StringConstraints,
     field_validator,
     model_validator,
@@ -40,12 +38,12 @@ from pydantic import (
 
 from responder.actions import addresses as A
 from responder.actions import aws_client
-from responder.actions.aws_client import boto3_client
+from responder.actions.aws_client import Boto3Adapter
 from responder.actions.ports import IpSet, WafPort
 from responder.actions.registry import ActionContext, ActionError, Output, action, configured
 
 if TYPE_CHECKING:
-    from responder.settings import AwsSettings
+    pass
 
 log = structlog.get_logger(__name__)
 
@@ -63,43 +61,13 @@ _CODES: Final = {
 }
 
 
-class Boto3Waf:
+class Boto3Waf(Boto3Adapter):
     """`WafPort` over a boto3 `wafv2` client, scope REGIONAL (AWS itself, or a moto server)."""
 
-    def __init__(
-        self,
-        *,
-        endpoint_url: str | None = None,
-        region: str = "us-east-1",
-        access_key_id: SecretStr | None = None,
-        secret_access_key: SecretStr | None = None,
-    ) -> None:
-        self._client: Any = boto3_client(
-            "wafv2",
-            endpoint_url=endpoint_url,
-            region=region,
-            access_key_id=access_key_id,
-            secret_access_key=secret_access_key,
-        )
-        self.endpoint_url = endpoint_url
+    service = "wafv2"
 
-    @classmethod
-    def from_settings(cls, settings: AwsSettings) -> Boto3Waf:
-        return cls(
-            endpoint_url=settings.endpoint_url,
-            region=settings.region,
-            access_key_id=settings.access_key_id,
-            secret_access_key=settings.secret_access_key,
-        )
-
-    def __repr__(self) -> str:  # never show credentials
-        return f"Boto3Waf(endpoint_url={self.endpoint_url!r})"
-
-    async def _call(self, operation: str, **kwargs: Any) -> Any:
-        try:
-            return await asyncio.to_thread(getattr(self._client, operation), **kwargs)
-        except Exception as exc:
-            raise translate_error(exc, operation=operation) from exc
+    def error(self, exc: Exception, operation: str) -> ActionError:
+        return translate_error(exc, operation=operation)
 
     async def get_ip_set(self, *, name: str, ip_set_id: str) -> IpSet:
         found = await self._call("get_ip_set", Name=name, Scope=SCOPE, Id=ip_set_id)
