@@ -7,6 +7,7 @@ skip, when those services are missing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import socket
@@ -21,6 +22,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from responder.logs import NOISY_LOGGERS
 from responder.storage.database import make_engine, upgrade
+from tests.support.harness import delete_topics_of
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("RESPONDER_TEST_KAFKA", "127.0.0.1:9092")
@@ -35,8 +37,13 @@ def _port_open(address: str) -> bool:
         return False
 
 
+# Every `unique` handed out in this session: its topics are deleted when the session ends, so
+# runs do not pile up partitions on the broker (each one holds open files there).
+_UNIQUES: set[str] = set()
+
+
 @pytest.fixture(scope="session")
-def kafka_bootstrap() -> str:
+def kafka_bootstrap() -> Iterator[str]:
     if not _port_open(KAFKA):
         port = KAFKA.rsplit(":", 1)[1]
         subprocess.run(
@@ -44,7 +51,9 @@ def kafka_bootstrap() -> str:
             check=True,
             env={**os.environ, "KAFKA_PORT": port},
         )
-    return KAFKA
+    yield KAFKA
+    if _UNIQUES and _port_open(KAFKA):
+        asyncio.run(delete_topics_of(KAFKA, _UNIQUES))
 
 
 @pytest.fixture(scope="session")
@@ -112,4 +121,6 @@ def restore_logging() -> Iterator[None]:
 
 @pytest.fixture
 def unique() -> str:
-    return uuid.uuid4().hex[:10]
+    value = uuid.uuid4().hex[:10]
+    _UNIQUES.add(value)
+    return value

@@ -184,6 +184,18 @@ def create_topics(bootstrap: str, names: list[str], partitions: int = 4) -> None
     asyncio.run(topics.create_topics(bootstrap, names, partitions))
 
 
+async def delete_topics_of(bootstrap: str, uniques: set[str]) -> None:
+    """Delete every topic whose name carries one of these test ids (ours and faust's)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [n for n in await admin.list_topics() if any(u in n for u in uniques)]
+        for start in range(0, len(names), 100):
+            await admin.delete_topics(names[start : start + 100])
+    finally:
+        await admin.close()
+
+
 async def _committed(bootstrap: str, group: str, name: str) -> dict[int, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
