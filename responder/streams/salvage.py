@@ -15,8 +15,10 @@ same record. So a stage that sees such an error hands it here:
    cannot be had through the client), and the consumer seeks one past it and commits that.
 
 Salvage ends when the bad record was passed, when no partition returns anything, or after as
-many rounds as one `getmany` could have returned; a later error starts it again. A compressed
-batch that cannot be decompressed is passed record by record, one note each.
+many rounds as one `getmany` could have returned; a later error starts it again. The client
+decodes a batch's records in order from its start, so the records after a bad one in the same
+batch cannot be read either, and a compressed batch that cannot be decompressed not at all: each
+such record is passed the same way, with a note of its own.
 """
 
 from __future__ import annotations

@@ -184,6 +184,24 @@ def create_topics(bootstrap: str, names: list[str], partitions: int = 4) -> None
     asyncio.run(topics.create_topics(bootstrap, names, partitions))
 
 
+async def _delete_topics(bootstrap: str, marker: str) -> list[str]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [n for n in await admin.list_topics() if marker in n]
+        if names:
+            await admin.delete_topics(names)
+        return names
+    finally:
+        await admin.close()
+
+
+def delete_topics(bootstrap: str, unique: str) -> list[str]:
+    """Delete the topics of one test (their names hold `unique`: `t.<unique>.*`, the worker's
+    own `t-<unique>-...`) from the shared broker."""
+    return asyncio.run(_delete_topics(bootstrap, unique))
+
+
 async def _committed(bootstrap: str, group: str, name: str) -> dict[int, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
