@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import responder.actions.catalog  # noqa: F401  (register every action)
+from responder.events.normalize import FORMATS, Context, convert
 from responder.playbooks.loader import load_playbook_file
 from tests.conftest import ROOT
 
@@ -29,12 +32,7 @@ def test_readme_playbook_example_validates(tmp_path: Path) -> None:
 
 
 def test_readme_lists_every_report_format_with_the_event_types_it_produces() -> None:
-    """"Tool reports": one row per accepted format, naming every event type its fixtures make."""
-    import io
-    from datetime import UTC, datetime
-
-    from responder.events.normalize import FORMATS, Context, convert
-
+    """The "Tool reports" table: a row per accepted format, naming each event type it makes."""
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Tool reports", 1)[1].split("\n## ", 1)[0]
     rows = {
