@@ -7,8 +7,8 @@ the same call are lost with the exception (the consumer's position has already m
 them). Left alone, a stage would stop the worker, and a restarted worker would stop again on the
 same record. So a stage that sees such an error hands it here:
 
-1. `begin`: every assigned partition goes back to its committed offset (nothing handled is
-   redone twice, nothing fetched and dropped is lost: the stages commit only what they handled);
+1. `begin`: every assigned partition goes back to its committed offset (the stages commit only
+   what they handled: nothing handled is redone, nothing fetched and dropped is lost);
 2. `step`, until it is done: one record from each partition per call, which the stage handles
    and commits as an ordinary batch; the partition whose read raises is at the bad record (its
    position), so a note goes to the DLQ (where it is, and why it cannot be read; its bytes
