@@ -67,7 +67,7 @@ class IngestStage(TopicStage):
         started = time.process_time()
         stats = self.stats
         msgs = [msg for messages in batch.values() for msg in messages]
-        outcome = self.work.handle([msg.value or b"" for msg in msgs])
+        outcome = self.work.handle([msg.value for msg in msgs])
         stats.events += len(msgs)
         EVENTS_RECEIVED.inc(len(msgs))
         if outcome.redone is not None:

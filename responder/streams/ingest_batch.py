@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from responder.correlation.rules import RuleSet
 from responder.events.fast import parse_event_doc
 from responder.events.schema import Rejection
-from responder.streams.failures import failure_detail, failure_reason
+from responder.streams.failures import TOMBSTONE, failure_detail, failure_reason
 from responder.streams.records import Router
 
 
@@ -49,7 +49,7 @@ class IngestBatch:
     def __init__(self, rules: RuleSet, partitions: int) -> None:
         self.router = Router(rules, partitions)
 
-    def handle(self, values: Sequence[bytes]) -> IngestOutcome:
+    def handle(self, values: Sequence[bytes | None]) -> IngestOutcome:
         try:
             return self._all_at_once(values)
         except Exception as exc:
@@ -57,12 +57,15 @@ class IngestBatch:
             outcome.redone = failure_detail(exc)[0]
             return outcome
 
-    def _all_at_once(self, values: Sequence[bytes]) -> IngestOutcome:
+    def _all_at_once(self, values: Sequence[bytes | None]) -> IngestOutcome:
         router = self.router
         router.reset()
         outcome = IngestOutcome()
         dead = outcome.dead
         for index, raw in enumerate(values):
+            if raw is None:
+                dead.append(DeadLetter(index, TOMBSTONE, []))
+                continue
             parsed = parse_event_doc(raw)
             if isinstance(parsed, Rejection):
                 dead.append(DeadLetter(index, parsed.reason, parsed.detail))
@@ -72,7 +75,7 @@ class IngestBatch:
         outcome.records = router.records
         return outcome
 
-    def _one_by_one(self, values: Sequence[bytes]) -> IngestOutcome:
+    def _one_by_one(self, values: Sequence[bytes | None]) -> IngestOutcome:
         outcome = IngestOutcome()
         for index, raw in enumerate(values):
             try:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Mapping, Sequence
+from functools import partial
 from typing import Any
 
-import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.metrics.worker import CONSUMER_LAG
 from responder.settings import KafkaSettings
+from responder.streams.failures import source_headers
+from responder.streams.salvage import UNDECODABLE, Salvage
 
 log = structlog.get_logger(__name__)
 
@@ -26,13 +28,7 @@ def dlq_headers(
     msg: ConsumerRecord[bytes, bytes], reason: str, detail: Sequence[str] = ()
 ) -> list[tuple[str, bytes]]:
     """Why a message went to the DLQ and where it came from (the value stays the original)."""
-    return [
-        ("responder.reason", reason.encode()),
-        ("responder.detail", orjson.dumps(list(detail))),
-        ("responder.source.topic", msg.topic.encode()),
-        ("responder.source.partition", str(msg.partition).encode()),
-        ("responder.source.offset", str(msg.offset).encode()),
-    ]
+    return source_headers(msg.topic, msg.partition, msg.offset, reason, detail)
 
 
 async def dead_letter(
@@ -151,6 +147,8 @@ class TopicStage:
             client_id=f"{kafka.client_id}-{self.role}",
             enable_auto_commit=False,
             auto_offset_reset="earliest",
+            # a transactional producer's records only once committed; aborted ones never
+            isolation_level="read_committed",
             **self.consumer_options(),
         )
         self.producer = AIOKafkaProducer(
@@ -160,6 +158,13 @@ class TopicStage:
         )
         await self.producer.start()
         await self.consumer.start()
+        self.salvage = Salvage(
+            self.consumer,
+            self.producer,
+            kafka.topics.dlq,
+            rounds=self.max_records,
+            commit=partial(commit, self.consumer),
+        )
 
     async def stop(self) -> None:
         await self.consumer.stop()
@@ -167,10 +172,21 @@ class TopicStage:
 
     async def run(self) -> None:
         while True:
-            batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            batch = await self.fetch()
             if batch:
                 await self.handle(batch)
             await self.lag.measure(self.consumer)
+
+    async def fetch(self) -> Batch:
+        """The next batch; past a record the client cannot decode (`streams/salvage.py`)."""
+        if self.salvage.active:
+            return await self.salvage.step()
+        try:
+            batch: Batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+        except UNDECODABLE as exc:
+            await self.salvage.begin(exc)
+            return {}
+        return batch
 
     async def handle(self, batch: Batch) -> None:
         raise NotImplementedError

@@ -24,7 +24,7 @@ from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
 from responder.settings import KafkaSettings
 from responder.streams.db_retry import call_with_db_retry
-from responder.streams.failures import failure_detail, failure_reason
+from responder.streams.failures import TOMBSTONE, failure_detail, failure_reason
 from responder.streams.kafka import Batch, TopicStage
 
 log = structlog.get_logger(__name__)
@@ -103,8 +103,11 @@ class CommandStage(TopicStage):
     async def handle(self, batch: Batch) -> None:
         for messages in batch.values():
             for msg in messages:
+                if msg.value is None:
+                    await self._refuse(msg, TOMBSTONE, "a command needs a value")
+                    continue
                 try:
-                    command = COMMAND.validate_json(msg.value or b"")
+                    command = COMMAND.validate_json(msg.value)
                     result = await call_with_db_retry(
                         self.engine, partial(self._apply, command), what="apply a command"
                     )

@@ -41,6 +41,7 @@ from responder.events.normalize.convert import Output
 from responder.events.normalize.core import parse_time
 from responder.events.normalize.registry import dispatch
 from responder.settings import KafkaSettings
+from responder.streams.failures import TOMBSTONE, failure_detail, failure_reason
 from responder.streams.kafka import Batch, TopicStage, dlq_headers
 from responder.streams.topics import MAX_MESSAGE_BYTES
 
@@ -107,7 +108,7 @@ def _message_time(msg: ConsumerRecord[bytes, bytes]) -> datetime | None:
 
 def request_of(msg: ConsumerRecord[bytes, bytes]) -> Request:
     """What to convert: from headers, a JSON wrapper, or a binary-mode CloudEvent."""
-    headers = {k: v for k, v in msg.headers or ()}
+    headers = {k: v or b"" for k, v in msg.headers or ()}  # a header's value may be null
     value = msg.value or b""
     fallback = _message_time(msg)
     if any(k.lower().startswith("ce_") for k in headers):
@@ -180,11 +181,22 @@ class ReportStage(TopicStage):
     async def handle(self, batch: Batch) -> None:
         for messages in batch.values():
             for msg in messages:
-                await self.convert(msg)
+                try:
+                    await self.convert(msg)
+                except Exception as exc:  # whatever it is, the next report still runs
+                    log.exception("report failed", partition=msg.partition, offset=msg.offset)
+                    detail = failure_detail(exc)
+                    # it may be a secret scanner's: named by sha256, never copied
+                    await self.dead_letter(
+                        msg, failure_reason("reports", exc), detail, sensitive=True
+                    )
         await self.done(batch)
 
     async def convert(self, msg: ConsumerRecord[bytes, bytes]) -> None:
         self.stats.reports += 1
+        if msg.value is None:
+            await self.dead_letter(msg, TOMBSTONE, [], sensitive=False)
+            return
         try:
             request = request_of(msg)
         except BadRequest as exc:

@@ -184,16 +184,23 @@ def create_topics(bootstrap: str, names: list[str], partitions: int = 4) -> None
     asyncio.run(topics.create_topics(bootstrap, names, partitions))
 
 
-async def delete_topics_of(bootstrap: str, uniques: set[str]) -> None:
-    """Delete every topic whose name carries one of these test ids (ours and faust's)."""
+async def delete_topics_of(bootstrap: str, uniques: set[str]) -> list[str]:
+    """Delete every topic whose name carries one of these test ids (`t.<unique>.*`, the
+    worker's own `t-<unique>-...`) from the shared broker."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
         names = [n for n in await admin.list_topics() if any(u in n for u in uniques)]
         for start in range(0, len(names), 100):
             await admin.delete_topics(names[start : start + 100])
+        return names
     finally:
         await admin.close()
+
+
+def delete_topics(bootstrap: str, unique: str) -> list[str]:
+    """Delete the topics of one test."""
+    return asyncio.run(delete_topics_of(bootstrap, {unique}))
 
 
 async def _committed(bootstrap: str, group: str, name: str) -> dict[int, int]:

@@ -36,6 +36,18 @@ def test_convert_output_replays_strictly(report: Path, tmp_path: Path) -> None:
     assert f"events read: {len(lines)}, rejected: 0" in replayed.stderr
 
 
+def test_every_format_has_fixtures_that_replay_strictly() -> None:
+    """The test above covers every accepted format: each has a directory of fixtures, and
+    `--format auto` recognises each fixture as the format of its directory."""
+    from responder.events.normalize import FORMATS
+
+    assert {p.parent.name for p in REPORTS} >= set(FORMATS)
+    for report in REPORTS:
+        result = invoke("convert", report, *CONTEXT)
+        summary = f"\n{report.parent.name}: events: "
+        assert summary in "\n" + result.stderr, (report, result.stderr[-300:])
+
+
 def test_convert_summary_counts_types_rejections_and_skips() -> None:
     """stderr names the format, counts per type, and each rejection with where and why."""
     result = invoke("convert", FIXTURES / "ocsf" / "ocsf.json")
