@@ -44,6 +44,9 @@ def worker_env(
         "RESPONDER_EVIDENCE__DIR": str(
             Path(tempfile.gettempdir()) / f"responder-evidence-{unique}"
         ),
+        "RESPONDER_KAFKA__DATA_DIR": str(
+            Path(tempfile.gettempdir()) / f"responder-worker-{unique}"
+        ),
         "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.2",
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_LOG_LEVEL": "INFO",
