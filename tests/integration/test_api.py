@@ -21,7 +21,7 @@ from responder.service.identity import Role
 from responder.streams.playbooks import CommandStage, Wakeup
 from tests.support.api import Api, api_settings, kafka_of, running_api
 from tests.support.harness import _consume_all, event_json
-from tests.support.runner_kit import Kit, change
+from tests.support.runner_kit import ASK, Kit, change
 
 pytestmark = pytest.mark.integration
 
@@ -257,16 +257,7 @@ def test_incidents_filter_sort_and_page_with_opaque_cursors(api: Api) -> None:
 async def test_runs_through_the_api(api: Api, tmp_path: Path) -> None:
     """List and show a waiting run, deny it with a reason; cancel refused once it is finished."""
     kit = Kit(db=api.engine, directory=tmp_path / "playbooks")
-    kit.playbook(
-        "ask",
-        """
-        id: ask
-        title: Ask first
-        on: {kind: credential_compromise}
-        steps:
-          - {id: approve, action: approval.request, with: {prompt: "Go?"}}
-        """,
-    )
+    kit.playbook("ask", ASK)
     [rid] = kit.apply(change())
     await kit.drive()
     viewer, responder = api.auth(Role.viewer), api.auth(Role.responder)

@@ -18,7 +18,7 @@ from responder.storage.database import make_engine, upgrade
 from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
 from tests.support.harness import TOPICS, _consume_all, topic
-from tests.support.runner_kit import change
+from tests.support.runner_kit import ASK, change
 
 pytestmark = pytest.mark.integration
 
@@ -81,16 +81,7 @@ async def test_runs_cli_lists_shows_and_sends_a_decision(
     db_url = f"sqlite:///{tmp_path / 'cli.db'}"
     kit = Kit(db=make_engine(db_url), directory=tmp_path / "playbooks")
     upgrade(kit.db)
-    kit.playbook(
-        "ask",
-        """
-        id: ask
-        title: Ask first
-        on: {kind: credential_compromise}
-        steps:
-          - {id: approve, action: approval.request, with: {prompt: "Go?"}}
-        """,
-    )
+    kit.playbook("ask", ASK)
     [rid] = kit.apply(change())
     await kit.drive()
     commands = topic(unique, "commands")
