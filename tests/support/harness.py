@@ -17,7 +17,10 @@ from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlmodel import Session, col, select
 
+from responder.incidents.store import Incident
+from responder.storage.database import make_engine
 from responder.streams import topics
 
 T = TypeVar("T")
@@ -54,6 +57,16 @@ def worker_env(
     for name in TOPICS:
         env[f"RESPONDER_KAFKA__TOPICS__{name.upper()}"] = f"t.{unique}.{name}"
     return env
+
+
+def incidents(url: str) -> list[Incident]:
+    """The incidents in the database at `url`, oldest first."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as s:
+            return list(s.exec(select(Incident).order_by(col(Incident.first_seen))).all())
+    finally:
+        engine.dispose()
 
 
 def topic(unique: str, name: str) -> str:
