@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
 from tests.support.harness import TOPICS, _consume_all, topic
 from tests.support.runner_kit import ASK, change
+from tests.support.stages import running, settle
 
 pytestmark = pytest.mark.integration
 
@@ -35,10 +35,7 @@ async def test_commands_apply_or_go_to_the_dlq_with_a_reason(
     with Session(db) as session, session.begin():
         apply_changes(session, [change()])
     wakeup = Wakeup()
-    stage = CommandStage(kafka, db, wakeup)
-    await stage.start()
-    task = asyncio.ensure_future(stage.run())
-    try:
+    async with running(CommandStage(kafka, db, wakeup)) as stage:
         await send_command(
             kafka, IncidentCommand(incident_id="inc-1", status="acknowledged", by="al")
         )
@@ -50,15 +47,8 @@ async def test_commands_apply_or_go_to_the_dlq_with_a_reason(
         await producer.send_and_wait(kafka.topics.commands, b'{"type": "decision", "run_id": 1')
         await producer.stop()
         dead = await _consume_all(kafka_bootstrap, kafka.topics.dlq, 2, timeout=30)
-        for _ in range(300):  # commands on other partitions may still be on their way
-            if stage.stats.applied:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await stage.stop()
+        # commands on other partitions may still be on their way
+        await settle(lambda: bool(stage.stats.applied))
     reasons = sorted(dict(m.headers)["responder.reason"].decode() for m in dead)
     assert reasons == ["command does not apply", "invalid command"]
     unknown = next(m for m in dead if b"no-such-run" in m.value)

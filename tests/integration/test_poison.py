@@ -7,8 +7,6 @@ every restart.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +39,7 @@ from tests.support.harness import (
     worker_env,
     write_rules,
 )
+from tests.support.stages import running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -142,10 +141,7 @@ async def test_ingest_stage_on_the_broker_dead_letters_what_raises_with_its_clas
 
     monkeypatch.setattr("responder.streams.records.route", route)
     rules = RuleSet([load_rule_text(EACH_RULE)])
-    stage = IngestStage(kafka, rules)
-    await stage.start()
-    task = asyncio.ensure_future(stage.run())
-    try:
+    async with running(IngestStage(kafka, rules)) as stage:
         values = [
             event_json("boom", type="secret.leaked", resource="k1"),
             event_json("after", type="secret.leaked", resource="k1"),
@@ -153,11 +149,6 @@ async def test_ingest_stage_on_the_broker_dead_letters_what_raises_with_its_clas
         await _produce(kafka_bootstrap, kafka.topics.events, values, [b"k1", b"k1"])
         dead = await _consume_all(kafka_bootstrap, kafka.topics.dlq, 1, timeout=30)
         routed = await _consume_all(kafka_bootstrap, kafka.topics.correlate, 1, timeout=30)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await stage.stop()
     [message] = dead
     headers = dict(message.headers)
     assert message.value == values[0]
