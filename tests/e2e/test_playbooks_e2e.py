@@ -20,11 +20,17 @@ from responder.audit.store import verify_chain
 from responder.commands import Decision, IncidentCommand, send_command
 from responder.incidents.store import get_incident, list_incidents
 from responder.playbooks.runs import PlaybookRun, list_runs, steps_of
-from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
 from tests.conftest import ROOT
 from tests.support.aws_server import MotoServer
-from tests.support.harness import TOPICS, Worker, produce, topic, wait_for, worker_env
+from tests.support.harness import (
+    Worker,
+    kafka_settings,
+    produce,
+    topic,
+    wait_for,
+    worker_env,
+)
 from tests.support.slack_server import SlackServer
 from tests.support.ticket_server import TicketServer
 
@@ -90,11 +96,6 @@ def env_for(
         }
     )
     return env
-
-
-def kafka_settings(bootstrap: str, unique: str) -> KafkaSettings:
-    names = {name: topic(unique, name) for name in TOPICS}
-    return KafkaSettings(bootstrap_servers=bootstrap, topics=Topics(**names))
 
 
 def command(bootstrap: str, unique: str, cmd: Decision | IncidentCommand) -> None:

@@ -12,11 +12,10 @@ from sqlmodel import Session
 
 from responder.commands import Decision, IncidentCommand, send_command
 from responder.incidents.store import apply_changes, get_incident
-from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
 from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
-from tests.support.harness import TOPICS, _consume_all, topic
+from tests.support.harness import _consume_all, kafka_settings, topic
 from tests.support.runner_kit import ASK, change
 from tests.support.stages import running, settle
 
@@ -26,11 +25,7 @@ pytestmark = pytest.mark.integration
 async def test_commands_apply_or_go_to_the_dlq_with_a_reason(
     kafka_bootstrap: str, db: Engine, unique: str, tmp_path: Path
 ) -> None:
-    kafka = KafkaSettings(
-        bootstrap_servers=kafka_bootstrap,
-        group_prefix=f"t-{unique}",
-        topics=Topics(**{name: topic(unique, name) for name in TOPICS}),
-    )
+    kafka = kafka_settings(kafka_bootstrap, unique)
     await ensure_topics(kafka)
     with Session(db) as session, session.begin():
         apply_changes(session, [change()])

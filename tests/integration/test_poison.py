@@ -19,20 +19,19 @@ from sqlmodel import Session, select
 from responder.correlation.engine import route as engine_route
 from responder.correlation.rules import Rule, RuleSet
 from responder.incidents.store import Incident
-from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
 from responder.streams.ingest import IngestStage
 from responder.streams.records import decode
 from responder.streams.topics import ensure_topics
 from tests.support.harness import (
     EACH_RULE,
-    TOPICS,
     Worker,
     _consume_all,
     _produce,
     caught_up,
     consume,
     event_json,
+    kafka_settings,
     produce,
     topic,
     wait_for,
@@ -126,11 +125,7 @@ async def test_ingest_stage_on_the_broker_dead_letters_what_raises_with_its_clas
 ) -> None:
     """An event whose handling raises (whatever the cause) goes to the DLQ with the exception
     class and message; the stage goes on and routes the next event to the correlation topic."""
-    kafka = KafkaSettings(
-        bootstrap_servers=kafka_bootstrap,
-        group_prefix=f"t-{unique}",
-        topics=Topics(**{name: topic(unique, name) for name in TOPICS}),
-    )
+    kafka = kafka_settings(kafka_bootstrap, unique)
     await ensure_topics(kafka)
     real_route = engine_route
 

@@ -20,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from sqlmodel import Session, col, select
 
 from responder.incidents.store import Incident
+from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine
 from responder.streams import topics
 
@@ -71,6 +72,15 @@ def incidents(url: str) -> list[Incident]:
 
 def topic(unique: str, name: str) -> str:
     return f"t.{unique}.{name}"
+
+
+def kafka_settings(bootstrap: str, unique: str) -> KafkaSettings:
+    """Kafka settings on the test's own topics and consumer groups."""
+    return KafkaSettings(
+        bootstrap_servers=bootstrap,
+        group_prefix=f"t-{unique}",
+        topics=Topics(**{name: topic(unique, name) for name in TOPICS}),
+    )
 
 
 @dataclass
