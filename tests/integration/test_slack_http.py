@@ -7,12 +7,10 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder import bootstrap
@@ -38,11 +36,6 @@ PATH = "/v1/slack/actions"
 def server() -> Iterator[SlackServer]:
     with SlackServer(token="xoxb-responder-bot") as running:
         yield running
-
-
-@pytest.fixture
-def kit(db: Engine, tmp_path: Path) -> Kit:
-    return Kit(db=db, directory=tmp_path / "playbooks")
 
 
 @pytest.fixture
