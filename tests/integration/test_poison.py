@@ -16,13 +16,13 @@ import pytest
 import yaml
 from sqlmodel import Session, select
 
-from responder.correlation.engine import route as engine_route
 from responder.correlation.rules import Rule, RuleSet
 from responder.incidents.store import Incident
 from responder.storage.database import make_engine, upgrade
 from responder.streams.ingest import IngestStage
 from responder.streams.records import decode
 from responder.streams.topics import ensure_topics
+from tests.support.faults import routing_raises
 from tests.support.harness import (
     EACH_RULE,
     Worker,
@@ -127,14 +127,7 @@ async def test_ingest_stage_on_the_broker_dead_letters_what_raises_with_its_clas
     class and message; the stage goes on and routes the next event to the correlation topic."""
     kafka = kafka_settings(kafka_bootstrap, unique)
     await ensure_topics(kafka)
-    real_route = engine_route
-
-    def route(rules: RuleSet, doc: dict[str, Any]) -> Any:
-        if doc["id"] == "boom":
-            raise RecursionError("maximum recursion depth exceeded")
-        return real_route(rules, doc)
-
-    monkeypatch.setattr("responder.streams.records.route", route)
+    routing_raises(monkeypatch, "boom", RecursionError("maximum recursion depth exceeded"))
     rules = RuleSet([load_rule_text(EACH_RULE)])
     async with running(IngestStage(kafka, rules)) as stage:
         values = [
