@@ -34,6 +34,11 @@ class KafkaSettings(BaseModel):
     group_prefix: str = "responder"
     topics: Topics = Topics()
     client_id: str = "responder"
+    data_dir: Path = Field(
+        default=Path(".responder"),
+        description="where the worker's faust app keeps its directory (`<group_prefix>-worker-data`;"
+        " its tables are in memory, so nothing there needs keeping)",
+    )
 
 
 class CorrelationSettings(BaseModel):

@@ -267,27 +267,33 @@ def incident_buttons(incident: Mapping[str, Any]) -> ActionsBlock | None:
                 value=value,
             )
         )
-    elements += [
+    elements += _approve_deny(
+        (APPROVE_INCIDENT_ACTION_ID, DENY_INCIDENT_ACTION_ID),
+        value,
+        "Approve?",
+        "Approve the step this incident's playbook waits for?",
+    )
+    return ActionsBlock(block_id=INCIDENT_BLOCK_ID, elements=elements)
+
+
+def _approve_deny(
+    action_ids: tuple[str, str], value: str, title: str, question: str
+) -> list[ButtonElement]:
+    """Approve (asking `question` to confirm) and Deny buttons carrying `value`."""
+    approve, deny = action_ids
+    confirm = ConfirmObject(title=title, text=question, confirm="Approve", deny="Cancel")
+    return [
         ButtonElement(
             text=PlainTextObject(text="Approve"),
-            action_id=APPROVE_INCIDENT_ACTION_ID,
+            action_id=approve,
             value=value,
             style="primary",
-            confirm=ConfirmObject(
-                title="Approve?",
-                text="Approve the step this incident's playbook waits for?",
-                confirm="Approve",
-                deny="Cancel",
-            ),
+            confirm=confirm,
         ),
         ButtonElement(
-            text=PlainTextObject(text="Deny"),
-            action_id=DENY_INCIDENT_ACTION_ID,
-            value=value,
-            style="danger",
+            text=PlainTextObject(text="Deny"), action_id=deny, value=value, style="danger"
         ),
     ]
-    return ActionsBlock(block_id=INCIDENT_BLOCK_ID, elements=elements)
 
 
 def incident_blocks(
@@ -348,26 +354,12 @@ def approval_blocks(
     value = f"{run_id}:{step_id}"
     buttons = ActionsBlock(
         block_id=APPROVAL_BLOCK_ID,
-        elements=[
-            ButtonElement(
-                text=PlainTextObject(text="Approve"),
-                action_id=APPROVE_ACTION_ID,
-                value=value,
-                style="primary",
-                confirm=ConfirmObject(
-                    title="Approve this step?",
-                    text=_clip(escape(prompt), 300),
-                    confirm="Approve",
-                    deny="Cancel",
-                ),
-            ),
-            ButtonElement(
-                text=PlainTextObject(text="Deny"),
-                action_id=DENY_ACTION_ID,
-                value=value,
-                style="danger",
-            ),
-        ],
+        elements=_approve_deny(
+            (APPROVE_ACTION_ID, DENY_ACTION_ID),
+            value,
+            "Approve this step?",
+            _clip(escape(prompt), 300),
+        ),
     )
     footer = _footer(incident, f"run `{escape(run_id)}`", f"step `{escape(step_id)}`")
     policy = _policy(approvers, quorum, approvals)

@@ -110,6 +110,13 @@ SERVICE_STATUS: dict[type[ServiceError], tuple[int, str]] = {
 }
 
 
+def service_status(
+    exc: ServiceError, default: tuple[int, str] = (500, "internal")
+) -> tuple[int, str]:
+    """The HTTP status and problem kind a refused service operation answers with."""
+    return next((v for k, v in SERVICE_STATUS.items() if isinstance(exc, k)), default)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every error into a problem."""
 
@@ -132,9 +139,7 @@ def install(app: FastAPI) -> None:
 
     async def on_service(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ServiceError)
-        status, kind = next(
-            (v for k, v in SERVICE_STATUS.items() if isinstance(exc, k)), (500, "internal")
-        )
+        status, kind = service_status(exc)
         headers = {"ETag": f'"{exc.current}"'} if isinstance(exc, PreconditionFailed) else None
         return _for(request, status, str(exc), kind=kind, headers=headers)
 

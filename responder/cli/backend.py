@@ -24,6 +24,34 @@ from responder.service.writer import Writer
 T = TypeVar("T")
 IncidentAction = Literal["ack", "assign", "comment", "severity", "resolve", "false-positive"]
 RunAction = Literal["approve", "deny", "cancel"]
+STATUS_OF: dict[str, incident_ops.StatusName] = {
+    "ack": "acknowledged",
+    "resolve": "resolved",
+    "false-positive": "false_positive",
+}
+
+
+@dataclass(frozen=True)
+class Request:
+    """One analyst action on an incident or a run, as every backend takes it."""
+
+    action: str
+    target: str  # an id or a unique prefix
+    body: dict[str, Any]  # the action's fields (None values are left out)
+    by: str | None = None
+    expected: str | None = None  # the incident's ETag the caller saw
+
+    @classmethod
+    def of(
+        cls,
+        action: str,
+        target: str,
+        body: dict[str, Any],
+        by: str | None,
+        expected: str | None = None,
+    ) -> Request:
+        fields = {k: v for k, v in body.items() if v is not None}
+        return cls(action, target, fields, by or None, expected)
 
 
 @dataclass(frozen=True)
@@ -49,19 +77,9 @@ class Backend(Protocol):
 
     def kill_switch(self) -> switch_ops.KillSwitchState: ...
 
-    def incident_action(
-        self,
-        action: IncidentAction,
-        incident_id: str,
-        body: dict[str, Any],
-        *,
-        by: str | None,
-        expected: str | None = None,
-    ) -> Sent: ...
+    def incident_action(self, request: Request) -> Sent: ...
 
-    def run_action(
-        self, action: RunAction, run_id: str, body: dict[str, Any], *, by: str | None
-    ) -> Sent: ...
+    def run_action(self, request: Request) -> Sent: ...
 
     def set_kill_switch(self, on: bool, reason: str | None, *, by: str | None) -> Sent: ...
 
@@ -113,26 +131,19 @@ class Direct:
                 session, setting=self.services.settings.playbooks.kill_switch
             )
 
-    def incident_action(
-        self,
-        action: IncidentAction,
-        incident_id: str,
-        body: dict[str, Any],
-        *,
-        by: str | None,
-        expected: str | None = None,
-    ) -> Sent:
-        w, who = self._writer(), self._by(by)
+    def incident_action(self, request: Request) -> Sent:
+        w, who, body = self._writer(), self._by(request.by), request.body
+        incident_id, expected = request.target, request.expected
         command: AnyCommand
-        if action == "assign":
+        if request.action == "assign":
             command = _run(
                 incident_ops.assign(w, who, incident_id, body["assignee"], expected=expected)
             )
-        elif action == "comment":
+        elif request.action == "comment":
             command = _run(
                 incident_ops.comment(w, who, incident_id, body["text"], expected=expected)
             )
-        elif action == "severity":
+        elif request.action == "severity":
             command = _run(
                 incident_ops.change_severity(
                     w,
@@ -144,39 +155,27 @@ class Direct:
                 )
             )
         else:
-            status = {
-                "ack": "acknowledged",
-                "resolve": "resolved",
-                "false-positive": "false_positive",
-            }[action]
             command = _run(
                 incident_ops.set_status(
                     w,
                     who,
                     incident_id,
-                    status,  # type: ignore[arg-type]
+                    STATUS_OF[request.action],
                     comment=body.get("comment"),
                     expected=expected,
                 )
             )
         return Sent(command.id, getattr(command, "incident_id", incident_id))
 
-    def run_action(
-        self, action: RunAction, run_id: str, body: dict[str, Any], *, by: str | None
-    ) -> Sent:
-        w, who = self._writer(), self._by(by)
-        if action == "cancel":
-            command = _run(run_ops.cancel(w, who, run_id, reason=body.get("reason")))
+    def run_action(self, request: Request) -> Sent:
+        w, who, run_id = self._writer(), self._by(request.by), request.target
+        reason = request.body.get("reason")
+        if request.action == "cancel":
+            command = _run(run_ops.cancel(w, who, run_id, reason=reason))
         else:
+            approved, step = request.action == "approve", request.body.get("step")
             command = _run(
-                run_ops.decide(
-                    w,
-                    who,
-                    run_id,
-                    approved=action == "approve",
-                    step=body.get("step"),
-                    reason=body.get("reason"),
-                )
+                run_ops.decide(w, who, run_id, approved=approved, step=step, reason=reason)
             )
         return Sent(command.id, getattr(command, "run_id", run_id))
 

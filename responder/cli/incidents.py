@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from responder.cli.backend import IncidentAction
+from responder.cli.backend import IncidentAction, Request
 from responder.cli.console import out
 from responder.cli.incident_view import print_incident, print_incident_list
-from responder.cli.options import Api, AsJson, By, Wait, attempt, await_applied, backend
+from responder.cli.options import Api, AsJson, By, Wait, attempt, backend, send_and_wait
 from responder.service.views import IncidentView
 
 incidents_app = typer.Typer(help="Look at incidents and act on them.", no_args_is_help=True)
@@ -52,52 +52,37 @@ def incidents_show(incident_id: IncidentId, as_json: AsJson = False, api: Api = 
     print_incident(out, attempt(lambda: source.incident(incident_id)), as_json=as_json)
 
 
-@incidents_app.command("ack")
-def incidents_ack(
-    incident_id: IncidentId,
-    by: By = "",
-    comment: Comment = None,
-    expect: Expect = None,
-    wait: Wait = 10.0,
-    api: Api = None,
-) -> None:
-    """Acknowledge an incident (through responder.commands, audited)."""
-    act(api, "ack", incident_id, {"comment": comment}, by, expect, wait, _status("acknowledged"))
+def _status_command(name: str, action: IncidentAction, status: str, doc: str) -> Any:
+    def command(
+        incident_id: IncidentId,
+        by: By = "",
+        comment: Comment = None,
+        expect: Expect = None,
+        wait: Wait = 10.0,
+        api: Api = None,
+    ) -> None:
+        act(api, action, incident_id, {"comment": comment}, by, expect, wait, _status(status))
+
+    command.__doc__ = doc
+    command.__name__ = command.__qualname__ = name
+    return incidents_app.command(action)(command)
 
 
-@incidents_app.command("resolve")
-def incidents_resolve(
-    incident_id: IncidentId,
-    by: By = "",
-    comment: Comment = None,
-    expect: Expect = None,
-    wait: Wait = 10.0,
-    api: Api = None,
-) -> None:
-    """Resolve an incident."""
-    act(api, "resolve", incident_id, {"comment": comment}, by, expect, wait, _status("resolved"))
-
-
-@incidents_app.command("false-positive")
-def incidents_false_positive(
-    incident_id: IncidentId,
-    by: By = "",
-    comment: Comment = None,
-    expect: Expect = None,
-    wait: Wait = 10.0,
-    api: Api = None,
-) -> None:
-    """Mark a false positive: playbook steps with an `undo` are compensated, newest first."""
-    act(
-        api,
-        "false-positive",
-        incident_id,
-        {"comment": comment},
-        by,
-        expect,
-        wait,
-        _status("false_positive"),
-    )
+incidents_ack = _status_command(
+    "incidents_ack",
+    "ack",
+    "acknowledged",
+    "Acknowledge an incident (through responder.commands, audited).",
+)
+incidents_resolve = _status_command(
+    "incidents_resolve", "resolve", "resolved", "Resolve an incident."
+)
+incidents_false_positive = _status_command(
+    "incidents_false_positive",
+    "false-positive",
+    "false_positive",
+    "Mark a false positive: playbook steps with an `undo` are compensated, newest first.",
+)
 
 
 @incidents_app.command("assign")
@@ -185,12 +170,11 @@ def act(
 ) -> None:
     """Send one incident command and wait until the worker has applied it."""
     source = backend(api)
-    body = {k: v for k, v in body.items() if v is not None}
-    sent = attempt(
-        lambda: source.incident_action(action, incident_id, body, by=by or None, expected=expected)
+    request = Request.of(action, incident_id, body, by, expected)
+    send_and_wait(
+        source,
+        lambda: source.incident_action(request),
+        "incident {target}",
+        lambda target: applied(source.incident(target)),
+        wait,
     )
-    out.print(
-        f"incident {sent.target[:8]}: command {sent.command_id} sent to {source.commands_topic}",
-        highlight=False,
-    )
-    await_applied(lambda: applied(source.incident(sent.target)), wait)

@@ -14,7 +14,7 @@ from responder.cli.console import err, out
 from responder.security.terminal import safe
 
 if TYPE_CHECKING:
-    from responder.cli.backend import Backend
+    from responder.cli.backend import Backend, Sent
 
 RulesDir = Annotated[
     Path | None, typer.Option("--rules", help="rules directory (default: RESPONDER_RULES_DIR)")
@@ -61,6 +61,24 @@ def await_applied(
             err.print(f"not {what} within {wait:.0f}s (is a worker running?)")
             raise typer.Exit(2)
         time.sleep(0.2)
+
+
+def send_and_wait(
+    source: Backend,
+    send: Callable[[], Sent],
+    what: str,
+    applied: Callable[[str], bool],
+    wait: float,
+) -> None:
+    """Send one command (`what` names it, `{target}` its target), say where it went, and wait
+    until `applied(full target id)` holds."""
+    sent = attempt(send)
+    out.print(
+        f"{what.format(target=sent.target[:8])}: command {sent.command_id} sent to "
+        f"{source.commands_topic}",
+        highlight=False,
+    )
+    await_applied(lambda: applied(sent.target), wait)
 
 
 Api = Annotated[

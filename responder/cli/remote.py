@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from responder.cli.backend import IncidentAction, RunAction, Sent
+from responder.cli.backend import Request, Sent
 from responder.service.switch import KillSwitchState
 from responder.service.views import IncidentDetail, IncidentView, Page, RunDetail, RunView
 
@@ -90,25 +90,17 @@ class Remote:
         accepted = response.json()
         return Sent(accepted["command_id"], accepted["target"])
 
-    def incident_action(
-        self,
-        action: IncidentAction,
-        incident_id: str,
-        body: dict[str, Any],
-        *,
-        by: str | None,
-        expected: str | None = None,
-    ) -> Sent:
-        self._no_by(by)
-        headers = {"If-Match": f'"{expected}"'} if expected else {}
-        path = f"/v1/incidents/{_segment(incident_id)}/{action}"
-        return self._sent(self._call("POST", path, json=body, headers=headers))
+    def incident_action(self, request: Request) -> Sent:
+        headers = {"If-Match": f'"{request.expected}"'} if request.expected else {}
+        return self._act(f"/v1/incidents/{_segment(request.target)}", request, headers)
 
-    def run_action(
-        self, action: RunAction, run_id: str, body: dict[str, Any], *, by: str | None
-    ) -> Sent:
-        self._no_by(by)
-        return self._sent(self._call("POST", f"/v1/runs/{_segment(run_id)}/{action}", json=body))
+    def run_action(self, request: Request) -> Sent:
+        return self._act(f"/v1/runs/{_segment(request.target)}", request, {})
+
+    def _act(self, path: str, request: Request, headers: dict[str, str]) -> Sent:
+        self._no_by(request.by)
+        answer = self._call("POST", f"{path}/{request.action}", json=request.body, headers=headers)
+        return self._sent(answer)
 
     def set_kill_switch(self, on: bool, reason: str | None, *, by: str | None) -> Sent:
         self._no_by(by)

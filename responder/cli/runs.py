@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from responder.cli.backend import RunAction
+from responder.cli.backend import Request, RunAction
 from responder.cli.console import out
-from responder.cli.options import Api, AsJson, By, Wait, attempt, await_applied, backend
+from responder.cli.options import Api, AsJson, By, Wait, attempt, backend, send_and_wait
 from responder.cli.run_view import print_run, print_run_list
 from responder.service.views import RunDetail
 
@@ -56,14 +56,14 @@ def act(
     applied: Callable[[RunDetail], bool],
 ) -> None:
     source = backend(api)
-    body = {k: v for k, v in body.items() if v is not None}
-    sent = attempt(lambda: source.run_action(action, run_id, body, by=by or None))
-    out.print(
-        f"{action} of run {sent.target[:8]}: command {sent.command_id} sent to "
-        f"{source.commands_topic}",
-        highlight=False,
+    request = Request.of(action, run_id, body, by)
+    send_and_wait(
+        source,
+        lambda: source.run_action(request),
+        f"{action} of run {{target}}",
+        lambda target: applied(source.run(target)),
+        wait,
     )
-    await_applied(lambda: applied(source.run(sent.target)), wait)
 
 
 def _decided(api: str | None, run_id: str) -> Callable[[RunDetail], bool]:
@@ -78,32 +78,27 @@ def _decided(api: str | None, run_id: str) -> Callable[[RunDetail], bool]:
     return check
 
 
-@runs_app.command("approve")
-def runs_approve(
-    run_id: RunId,
-    step: StepOption = None,
-    by: By = "",
-    reason: Reason = None,
-    wait: Wait = 10.0,
-    api: Api = None,
-) -> None:
-    """Approve the step a run waits on (or a step a guard stopped)."""
-    done = _decided(api, run_id)
-    act(api, "approve", run_id, {"step": step, "reason": reason}, by, wait, done)
+def _decision_command(name: str, action: RunAction, doc: str) -> Any:
+    def command(
+        run_id: RunId,
+        step: StepOption = None,
+        by: By = "",
+        reason: Reason = None,
+        wait: Wait = 10.0,
+        api: Api = None,
+    ) -> None:
+        done = _decided(api, run_id)
+        act(api, action, run_id, {"step": step, "reason": reason}, by, wait, done)
+
+    command.__doc__ = doc
+    command.__name__ = command.__qualname__ = name
+    return runs_app.command(action)(command)
 
 
-@runs_app.command("deny")
-def runs_deny(
-    run_id: RunId,
-    step: StepOption = None,
-    by: By = "",
-    reason: Reason = None,
-    wait: Wait = 10.0,
-    api: Api = None,
-) -> None:
-    """Deny the step a run waits on."""
-    done = _decided(api, run_id)
-    act(api, "deny", run_id, {"step": step, "reason": reason}, by, wait, done)
+runs_approve = _decision_command(
+    "runs_approve", "approve", "Approve the step a run waits on (or a step a guard stopped)."
+)
+runs_deny = _decision_command("runs_deny", "deny", "Deny the step a run waits on.")
 
 
 @runs_app.command("cancel")

@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import partial
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -173,96 +174,50 @@ def _target(session: Session, incident_id: str, expected: str | None) -> str:
 
 
 async def _send(
-    w: Writer, incident_id: str, expected: str | None, make: Callable[[str], AnyCommand]
+    w: Writer,
+    incident_id: str,
+    expected: str | None,
+    kind: type[IncidentCommand | IncidentComment | SeverityChange],
+    **fields: object,
 ) -> AnyCommand:
+    """Publish a `kind` command for the incident's full id, if it is still as the caller saw it."""
     full = await w.read(_target, incident_id, expected)
-    command = make(full)
-    await w.publisher.publish(command)
-    return command
+    return await w.send(build(kind, incident_id=full, expected=expected, **fields))
+
+
+StatusName = Literal["acknowledged", "resolved", "false_positive", "open"]
 
 
 async def set_status(
     w: Writer,
     by: str,
     incident_id: str,
-    status: Literal["acknowledged", "resolved", "false_positive", "open"],
+    status: StatusName,
     *,
     comment: str | None = None,
     expected: str | None = None,
 ) -> AnyCommand:
     """Acknowledge, resolve, reopen or mark a false positive (which undoes playbook steps)."""
     return await _send(
-        w,
-        incident_id,
-        expected,
-        lambda full: build(
-            IncidentCommand,
-            incident_id=full,
-            status=status,
-            comment=comment,
-            by=by,
-            expected=expected,
-        ),
+        w, incident_id, expected, IncidentCommand, status=status, comment=comment, by=by
     )
 
 
-async def acknowledge(
-    w: Writer,
-    by: str,
-    incident_id: str,
-    *,
-    comment: str | None = None,
-    expected: str | None = None,
-) -> AnyCommand:
-    return await set_status(w, by, incident_id, "acknowledged", comment=comment, expected=expected)
-
-
-async def resolve(
-    w: Writer,
-    by: str,
-    incident_id: str,
-    *,
-    comment: str | None = None,
-    expected: str | None = None,
-) -> AnyCommand:
-    return await set_status(w, by, incident_id, "resolved", comment=comment, expected=expected)
-
-
-async def mark_false_positive(
-    w: Writer,
-    by: str,
-    incident_id: str,
-    *,
-    comment: str | None = None,
-    expected: str | None = None,
-) -> AnyCommand:
-    return await set_status(
-        w, by, incident_id, "false_positive", comment=comment, expected=expected
-    )
+acknowledge = partial(set_status, status="acknowledged")
+resolve = partial(set_status, status="resolved")
+mark_false_positive = partial(set_status, status="false_positive")
 
 
 async def assign(
     w: Writer, by: str, incident_id: str, assignee: str, *, expected: str | None = None
 ) -> AnyCommand:
-    return await _send(
-        w,
-        incident_id,
-        expected,
-        lambda full: build(
-            IncidentCommand, incident_id=full, assignee=assignee, by=by, expected=expected
-        ),
-    )
+    return await _send(w, incident_id, expected, IncidentCommand, assignee=assignee, by=by)
 
 
 async def comment(
     w: Writer, by: str, incident_id: str, text: str, *, expected: str | None = None
 ) -> AnyCommand:
-    return await _send(
-        w,
-        incident_id,
-        expected,
-        lambda full: build(IncidentComment, incident_id=full, text=text, by=by, expected=expected),
-    )
+    return await _send(w, incident_id, expected, IncidentComment, text=text, by=by)
 
 
 async def change_severity(
@@ -275,15 +230,5 @@ async def change_severity(
     expected: str | None = None,
 ) -> AnyCommand:
     return await _send(
-        w,
-        incident_id,
-        expected,
-        lambda full: build(
-            SeverityChange,
-            incident_id=full,
-            severity=severity,
-            comment=comment,
-            by=by,
-            expected=expected,
-        ),
+        w, incident_id, expected, SeverityChange, severity=severity, comment=comment, by=by
     )

@@ -96,9 +96,9 @@ async def decide(
 ) -> AnyCommand:
     """Approve or deny the step a run waits on (or the start a guard blocked)."""
     full = await w.read(_waiting, run_id, step)
-    command = build(Decision, run_id=full, step_id=step, approved=approved, by=by, reason=reason)
-    await w.publisher.publish(command)
-    return command
+    return await w.send(
+        build(Decision, run_id=full, step_id=step, approved=approved, by=by, reason=reason)
+    )
 
 
 def _cancellable(session: Session, run_id: str) -> str:
@@ -111,6 +111,4 @@ def _cancellable(session: Session, run_id: str) -> str:
 async def cancel(w: Writer, by: str, run_id: str, *, reason: str | None = None) -> AnyCommand:
     """Cancel a run that has not finished (it takes no further step)."""
     full = await w.read(_cancellable, run_id)
-    command = build(RunCancel, run_id=full, by=by, reason=reason)
-    await w.publisher.publish(command)
-    return command
+    return await w.send(build(RunCancel, run_id=full, by=by, reason=reason))

@@ -30,6 +30,4 @@ def kill_switch_state(session: Session, *, setting: bool = False) -> KillSwitchS
 
 async def set_kill_switch(w: Writer, by: str, *, on: bool, reason: str | None = None) -> AnyCommand:
     """Every playbook run becomes a dry run (on), or may act again (off); every worker at once."""
-    command = build(KillSwitch, on=on, by=by, reason=reason)
-    await w.publisher.publish(command)
-    return command
+    return await w.send(build(KillSwitch, on=on, by=by, reason=reason))

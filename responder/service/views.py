@@ -8,15 +8,14 @@ secret-looking keys in step outputs are masked.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Generic, TypeVar
+from typing import Annotated, Any, Generic, Self, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from responder.audit.store import AuditRecord
 from responder.incidents import sla as clocks
 from responder.incidents.etag import incident_etag
-from responder.incidents.store import Incident, IncidentEvent
-from responder.playbooks.runs import PlaybookRun, StepRun
+from responder.incidents.store import Incident
+from responder.playbooks.runs import StepRun
 from responder.security.redact import scrub_value
 from responder.settings import SlaSettings
 
@@ -32,6 +31,14 @@ T = TypeVar("T")
 
 class _View(BaseModel):
     model_config = ConfigDict(from_attributes=True, frozen=True)
+
+
+class _RowView(_View):
+    """A view that is its table row's fields, as they are."""
+
+    @classmethod
+    def of(cls, row: object) -> Self:
+        return cls.model_validate(row)
 
 
 class Comment(_View):
@@ -123,7 +130,7 @@ class IncidentView(_View):
 DERIVED = frozenset({"etag", "sla"})
 
 
-class EventView(_View):
+class EventView(_RowView):
     position: int
     source: str
     event_id: str
@@ -132,12 +139,8 @@ class EventView(_View):
     time: Utc
     body: dict[str, Any]
 
-    @classmethod
-    def of(cls, row: IncidentEvent) -> EventView:
-        return cls.model_validate(row)
 
-
-class AuditView(_View):
+class AuditView(_RowView):
     seq: int
     at: Utc
     actor: str
@@ -147,12 +150,8 @@ class AuditView(_View):
     prev_hash: str
     hash: str
 
-    @classmethod
-    def of(cls, row: AuditRecord) -> AuditView:
-        return cls.model_validate(row)
 
-
-class RunView(_View):
+class RunView(_RowView):
     id: str
     playbook_id: str
     incident_id: str
@@ -165,10 +164,6 @@ class RunView(_View):
     wake_at: Utc | None
     created_at: Utc
     updated_at: Utc
-
-    @classmethod
-    def of(cls, row: PlaybookRun) -> RunView:
-        return cls.model_validate(row)
 
 
 class StepView(_View):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
+from responder.commands import AnyCommand
 from responder.service.errors import Invalid
 from responder.service.publish import Publisher
 
@@ -32,6 +33,11 @@ class Writer:
                 return fn(session, *args)
 
         return await asyncio.to_thread(work)
+
+    async def send(self, command: AnyCommand) -> AnyCommand:
+        """Publish `command` (return once the broker has it) and return it."""
+        await self.publisher.publish(command)
+        return command
 
 
 def describe(exc: ValidationError) -> str:

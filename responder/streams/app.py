@@ -144,8 +144,10 @@ def hard_stop(grace_s: float, exit_code: Callable[[], int]) -> threading.Timer:
 
 def create_app(settings: Settings) -> faust.App:
     # The faust App joins a consumer group named after its id: one per deployment (prefix).
+    app_id = f"{settings.kafka.group_prefix}-worker"
     return faust.App(
-        f"{settings.kafka.group_prefix}-worker",
+        app_id,
+        datadir=str(settings.kafka.data_dir / f"{app_id}-data"),
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         store="memory://",
         processing_guarantee="at_least_once",
@@ -162,6 +164,7 @@ def run_worker(settings: Settings, pipeline: Pipeline) -> None:
     before Kafka): a worker never exits because of an outage.
     """
     asyncio.run(wait_for_broker(settings.kafka.bootstrap_servers))
+    settings.kafka.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # faust makes one level
     app = create_app(settings)
     service = PipelineService(settings, pipeline, stop_grace_s=STOP_GRACE_S)
     worker = faust.Worker(

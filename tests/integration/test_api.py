@@ -4,8 +4,6 @@ events are published or dead-lettered, and every error is a problem detail."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +19,8 @@ from responder.service.identity import Role
 from responder.streams.playbooks import CommandStage, Wakeup
 from tests.support.api import Api, api_settings, kafka_of, running_api
 from tests.support.harness import _consume_all, event_json
-from tests.support.runner_kit import Kit, change
+from tests.support.runner_kit import ASK, Kit, change
+from tests.support.stages import running, settle
 
 pytestmark = pytest.mark.integration
 
@@ -39,19 +38,8 @@ def seed(engine: Engine, *changes: Any) -> None:
 
 async def apply_commands(api: Api, expect: int) -> CommandStage:
     """Run a CommandStage on the API's commands topic until `expect` commands were handled."""
-    stage = CommandStage(kafka_of(api.settings), api.engine, Wakeup())
-    await stage.start()
-    task = asyncio.ensure_future(stage.run())
-    try:
-        for _ in range(300):
-            if stage.stats.applied + stage.stats.refused >= expect:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await stage.stop()
+    async with running(CommandStage(kafka_of(api.settings), api.engine, Wakeup())) as stage:
+        await settle(lambda: stage.stats.applied + stage.stats.refused >= expect)
     return stage
 
 
@@ -257,16 +245,7 @@ def test_incidents_filter_sort_and_page_with_opaque_cursors(api: Api) -> None:
 async def test_runs_through_the_api(api: Api, tmp_path: Path) -> None:
     """List and show a waiting run, deny it with a reason; cancel refused once it is finished."""
     kit = Kit(db=api.engine, directory=tmp_path / "playbooks")
-    kit.playbook(
-        "ask",
-        """
-        id: ask
-        title: Ask first
-        on: {kind: credential_compromise}
-        steps:
-          - {id: approve, action: approval.request, with: {prompt: "Go?"}}
-        """,
-    )
+    kit.playbook("ask", ASK)
     [rid] = kit.apply(change())
     await kit.drive()
     viewer, responder = api.auth(Role.viewer), api.auth(Role.responder)

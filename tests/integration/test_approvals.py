@@ -3,10 +3,7 @@ and PostgreSQL: the runner kit's runner with fake ports, commands applied as Com
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder.commands import Decision
@@ -47,11 +44,6 @@ steps:
     for_each: "{{ events }}"
     with: {url: "https://tickets.example/api", json: {event: "{{ item.id }}"}}
 """
-
-
-@pytest.fixture
-def kit(db: Engine, tmp_path: Path) -> Kit:
-    return Kit(db=db, directory=tmp_path / "playbooks")
 
 
 def decision(rid: str, by: str, approved: bool = True) -> Decision:

@@ -17,17 +17,9 @@ from responder.cli import app
 from responder.service.identity import Role
 from tests.support.api import api_settings, issue_tokens, serving
 from tests.support.harness import _consume_all
-from tests.support.runner_kit import Kit, change
+from tests.support.runner_kit import ASK, Kit, change
 
 pytestmark = pytest.mark.integration
-
-ASK = """
-id: ask
-title: Ask first
-on: {kind: credential_compromise}
-steps:
-  - {id: approve, action: approval.request, with: {prompt: "Go?"}}
-"""
 
 
 @pytest.fixture

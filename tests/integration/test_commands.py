@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from pathlib import Path
 
@@ -13,12 +12,12 @@ from sqlmodel import Session
 
 from responder.commands import Decision, IncidentCommand, send_command
 from responder.incidents.store import apply_changes, get_incident
-from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
 from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
-from tests.support.harness import TOPICS, _consume_all, topic
-from tests.support.runner_kit import change
+from tests.support.harness import _consume_all, kafka_settings, topic
+from tests.support.runner_kit import ASK, change
+from tests.support.stages import running, settle
 
 pytestmark = pytest.mark.integration
 
@@ -26,19 +25,12 @@ pytestmark = pytest.mark.integration
 async def test_commands_apply_or_go_to_the_dlq_with_a_reason(
     kafka_bootstrap: str, db: Engine, unique: str, tmp_path: Path
 ) -> None:
-    kafka = KafkaSettings(
-        bootstrap_servers=kafka_bootstrap,
-        group_prefix=f"t-{unique}",
-        topics=Topics(**{name: topic(unique, name) for name in TOPICS}),
-    )
+    kafka = kafka_settings(kafka_bootstrap, unique)
     await ensure_topics(kafka)
     with Session(db) as session, session.begin():
         apply_changes(session, [change()])
     wakeup = Wakeup()
-    stage = CommandStage(kafka, db, wakeup)
-    await stage.start()
-    task = asyncio.ensure_future(stage.run())
-    try:
+    async with running(CommandStage(kafka, db, wakeup)) as stage:
         await send_command(
             kafka, IncidentCommand(incident_id="inc-1", status="acknowledged", by="al")
         )
@@ -50,15 +42,8 @@ async def test_commands_apply_or_go_to_the_dlq_with_a_reason(
         await producer.send_and_wait(kafka.topics.commands, b'{"type": "decision", "run_id": 1')
         await producer.stop()
         dead = await _consume_all(kafka_bootstrap, kafka.topics.dlq, 2, timeout=30)
-        for _ in range(300):  # commands on other partitions may still be on their way
-            if stage.stats.applied:
-                break
-            await asyncio.sleep(0.1)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await stage.stop()
+        # commands on other partitions may still be on their way
+        await settle(lambda: bool(stage.stats.applied))
     reasons = sorted(dict(m.headers)["responder.reason"].decode() for m in dead)
     assert reasons == ["command does not apply", "invalid command"]
     unknown = next(m for m in dead if b"no-such-run" in m.value)
@@ -81,16 +66,7 @@ async def test_runs_cli_lists_shows_and_sends_a_decision(
     db_url = f"sqlite:///{tmp_path / 'cli.db'}"
     kit = Kit(db=make_engine(db_url), directory=tmp_path / "playbooks")
     upgrade(kit.db)
-    kit.playbook(
-        "ask",
-        """
-        id: ask
-        title: Ask first
-        on: {kind: credential_compromise}
-        steps:
-          - {id: approve, action: approval.request, with: {prompt: "Go?"}}
-        """,
-    )
+    kit.playbook("ask", ASK)
     [rid] = kit.apply(change())
     await kit.drive()
     commands = topic(unique, "commands")

@@ -28,7 +28,7 @@ from responder.evidence.verify import verify_incident
 from tests.support.aws_server import CREDENTIALS, REGION, MotoServer
 from tests.support.fakes.mlflow import FakeRegistry
 from tests.support.mlflow_registry import RegistryFixture, create_registry
-from tests.support.runner_kit import Kit, change, event
+from tests.support.runner_kit import NOTHING, Kit, change, event
 
 pytestmark = pytest.mark.integration
 
@@ -63,15 +63,6 @@ def model_events() -> list[dict[str, Any]]:
 
 def model_change() -> Any:
     return change(kind="model_integrity", events=model_events())
-
-
-NOTHING = """
-id: nothing
-title: Responds to no incident of these tests
-on: {kind: never}
-steps:
-  - {id: tell, action: slack.notify, with: {text: never}}
-"""
 
 
 def quiet_kit(db: Engine, tmp_path: Path, **fields: Any) -> Kit:

@@ -14,17 +14,9 @@ from sqlalchemy import Engine
 from typer.testing import CliRunner, Result
 
 from responder.cli import app
-from tests.support.runner_kit import Kit, change, event
+from tests.support.runner_kit import NOTHING, Kit, change, event
 
 pytestmark = pytest.mark.integration
-
-NOTHING = """
-id: nothing
-title: Responds to no incident of these tests
-on: {kind: never}
-steps:
-  - {id: tell, action: slack.notify, with: {text: never}}
-"""
 
 
 def invoke(env: dict[str, str], *args: str | Path) -> Result:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_pipeline import incidents
 from tests.support.harness import (
     EACH_RULE,
     Worker,
     event_json,
+    incidents,
     produce,
     topic,
     wait_for,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from responder.audit.store import AuditRecord, verify_chain
 from responder.correlation.replay import replay
@@ -20,6 +20,7 @@ from tests.support.harness import (
     caught_up,
     consume,
     event_json,
+    incidents,
     produce,
     topic,
     wait_for,
@@ -39,15 +40,6 @@ def workers(tmp_path: Path) -> Iterator[list[Worker]]:
     yield started
     for w in started:
         w.stop()
-
-
-def incidents(url: str) -> list[Incident]:
-    engine = make_engine(url)
-    try:
-        with Session(engine) as s:
-            return list(s.exec(select(Incident).order_by(col(Incident.first_seen))).all())
-    finally:
-        engine.dispose()
 
 
 def refs(row: Incident) -> list[tuple[str, str]]:

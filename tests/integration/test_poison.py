@@ -7,8 +7,6 @@ every restart.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,29 +16,29 @@ import pytest
 import yaml
 from sqlmodel import Session, select
 
-from responder.correlation.engine import route as engine_route
 from responder.correlation.rules import Rule, RuleSet
 from responder.incidents.store import Incident
-from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
 from responder.streams.ingest import IngestStage
 from responder.streams.records import decode
 from responder.streams.topics import ensure_topics
+from tests.support.faults import routing_raises
 from tests.support.harness import (
     EACH_RULE,
-    TOPICS,
     Worker,
     _consume_all,
     _produce,
     caught_up,
     consume,
     event_json,
+    kafka_settings,
     produce,
     topic,
     wait_for,
     worker_env,
     write_rules,
 )
+from tests.support.stages import running
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -127,25 +125,11 @@ async def test_ingest_stage_on_the_broker_dead_letters_what_raises_with_its_clas
 ) -> None:
     """An event whose handling raises (whatever the cause) goes to the DLQ with the exception
     class and message; the stage goes on and routes the next event to the correlation topic."""
-    kafka = KafkaSettings(
-        bootstrap_servers=kafka_bootstrap,
-        group_prefix=f"t-{unique}",
-        topics=Topics(**{name: topic(unique, name) for name in TOPICS}),
-    )
+    kafka = kafka_settings(kafka_bootstrap, unique)
     await ensure_topics(kafka)
-    real_route = engine_route
-
-    def route(rules: RuleSet, doc: dict[str, Any]) -> Any:
-        if doc["id"] == "boom":
-            raise RecursionError("maximum recursion depth exceeded")
-        return real_route(rules, doc)
-
-    monkeypatch.setattr("responder.streams.records.route", route)
+    routing_raises(monkeypatch, "boom", RecursionError("maximum recursion depth exceeded"))
     rules = RuleSet([load_rule_text(EACH_RULE)])
-    stage = IngestStage(kafka, rules)
-    await stage.start()
-    task = asyncio.ensure_future(stage.run())
-    try:
+    async with running(IngestStage(kafka, rules)) as stage:
         values = [
             event_json("boom", type="secret.leaked", resource="k1"),
             event_json("after", type="secret.leaked", resource="k1"),
@@ -153,11 +137,6 @@ async def test_ingest_stage_on_the_broker_dead_letters_what_raises_with_its_clas
         await _produce(kafka_bootstrap, kafka.topics.events, values, [b"k1", b"k1"])
         dead = await _consume_all(kafka_bootstrap, kafka.topics.dlq, 1, timeout=30)
         routed = await _consume_all(kafka_bootstrap, kafka.topics.correlate, 1, timeout=30)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await stage.stop()
     [message] = dead
     headers = dict(message.headers)
     assert message.value == values[0]

@@ -18,17 +18,9 @@ from responder.commands import Reportable
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import get_incident
 from responder.storage.database import alembic_config, upgrade
-from tests.support.runner_kit import Kit, change
+from tests.support.runner_kit import NOTHING, Kit, change
 
 pytestmark = pytest.mark.integration
-
-NOTHING = """
-id: nothing
-title: Responds to no incident of these tests
-on: {kind: never}
-steps:
-  - {id: tell, action: slack.notify, with: {text: never}}
-"""
 
 MARK = """
 id: mark

@@ -19,9 +19,15 @@ from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.events.normalize import Context, convert
 from responder.incidents.store import Incident
-from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
-from tests.support.harness import TOPICS, Worker, consume, topic, wait_for, worker_env
+from tests.support.harness import (
+    Worker,
+    consume,
+    kafka_settings,
+    topic,
+    wait_for,
+    worker_env,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -46,15 +52,9 @@ def worker(
     started.stop()
 
 
-def kafka(bootstrap: str, unique: str) -> KafkaSettings:
-    return KafkaSettings(
-        bootstrap_servers=bootstrap, topics=Topics(**{n: topic(unique, n) for n in TOPICS})
-    )
-
-
 def send(bootstrap: str, unique: str, fixture: str, fmt: str, context: Context) -> None:
     """What `responder send FILE --format ...` does: the report, its context in headers."""
-    settings = kafka(bootstrap, unique)
+    settings = kafka_settings(bootstrap, unique)
     asyncio.run(send_report(settings, FIXTURES / fixture, settings.topics.reports, fmt, context))
 
 

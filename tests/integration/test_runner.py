@@ -7,11 +7,9 @@ the same transaction) and ticks the runner like the worker's runner stage.
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder.actions.registry import ActionError
@@ -76,11 +74,6 @@ steps:
     action: slack.notify
     with: {text: "ticket step gave {{ steps.ticket.output }}"}
 """
-
-
-@pytest.fixture
-def kit(db: Engine, tmp_path: Path) -> Kit:
-    return Kit(db=db, directory=tmp_path / "playbooks")
 
 
 async def test_approved_run_deactivates_notifies_and_acknowledges(kit: Kit) -> None:

@@ -26,18 +26,15 @@ from responder.service.identity import person
 from responder.service.writer import Writer
 from tests.support.fakes.http import response
 from tests.support.fakes.publisher import RecordingPublisher
-from tests.support.runner_kit import Kit, change
+from tests.support.runner_kit import ASK, Kit, change
 
 pytestmark = pytest.mark.integration
 
-ASK = """
-id: ask
-title: Ask first
-on: {kind: credential_compromise}
-steps:
-  - {id: approve, action: approval.request, with: {prompt: "Go?"}}
-  - {id: tell, action: slack.notify, with: {text: "went"}}
+ASK_THEN_TELL = (
+    ASK
+    + """  - {id: tell, action: slack.notify, with: {text: "went"}}
 """
+)
 
 SLOW = """
 id: slow
@@ -141,7 +138,7 @@ def test_worker_refuses_a_command_based_on_a_stale_incident(kit: Kit) -> None:
 
 async def test_cancelled_waiting_run_takes_no_further_step(kit: Kit) -> None:
     """Cancel a run waiting for approval: it is final, decisions are refused, nothing runs."""
-    kit.playbook("ask", ASK)
+    kit.playbook("ask", ASK_THEN_TELL)
     [rid] = kit.apply(change())
     await kit.drive()
     w = Writer(kit.db, publisher := RecordingPublisher())

@@ -7,12 +7,10 @@ import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder import bootstrap
@@ -41,11 +39,6 @@ def server() -> Iterator[SlackServer]:
 
 
 @pytest.fixture
-def kit(db: Engine, tmp_path: Path) -> Kit:
-    return Kit(db=db, directory=tmp_path / "playbooks")
-
-
-@pytest.fixture
 def settings(db_url: str, kafka_bootstrap: str, unique: str, server: SlackServer) -> Settings:
     return slack_settings(db_url, kafka_bootstrap, unique, server)
 
@@ -55,6 +48,18 @@ async def api(kit: Kit, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     with serving(bootstrap.api_app(settings, engine=kit.db)) as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as client:
             yield client
+
+
+@asynccontextmanager
+async def waiting(
+    kit: Kit, server: SlackServer, settings: Settings
+) -> AsyncIterator[tuple[str, Rig, httpx.AsyncClient]]:
+    """A run of the `contain` playbook waiting for approval, the commands stage, the API."""
+    kit.playbook("contain", contain())
+    [rid] = kit.apply(change())
+    async with rig(kit, server, settings) as r, api(kit, settings) as client:
+        await r.drive()
+        yield rid, r, client
 
 
 async def post(client: httpx.AsyncClient, body: bytes, headers: dict[str, str]) -> httpx.Response:
@@ -81,10 +86,7 @@ async def test_an_approval_click_resumes_the_run_and_the_side_effect_happens_onc
     kit: Kit, server: SlackServer, settings: Settings
 ) -> None:
     """A signed click: 200 at once, applied as slack:U1, redrawn, acted on once; a replay: 401."""
-    kit.playbook("contain", contain())
-    [rid] = kit.apply(change())
-    async with rig(kit, server, settings) as r, api(kit, settings) as client:
-        await r.drive()
+    async with waiting(kit, server, settings) as (rid, r, client):
         body, headers = signed(approve(r, rid, "U1"))
         started = time.monotonic()
         answer = await post(client, body, headers)
@@ -121,10 +123,7 @@ async def test_tampered_unsigned_and_late_requests_are_refused_and_audited(
     kit: Kit, server: SlackServer, settings: Settings
 ) -> None:
     """Tampered, unsigned, forged and late requests: 401 each, nothing decided, audited bodiless."""
-    kit.playbook("contain", contain())
-    [rid] = kit.apply(change())
-    async with rig(kit, server, settings) as r, api(kit, settings) as client:
-        await r.drive()
+    async with waiting(kit, server, settings) as (rid, r, client):
         body, headers = signed(approve(r, rid, "U1"))
         tampered = body.replace(b"U1", b"U2")
         assert (await post(client, tampered, headers)).status_code == 401
@@ -147,10 +146,7 @@ async def test_someone_who_may_not_approve_is_told_so_and_it_is_audited(
     kit: Kit, server: SlackServer, settings: Settings
 ) -> None:
     """A non-approver named like one, a foreign guest, a moved button: told privately, audited."""
-    kit.playbook("contain", contain())
-    [rid] = kit.apply(change())
-    async with rig(kit, server, settings) as r, api(kit, settings) as client:
-        await r.drive()
+    async with waiting(kit, server, settings) as (rid, r, client):
         intruder = approve(r, rid, "U9", name="U1", username="U1")
         guest = approve(r, rid, "U1", team="T0666")
         moved = approve(r, rid, "U1")

@@ -8,12 +8,10 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
-from sqlalchemy import Engine
 
 from responder import bootstrap
 from responder.actions.slack import APPROVE_ACTION_ID
@@ -40,11 +38,6 @@ def server(sockets: SocketModeServer) -> Iterator[SlackServer]:
     with SlackServer(token="xoxb-responder-bot", app_token="xapp-1-responder") as running:
         running.socket_url = sockets.url
         yield running
-
-
-@pytest.fixture
-def kit(db: Engine, tmp_path: Path) -> Kit:
-    return Kit(db=db, directory=tmp_path / "playbooks")
 
 
 @pytest.fixture

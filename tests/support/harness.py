@@ -17,7 +17,11 @@ from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlmodel import Session, col, select
 
+from responder.incidents.store import Incident
+from responder.settings import KafkaSettings, Topics
+from responder.storage.database import make_engine
 from responder.streams import topics
 
 T = TypeVar("T")
@@ -44,6 +48,9 @@ def worker_env(
         "RESPONDER_EVIDENCE__DIR": str(
             Path(tempfile.gettempdir()) / f"responder-evidence-{unique}"
         ),
+        "RESPONDER_KAFKA__DATA_DIR": str(
+            Path(tempfile.gettempdir()) / f"responder-worker-{unique}"
+        ),
         "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.2",
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_LOG_LEVEL": "INFO",
@@ -53,8 +60,27 @@ def worker_env(
     return env
 
 
+def incidents(url: str) -> list[Incident]:
+    """The incidents in the database at `url`, oldest first."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as s:
+            return list(s.exec(select(Incident).order_by(col(Incident.first_seen))).all())
+    finally:
+        engine.dispose()
+
+
 def topic(unique: str, name: str) -> str:
     return f"t.{unique}.{name}"
+
+
+def kafka_settings(bootstrap: str, unique: str) -> KafkaSettings:
+    """Kafka settings on the test's own topics and consumer groups."""
+    return KafkaSettings(
+        bootstrap_servers=bootstrap,
+        group_prefix=f"t-{unique}",
+        topics=Topics(**{name: topic(unique, name) for name in TOPICS}),
+    )
 
 
 @dataclass

@@ -30,6 +30,23 @@ from tests.support.fakes.http import FakeHttp
 from tests.support.fakes.mlflow import FakeRegistry
 from tests.support.fakes.slack import FakeSlack
 
+ASK = """
+id: ask
+title: Ask first
+on: {kind: credential_compromise}
+steps:
+  - {id: approve, action: approval.request, with: {prompt: "Go?"}}
+"""  # a playbook that waits for one approval on a credential compromise
+
+NOTHING = """
+id: nothing
+title: Responds to no incident of these tests
+on: {kind: never}
+steps:
+  - {id: tell, action: slack.notify, with: {text: never}}
+"""  # a playbook set that starts no run
+
+
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 KEY = "AKIAEXAMPLE000000001"
 

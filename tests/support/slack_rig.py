@@ -5,7 +5,6 @@ like Slack's (signed with the signing secret for the request URL)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import secrets
 import time
@@ -32,6 +31,7 @@ from responder.streams.topics import ensure_topics
 from tests.support.api import api_settings
 from tests.support.runner_kit import Kit
 from tests.support.slack_server import SlackServer
+from tests.support.stages import running
 
 SECRET = SecretStr("8f742231b10e8888abcd99b1c2d3e4f5")
 TEAM = "T0001"
@@ -187,12 +187,5 @@ async def rig(kit: Kit, server: SlackServer, settings: Settings) -> AsyncIterato
     """The commands stage running in this loop for the test's duration."""
     await ensure_topics(settings.kafka)
     stage = CommandStage(settings.kafka, kit.db, Wakeup(), bootstrap.directory(settings))
-    await stage.start()
-    task = asyncio.ensure_future(stage.run())
-    try:
+    async with running(stage):
         yield Rig(kit, server, settings, stage)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await stage.stop()

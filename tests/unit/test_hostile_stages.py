@@ -21,7 +21,6 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from responder.commands import IncidentCommand, apply_command
-from responder.correlation.engine import route as engine_route
 from responder.correlation.rules import RuleSet
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import apply_changes, get_incident, list_incidents
@@ -36,6 +35,7 @@ from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.records import MessageTooLarge, decode
 from responder.streams.sink import SinkStage
 from tests.support.builders import rule
+from tests.support.faults import routing_raises
 from tests.support.runner_kit import change
 
 KAFKA = KafkaSettings()
@@ -136,14 +136,7 @@ def test_ingest_batch_redoes_a_failing_batch_record_by_record(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Only the record that raises is dead-lettered, with its exception class; others go on."""
-    real_route = engine_route
-
-    def route(rules: RuleSet, doc: dict[str, Any]) -> Any:
-        if doc["id"] == "boom":
-            raise RuntimeError("nobody foresaw this")
-        return real_route(rules, doc)
-
-    monkeypatch.setattr("responder.streams.records.route", route)
+    routing_raises(monkeypatch, "boom", RuntimeError("nobody foresaw this"))
     outcome = IngestBatch(RULES, 4).handle([event("a"), event("boom"), b"{bad", event("c")])
     assert outcome.redone == "RuntimeError: nobody foresaw this"
     assert outcome.dead == [

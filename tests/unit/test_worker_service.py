@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -77,3 +78,10 @@ async def test_a_stage_that_hangs_on_stop_does_not_hold_the_others(
     await asyncio.wait_for(service.stop(), 5)
     assert first.stopped and not hung.stopped
     assert service.exit_code == 0
+
+
+def test_faust_data_directory_is_under_the_configured_data_dir(tmp_path: Path) -> None:
+    settings = Settings(kafka={"group_prefix": "t-abc", "data_dir": tmp_path})
+    app = worker_app.create_app(settings)
+    assert app.conf.datadir == tmp_path / "t-abc-worker-data"
+    assert not Path("t-abc-worker-data").exists()

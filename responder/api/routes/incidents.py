@@ -11,6 +11,7 @@ from pydantic import AwareDatetime
 from responder.api.auth import Caller, GuardedRoute, needs
 from responder.api.context import Ctx, Db
 from responder.api.problems import ProblemError, responses
+from responder.api.routes.accepted import accepted, command_route
 from responder.api.schemas import (
     Accepted,
     AssignBody,
@@ -18,7 +19,6 @@ from responder.api.schemas import (
     SeverityBody,
     StatusBody,
 )
-from responder.commands import AnyCommand
 from responder.events.schema import SeverityName
 from responder.service import incidents as ops
 from responder.service.identity import Role
@@ -120,74 +120,41 @@ def get_incident(
     return detail
 
 
-ACTION: dict[str, Any] = {
-    "status_code": 202,
-    "response_model": Accepted,
-    "openapi_extra": needs(Role.analyst),
-    "responses": responses(404, 412, 413, 422, 503),
-}
+ACTION = command_route(Role.analyst, 404, 412, 413, 422, 503)
 
 
-def _accepted(command: AnyCommand) -> Accepted:
-    return Accepted.of(command, getattr(command, "incident_id", ""))
+def _status_route(status: ops.StatusName, name: str, path: str, summary: str) -> Any:
+    """POST /{incident_id}/<path>: set the status, with an optional comment."""
+
+    async def route(
+        ctx: Ctx,
+        caller: Caller,
+        incident_id: IncidentId,
+        if_match: IfMatch = None,
+        body: StatusBody | None = None,
+    ) -> Accepted:
+        sent = await ops.set_status(
+            ctx.writer,
+            caller.by,
+            incident_id,
+            status,
+            comment=body.comment if body else None,
+            expected=expected_tag(if_match),
+        )
+        return accepted(sent, "incident_id")
+
+    route.__name__ = route.__qualname__ = name
+    return router.post(f"/{{incident_id}}/{path}", summary=summary, **ACTION)(route)
 
 
-@router.post("/{incident_id}/ack", summary="Acknowledge", **ACTION)
-async def acknowledge(
-    ctx: Ctx,
-    caller: Caller,
-    incident_id: IncidentId,
-    if_match: IfMatch = None,
-    body: StatusBody | None = None,
-) -> Accepted:
-    sent = await ops.acknowledge(
-        ctx.writer,
-        caller.by,
-        incident_id,
-        comment=body.comment if body else None,
-        expected=expected_tag(if_match),
-    )
-    return _accepted(sent)
-
-
-@router.post("/{incident_id}/resolve", summary="Resolve", **ACTION)
-async def resolve(
-    ctx: Ctx,
-    caller: Caller,
-    incident_id: IncidentId,
-    if_match: IfMatch = None,
-    body: StatusBody | None = None,
-) -> Accepted:
-    sent = await ops.resolve(
-        ctx.writer,
-        caller.by,
-        incident_id,
-        comment=body.comment if body else None,
-        expected=expected_tag(if_match),
-    )
-    return _accepted(sent)
-
-
-@router.post(
-    "/{incident_id}/false-positive",
-    summary="Mark a false positive (undoes playbook steps that have an undo)",
-    **ACTION,
+acknowledge = _status_route("acknowledged", "acknowledge", "ack", "Acknowledge")
+resolve = _status_route("resolved", "resolve", "resolve", "Resolve")
+false_positive = _status_route(
+    "false_positive",
+    "false_positive",
+    "false-positive",
+    "Mark a false positive (undoes playbook steps that have an undo)",
 )
-async def false_positive(
-    ctx: Ctx,
-    caller: Caller,
-    incident_id: IncidentId,
-    if_match: IfMatch = None,
-    body: StatusBody | None = None,
-) -> Accepted:
-    sent = await ops.mark_false_positive(
-        ctx.writer,
-        caller.by,
-        incident_id,
-        comment=body.comment if body else None,
-        expected=expected_tag(if_match),
-    )
-    return _accepted(sent)
 
 
 @router.post("/{incident_id}/assign", summary="Assign", **ACTION)
@@ -197,7 +164,7 @@ async def assign(
     sent = await ops.assign(
         ctx.writer, caller.by, incident_id, body.assignee, expected=expected_tag(if_match)
     )
-    return _accepted(sent)
+    return accepted(sent, "incident_id")
 
 
 @router.post("/{incident_id}/comment", summary="Comment", **ACTION)
@@ -207,7 +174,7 @@ async def comment(
     sent = await ops.comment(
         ctx.writer, caller.by, incident_id, body.text, expected=expected_tag(if_match)
     )
-    return _accepted(sent)
+    return accepted(sent, "incident_id")
 
 
 @router.post("/{incident_id}/severity", summary="Change the severity", **ACTION)
@@ -226,4 +193,4 @@ async def severity(
         comment=body.comment,
         expected=expected_tag(if_match),
     )
-    return _accepted(sent)
+    return accepted(sent, "incident_id")

@@ -9,8 +9,8 @@ from fastapi import APIRouter, Path, Query
 from responder.api.auth import Caller, GuardedRoute, needs
 from responder.api.context import Ctx, Db
 from responder.api.problems import responses
+from responder.api.routes.accepted import accepted, command_route
 from responder.api.schemas import Accepted, CancelBody, DecisionBody
-from responder.commands import AnyCommand
 from responder.service import runs as ops
 from responder.service.identity import Role
 from responder.service.views import Page, RunDetail, RunView
@@ -18,16 +18,7 @@ from responder.service.views import Page, RunDetail, RunView
 router = APIRouter(prefix="/runs", tags=["runs"], route_class=GuardedRoute)
 
 RunId = Annotated[str, Path(min_length=1, max_length=64, description="run id or a unique prefix")]
-ACTION: dict[str, Any] = {
-    "status_code": 202,
-    "response_model": Accepted,
-    "openapi_extra": needs(Role.responder),
-    "responses": responses(404, 409, 413, 422, 503),
-}
-
-
-def _accepted(command: AnyCommand) -> Accepted:
-    return Accepted.of(command, getattr(command, "run_id", ""))
+ACTION = command_route(Role.responder, 404, 409, 413, 422, 503)
 
 
 @router.get(
@@ -63,26 +54,24 @@ def get_run(db: Db, run_id: RunId) -> RunDetail:
     return ops.run_detail(db, run_id)
 
 
-@router.post("/{run_id}/approve", summary="Approve the step the run waits on", **ACTION)
-async def approve(
-    ctx: Ctx, caller: Caller, run_id: RunId, body: DecisionBody | None = None
-) -> Accepted:
-    body = body or DecisionBody()
-    sent = await ops.decide(
-        ctx.writer, caller.by, run_id, approved=True, step=body.step, reason=body.reason
-    )
-    return _accepted(sent)
+def _decision_route(approved: bool, name: str, summary: str) -> Any:
+    """POST /{run_id}/<name>: approve or deny the step the run waits on."""
+
+    async def route(
+        ctx: Ctx, caller: Caller, run_id: RunId, body: DecisionBody | None = None
+    ) -> Accepted:
+        body = body or DecisionBody()
+        sent = await ops.decide(
+            ctx.writer, caller.by, run_id, approved=approved, step=body.step, reason=body.reason
+        )
+        return accepted(sent, "run_id")
+
+    route.__name__ = route.__qualname__ = name
+    return router.post(f"/{{run_id}}/{name}", summary=summary, **ACTION)(route)
 
 
-@router.post("/{run_id}/deny", summary="Deny the step the run waits on", **ACTION)
-async def deny(
-    ctx: Ctx, caller: Caller, run_id: RunId, body: DecisionBody | None = None
-) -> Accepted:
-    body = body or DecisionBody()
-    sent = await ops.decide(
-        ctx.writer, caller.by, run_id, approved=False, step=body.step, reason=body.reason
-    )
-    return _accepted(sent)
+approve = _decision_route(True, "approve", "Approve the step the run waits on")
+deny = _decision_route(False, "deny", "Deny the step the run waits on")
 
 
 @router.post("/{run_id}/cancel", summary="Cancel a run before its next step", **ACTION)
@@ -90,4 +79,4 @@ async def cancel(
     ctx: Ctx, caller: Caller, run_id: RunId, body: CancelBody | None = None
 ) -> Accepted:
     sent = await ops.cancel(ctx.writer, caller.by, run_id, reason=body.reason if body else None)
-    return _accepted(sent)
+    return accepted(sent, "run_id")

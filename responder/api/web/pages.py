@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlmodel import Session
 
+from responder.api.problems import service_status
 from responder.api.web import render, screens
 from responder.api.web.login import (
     Refused,
@@ -33,14 +34,7 @@ from responder.commands import AnyCommand
 from responder.service import incidents as incident_ops
 from responder.service import runs as run_ops
 from responder.service import sessions
-from responder.service.errors import (
-    Conflict,
-    Invalid,
-    NotFound,
-    PreconditionFailed,
-    ServiceError,
-    Unavailable,
-)
+from responder.service.errors import ServiceError
 from responder.service.identity import Role, permits
 from responder.service.sessions import Login
 from responder.service.writer import Writer
@@ -50,7 +44,6 @@ log = structlog.get_logger(__name__)
 router = APIRouter(prefix="/ui", include_in_schema=False)
 root = APIRouter(include_in_schema=False)
 
-STATUS_OF = {NotFound: 404, Invalid: 422, Conflict: 409, PreconditionFailed: 412, Unavailable: 503}
 SENT = {
     "ack": "Acknowledgement sent.",
     "resolve": "Resolution sent.",
@@ -81,14 +74,11 @@ def failure(status: int, message: str, login: Login | None, back: str | None = N
         message=message,
         login=login,
         back=back,
-        nav="",
-        notice=None,
-        live_url=None,
     )
 
 
 def status_of(exc: ServiceError) -> int:
-    return next((code for kind, code in STATUS_OF.items() if isinstance(exc, kind)), 400)
+    return service_status(exc, (400, "refused"))[0]
 
 
 def notice(request: Request) -> str | None:
@@ -117,9 +107,6 @@ def _login_form(request: Request, error: str | None = None, status: int = 200) -
         status=status,
         error=error,
         login=None,
-        nav="",
-        notice=None,
-        live_url=None,
         ttl=render.duration(context(request).settings.web.session_ttl_s),
     )
 
@@ -189,7 +176,6 @@ def queue_page(request: Request) -> Response:
         "queue.html",
         login=who,
         nav="queue",
-        notice=None,
         live_url="/ui/live/queue?" + chosen.query(),
         chosen=chosen,
         incidents=incidents,
@@ -212,7 +198,6 @@ def incident_page(request: Request, incident_id: str) -> Response:
     return render.page(
         "incident.html",
         login=who,
-        nav="",
         notice=notice(request),
         live_url=f"/ui/live/incidents/{screen.incident.id}",
         screen=screen,
@@ -237,9 +222,7 @@ def event_page(request: Request, incident_id: str, position: int) -> Response:
     event = next((e for e in detail.events if e.position == position), None)
     if event is None:
         return failure(404, f"incident {detail.id} has no event {position}", who)
-    return render.page(
-        "event.html", login=who, nav="", notice=None, live_url=None, incident=detail, event=event
-    )
+    return render.page("event.html", login=who, incident=detail, event=event)
 
 
 @router.get("/approvals")

@@ -111,5 +111,15 @@ def fragment(name: str, **context: Any) -> str:
     return ENV.get_template(name).render(**context)
 
 
-def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    return HTMLResponse(fragment(name, **context), status_code=status)
+def page(
+    name: str,
+    status: int = 200,
+    *,
+    nav: str = "",
+    notice: str | None = None,
+    live_url: str | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    """A whole page: no navigation tab marked, no notice and no live updates unless given."""
+    html = fragment(name, nav=nav, notice=notice, live_url=live_url, **context)
+    return HTMLResponse(html, status_code=status)

@@ -16,19 +16,17 @@ from typing import IO, Any
 
 from responder.events.normalize.core import (
     Context,
-    Draft,
     Invalid,
     Item,
     Rejected,
     Skipped,
-    compact,
     need,
     number,
     obj,
     parse_time,
     text,
 )
-from responder.events.normalize.leaks import leak_severity
+from responder.events.normalize.leaks import leak
 from responder.events.normalize.reading import walk
 
 
@@ -61,21 +59,19 @@ def _event(entry: dict[str, Any], file: str, when: Any, context: Context) -> Ite
     verified = entry.get("is_verified") is True
     line = number(entry, "line_number")
     path = text(entry, "filename") or file
-    return Draft(
+    return leak(
         key=(context.asset or "", kind, path, hashed),
-        type="secret.leaked",
-        severity=leak_severity(kind, verified=verified),
+        kind=kind,
+        verified=verified,
         title=f"{kind} in {path}" + (f":{int(line)}" if line is not None else ""),
-        resource={"kind": "api_key", "id": f"sha1:{hashed}"},
+        resource_id=f"sha1:{hashed}",
         time=when,
-        attributes=compact(
-            {
-                "detector": kind,
-                "secret_sha1": hashed,
-                "verified": verified,
-                "file": path,
-                "line": int(line) if line is not None else None,
-                "repo": context.asset,
-            }
-        ),
+        attributes={
+            "detector": kind,
+            "secret_sha1": hashed,
+            "verified": verified,
+            "file": path,
+            "line": int(line) if line is not None else None,
+            "repo": context.asset,
+        },
     )

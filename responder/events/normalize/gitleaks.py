@@ -22,7 +22,6 @@ from responder.events.normalize.core import (
     Draft,
     Item,
     array,
-    compact,
     each,
     first,
     need,
@@ -31,7 +30,7 @@ from responder.events.normalize.core import (
     parse_time,
     text,
 )
-from responder.events.normalize.leaks import leak_severity, leaked_key
+from responder.events.normalize.leaks import leak, leaked_key
 from responder.events.normalize.reading import first_char, walk
 
 
@@ -65,35 +64,32 @@ def _event(finding: dict[str, Any], context: Context) -> Draft:
     line = number(finding, "StartLine")
     where = f"{file}:{int(line)}" if line is not None else file
     secrets = tuple(v for v in (secret, match, line_text) if v and v != resource_id)
-    return Draft(
+    return leak(
         key=(
             repo or "",
             rule,
             file,
             kept.get("secret_sha256") or text(finding, "Fingerprint") or "",
         ),
-        type="secret.leaked",
-        severity=leak_severity(rule),
+        kind=rule,
         title=f"{text(finding, 'Description') or rule} in {where}" if where else rule,
-        resource={"kind": "api_key", "id": resource_id},
+        resource_id=resource_id,
         time=parse_time(text(finding, "Date")),
         secrets=secrets,
-        attributes=compact(
-            {
-                **kept,
-                "rule": rule,
-                "description": text(finding, "Description"),
-                "repo": repo,
-                "file": file,
-                "symlink_file": text(finding, "SymlinkFile"),
-                "line": int(line) if line is not None else None,
-                "commit": text(finding, "Commit"),
-                "link": text(finding, "Link"),
-                "author": text(finding, "Author"),
-                "email": text(finding, "Email"),
-                "entropy": number(finding, "Entropy"),
-                "tags": [t for t in array(finding, "Tags") if isinstance(t, str)],
-                "fingerprint": text(finding, "Fingerprint"),
-            }
-        ),
+        attributes={
+            **kept,
+            "rule": rule,
+            "description": text(finding, "Description"),
+            "repo": repo,
+            "file": file,
+            "symlink_file": text(finding, "SymlinkFile"),
+            "line": int(line) if line is not None else None,
+            "commit": text(finding, "Commit"),
+            "link": text(finding, "Link"),
+            "author": text(finding, "Author"),
+            "email": text(finding, "Email"),
+            "entropy": number(finding, "Entropy"),
+            "tags": [t for t in array(finding, "Tags") if isinstance(t, str)],
+            "fingerprint": text(finding, "Fingerprint"),
+        },
     )

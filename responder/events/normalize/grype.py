@@ -29,7 +29,6 @@ from responder.events.normalize.core import (
     Item,
     Rejected,
     array,
-    compact,
     first,
     need,
     number,
@@ -40,16 +39,10 @@ from responder.events.normalize.core import (
     text,
 )
 from responder.events.normalize.reading import walk
-from responder.events.normalize.vulns import severity_of
+from responder.events.normalize.vulns import SEVERITY_WORDS, finding, first_cve, severity_of
 from responder.events.schema import SeverityName
 
-SEVERITY: dict[str, SeverityName] = {
-    "CRITICAL": "critical",
-    "HIGH": "high",
-    "MEDIUM": "medium",
-    "LOW": "low",
-    "NEGLIGIBLE": "info",
-}
+SEVERITY: dict[str, SeverityName] = {**SEVERITY_WORDS, "NEGLIGIBLE": "info"}
 _META = ("source.type", "source.target", "descriptor.timestamp", "descriptor.version")
 
 
@@ -108,13 +101,9 @@ def _event(match: dict[str, Any], meta: dict[str, Any], context: Context) -> Dra
         if isinstance(loc, dict) and (path := text(loc, "path"))
     ]
     aliases = [text(r, "id") for r in array(match, "relatedVulnerabilities") if isinstance(r, dict)]
-    cve = next(
-        (i for i in [vuln_id, *aliases] if i and i.upper().startswith("CVE-")),
-        None,
-    )
     fix = sub(vuln, "fix")
     version = text(artifact, "version")
-    return Draft(
+    return finding(
         key=(
             target_id,
             vuln_id,
@@ -122,7 +111,6 @@ def _event(match: dict[str, Any], meta: dict[str, Any], context: Context) -> Dra
             text(artifact, "type") or "",
             locations[0] if locations else "",
         ),
-        type="vulnerability.found",
         severity=severity_of(SEVERITY, text(vuln, "severity")),
         title=f"{vuln_id} in {name} {version or ''}".strip(),
         resource={
@@ -132,27 +120,23 @@ def _event(match: dict[str, Any], meta: dict[str, Any], context: Context) -> Dra
             "version": (text(target, "imageID") or "") if isinstance(target, dict) else "",
         },
         time=parse_time(meta.get("descriptor.timestamp")),
-        attributes=compact(
-            {
-                "cve": cve,
-                "vulnerability_id": vuln_id,
-                "aliases": [a for a in aliases if a],
-                "package": name,
-                "package_type": text(artifact, "type"),
-                "purl": text(artifact, "purl"),
-                "installed_version": version,
-                "fixed_version": ", ".join(v for v in array(fix, "versions") if isinstance(v, str)),
-                "fix_state": text(fix, "state"),
-                "cvss": cvss,
-                "cvss_vector": vector,
-                "tool_severity": text(vuln, "severity"),
-                "namespace": text(vuln, "namespace"),
-                "data_source": text(vuln, "dataSource"),
-                "locations": [loc for loc in locations if loc],
-                "description": shorten(text(vuln, "description") or "", 500),
-                "tool_version": meta.get("descriptor.version")
-                if isinstance(meta.get("descriptor.version"), str)
-                else None,
-            }
-        ),
+        cve=first_cve([vuln_id, *aliases]),
+        vulnerability_id=vuln_id,
+        aliases=[a for a in aliases if a],
+        package=name,
+        package_type=text(artifact, "type"),
+        purl=text(artifact, "purl"),
+        installed_version=version,
+        fixed_version=", ".join(v for v in array(fix, "versions") if isinstance(v, str)),
+        fix_state=text(fix, "state"),
+        cvss=cvss,
+        cvss_vector=vector,
+        tool_severity=text(vuln, "severity"),
+        namespace=text(vuln, "namespace"),
+        data_source=text(vuln, "dataSource"),
+        locations=[loc for loc in locations if loc],
+        description=shorten(text(vuln, "description") or "", 500),
+        tool_version=meta.get("descriptor.version")
+        if isinstance(meta.get("descriptor.version"), str)
+        else None,
     )

@@ -1,5 +1,6 @@
-"""What the secret scanners share: the severity table by kind of credential and the
-attributes an event keeps of a leaked value (its sha256 and a redacted form, never the value).
+"""What the secret scanners share: the severity table by kind of credential, the attributes an
+event keeps of a leaked value (its sha256 and a redacted form, never the value), and the
+`secret.leaked` draft.
 
 | credential (gitleaks `RuleID`, trufflehog `DetectorName`, detect-secrets `type`) | severity |
 |---|---|
@@ -12,8 +13,10 @@ attributes an event keeps of a leaked value (its sha256 and a redacted form, nev
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
+from responder.events.normalize.core import Draft, compact
 from responder.events.normalize.secret import aws_key_id, fingerprint, redacted
 from responder.events.schema import SeverityName
 
@@ -39,3 +42,28 @@ def leaked_key(secret: str | None, *also: str | None) -> tuple[str | None, dict[
     if key_id and key_id == secret:
         return key_id, kept
     return key_id or fingerprint(secret), kept
+
+
+def leak(
+    *,
+    key: tuple[str, ...],
+    kind: str,
+    verified: bool = False,
+    title: str,
+    resource_id: str,
+    time: datetime | None,
+    attributes: dict[str, Any],
+    secrets: tuple[str, ...] = (),
+) -> Draft:
+    """A `secret.leaked` draft: the credential is the resource, its severity by `kind` (critical
+    when the scanner verified it live), None and empty attributes left out."""
+    return Draft(
+        key=key,
+        type="secret.leaked",
+        severity=leak_severity(kind, verified=verified),
+        title=title,
+        resource={"kind": "api_key", "id": resource_id},
+        time=time,
+        secrets=secrets,
+        attributes=compact(attributes),
+    )

@@ -35,15 +35,9 @@ from responder.events.normalize.core import (
     text,
 )
 from responder.events.normalize.reading import walk
-from responder.events.normalize.vulns import severity_of
-from responder.events.schema import SeverityName
+from responder.events.normalize.vulns import SEVERITY_WORDS, severity_of
 
-SEVERITY: dict[str, SeverityName] = {
-    "CRITICAL": "critical",
-    "HIGH": "high",
-    "MEDIUM": "medium",
-    "LOW": "low",
-}
+SEVERITY = SEVERITY_WORDS
 _SUMMARY = (
     "summary.timestamp",
     "summary.input_path",

@@ -26,7 +26,6 @@ from responder.events.normalize.core import (
     Item,
     Rejected,
     array,
-    compact,
     need,
     number,
     obj,
@@ -35,7 +34,13 @@ from responder.events.normalize.core import (
     text,
 )
 from responder.events.normalize.reading import START, walk
-from responder.events.normalize.vulns import rating, severity_of
+from responder.events.normalize.vulns import (
+    finding,
+    first_cve,
+    package_resource,
+    rating,
+    severity_of,
+)
 from responder.events.schema import SeverityName
 
 DATABASE_SEVERITY: dict[str, SeverityName] = {
@@ -118,44 +123,29 @@ def _events(entry: dict[str, Any], source: dict[str, Any], context: Context) -> 
         severity = _severity(score, members)
         primary = ids[0]
         summary = next((text(v, "summary") for v in members if text(v, "summary")), None)
-        cve = next((a for a in aliases if a.upper().startswith("CVE-")), None)
-        yield Draft(
+        yield finding(
             key=(context.asset or "", lockfile, ecosystem, name, *sorted(ids)),
-            type="vulnerability.found",
             severity=severity,
             title=f"{primary} in {name} {version or ''}: {summary or ''}".strip(" :"),
-            resource={
-                "kind": "package",
-                "id": f"{ecosystem}:{name}",
-                "name": name,
-                "version": version or "",
-            },
+            resource=package_resource(f"{ecosystem}:{name}", name, version),
             time=None,
-            attributes=compact(
+            cve=first_cve(aliases),
+            vulnerability_id=primary,
+            aliases=aliases,
+            package=name,
+            ecosystem=ecosystem,
+            installed_version=version,
+            fixed_version=", ".join(sorted({f for v in members for f in _fixed(v, name)})),
+            cvss=score,
+            cwe=sorted(
                 {
-                    "cve": cve,
-                    "vulnerability_id": primary,
-                    "aliases": aliases,
-                    "package": name,
-                    "ecosystem": ecosystem,
-                    "installed_version": version,
-                    "fixed_version": ", ".join(
-                        sorted({f for v in members for f in _fixed(v, name)})
-                    ),
-                    "cvss": score,
-                    "cwe": sorted(
-                        {
-                            c
-                            for v in members
-                            for c in array(sub(v, "database_specific"), "cwe_ids")
-                            if isinstance(c, str)
-                        }
-                    ),
-                    "summary": shorten(summary or "", 500),
-                    "lockfile": lockfile,
-                    "source_type": source.get("type")
-                    if isinstance(source.get("type"), str)
-                    else None,
+                    c
+                    for v in members
+                    for c in array(sub(v, "database_specific"), "cwe_ids")
+                    if isinstance(c, str)
                 }
             ),
+            summary=shorten(summary or "", 500),
+            lockfile=lockfile,
+            source_type=source.get("type") if isinstance(source.get("type"), str) else None,
         )

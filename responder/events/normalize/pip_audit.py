@@ -16,11 +16,9 @@ from typing import IO, Any
 
 from responder.events.normalize.core import (
     Context,
-    Draft,
     Item,
     Skipped,
     array,
-    compact,
     each,
     need,
     obj,
@@ -28,6 +26,7 @@ from responder.events.normalize.core import (
     text,
 )
 from responder.events.normalize.reading import walk
+from responder.events.normalize.vulns import finding, first_cve, package_resource
 
 
 def detect(head: bytes) -> bool:
@@ -54,30 +53,19 @@ def _events(dep: dict[str, Any], context: Context) -> Iterator[Item]:
         vuln = obj(vuln, "vulns[]")
         vuln_id = need(vuln, "id")
         aliases = [a for a in array(vuln, "aliases") if isinstance(a, str)]
-        cve = next((a for a in [vuln_id, *aliases] if a.upper().startswith("CVE-")), None)
         fixes = [f for f in array(vuln, "fix_versions") if isinstance(f, str)]
-        yield Draft(
+        yield finding(
             key=(context.asset or "", normal, vuln_id),
-            type="vulnerability.found",
             severity="medium",
             title=f"{vuln_id} in {name} {version or ''}".strip(),
-            resource={
-                "kind": "package",
-                "id": f"pypi:{normal}",
-                "name": name,
-                "version": version or "",
-            },
+            resource=package_resource(f"pypi:{normal}", name, version),
             time=None,
-            attributes=compact(
-                {
-                    "cve": cve,
-                    "vulnerability_id": vuln_id,
-                    "aliases": aliases,
-                    "package": name,
-                    "ecosystem": "PyPI",
-                    "installed_version": version,
-                    "fixed_version": ", ".join(fixes),
-                    "description": shorten(text(vuln, "description") or "", 500),
-                }
-            ),
+            cve=first_cve([vuln_id, *aliases]),
+            vulnerability_id=vuln_id,
+            aliases=aliases,
+            package=name,
+            ecosystem="PyPI",
+            installed_version=version,
+            fixed_version=", ".join(fixes),
+            description=shorten(text(vuln, "description") or "", 500),
         )

@@ -30,7 +30,6 @@ from responder.events.normalize.core import (
     Item,
     Rejected,
     array,
-    compact,
     first,
     need,
     obj,
@@ -40,15 +39,15 @@ from responder.events.normalize.core import (
     text,
 )
 from responder.events.normalize.reading import START, walk
-from responder.events.normalize.vulns import cvss_score, severity_of
-from responder.events.schema import SeverityName
+from responder.events.normalize.vulns import (
+    SEVERITY_WORDS,
+    cvss_score,
+    finding,
+    first_cve,
+    severity_of,
+)
 
-SEVERITY: dict[str, SeverityName] = {
-    "CRITICAL": "critical",
-    "HIGH": "high",
-    "MEDIUM": "medium",
-    "LOW": "low",
-}
+SEVERITY = SEVERITY_WORDS
 KINDS = {"container_image": "image", "vm": "image", "repository": "repo", "filesystem": "repo"}
 
 _VULNS = ("Results.item.Vulnerabilities.item", "item.Vulnerabilities.item")
@@ -105,9 +104,8 @@ def _event(
     identifier = sub(vuln, "PkgIdentifier")
     installed = text(vuln, "InstalledVersion")
     title = text(vuln, "Title") or vuln_id
-    return Draft(
+    return finding(
         key=(artifact, target, vuln_id, package, text(vuln, "PkgPath") or ""),
-        type="vulnerability.found",
         severity=severity,
         title=f"{vuln_id} in {package} {installed or ''}: {title}".replace("  ", " "),
         resource={
@@ -117,30 +115,26 @@ def _event(
             "version": _text(report.get("Metadata.ImageID")) or "",
         },
         time=parse_time(report.get("CreatedAt")),
-        attributes=compact(
-            {
-                "cve": vuln_id if vuln_id.upper().startswith("CVE-") else None,
-                "vulnerability_id": vuln_id,
-                "aliases": [a for a in array(vuln, "VendorIDs") if isinstance(a, str)],
-                "package": package,
-                "package_id": text(vuln, "PkgID"),
-                "purl": text(identifier, "PURL"),
-                "installed_version": installed,
-                "fixed_version": text(vuln, "FixedVersion"),
-                "status": text(vuln, "Status"),
-                "cvss": cvss,
-                "cvss_vector": vector,
-                "tool_severity": text(vuln, "Severity"),
-                "severity_source": text(vuln, "SeveritySource"),
-                "cwe": [c for c in array(vuln, "CweIDs") if isinstance(c, str)],
-                "target": target,
-                "class": _text(result.get("Class")),
-                "package_type": _text(result.get("Type")),
-                "primary_url": text(vuln, "PrimaryURL"),
-                "published": text(vuln, "PublishedDate"),
-                "description": shorten(text(vuln, "Description") or "", 500),
-            }
-        ),
+        cve=first_cve([vuln_id]),
+        vulnerability_id=vuln_id,
+        aliases=[a for a in array(vuln, "VendorIDs") if isinstance(a, str)],
+        package=package,
+        package_id=text(vuln, "PkgID"),
+        purl=text(identifier, "PURL"),
+        installed_version=installed,
+        fixed_version=text(vuln, "FixedVersion"),
+        status=text(vuln, "Status"),
+        cvss=cvss,
+        cvss_vector=vector,
+        tool_severity=text(vuln, "Severity"),
+        severity_source=text(vuln, "SeveritySource"),
+        cwe=[c for c in array(vuln, "CweIDs") if isinstance(c, str)],
+        target=target,
+        **{"class": _text(result.get("Class"))},
+        package_type=_text(result.get("Type")),
+        primary_url=text(vuln, "PrimaryURL"),
+        published=text(vuln, "PublishedDate"),
+        description=shorten(text(vuln, "Description") or "", 500),
     )
 
 

@@ -21,7 +21,6 @@ from responder.events.normalize.core import (
     Draft,
     Invalid,
     Item,
-    compact,
     each,
     first,
     need,
@@ -31,7 +30,7 @@ from responder.events.normalize.core import (
     sub,
     text,
 )
-from responder.events.normalize.leaks import leak_severity, leaked_key
+from responder.events.normalize.leaks import leak, leaked_key
 from responder.events.normalize.reading import json_lines
 
 _GIT_TIME = re.compile(r"^(\d{4}-\d\d-\d\d) (\d\d:\d\d:\d\d) ([+-]\d\d)(\d\d)")
@@ -87,30 +86,28 @@ def _event(finding: dict[str, Any], context: Context) -> Draft:
         for k, v in sub(finding, "ExtraData").items()
         if isinstance(v, str | int | float | bool)
     }
-    return Draft(
+    return leak(
         key=(repo or "", detector, file, kept.get("secret_sha256", "")),
-        type="secret.leaked",
-        severity=leak_severity(detector, verified=verified),
+        kind=detector,
+        verified=verified,
         title=f"{detector} secret{' (verified)' if verified else ''} in {file or repo or 'a scanned source'}"
         + (f":{int(line)}" if line is not None and file else ""),
-        resource={"kind": "api_key", "id": resource_id},
+        resource_id=resource_id,
         time=_git_time(text(origin, "timestamp")),
         secrets=secrets,
-        attributes=compact(
-            {
-                **kept,
-                "detector": detector,
-                "decoder": text(finding, "DecoderName"),
-                "verified": verified,
-                "verification_error": text(finding, "VerificationError"),
-                "repo": repo,
-                "file": file,
-                "line": int(line) if line is not None else None,
-                "commit": text(origin, "commit"),
-                "email": text(origin, "email"),
-                "link": text(origin, "link"),
-                "source_name": text(finding, "SourceName"),
-                "extra": extra,
-            }
-        ),
+        attributes={
+            **kept,
+            "detector": detector,
+            "decoder": text(finding, "DecoderName"),
+            "verified": verified,
+            "verification_error": text(finding, "VerificationError"),
+            "repo": repo,
+            "file": file,
+            "line": int(line) if line is not None else None,
+            "commit": text(origin, "commit"),
+            "email": text(origin, "email"),
+            "link": text(origin, "link"),
+            "source_name": text(finding, "SourceName"),
+            "extra": extra,
+        },
     )

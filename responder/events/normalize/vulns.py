@@ -1,11 +1,22 @@
-"""What the vulnerability scanners share: severity tables and CVSS scores."""
+"""What the vulnerability scanners share: severity tables, CVSS scores, and the
+`vulnerability.found` draft with the attributes every one of them fills the same way."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
+from responder.events.normalize.core import Draft, compact
 from responder.events.schema import SeverityName
+
+# the scanners that name their severities in capitals (Trivy, Grype, ModelScan); keys upper case
+SEVERITY_WORDS: dict[str, SeverityName] = {
+    "CRITICAL": "critical",
+    "HIGH": "high",
+    "MEDIUM": "medium",
+    "LOW": "low",
+}
 
 # CVSS v3 qualitative rating (FIRST, CVSS v3.1 specification, section 5)
 CVSS_RATING: tuple[tuple[float, SeverityName], ...] = (
@@ -51,3 +62,47 @@ def cvss_score(by_vendor: Mapping[str, Any]) -> tuple[float | None, str | None]:
         if best[0] is not None:
             return best
     return best
+
+
+def first_cve(ids: Iterable[str | None]) -> str | None:
+    """The first of `ids` that is a CVE id."""
+    return next((i for i in ids if i and i.upper().startswith("CVE-")), None)
+
+
+def package_resource(resource_id: str, name: str, version: str | None) -> dict[str, str]:
+    """The resource of a finding in a package (the report names no application)."""
+    return {"kind": "package", "id": resource_id, "name": name, "version": version or ""}
+
+
+def finding(
+    *,
+    key: tuple[str, ...],
+    severity: SeverityName,
+    title: str,
+    resource: dict[str, str],
+    time: datetime | None,
+    cve: str | None,
+    vulnerability_id: str,
+    aliases: list[Any],
+    package: str,
+    **attributes: Any,
+) -> Draft:
+    """A `vulnerability.found` draft: the attributes every scanner gives first, then its own
+    (None and empty values left out)."""
+    return Draft(
+        key=key,
+        type="vulnerability.found",
+        severity=severity,
+        title=title,
+        resource=resource,
+        time=time,
+        attributes=compact(
+            {
+                "cve": cve,
+                "vulnerability_id": vulnerability_id,
+                "aliases": aliases,
+                "package": package,
+                **attributes,
+            }
+        ),
+    )
