@@ -192,5 +192,5 @@ def test_a_record_the_client_cannot_decode_goes_to_the_dlq_and_the_rest_still_co
         by_resource = {r.group["resource.id"]: r for r in rows}
     engine.dispose()
     assert sorted(e["id"] for e in by_resource["before"].event_ids) == ["before-0", "before-1"]
-    wait_for(lambda: worker.log().count('"undecodable record to DLQ"') == 2, 30)
+    wait_for(lambda: len(worker.log_events("undecodable record to DLQ")) == 2, 30)
     assert worker.proc is not None and worker.proc.poll() is None

@@ -114,8 +114,12 @@ class Worker:
     def log_events(self, event: str) -> list[dict[str, Any]]:
         out = []
         for line in self.log().splitlines():
-            if line.startswith("{") and f'"{event}"' in line:
-                out.append(json.loads(line))
+            start = line.find("{")  # a terminal escape sequence may come first
+            if start >= 0 and f'"{event}"' in line:
+                try:
+                    out.append(json.loads(line[start:]))
+                except ValueError:
+                    continue
         return out
 
     def stop(self) -> None:
