@@ -27,6 +27,7 @@ from responder.storage.database import make_engine, upgrade
 from tests.conftest import ROOT
 from tests.support.aws_server import MotoServer
 from tests.support.harness import TOPICS, Worker, produce, topic, wait_for, worker_env
+from tests.support.signing import SIGNER
 from tests.support.slack_server import SlackServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -149,7 +150,7 @@ def kafka_settings(bootstrap: str, unique: str) -> KafkaSettings:
 
 
 def command(bootstrap: str, unique: str, cmd: Decision | IncidentCommand) -> None:
-    asyncio.run(send_command(kafka_settings(bootstrap, unique), cmd))
+    asyncio.run(send_command(kafka_settings(bootstrap, unique), cmd, SIGNER))
 
 
 def runs(db: str, playbook: str) -> list[PlaybookRun]:

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from responder.streams import topics
+from tests.support.signing import command_env
 
 T = TypeVar("T")
 TOPICS = ("events", "dlq", "correlate", "changelog", "incidents", "commands", "reports")
@@ -47,6 +48,7 @@ def worker_env(
         "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.2",
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_LOG_LEVEL": "INFO",
+        **command_env(),
     }
     for name in TOPICS:
         env[f"RESPONDER_KAFKA__TOPICS__{name.upper()}"] = f"t.{unique}.{name}"

@@ -7,6 +7,7 @@ and `done` of `TopicStage`, the batch sender), so these tests need no broker.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ from responder.streams.records import MessageTooLarge, decode
 from responder.streams.sink import SinkStage
 from tests.support.builders import rule
 from tests.support.runner_kit import change
+from tests.support.signing import SIGNER, VERIFIER
 
 KAFKA = KafkaSettings()
 RULES = RuleSet([rule(id="every", match={"type|exists": True}, window="1h")])
@@ -58,6 +60,7 @@ def event(event_id: str, **overrides: Any) -> bytes:
 
 
 def message(value: bytes, offset: int, topic: str = "events") -> ConsumerRecord[bytes, bytes]:
+    signed = SIGNER.headers(value, now_ms=time.time_ns() // 10**6) if topic == "commands" else ()
     return ConsumerRecord(
         topic=topic,
         partition=0,
@@ -69,7 +72,7 @@ def message(value: bytes, offset: int, topic: str = "events") -> ConsumerRecord[
         checksum=None,
         serialized_key_size=0,
         serialized_value_size=len(value),
-        headers=(),
+        headers=tuple(signed),
     )
 
 
@@ -350,7 +353,7 @@ async def test_commands_stage_dead_letters_any_exception_and_goes_on(
         return real(session, command, directory)
 
     monkeypatch.setattr("responder.streams.playbooks.apply_command", apply)
-    stage = OfflineCommands(KAFKA, engine, Wakeup())
+    stage = OfflineCommands(KAFKA, engine, Wakeup(), VERIFIER)
     poison = IncidentCommand(incident_id="inc-1", comment="poison", by="al")
     good = IncidentCommand(incident_id="inc-1", status="acknowledged", by="al")
     await stage.handle(
