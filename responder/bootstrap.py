@@ -22,7 +22,7 @@ from responder.actions.http import AiohttpAdapter
 from responder.actions.ports import Ports
 from responder.actions.slack import SlackWebAdapter
 from responder.assets.sync import AssetSync
-from responder.commands import AnyCommand, command_signer, command_verifier, send_command
+from responder.commands import AnyCommand, command_gate, command_signer, send_command
 from responder.correlation.rules import RuleSet, load_rules
 from responder.evidence.snapshot import Snapshotter
 from responder.evidence.store import EvidenceStore, open_store
@@ -231,7 +231,7 @@ def pipeline(
                 settings.kafka,
                 engine,
                 wakeup,
-                command_verifier(settings.commands),
+                command_gate(settings.commands),
                 directory(settings),
             )
     return built

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
 from aiokafka import AIOKafkaProducer
@@ -285,11 +288,43 @@ def command_signer(settings: CommandSettings) -> Signer | None:
     return Signer(settings.issuer, private_key(settings.signing_key.get_secret_value()))
 
 
-def command_verifier(settings: CommandSettings) -> Verifier:
-    """What the worker accepts: the listed issuers' keys, signatures up to `max_age_s` old."""
-    return Verifier.of(
+@dataclass(frozen=True)
+class CommandGate:
+    """What the worker accepts: a command signed by a trusted issuer (`Verifier`), acting for
+    an identity (`by`) that issuer may vouch for: one of its `identities` patterns, or, for an
+    issuer without any, its own id. So a CLI key of alice's signs only alice's commands, and
+    the `by` the worker records is the one the signature vouches for."""
+
+    verifier: Verifier
+    identities: Mapping[str, tuple[str, ...]]
+
+    @property
+    def max_age_ms(self) -> int:
+        return self.verifier.max_age_ms
+
+    def admit(
+        self, value: bytes, headers: Sequence[tuple[str, bytes]], *, now_ms: int
+    ) -> tuple[AnyCommand, Signed]:
+        """The command and its proof; Refused (not authenticated) or ValidationError."""
+        signed = self.verifier.verify(value, headers, now_ms=now_ms)
+        command = COMMAND.validate_json(value)
+        patterns = self.identities.get(signed.issuer)
+        if patterns is None:
+            allowed = command.by == signed.issuer
+        else:
+            allowed = any(fnmatchcase(command.by, p) for p in patterns)
+        if not allowed:
+            raise Refused(f"issuer {signed.issuer!r} may not act as {command.by[:200]!r}")
+        return command, signed
+
+
+def command_gate(settings: CommandSettings) -> CommandGate:
+    """The worker's gate from the settings: trusted keys, identities, signature lifetime."""
+    verifier = Verifier.of(
         settings.issuers, max_age_s=settings.max_age_s, max_skew_s=settings.max_skew_s
     )
+    identities = {issuer: tuple(p) for issuer, p in settings.identities.items()}
+    return CommandGate(verifier, identities)
 
 
 def signed_record(

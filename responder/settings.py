@@ -76,6 +76,11 @@ class CommandSettings(BaseModel):
         description="the worker's trusted issuers: id → Ed25519 public keys, base64 "
         "(more than one while a key is rotated)",
     )
+    identities: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="who each issuer may act for (`by`, fnmatch patterns), e.g. "
+        'api: ["token:*", "slack:*"]; an issuer not listed acts only as itself (by = its id)',
+    )
     max_age_s: float = Field(
         default=300.0, gt=0, le=86_400, description="refuse commands signed longer ago"
     )
@@ -83,7 +88,7 @@ class CommandSettings(BaseModel):
         default=30.0, ge=0, le=3600, description="accept signing times this far in the future"
     )
 
-    @field_validator("issuers", mode="before")
+    @field_validator("issuers", "identities", mode="before")
     @classmethod
     def _one_or_more(cls, value: Any) -> Any:
         if isinstance(value, dict):

@@ -21,11 +21,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder.audit.store import append
-from responder.commands import COMMAND, AnyCommand, apply_command, first_seen
+from responder.commands import AnyCommand, CommandGate, apply_command, first_seen
 from responder.metrics.worker import COMMANDS
 from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
-from responder.security.signatures import Refused, Signed, Verifier
+from responder.security.signatures import Refused, Signed
 from responder.settings import KafkaSettings
 from responder.streams.db_retry import call_with_db_retry
 from responder.streams.failures import failure_detail, failure_reason
@@ -91,22 +91,23 @@ class CommandStage(TopicStage):
     """Applies analyst commands; one that cannot be applied goes to the DLQ, whatever the reason
     (an invalid command, one that does not apply, or any exception while applying it).
 
-    A command is read only once its signature verifies (`commands.command_verifier`); one that
-    is unsigned, signed by an unknown issuer or with a wrong key, expired, or a replay of one
-    applied before is never acted on: it goes to the DLQ and an audit record says why."""
+    A command is read only once its signature verifies (`commands.CommandGate`); one that is
+    unsigned, signed by an unknown issuer or with a wrong key, expired, acting for someone its
+    issuer may not vouch for, or a replay of one applied before is never acted on: it goes to
+    the DLQ and an audit record says why."""
 
     def __init__(
         self,
         kafka: KafkaSettings,
         engine: Engine,
         wakeup: Wakeup,
-        verifier: Verifier,
+        gate: CommandGate,
         directory: Directory | None = None,
     ) -> None:
         super().__init__(kafka, kafka.topics.commands, "commands", max_records=100)
         self.engine = engine
         self.wakeup = wakeup
-        self.verifier = verifier
+        self.gate = gate
         self.directory = directory or Directory()  # approver groups, Slack users (settings)
         self.stats = CommandStats()
 
@@ -114,10 +115,9 @@ class CommandStage(TopicStage):
         for messages in batch.values():
             for msg in messages:
                 try:
-                    signed = self.verifier.verify(
+                    command, signed = self.gate.admit(
                         msg.value or b"", list(msg.headers or ()), now_ms=time.time_ns() // 10**6
                     )
-                    command = COMMAND.validate_json(msg.value or b"")
                     result = await call_with_db_retry(
                         self.engine, partial(self._apply, command, signed), what="apply a command"
                     )
@@ -139,7 +139,7 @@ class CommandStage(TopicStage):
 
     def _apply(self, command: AnyCommand, signed: Signed) -> dict[str, Any]:
         with Session(self.engine) as session:
-            first_seen(session, command.id, signed, self.verifier.max_age_ms)
+            first_seen(session, command.id, signed, self.gate.max_age_ms)
             result = apply_command(session, command, self.directory)
             session.commit()
             return result

@@ -22,7 +22,7 @@ from responder.streams.playbooks import CommandStage, Wakeup
 from tests.support.api import Api, api_settings, kafka_of, running_api
 from tests.support.harness import _consume_all, event_json
 from tests.support.runner_kit import Kit, change
-from tests.support.signing import VERIFIER
+from tests.support.signing import GATE
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ def seed(engine: Engine, *changes: Any) -> None:
 
 async def apply_commands(api: Api, expect: int) -> CommandStage:
     """Run a CommandStage on the API's commands topic until `expect` commands were handled."""
-    stage = CommandStage(kafka_of(api.settings), api.engine, Wakeup(), VERIFIER)
+    stage = CommandStage(kafka_of(api.settings), api.engine, Wakeup(), GATE)
     await stage.start()
     task = asyncio.ensure_future(stage.run())
     try:

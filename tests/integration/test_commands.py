@@ -23,7 +23,7 @@ from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
 from tests.support.harness import TOPICS, _consume_all, topic
 from tests.support.runner_kit import change
-from tests.support.signing import ISSUER, SIGNER, VERIFIER, command_env
+from tests.support.signing import GATE, ISSUER, SIGNER, VERIFIER, command_env
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +40,7 @@ async def test_commands_apply_or_go_to_the_dlq_with_a_reason(
     with Session(db) as session, session.begin():
         apply_changes(session, [change()])
     wakeup = Wakeup()
-    stage = CommandStage(kafka, db, wakeup, VERIFIER)
+    stage = CommandStage(kafka, db, wakeup, GATE)
     await stage.start()
     task = asyncio.ensure_future(stage.run())
     now = time.time_ns() // 10**6

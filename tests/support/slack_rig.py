@@ -31,7 +31,7 @@ from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
 from tests.support.api import api_settings
 from tests.support.runner_kit import Kit
-from tests.support.signing import VERIFIER
+from tests.support.signing import GATE
 from tests.support.slack_server import SlackServer
 
 SECRET = SecretStr("8f742231b10e8888abcd99b1c2d3e4f5")
@@ -187,7 +187,7 @@ class Rig:
 async def rig(kit: Kit, server: SlackServer, settings: Settings) -> AsyncIterator[Rig]:
     """The commands stage running in this loop for the test's duration."""
     await ensure_topics(settings.kafka)
-    stage = CommandStage(settings.kafka, kit.db, Wakeup(), VERIFIER, bootstrap.directory(settings))
+    stage = CommandStage(settings.kafka, kit.db, Wakeup(), GATE, bootstrap.directory(settings))
     await stage.start()
     task = asyncio.ensure_future(stage.run())
     try:

@@ -14,8 +14,8 @@ from responder.commands import (
     KillSwitch,
     Replayed,
     Unsigned,
+    command_gate,
     command_signer,
-    command_verifier,
     first_seen,
     signed_record,
 )
@@ -140,7 +140,7 @@ def test_settings_build_the_signer_and_verifier_and_never_show_the_key() -> None
     signer = command_signer(settings)
     assert signer is not None and PRIVATE not in repr(signer) and PRIVATE not in repr(settings)
     value = OFF.model_dump_json().encode()
-    assert command_verifier(settings).verify(value, signed(value, signer), now_ms=NOW)
+    assert command_gate(settings).verifier.verify(value, signed(value, signer), now_ms=NOW)
     with pytest.raises(Unsigned, match="RESPONDER_COMMANDS__SIGNING_KEY"):
         signed_record(OFF, command_signer(CommandSettings()))
     with pytest.raises(ValueError, match="go together"):
@@ -175,8 +175,32 @@ def test_keygen_writes_the_issuer_env_file_and_prints_the_workers_line(tmp_path:
     assert pairs["RESPONDER_COMMANDS__SIGNING_KEY"] not in made.output
     value, _, headers = signed_record(OFF, command_signer(settings))
     now = int(dict(headers)["responder-signed-at"])
-    assert command_verifier(settings).verify(value, headers, now_ms=now).issuer == "api"
+    assert command_gate(settings).verifier.verify(value, headers, now_ms=now).issuer == "api"
     again = CliRunner().invoke(
         app, ["commands", "keygen", "--issuer", "api", "--out", str(env_file)]
     )
     assert again.exit_code == 1 and "not overwritten" in again.output
+
+
+def test_an_issuer_acts_only_for_the_identities_it_may_vouch_for() -> None:
+    cli_private, cli_public = generate()
+    gate = command_gate(
+        CommandSettings(
+            issuers={"api": [PUBLIC], "alice": [cli_public]},
+            identities={"api": ["token:*", "slack:*"]},
+        )
+    )
+    alice = Signer("alice", private_key(cli_private))
+
+    def admit(signer: Signer, by: str) -> str:
+        value = KillSwitch(on=False, by=by).model_dump_json().encode()
+        command, proof = gate.admit(value, signed(value, signer), now_ms=NOW)
+        return f"{proof.issuer}:{command.by}"
+
+    assert admit(SIGNER, "token:ci") == "api:token:ci"
+    assert admit(SIGNER, "slack:U0123") == "api:slack:U0123"
+    assert admit(alice, "alice") == "alice:alice"
+    with pytest.raises(Refused, match="issuer 'api' may not act as 'bob'"):
+        admit(SIGNER, "bob")
+    with pytest.raises(Refused, match="issuer 'alice' may not act as 'token:admin'"):
+        admit(alice, "token:admin")  # a CLI key signs its holder's commands only

@@ -38,7 +38,7 @@ from responder.streams.records import MessageTooLarge, decode
 from responder.streams.sink import SinkStage
 from tests.support.builders import rule
 from tests.support.runner_kit import change
-from tests.support.signing import SIGNER, VERIFIER
+from tests.support.signing import GATE, SIGNER
 
 KAFKA = KafkaSettings()
 RULES = RuleSet([rule(id="every", match={"type|exists": True}, window="1h")])
@@ -353,7 +353,7 @@ async def test_commands_stage_dead_letters_any_exception_and_goes_on(
         return real(session, command, directory)
 
     monkeypatch.setattr("responder.streams.playbooks.apply_command", apply)
-    stage = OfflineCommands(KAFKA, engine, Wakeup(), VERIFIER)
+    stage = OfflineCommands(KAFKA, engine, Wakeup(), GATE)
     poison = IncidentCommand(incident_id="inc-1", comment="poison", by="al")
     good = IncidentCommand(incident_id="inc-1", status="acknowledged", by="al")
     await stage.handle(
