@@ -150,11 +150,13 @@ def kafka_publisher(settings: Settings) -> KafkaPublisher:
     """A server's one producer (API, Slack receiver), signing commands with its key."""
     from responder.service.publish import KafkaPublisher
 
-    return KafkaPublisher(
-        settings.kafka,
-        signer=command_signer(settings.commands),
-        timeout_s=settings.api.publish_timeout_s,
-    )
+    signer = command_signer(settings.commands)
+    if signer is None:
+        log.warning(
+            "commands cannot be sent: no RESPONDER_COMMANDS__ISSUER / __SIGNING_KEY "
+            "(`responder commands keygen`)"
+        )
+    return KafkaPublisher(settings.kafka, signer=signer, timeout_s=settings.api.publish_timeout_s)
 
 
 def slack_front(settings: Settings, engine: Engine, publisher: Publisher) -> SlackFront:
@@ -227,6 +229,11 @@ def pipeline(
             )
             built.runner = RunnerStage(runner, wakeup, poll_s=settings.playbooks.poll_s)
         if "commands" in wanted:
+            if not settings.commands.issuers:
+                log.warning(
+                    "no command issuer is trusted (RESPONDER_COMMANDS__ISSUERS): "
+                    "every command will be refused"
+                )
             built.commands = CommandStage(
                 settings.kafka,
                 engine,

@@ -25,6 +25,7 @@ from responder.commands import AnyCommand, CommandGate, apply_command, first_see
 from responder.metrics.worker import COMMANDS
 from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
+from responder.security.audit_gate import AuditGate
 from responder.security.signatures import Refused, Signed
 from responder.settings import KafkaSettings
 from responder.streams.db_retry import call_with_db_retry
@@ -108,6 +109,7 @@ class CommandStage(TopicStage):
         self.engine = engine
         self.wakeup = wakeup
         self.gate = gate
+        self.audit_gate = AuditGate()  # refusals audited one by one, up to 30 a minute
         self.directory = directory or Directory()  # approver groups, Slack users (settings)
         self.stats = CommandStats()
 
@@ -145,9 +147,14 @@ class CommandStage(TopicStage):
             return result
 
     async def _forged(self, msg: Any, detail: str) -> None:
-        """A command not signed by a trusted issuer (or replayed): audited, then the DLQ."""
+        """A command not signed by a trusted issuer (or replayed): audited (a flood: 30 a
+        minute, the next record says how many were left out), then the DLQ."""
+        await self._refuse(msg, "command refused: not authenticated", detail)
+        write, left_out = self.audit_gate.admit(time.monotonic())
+        if not write:
+            return
         value = msg.value or b""
-        record = {
+        record: dict[str, Any] = {
             "reason": detail,
             "topic": msg.topic,
             "partition": msg.partition,
@@ -155,13 +162,14 @@ class CommandStage(TopicStage):
             "sha256": hashlib.sha256(value).hexdigest(),
             "bytes": len(value),
         }
+        if left_out:
+            record["refusals_left_out"] = left_out
         try:
             await call_with_db_retry(
                 self.engine, partial(_audit_refusal, self.engine, record), what="audit a refusal"
             )
         except Exception:  # the DLQ still gets it, with the reason
             log.exception("could not audit a refused command", offset=msg.offset)
-        await self._refuse(msg, "command refused: not authenticated", detail)
 
     async def _refuse(self, msg: Any, reason: str, detail: str) -> None:
         self.stats.refused += 1

@@ -6,6 +6,7 @@ and `done` of `TopicStage`, the batch sender), so these tests need no broker.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -19,13 +20,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from responder.commands import IncidentCommand, apply_command
+from responder.audit.store import AuditRecord
+from responder.commands import IncidentCommand, KillSwitch, apply_command
 from responder.correlation.engine import route as engine_route
 from responder.correlation.rules import RuleSet
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import apply_changes, get_incident, list_incidents
+from responder.playbooks.runs import kill_switch_on
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.storage.database import make_engine, upgrade
 from responder.streams import db_retry, ingest_batch, records
@@ -406,3 +409,21 @@ def test_correlate_never_raises_on_forged_messages(value: bytes) -> None:
     stage.stores[0] = {}
     stage.handle(batch_of([value], topic="correlate"))
     assert stage.pending[TopicPartition("correlate", 0)] == 1
+
+
+async def test_a_flood_of_forged_commands_is_refused_and_audited_within_a_budget(
+    engine: Engine,
+) -> None:
+    """Every forged command goes to the DLQ; the audit log gets 30 a minute, not the flood."""
+    forged = KillSwitch(on=True, by="mallory").model_dump_json().encode()
+    unsigned = [
+        dataclasses.replace(message(forged, i, "elsewhere"), topic="commands") for i in range(35)
+    ]
+    stage = OfflineCommands(KAFKA, engine, Wakeup(), GATE)
+    await stage.handle({TopicPartition("commands", 0): unsigned})
+    assert [r for _, r, _ in stage.rejected] == ["command refused: not authenticated"] * 35
+    assert stage.rejected[0][2] == ["unsigned: no responder-issuer header"]
+    with Session(engine) as session:
+        audited = session.exec(select(AuditRecord).where(AuditRecord.action == "command.refused"))
+        assert len(list(audited)) == 30
+        assert not kill_switch_on(session)
