@@ -22,7 +22,7 @@ from responder.actions.http import AiohttpAdapter
 from responder.actions.ports import Ports
 from responder.actions.slack import SlackWebAdapter
 from responder.assets.sync import AssetSync
-from responder.commands import AnyCommand, send_command
+from responder.commands import AnyCommand, command_gate, command_signer, send_command
 from responder.correlation.rules import RuleSet, load_rules
 from responder.evidence.snapshot import Snapshotter
 from responder.evidence.store import EvidenceStore, open_store
@@ -32,6 +32,7 @@ from responder.playbooks.loader import PlaybookSet, load_playbooks
 from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
 from responder.playbooks.start_sql import RunStarter
+from responder.security.signatures import Signer
 from responder.service.publish import OneShotPublisher
 from responder.service.writer import Writer
 from responder.settings import Settings, merged
@@ -52,6 +53,7 @@ __all__ = [
     "database",
     "directory",
     "evidence_store",
+    "kafka_publisher",
     "load_settings",
     "pipeline",
     "playbooks",
@@ -65,7 +67,7 @@ __all__ = [
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-    from responder.service.publish import Publisher
+    from responder.service.publish import KafkaPublisher, Publisher
     from responder.service.slack.front import SlackFront
     from responder.service.slack.socket_mode import SocketModeFront
 
@@ -103,11 +105,16 @@ class Services:
 
     def send(self, command: AnyCommand) -> None:
         """Publish an analyst command to the commands topic and wait for the broker's ack."""
-        asyncio.run(send_command(self.settings.kafka, command))
+        asyncio.run(send_command(self.settings.kafka, command, self.signer))
+
+    @cached_property
+    def signer(self) -> Signer | None:
+        """This process's command signing key (None: it cannot send commands)."""
+        return command_signer(self.settings.commands)
 
     def writer(self) -> Writer:
         """The service operations' database and a one-shot publisher (one command per call)."""
-        return Writer(self.engine, OneShotPublisher(self.settings.kafka))
+        return Writer(self.engine, OneShotPublisher(self.settings.kafka, self.signer))
 
 
 def services(overrides: dict[str, Any] | None = None, *, log_level: str | None = None) -> Services:
@@ -127,9 +134,8 @@ def api_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     started and stopped with the app."""
     from responder.api.app import create_app
     from responder.api.context import ApiContext
-    from responder.service.publish import KafkaPublisher
 
-    publisher = KafkaPublisher(settings.kafka, timeout_s=settings.api.publish_timeout_s)
+    publisher = kafka_publisher(settings)
     engine = engine or database(settings)
     slack = settings.slack
     front = None
@@ -138,6 +144,19 @@ def api_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     elif slack.mode == "http" and slack.bot_token is not None:
         log.warning("slack buttons are not served: RESPONDER_SLACK__SIGNING_SECRET is not set")
     return create_app(ApiContext(settings, engine, publisher, slack=front))
+
+
+def kafka_publisher(settings: Settings) -> KafkaPublisher:
+    """A server's one producer (API, Slack receiver), signing commands with its key."""
+    from responder.service.publish import KafkaPublisher
+
+    signer = command_signer(settings.commands)
+    if signer is None:
+        log.warning(
+            "commands cannot be sent: no RESPONDER_COMMANDS__ISSUER / __SIGNING_KEY "
+            "(`responder commands keygen`)"
+        )
+    return KafkaPublisher(settings.kafka, signer=signer, timeout_s=settings.api.publish_timeout_s)
 
 
 def slack_front(settings: Settings, engine: Engine, publisher: Publisher) -> SlackFront:
@@ -210,7 +229,18 @@ def pipeline(
             )
             built.runner = RunnerStage(runner, wakeup, poll_s=settings.playbooks.poll_s)
         if "commands" in wanted:
-            built.commands = CommandStage(settings.kafka, engine, wakeup, directory(settings))
+            if not settings.commands.issuers:
+                log.warning(
+                    "no command issuer is trusted (RESPONDER_COMMANDS__ISSUERS): "
+                    "every command will be refused"
+                )
+            built.commands = CommandStage(
+                settings.kafka,
+                engine,
+                wakeup,
+                command_gate(settings.commands),
+                directory(settings),
+            )
     return built
 
 

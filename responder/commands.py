@@ -4,22 +4,35 @@ The CLI, the API and Slack buttons send them (built by `responder.service`); the
 them to SQL in one audited transaction each. A command that does not apply
 (unknown run, already decided, an incident changed since the sender read it) is logged and kept
 on the DLQ with its reason, never silently dropped.
+
+Every command is signed by the process that sends it (`security.signatures`; the signature and
+the issuer travel in headers, `signed_record`); the worker checks the signature before it reads
+the command, and the command's id once (`first_seen`, the replay guard in SQL, kept as long as
+a signature is valid), in the transaction that applies it.
 """
 
 from __future__ import annotations
 
+import time
 import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from typing import Annotated, Any, Literal
 
 from aiokafka import AIOKafkaProducer
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
-from sqlmodel import Session
+from sqlalchemy import Column, DateTime, delete
+from sqlmodel import Field as SqlField
+from sqlmodel import Session, SQLModel, col
 
 from responder.events.schema import SeverityName
 from responder.incidents.etag import incident_etag
 from responder.incidents.model import IncidentEdit, IncidentStatus
 from responder.incidents.reporting import CategoryName
 from responder.incidents.store import Incident, UnknownIncident, get_incident, update_incident
+from responder.kafka_clients import client_options
 from responder.playbooks.decisions import (
     cancel_run,
     decide,
@@ -27,7 +40,8 @@ from responder.playbooks.decisions import (
     set_kill_switch,
 )
 from responder.playbooks.quorum import Directory
-from responder.settings import KafkaSettings
+from responder.security.signatures import Refused, Signed, Signer, Verifier, private_key
+from responder.settings import CommandSettings, KafkaSettings
 
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Text = Annotated[str, Field(min_length=1, max_length=4000)]
@@ -260,19 +274,110 @@ def _apply_incident(session: Session, command: IncidentCommand) -> dict[str, Any
     return {"incident_id": row.id, "status": row.status}
 
 
-async def send_command(kafka: KafkaSettings, command: AnyCommand) -> None:
-    """Publish one command and wait for the broker's acknowledgement."""
+# --- signatures and the replay guard ------------------------------------------------------
+
+
+class Unsigned(RuntimeError):
+    """This process has no signing key, so it cannot send commands."""
+
+
+def command_signer(settings: CommandSettings) -> Signer | None:
+    """The signer of a process that sends commands, or None when it has no key configured."""
+    if settings.issuer is None or settings.signing_key is None:
+        return None
+    return Signer(settings.issuer, private_key(settings.signing_key.get_secret_value()))
+
+
+@dataclass(frozen=True)
+class CommandGate:
+    """What the worker accepts: a command signed by a trusted issuer (`Verifier`), acting for
+    an identity (`by`) that issuer may vouch for: one of its `identities` patterns, or, for an
+    issuer without any, its own id. So a CLI key of alice's signs only alice's commands, and
+    the `by` the worker records is the one the signature vouches for."""
+
+    verifier: Verifier
+    identities: Mapping[str, tuple[str, ...]]
+
+    @property
+    def max_age_ms(self) -> int:
+        return self.verifier.max_age_ms
+
+    def admit(
+        self, value: bytes, headers: Sequence[tuple[str, bytes]], *, now_ms: int
+    ) -> tuple[AnyCommand, Signed]:
+        """The command and its proof; Refused (not authenticated) or ValidationError."""
+        signed = self.verifier.verify(value, headers, now_ms=now_ms)
+        command = COMMAND.validate_json(value)
+        patterns = self.identities.get(signed.issuer)
+        if patterns is None:
+            allowed = command.by == signed.issuer
+        else:
+            allowed = any(fnmatchcase(command.by, p) for p in patterns)
+        if not allowed:
+            raise Refused(f"issuer {signed.issuer!r} may not act as {command.by[:200]!r}")
+        return command, signed
+
+
+def command_gate(settings: CommandSettings) -> CommandGate:
+    """The worker's gate from the settings: trusted keys, identities, signature lifetime."""
+    verifier = Verifier.of(
+        settings.issuers, max_age_s=settings.max_age_s, max_skew_s=settings.max_skew_s
+    )
+    identities = {issuer: tuple(p) for issuer, p in settings.identities.items()}
+    return CommandGate(verifier, identities)
+
+
+def signed_record(
+    command: AnyCommand, signer: Signer | None
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """(value, key, headers) of a command on the commands topic, signed now by `signer`."""
+    if signer is None:
+        raise Unsigned(
+            "commands are signed by their sender: set RESPONDER_COMMANDS__ISSUER and "
+            "RESPONDER_COMMANDS__SIGNING_KEY (`responder commands keygen` makes a key)"
+        )
+    value = command.model_dump_json().encode()
+    return value, command.key.encode(), signer.headers(value, now_ms=time.time_ns() // 1_000_000)
+
+
+class Replayed(Refused):
+    """A command whose id was applied before (within the time its signature is valid)."""
+
+
+class SeenCommand(SQLModel, table=True):
+    """Command ids applied while their signature is valid: a copy of a command sent again
+    (by anyone who could read the topic) is refused. Rows are deleted once they expire."""
+
+    __tablename__ = "command_seen"
+
+    id: str = SqlField(primary_key=True, max_length=32)
+    issuer: str = SqlField(max_length=64)
+    expires_at: datetime = SqlField(
+        sa_column=Column(DateTime(timezone=True), nullable=False, index=True)
+    )
+
+
+def first_seen(session: Session, command_id: str, signed: Signed, max_age_ms: int) -> None:
+    """Record the command's id in the caller's transaction; Replayed if it is recorded."""
+    now = datetime.now(UTC)
+    session.execute(delete(SeenCommand).where(col(SeenCommand.expires_at) < now))
+    if session.get(SeenCommand, command_id) is not None:
+        raise Replayed(f"replayed: command {command_id} was applied before")
+    expires = datetime.fromtimestamp((signed.signed_at_ms + max_age_ms) / 1000, UTC)
+    session.add(SeenCommand(id=command_id, issuer=signed.issuer, expires_at=expires))
+    session.flush()  # a concurrent copy fails here (primary key), not after the effects
+
+
+async def send_command(kafka: KafkaSettings, command: AnyCommand, signer: Signer | None) -> None:
+    """Publish one signed command and wait for the broker's acknowledgement."""
+    value, key, headers = signed_record(command, signer)
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **client_options(kafka),
         client_id=f"{kafka.client_id}-commands",
         acks="all",
     )
     await producer.start()
     try:
-        await producer.send_and_wait(
-            kafka.topics.commands,
-            value=command.model_dump_json().encode(),
-            key=command.key.encode(),
-        )
+        await producer.send_and_wait(kafka.topics.commands, value=value, key=key, headers=headers)
     finally:
         await producer.stop()

@@ -11,7 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -28,6 +28,9 @@ class Topics(BaseModel):
 
 
 class KafkaSettings(BaseModel):
+    """Where Kafka is and how every client (stages, faust, admin, API, CLI) authenticates to it:
+    `security.kafka.client_options` turns these into the clients' options, in one place."""
+
     bootstrap_servers: str = "127.0.0.1:9092"
     partitions: int = Field(default=4, ge=1, description="partitions of the topics we create")
     replication_factor: int = Field(default=1, ge=1)
@@ -39,6 +42,69 @@ class KafkaSettings(BaseModel):
         description="where the worker's faust app keeps its directory (`<group_prefix>-worker-data`;"
         " its tables are in memory, so nothing there needs keeping)",
     )
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: Path | None = Field(
+        default=None, description="CA bundle the brokers' certificates are checked against"
+    )
+    ssl_certfile: Path | None = Field(default=None, description="client certificate (mTLS)")
+    ssl_keyfile: Path | None = Field(default=None, description="its private key (mTLS)")
+    ssl_key_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+
+    @model_validator(mode="after")
+    def _complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_") and (
+            not self.sasl_username or self.sasl_password is None
+        ):
+            raise ValueError(
+                f"security_protocol {self.security_protocol} needs sasl_username and sasl_password"
+            )
+        if (self.ssl_certfile is None) != (self.ssl_keyfile is None):
+            raise ValueError("ssl_certfile and ssl_keyfile go together (mTLS)")
+        return self
+
+
+class CommandSettings(BaseModel):
+    """Signed analyst commands (`responder.commands`, `security.signatures`): a process that
+    sends commands (API, Slack receiver, CLI) signs them as `issuer` with `signing_key`; the
+    worker applies only those signed by a key listed in `issuers`, within `max_age_s`."""
+
+    issuer: str | None = Field(default=None, description="this process's issuer id, e.g. api")
+    signing_key: SecretStr | None = Field(
+        default=None, description="its Ed25519 private key, base64 (`responder commands keygen`)"
+    )
+    issuers: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="the worker's trusted issuers: id → Ed25519 public keys, base64 "
+        "(more than one while a key is rotated)",
+    )
+    identities: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="who each issuer may act for (`by`, fnmatch patterns), e.g. "
+        'api: ["token:*", "slack:*"]; an issuer not listed acts only as itself (by = its id)',
+    )
+    max_age_s: float = Field(
+        default=300.0, gt=0, le=86_400, description="refuse commands signed longer ago"
+    )
+    max_skew_s: float = Field(
+        default=30.0, ge=0, le=3600, description="accept signing times this far in the future"
+    )
+
+    @field_validator("issuers", "identities", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @model_validator(mode="after")
+    def _pair(self) -> CommandSettings:
+        if (self.issuer is None) != (self.signing_key is None):
+            raise ValueError("commands.issuer and commands.signing_key go together")
+        return self
 
 
 class CorrelationSettings(BaseModel):
@@ -273,6 +339,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     kafka: KafkaSettings = KafkaSettings()
+    commands: CommandSettings = CommandSettings()
     correlation: CorrelationSettings = CorrelationSettings()
     database: DatabaseSettings = DatabaseSettings()
     slack: SlackSettings = SlackSettings()

@@ -15,6 +15,7 @@ from rich.table import Table
 from responder import __version__, bootstrap
 from responder.cli.assets import assets_app
 from responder.cli.audit import audit_app
+from responder.cli.command_keys import commands_app
 from responder.cli.console import err, out
 from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_app
 from responder.cli.evidence import evidence_app
@@ -41,6 +42,7 @@ app.add_typer(incidents_app, name="incidents")
 app.add_typer(rules_app, name="rules")
 app.add_typer(schema_app, name="schema")
 app.add_typer(audit_app, name="audit")
+app.add_typer(commands_app, name="commands")
 app.add_typer(db_app, name="db")
 app.add_typer(playbooks_app, name="playbooks")
 app.add_typer(runs_app, name="runs")

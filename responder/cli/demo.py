@@ -31,6 +31,7 @@ from responder.cli.send import send_file
 from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.incidents.store import list_incidents
+from responder.kafka_clients import client_options
 from responder.playbooks.plan import plan_changes
 from responder.playbooks.runs import PlaybookRun, list_runs
 from responder.playbooks.statuses import ACTIVE
@@ -70,7 +71,7 @@ def demo_settings(base: Settings, run_id: str, workdir: Path) -> tuple[Settings,
 async def _dlq_reasons(settings: Settings) -> list[str]:
     consumer = AIOKafkaConsumer(
         settings.kafka.topics.dlq,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
+        **client_options(settings.kafka),
         auto_offset_reset="earliest",
         group_id=None,
     )
@@ -92,7 +93,7 @@ def run_demo(base: Settings, out: Console, err: Console) -> int:
     (workdir / "demo.db").unlink(missing_ok=True)
     run_id = time.strftime("%Y%m%d%H%M%S")
     settings, env = demo_settings(base, run_id, workdir)
-    asyncio.run(wait_for_broker(settings.kafka.bootstrap_servers, timeout_s=30))
+    asyncio.run(wait_for_broker(settings.kafka, timeout_s=30))
     expected = replay(SCENARIO.read_bytes().splitlines(), load_rules(settings.rules_dir))
     want = sorted(len(i.events) for i in expected.incidents)
     planned = [

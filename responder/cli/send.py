@@ -10,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from responder.events.normalize import Context
+from responder.kafka_clients import client_options
 from responder.settings import KafkaSettings
 from responder.streams.reports import report_headers
 from responder.streams.topics import MAX_MESSAGE_BYTES, ensure_topics
@@ -28,7 +29,7 @@ async def send_file(kafka: KafkaSettings, path: Path, topic: str) -> int:
     lines = [line for line in path.read_bytes().splitlines() if line.strip()]  # noqa: ASYNC240
     await ensure_topics(kafka)
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **client_options(kafka),
         linger_ms=10,
         acks="all",
         max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
@@ -66,7 +67,7 @@ async def send_report(
         )
     await ensure_topics(kafka)
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers,
+        **client_options(kafka),
         acks="all",
         max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
     )

@@ -6,7 +6,6 @@ import asyncio
 import signal
 
 from responder import bootstrap
-from responder.service.publish import KafkaPublisher
 from responder.service.slack.socket_mode import checked_app_token
 from responder.settings import Settings
 from responder.streams.topics import ensure_topics
@@ -17,7 +16,7 @@ async def run_socket_mode(settings: Settings) -> None:
     commands go to Kafka through one producer, started first and stopped last."""
     checked_app_token(settings.slack.app_token)  # before anything is opened
     engine = bootstrap.database(settings)
-    publisher = KafkaPublisher(settings.kafka, timeout_s=settings.api.publish_timeout_s)
+    publisher = bootstrap.kafka_publisher(settings)
     front = bootstrap.socket_mode(settings, engine, publisher)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

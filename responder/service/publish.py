@@ -1,5 +1,7 @@
 """Publishing to Kafka: the port the operations use, one long-lived producer for a server and a
-one-shot sender for the CLI. Every send waits for the broker's acknowledgement (acks=all)."""
+one-shot sender for the CLI. Every send waits for the broker's acknowledgement (acks=all).
+Commands are signed with the process's key (`commands.signed_record`); a process without one
+cannot send them (Unavailable, saying which settings are missing)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from typing import Protocol
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 
-from responder.commands import AnyCommand, send_command
+from responder.commands import AnyCommand, Unsigned, send_command, signed_record
+from responder.kafka_clients import client_options
+from responder.security.signatures import Signer
 from responder.service.errors import Unavailable
 from responder.settings import KafkaSettings
 from responder.streams.topics import MAX_MESSAGE_BYTES
@@ -38,12 +42,16 @@ class Publisher(Protocol):
 class OneShotPublisher:
     """A producer per call (the CLI sends one command per process)."""
 
-    def __init__(self, kafka: KafkaSettings) -> None:
+    def __init__(self, kafka: KafkaSettings, signer: Signer | None = None) -> None:
         self.kafka = kafka
+        self.signer = signer
         self.topics_commands = kafka.topics.commands
 
     async def publish(self, command: AnyCommand) -> None:
-        await send_command(self.kafka, command)
+        try:
+            await send_command(self.kafka, command, self.signer)
+        except Unsigned as exc:
+            raise Unavailable(str(exc)) from None
 
     async def send_all(self, records: Sequence[Record]) -> None:
         producer = KafkaPublisher(self.kafka)
@@ -57,15 +65,18 @@ class OneShotPublisher:
 class KafkaPublisher:
     """One idempotent producer for a server process, started and stopped with it."""
 
-    def __init__(self, kafka: KafkaSettings, *, timeout_s: float = 15.0) -> None:
+    def __init__(
+        self, kafka: KafkaSettings, *, signer: Signer | None = None, timeout_s: float = 15.0
+    ) -> None:
         self.kafka = kafka
+        self.signer = signer
         self.topics_commands = kafka.topics.commands
         self.timeout_s = timeout_s
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.kafka.bootstrap_servers,
+            **client_options(self.kafka),
             client_id=f"{self.kafka.client_id}-api",
             acks="all",
             enable_idempotence=True,
@@ -87,8 +98,11 @@ class KafkaPublisher:
         return self._producer
 
     async def publish(self, command: AnyCommand) -> None:
-        value = command.model_dump_json().encode()
-        await self.send_all([Record(self.topics_commands, value, command.key.encode())])
+        try:
+            value, key, headers = signed_record(command, self.signer)
+        except Unsigned as exc:
+            raise Unavailable(str(exc)) from None
+        await self.send_all([Record(self.topics_commands, value, key, headers)])
 
     async def send_all(self, records: Sequence[Record]) -> None:
         producer = self.producer

@@ -22,6 +22,7 @@ import faust
 import structlog
 from mode import Service
 
+from responder.kafka_clients import faust_credentials
 from responder.metrics.worker import Endpoint, serve
 from responder.settings import Settings
 from responder.streams.pipeline import Pipeline
@@ -82,6 +83,7 @@ class PipelineService(Service):
         log.info(
             "worker started",
             bootstrap=self.settings.kafka.bootstrap_servers,
+            security_protocol=self.settings.kafka.security_protocol,
             stages=self.pipeline.names,
             topic=self.settings.kafka.topics.events,
         )
@@ -149,6 +151,7 @@ def create_app(settings: Settings) -> faust.App:
         app_id,
         datadir=str(settings.kafka.data_dir / f"{app_id}-data"),
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
+        broker_credentials=faust_credentials(settings.kafka),
         store="memory://",
         processing_guarantee="at_least_once",
         web_enabled=False,
@@ -163,7 +166,7 @@ def run_worker(settings: Settings, pipeline: Pipeline) -> None:
     The broker is awaited first, for as long as it takes (an orchestrator may start workers
     before Kafka): a worker never exits because of an outage.
     """
-    asyncio.run(wait_for_broker(settings.kafka.bootstrap_servers))
+    asyncio.run(wait_for_broker(settings.kafka))
     settings.kafka.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # faust makes one level
     app = create_app(settings)
     service = PipelineService(settings, pipeline, stop_grace_s=STOP_GRACE_S)

@@ -33,6 +33,7 @@ from responder.correlation.window import (
     state_from_dict,
     state_to_dict,
 )
+from responder.kafka_clients import client_options
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import Batch, BatchSender, LagMeter, commit, dead_letter
@@ -97,7 +98,7 @@ class CorrelateStage:
 
     def _clients(self) -> None:
         kafka = self.kafka
-        common = {"bootstrap_servers": kafka.bootstrap_servers}
+        common = client_options(kafka)
         self.consumer = AIOKafkaConsumer(
             **common,
             group_id=f"{kafka.group_prefix}-correlate",

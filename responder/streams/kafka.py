@@ -12,6 +12,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
+from responder.kafka_clients import client_options
 from responder.metrics.worker import CONSUMER_LAG
 from responder.settings import KafkaSettings
 from responder.streams.failures import source_headers
@@ -142,7 +143,7 @@ class TopicStage:
         kafka = self.kafka
         self.consumer = AIOKafkaConsumer(
             self.topic,
-            bootstrap_servers=kafka.bootstrap_servers,
+            **client_options(kafka),
             group_id=f"{kafka.group_prefix}-{self.role}",
             client_id=f"{kafka.client_id}-{self.role}",
             enable_auto_commit=False,
@@ -152,7 +153,7 @@ class TopicStage:
             **self.consumer_options(),
         )
         self.producer = AIOKafkaProducer(
-            bootstrap_servers=kafka.bootstrap_servers,
+            **client_options(kafka),
             client_id=f"{kafka.client_id}-{self.role}",
             **self.producer_options(),
         )

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import time
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -18,10 +20,13 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from responder.commands import COMMAND, AnyCommand, apply_command
+from responder.audit.store import append
+from responder.commands import AnyCommand, CommandGate, apply_command, first_seen
 from responder.metrics.worker import COMMANDS
 from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
+from responder.security.audit_gate import AuditGate
+from responder.security.signatures import Refused, Signed
 from responder.settings import KafkaSettings
 from responder.streams.db_retry import call_with_db_retry
 from responder.streams.failures import TOMBSTONE, failure_detail, failure_reason
@@ -85,18 +90,26 @@ class CommandStats:
 
 class CommandStage(TopicStage):
     """Applies analyst commands; one that cannot be applied goes to the DLQ, whatever the reason
-    (an invalid command, one that does not apply, or any exception while applying it)."""
+    (an invalid command, one that does not apply, or any exception while applying it).
+
+    A command is read only once its signature verifies (`commands.CommandGate`); one that is
+    unsigned, signed by an unknown issuer or with a wrong key, expired, acting for someone its
+    issuer may not vouch for, or a replay of one applied before is never acted on: it goes to
+    the DLQ and an audit record says why."""
 
     def __init__(
         self,
         kafka: KafkaSettings,
         engine: Engine,
         wakeup: Wakeup,
+        gate: CommandGate,
         directory: Directory | None = None,
     ) -> None:
         super().__init__(kafka, kafka.topics.commands, "commands", max_records=100)
         self.engine = engine
         self.wakeup = wakeup
+        self.gate = gate
+        self.audit_gate = AuditGate()  # refusals audited one by one, up to 30 a minute
         self.directory = directory or Directory()  # approver groups, Slack users (settings)
         self.stats = CommandStats()
 
@@ -107,10 +120,14 @@ class CommandStage(TopicStage):
                     await self._refuse(msg, TOMBSTONE, "a command needs a value")
                     continue
                 try:
-                    command = COMMAND.validate_json(msg.value)
-                    result = await call_with_db_retry(
-                        self.engine, partial(self._apply, command), what="apply a command"
+                    command, signed = self.gate.admit(
+                        msg.value or b"", list(msg.headers or ()), now_ms=time.time_ns() // 10**6
                     )
+                    result = await call_with_db_retry(
+                        self.engine, partial(self._apply, command, signed), what="apply a command"
+                    )
+                except Refused as exc:
+                    await self._forged(msg, str(exc))
                 except ValidationError as exc:
                     await self._refuse(msg, "invalid command", str(exc.errors()[0]["msg"]))
                 except (ValueError, LookupError) as exc:
@@ -121,18 +138,50 @@ class CommandStage(TopicStage):
                 else:
                     self.stats.applied += 1
                     COMMANDS.labels("applied").inc()
-                    log.info("command applied", **result)
+                    log.info("command applied", issuer=signed.issuer, by=command.by, **result)
         self.wakeup.set()
         await self.done(batch)
 
-    def _apply(self, command: AnyCommand) -> dict[str, Any]:
+    def _apply(self, command: AnyCommand, signed: Signed) -> dict[str, Any]:
         with Session(self.engine) as session:
+            first_seen(session, command.id, signed, self.gate.max_age_ms)
             result = apply_command(session, command, self.directory)
             session.commit()
             return result
+
+    async def _forged(self, msg: Any, detail: str) -> None:
+        """A command not signed by a trusted issuer (or replayed): audited (a flood: 30 a
+        minute, the next record says how many were left out), then the DLQ."""
+        await self._refuse(msg, "command refused: not authenticated", detail)
+        write, left_out = self.audit_gate.admit(time.monotonic())
+        if not write:
+            return
+        value = msg.value or b""
+        record: dict[str, Any] = {
+            "reason": detail,
+            "topic": msg.topic,
+            "partition": msg.partition,
+            "offset": msg.offset,
+            "sha256": hashlib.sha256(value).hexdigest(),
+            "bytes": len(value),
+        }
+        if left_out:
+            record["refusals_left_out"] = left_out
+        try:
+            await call_with_db_retry(
+                self.engine, partial(_audit_refusal, self.engine, record), what="audit a refusal"
+            )
+        except Exception:  # the DLQ still gets it, with the reason
+            log.exception("could not audit a refused command", offset=msg.offset)
 
     async def _refuse(self, msg: Any, reason: str, detail: str) -> None:
         self.stats.refused += 1
         COMMANDS.labels("refused").inc()
         log.warning("command refused to DLQ", reason=reason, detail=detail, offset=msg.offset)
         await self.reject(msg, reason, [detail])
+
+
+def _audit_refusal(engine: Engine, record: dict[str, Any]) -> None:
+    with Session(engine) as session:
+        append(session, [("system:commands", "command.refused", "responder.commands", record)])
+        session.commit()

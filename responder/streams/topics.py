@@ -15,6 +15,7 @@ import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
+from responder.kafka_clients import client_options
 from responder.settings import KafkaSettings
 
 log = structlog.get_logger(__name__)
@@ -48,8 +49,13 @@ def partition_for(key: str, partitions: int) -> int:
     return zlib.crc32(key.encode("utf-8")) % partitions
 
 
+def _settings(kafka: KafkaSettings | str) -> KafkaSettings:
+    """A bare bootstrap address (tests, benchmarks) means a plaintext connection."""
+    return kafka if isinstance(kafka, KafkaSettings) else KafkaSettings(bootstrap_servers=kafka)
+
+
 async def wait_for_broker(
-    bootstrap: str, timeout_s: float | None = None, *, max_backoff_s: float = 30.0
+    kafka: KafkaSettings | str, timeout_s: float | None = None, *, max_backoff_s: float = 30.0
 ) -> None:
     """Return once the broker answers; retry with backoff (up to `max_backoff_s`) meanwhile.
 
@@ -59,8 +65,10 @@ async def wait_for_broker(
     loop = asyncio.get_running_loop()
     deadline = None if timeout_s is None else loop.time() + timeout_s
     delay, down_since = 0.5, None
+    kafka = _settings(kafka)
+    bootstrap = kafka.bootstrap_servers
     while True:
-        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        admin = AIOKafkaAdminClient(**client_options(kafka))
         try:
             await admin.start()
             await admin.list_topics()
@@ -103,9 +111,9 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, names: list[str]) -> Non
         await asyncio.sleep(0.05)
 
 
-async def create_topics(bootstrap: str, names: list[str], partitions: int) -> None:
+async def create_topics(kafka: KafkaSettings | str, names: list[str], partitions: int) -> None:
     """Create plain topics (tests, benchmarks) and wait until their partitions have leaders."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(**client_options(_settings(kafka)))
     await admin.start()
     try:
         await admin.create_topics([NewTopic(n, partitions, 1) for n in names])
@@ -116,8 +124,8 @@ async def create_topics(bootstrap: str, names: list[str], partitions: int) -> No
 
 async def ensure_topics(kafka: KafkaSettings) -> None:
     """Create missing topics; verify the partition counts the correlation stage depends on."""
-    await wait_for_broker(kafka.bootstrap_servers)
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    await wait_for_broker(kafka)
+    admin = AIOKafkaAdminClient(**client_options(kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())

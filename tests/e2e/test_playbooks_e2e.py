@@ -31,6 +31,7 @@ from tests.support.harness import (
     wait_for,
     worker_env,
 )
+from tests.support.signing import SIGNER
 from tests.support.slack_server import SlackServer
 from tests.support.ticket_server import TicketServer
 
@@ -99,7 +100,7 @@ def env_for(
 
 
 def command(bootstrap: str, unique: str, cmd: Decision | IncidentCommand) -> None:
-    asyncio.run(send_command(kafka_settings(bootstrap, unique), cmd))
+    asyncio.run(send_command(kafka_settings(bootstrap, unique), cmd, SIGNER))
 
 
 def runs(db: str, playbook: str) -> list[PlaybookRun]:

@@ -20,6 +20,7 @@ from responder.streams.playbooks import CommandStage, Wakeup
 from tests.support.api import Api, api_settings, kafka_of, running_api
 from tests.support.harness import _consume_all, event_json
 from tests.support.runner_kit import ASK, Kit, change
+from tests.support.signing import GATE
 from tests.support.stages import running, settle
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,7 @@ def seed(engine: Engine, *changes: Any) -> None:
 
 async def apply_commands(api: Api, expect: int) -> CommandStage:
     """Run a CommandStage on the API's commands topic until `expect` commands were handled."""
-    async with running(CommandStage(kafka_of(api.settings), api.engine, Wakeup())) as stage:
+    async with running(CommandStage(kafka_of(api.settings), api.engine, Wakeup(), GATE)) as stage:
         await settle(lambda: stage.stats.applied + stage.stats.refused >= expect)
     return stage
 

@@ -16,7 +16,6 @@ from pydantic import SecretStr
 from responder import bootstrap
 from responder.actions.slack import APPROVE_ACTION_ID
 from responder.service.errors import Invalid
-from responder.service.publish import KafkaPublisher
 from responder.service.slack.socket_mode import SocketModeFront
 from responder.settings import Settings
 from tests.support.runner_kit import KEY, Kit, change
@@ -62,7 +61,7 @@ async def test_a_click_over_socket_mode_is_acknowledged_at_once_and_applied(
     """Socket Mode: acked within 3 s, applied, acted on once; redelivered and late clicks refused."""
     kit.playbook("contain", contain())
     [rid] = kit.apply(change())
-    publisher = KafkaPublisher(settings.kafka)
+    publisher = bootstrap.kafka_publisher(settings)
     front = bootstrap.socket_mode(settings, kit.db, publisher)
     stop = asyncio.Event()
     async with rig(kit, server, settings) as r:
@@ -115,7 +114,7 @@ def test_socket_mode_wants_an_app_level_token_and_never_repeats_it(
     kit: Kit, settings: Settings
 ) -> None:
     """A bot token given as the app-level token is refused by name, its value not shown."""
-    front = bootstrap.slack_front(settings, kit.db, KafkaPublisher(settings.kafka))
+    front = bootstrap.slack_front(settings, kit.db, bootstrap.kafka_publisher(settings))
     with pytest.raises(Invalid) as info:
         SocketModeFront(front, app_token=SecretStr("xoxb-not-an-app-token"))
     assert "xapp-" in str(info.value) and "xoxb-not" not in str(info.value)

@@ -21,6 +21,7 @@ from responder.service import tokens
 from responder.service.identity import Role
 from responder.settings import KafkaSettings, Settings, Topics
 from tests.support.harness import TOPICS, topic, wait_for
+from tests.support.signing import command_settings
 
 
 def api_settings(db_url: str, bootstrap_servers: str, unique: str, **api: Any) -> Settings:
@@ -34,6 +35,7 @@ def api_settings(db_url: str, bootstrap_servers: str, unique: str, **api: Any) -
                 "topics": {name: topic(unique, name) for name in TOPICS},
             },
             "api": api,
+            "commands": command_settings(),
         }
     )
 

@@ -23,6 +23,7 @@ from responder.incidents.store import Incident
 from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine
 from responder.streams import topics
+from tests.support.signing import command_env
 
 T = TypeVar("T")
 TOPICS = ("events", "dlq", "correlate", "changelog", "incidents", "commands", "reports")
@@ -54,6 +55,7 @@ def worker_env(
         "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.2",
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_LOG_LEVEL": "INFO",
+        **command_env(),
     }
     for name in TOPICS:
         env[f"RESPONDER_KAFKA__TOPICS__{name.upper()}"] = f"t.{unique}.{name}"

@@ -30,6 +30,7 @@ from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
 from tests.support.api import api_settings
 from tests.support.runner_kit import Kit
+from tests.support.signing import GATE
 from tests.support.slack_server import SlackServer
 from tests.support.stages import running
 
@@ -186,6 +187,6 @@ class Rig:
 async def rig(kit: Kit, server: SlackServer, settings: Settings) -> AsyncIterator[Rig]:
     """The commands stage running in this loop for the test's duration."""
     await ensure_topics(settings.kafka)
-    stage = CommandStage(settings.kafka, kit.db, Wakeup(), bootstrap.directory(settings))
+    stage = CommandStage(settings.kafka, kit.db, Wakeup(), GATE, bootstrap.directory(settings))
     async with running(stage):
         yield Rig(kit, server, settings, stage)

@@ -6,7 +6,9 @@ and `done` of `TopicStage`, the batch sender), so these tests need no broker.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -18,12 +20,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from responder.commands import IncidentCommand, apply_command
+from responder.audit.store import AuditRecord
+from responder.commands import IncidentCommand, KillSwitch, apply_command
 from responder.correlation.rules import RuleSet
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import apply_changes, get_incident, list_incidents
+from responder.playbooks.runs import kill_switch_on
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.storage.database import make_engine, upgrade
 from responder.streams import db_retry, ingest_batch, records
@@ -37,6 +41,7 @@ from responder.streams.sink import SinkStage
 from tests.support.builders import rule
 from tests.support.faults import routing_raises
 from tests.support.runner_kit import change
+from tests.support.signing import GATE, SIGNER
 
 KAFKA = KafkaSettings()
 RULES = RuleSet([rule(id="every", match={"type|exists": True}, window="1h")])
@@ -58,6 +63,7 @@ def event(event_id: str, **overrides: Any) -> bytes:
 
 
 def message(value: bytes, offset: int, topic: str = "events") -> ConsumerRecord[bytes, bytes]:
+    signed = SIGNER.headers(value, now_ms=time.time_ns() // 10**6) if topic == "commands" else ()
     return ConsumerRecord(
         topic=topic,
         partition=0,
@@ -69,7 +75,7 @@ def message(value: bytes, offset: int, topic: str = "events") -> ConsumerRecord[
         checksum=None,
         serialized_key_size=0,
         serialized_value_size=len(value),
-        headers=(),
+        headers=tuple(signed),
     )
 
 
@@ -343,7 +349,7 @@ async def test_commands_stage_dead_letters_any_exception_and_goes_on(
         return real(session, command, directory)
 
     monkeypatch.setattr("responder.streams.playbooks.apply_command", apply)
-    stage = OfflineCommands(KAFKA, engine, Wakeup())
+    stage = OfflineCommands(KAFKA, engine, Wakeup(), GATE)
     poison = IncidentCommand(incident_id="inc-1", comment="poison", by="al")
     good = IncidentCommand(incident_id="inc-1", status="acknowledged", by="al")
     await stage.handle(
@@ -396,3 +402,21 @@ def test_correlate_never_raises_on_forged_messages(value: bytes) -> None:
     stage.stores[0] = {}
     stage.handle(batch_of([value], topic="correlate"))
     assert stage.pending[TopicPartition("correlate", 0)] == 1
+
+
+async def test_a_flood_of_forged_commands_is_refused_and_audited_within_a_budget(
+    engine: Engine,
+) -> None:
+    """Every forged command goes to the DLQ; the audit log gets 30 a minute, not the flood."""
+    forged = KillSwitch(on=True, by="mallory").model_dump_json().encode()
+    unsigned = [
+        dataclasses.replace(message(forged, i, "elsewhere"), topic="commands") for i in range(35)
+    ]
+    stage = OfflineCommands(KAFKA, engine, Wakeup(), GATE)
+    await stage.handle({TopicPartition("commands", 0): unsigned})
+    assert [r for _, r, _ in stage.rejected] == ["command refused: not authenticated"] * 35
+    assert stage.rejected[0][2] == ["unsigned: no responder-issuer header"]
+    with Session(engine) as session:
+        audited = session.exec(select(AuditRecord).where(AuditRecord.action == "command.refused"))
+        assert len(list(audited)) == 30
+        assert not kill_switch_on(session)

@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[2] / "responder"
 # lowest first; the table in docs/architecture.md, "Packages"
 LAYERS: list[set[str]] = [
     {"settings", "security", "events", "yamlfiles", "text"},
-    {"logs", "metrics", "storage", "audit"},
+    {"logs", "metrics", "storage", "audit", "kafka_clients"},
     {"incidents", "assets"},
     {"correlation"},
     {"actions"},

@@ -15,6 +15,7 @@ from responder.actions.slack import (
     DENY_ACTION_ID,
     DENY_INCIDENT_ACTION_ID,
 )
+from responder.security.audit_gate import AuditGate
 from responder.service.errors import Invalid
 from responder.service.identity import person
 from responder.service.slack.clicks import (
@@ -24,7 +25,6 @@ from responder.service.slack.clicks import (
     click_of,
     form_payload,
 )
-from responder.service.slack.gate import AuditGate
 from responder.service.slack.signature import TOLERANCE_S, RequestRefused, sign, verify
 
 SECRET = SecretStr("s3cr3t-signing")

@@ -10,6 +10,6 @@ redrawing the message). Every refusal is audited (`slack.refused`, with its reas
 request body) and told to the clicking user in an ephemeral message when there is one.
 
 Pure: `signature.py` (Slack's request signature), `clicks.py` (the payload → a `Click` and what
-it asks for), `gate.py` (how many refusals per minute are audited one by one). SQL: `seen.py`
+it asks for), `security/audit_gate.py` (how many refusals per minute are audited one by one). SQL: `seen.py`
 (the replay guard's table).
 """

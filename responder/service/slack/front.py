@@ -39,6 +39,7 @@ from responder.playbooks.notify import Notifier
 from responder.playbooks.quorum import AlreadyVoted, Directory, Policy, Refused, Vote, check_voter
 from responder.playbooks.runs import PlaybookRun, StepRun, runs_of_incident
 from responder.playbooks.statuses import STEP_BLOCKED, STEP_WAITING
+from responder.security.audit_gate import AuditGate
 from responder.service import incidents as incident_ops
 from responder.service import runs as run_ops
 from responder.service.errors import ServiceError
@@ -51,7 +52,6 @@ from responder.service.slack.clicks import (
     click_of,
     form_payload,
 )
-from responder.service.slack.gate import AuditGate
 from responder.service.slack.seen import first_time
 from responder.service.slack.signature import TOLERANCE_S, RequestRefused, verify
 from responder.service.writer import Writer

@@ -7,6 +7,7 @@ from sqlmodel import SQLModel
 
 import responder.assets.store
 import responder.audit.store
+import responder.commands
 import responder.incidents.store
 import responder.playbooks.runs
 import responder.service.slack.seen

@@ -1,6 +1,7 @@
 """How many refusals a minute are written to the audit log one by one (pure: the clock is
 passed in). Beyond that they are counted, and the next record written says how many were left
 out, so a flood of forged requests cannot flood the hash chain, which every writer serializes on.
+Used for refused Slack clicks and refused (forged) commands.
 """
 
 from __future__ import annotations
