@@ -11,6 +11,7 @@ from responder.streams.failures import TOMBSTONE
 from responder.streams.ingest_batch import DeadLetter, IngestBatch
 from responder.streams.playbooks import Wakeup
 from responder.streams.reports import BadRequest, ReportStage, request_of
+from tests.support.signing import GATE
 from tests.unit.test_hostile_stages import (
     KAFKA,
     RULES,
@@ -50,7 +51,7 @@ async def test_a_report_or_command_tombstone_goes_to_the_dlq_as_such() -> None:
     await reports.handle({next(iter(batch_of([], "reports"))): [tombstone]})
     assert reports.rejected == [(0, TOMBSTONE, [])] and reports.finished == 1
 
-    commands = OfflineCommands(KAFKA, make_engine("sqlite://"), Wakeup())  # never reached
+    commands = OfflineCommands(KAFKA, make_engine("sqlite://"), Wakeup(), GATE)  # never reached
     await commands.handle({next(iter(batch_of([], "commands"))): [tombstone]})
     assert [(o, r) for o, r, _ in commands.rejected] == [(0, TOMBSTONE)]
 
