@@ -173,9 +173,7 @@ class Condition:
         if actual is MISSING:
             return False
         if self.modifier == "re":
-            return isinstance(actual, str) and any(
-                search(v, actual) for v in self.values
-            )
+            return isinstance(actual, str) and any(search(v, actual) for v in self.values)
         op = _OPS[self.modifier]
         return any(op(actual, v) for v in self.values)
 
