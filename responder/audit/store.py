@@ -1,7 +1,9 @@
 """The audit log table and its two operations: append (serialized) and read for verification.
 
 Appends take a database-wide lock first (PostgreSQL advisory transaction lock; SQLite's write
-lock via BEGIN IMMEDIATE), so concurrent writers cannot fork the chain. On PostgreSQL a trigger
+lock via BEGIN IMMEDIATE), so concurrent writers cannot fork the chain. Every record's data is
+masked (`security.redact.scrub`: secrets by key and by value) before it is hashed and stored,
+whoever the caller is. On PostgreSQL a trigger
 installed by the migrations refuses UPDATE and DELETE on the table (on SQLite too, since 0004).
 """
 
@@ -16,6 +18,7 @@ from sqlalchemy import JSON, Column, insert, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.audit.chain import GENESIS, Broken, Entry, link, verify
+from responder.security.redact import scrub
 
 AUDIT_LOCK_ID = 727_001
 
@@ -65,7 +68,7 @@ def append(
     rows = []
     for actor, action, subject, raw in entries:
         seq += 1
-        data = json.loads(json.dumps(raw, default=str))  # hash exactly what the DB returns
+        data = json.loads(json.dumps(scrub(raw), default=str))  # hash what the DB returns
         digest = link(prev, Entry(seq, now, actor, action, subject, data))
         rows.append(
             {
