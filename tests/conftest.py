@@ -19,7 +19,7 @@ import pytest
 import structlog
 from sqlalchemy import Engine, create_engine, text
 
-from responder.logs import NOISY_LOGGERS
+from responder.logs.setup import CAPPED_LOGGERS, NOISY_LOGGERS
 from responder.storage.database import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,7 +99,7 @@ def restore_logging() -> Iterator[None]:
     """`responder.logs.configure` rewires the root logger and structlog: put both back."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    noisy = {n: logging.getLogger(n).level for n in NOISY_LOGGERS}
+    noisy = {n: logging.getLogger(n).level for n in (*NOISY_LOGGERS, *CAPPED_LOGGERS)}
     try:
         yield
     finally:
