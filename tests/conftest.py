@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 
 from responder.logs.setup import CAPPED_LOGGERS, NOISY_LOGGERS
@@ -24,6 +25,18 @@ from responder.storage.database import make_engine, upgrade
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("RESPONDER_TEST_KAFKA", "127.0.0.1:9092")
+
+# Property-based runs: bounded and reproducible in CI (`ci`, the default), long with
+# HYPOTHESIS_PROFILE=fuzz (tests that fix their own max_examples keep it in both).
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)  # fmt: skip
+settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)  # fmt: skip
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _port_open(address: str) -> bool:
