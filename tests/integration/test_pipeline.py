@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, col, select
 
-from responder.audit.store import AuditRecord, verify_chain
+from responder.audit.chain import ChainKey
+from responder.audit.store import (
+    AuditRecord,
+    Keyring,
+    check_anchors,
+    unkeyed_count,
+    use_keys,
+    verify_chain,
+)
 from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.incidents.store import Incident
+from responder.settings import KafkaSettings
 from responder.storage.database import make_engine, upgrade
+from responder.streams.anchors import read_topic
 from tests.support.harness import (
     BURST_RULE,
+    CHAIN_KEY,
     EACH_RULE,
     Worker,
     caught_up,
@@ -86,11 +98,22 @@ def test_scenario_becomes_incidents_in_postgres_with_intact_audit(
 
     wait_for(lambda: stored() == want, 60)
     engine = make_engine(pg_schema_url)
+    use_keys(engine, Keyring(ChainKey("k1", CHAIN_KEY.encode())))
     with Session(engine) as s:
         count, broken = verify_chain(s)
         actions = [a.action for a in s.exec(select(AuditRecord)).all()]
+        assert unkeyed_count(s) == 0  # every record HMAC'd with the workers' chain key
     assert broken is None
     assert count == len(actions) >= 3
+    if deployment == [()]:  # every stage, `anchors` included: the head is on the anchor topic
+        kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+
+        def anchored() -> bool:
+            found, _ = asyncio.run(read_topic(kafka, f"t.{unique}.audit-anchors"))
+            with Session(engine) as s:
+                return found != [] and check_anchors(s, found).problems == []
+
+        wait_for(anchored, 30)
     assert actions.count("incident.opened") == 3
     # the redelivered cloudtrail event (same source and id) counted once
     cred = next(r for r in incidents(pg_schema_url) if r.kind == "credential_compromise")

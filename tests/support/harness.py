@@ -24,6 +24,9 @@ T = TypeVar("T")
 TOPICS = ("events", "dlq", "correlate", "changelog", "incidents", "commands", "reports")
 
 
+CHAIN_KEY = "harness-chain-key-0123456789abcdefghij"  # the audit chain key test workers use
+
+
 def worker_env(
     bootstrap: str,
     db_url: str,
@@ -47,6 +50,9 @@ def worker_env(
         "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.2",
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_LOG_LEVEL": "INFO",
+        "RESPONDER_AUDIT__KEY": CHAIN_KEY,
+        "RESPONDER_AUDIT__ANCHOR_TOPIC": f"t.{unique}.audit-anchors",
+        "RESPONDER_AUDIT__ANCHOR_EVERY_S": "0.5",
     }
     for name in TOPICS:
         env[f"RESPONDER_KAFKA__TOPICS__{name.upper()}"] = f"t.{unique}.{name}"
