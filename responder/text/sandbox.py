@@ -161,9 +161,8 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
                 _check(arg, f"the input of the {name} filter")
         return _check(func(*args, **kwargs), f"the result of the {name} filter")
 
-    for marker in ("jinja_pass_arg",):  # keep pass_context / pass_environment working
-        if hasattr(func, marker):
-            setattr(bounded, marker, getattr(func, marker))
+    if hasattr(func, "jinja_pass_arg"):  # keep pass_context / pass_environment working
+        bounded.jinja_pass_arg = func.jinja_pass_arg  # type: ignore[attr-defined]
     return bounded
 
 
