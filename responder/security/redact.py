@@ -105,8 +105,11 @@ _QUICK = re.compile(
     r"|session|private"
 )
 """Literals (lower case) at least one pattern needs, plain alternatives without backtracking:
-a text holding none of them is returned as it is without calling RE2 (about 5 µs a call
-through the binding, against 1 µs for this check)."""
+a short text holding none of them is returned as it is without calling RE2 (about 5 µs a call
+through the binding, against 1 µs for this check); longer texts go to RE2 at once (its DFA
+scans 64 KB in about 0.2 ms, this check in about 6 ms)."""
+_QUICK_MAX_CHARS = 512
+_MIN_SECRET_TEXT = 5  # `pwd=x`: no shorter text matches a pattern
 MIN_KNOWN_CHARS = 8
 MAX_KNOWN = 256
 
@@ -132,7 +135,10 @@ def mask_text(text: str, known: Collection[str] = ()) -> str:
     for secret in sorted(known, key=len, reverse=True) if known else ():
         if secret in text:
             text = text.replace(secret, REDACTED)
-    if _QUICK.search(text.lower()) is None or _ANY.search(text) is None:
+    if len(text) < _MIN_SECRET_TEXT:
+        return text
+    short = len(text) <= _QUICK_MAX_CHARS
+    if (short and _QUICK.search(text.lower()) is None) or _ANY.search(text) is None:
         return text
     for pattern, replacement in _VALUE_RES:
         text = pattern.sub(replacement, text)
@@ -147,10 +153,20 @@ def scrub_value(key: str, value: Any, known: Collection[str] = ()) -> Any:
     if isinstance(value, str):
         return mask_text(value, known)
     if isinstance(value, dict):
-        return {mask_text(str(k), known): scrub_value(str(k), v, known) for k, v in value.items()}
+        return {_mask_key(str(k), known): scrub_value(str(k), v, known) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [scrub_value(key, v, known) for v in value]
     return value
+
+
+def _mask_key(key: str, known: Collection[str]) -> str:
+    return mask_text(key, known) if known else _mask_plain_key(key)
+
+
+@lru_cache(maxsize=4096)
+def _mask_plain_key(key: str) -> str:
+    """Keys repeat (`id`, `source`, `version`): mask each distinct one once."""
+    return mask_text(key)
 
 
 def scrub(data: dict[str, Any], known: Collection[str] = ()) -> dict[str, Any]:
