@@ -26,7 +26,15 @@ from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
 from tests.conftest import ROOT
 from tests.support.aws_server import MotoServer
-from tests.support.harness import TOPICS, Worker, produce, topic, wait_for, worker_env
+from tests.support.harness import (
+    TOPICS,
+    Worker,
+    keyed_engine,
+    produce,
+    topic,
+    wait_for,
+    worker_env,
+)
 from tests.support.slack_server import SlackServer
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -165,7 +173,7 @@ def run_in(db: str, playbook: str, *statuses: str) -> PlaybookRun:
 
 
 def chain_ok(db: str) -> bool:
-    with Session(make_engine(db)) as session:
+    with Session(keyed_engine(db)) as session:
         count, broken = verify_chain(session)
         return broken is None and count > 0
 

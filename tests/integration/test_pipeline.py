@@ -9,15 +9,7 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, col, select
 
-from responder.audit.chain import ChainKey
-from responder.audit.store import (
-    AuditRecord,
-    Keyring,
-    check_anchors,
-    unkeyed_count,
-    use_keys,
-    verify_chain,
-)
+from responder.audit.store import AuditRecord, check_anchors, unkeyed_count, verify_chain
 from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.incidents.store import Incident
@@ -26,12 +18,12 @@ from responder.storage.database import make_engine, upgrade
 from responder.streams.anchors import read_topic
 from tests.support.harness import (
     BURST_RULE,
-    CHAIN_KEY,
     EACH_RULE,
     Worker,
     caught_up,
     consume,
     event_json,
+    keyed_engine,
     produce,
     topic,
     wait_for,
@@ -97,8 +89,7 @@ def test_scenario_becomes_incidents_in_postgres_with_intact_audit(
         return {(r.rule, tuple(refs(r))) for r in incidents(pg_schema_url)}
 
     wait_for(lambda: stored() == want, 60)
-    engine = make_engine(pg_schema_url)
-    use_keys(engine, Keyring(ChainKey("k1", CHAIN_KEY.encode())))
+    engine = keyed_engine(pg_schema_url)
     with Session(engine) as s:
         count, broken = verify_chain(s)
         actions = [a.action for a in s.exec(select(AuditRecord)).all()]
@@ -193,7 +184,7 @@ def test_two_workers_split_partitions_and_each_incident_appears_once(
     assert len(rows) == 24
     assert sorted(r.group["resource.id"] for r in rows) == sorted(f"ep-{g}" for g in range(24))
     assert all(r.event_count == 6 for r in rows)
-    engine = make_engine(pg_schema_url)
+    engine = keyed_engine(pg_schema_url)
     with Session(engine) as s:
         opened = s.exec(select(AuditRecord).where(AuditRecord.action == "incident.opened")).all()
         assert len(opened) == 24 and len({a.subject for a in opened}) == 24

@@ -17,7 +17,11 @@ from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import Engine
 
+from responder.audit.chain import ChainKey
+from responder.audit.store import Keyring, use_keys
+from responder.storage.database import make_engine
 from responder.streams import topics
 
 T = TypeVar("T")
@@ -25,6 +29,14 @@ TOPICS = ("events", "dlq", "correlate", "changelog", "incidents", "commands", "r
 
 
 CHAIN_KEY = "harness-chain-key-0123456789abcdefghij"  # the audit chain key test workers use
+
+
+def keyed_engine(url: str) -> Engine:
+    """An engine on a test worker's database that verifies its audit chain with the workers'
+    chain key."""
+    engine = make_engine(url)
+    use_keys(engine, Keyring(ChainKey("k1", CHAIN_KEY.encode())))
+    return engine
 
 
 def worker_env(
