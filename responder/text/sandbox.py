@@ -12,6 +12,8 @@ Budgets, enforced while a template renders (a `SecurityError`, never an out-of-m
 - `MAX_ITERATIONS` loop iterations per render, all `for` loops together (nested loops over
   `range(100000)` stop there instead of running for hours);
 - `MAX_OUTPUT` characters of output per render;
+- `MAX_CALL_DEPTH` nested calls (a recursive macro stops there with a clear error, not with
+  Python's recursion limit);
 - `MAX_VALUE` for any one value a template prints, joins with `~`, passes to a filter or method
   or gets back from one: its weight is its characters plus one per item, counted through nested
   lists and dicts with shared items counted each time, so `[[0]*100000]*100000` (small in memory,
@@ -38,6 +40,7 @@ MAX_POWER_BITS = 4_096
 MAX_ITERATIONS = 100_000  # loop iterations one render may run, all loops together
 MAX_OUTPUT = 2_000_000  # characters one render may produce
 MAX_VALUE = 2_000_000  # weight (characters + items) of one value an operation takes or gives
+MAX_CALL_DEPTH = 40  # macros calling macros (each level costs jinja several Python frames)
 
 _STR_DENIED = frozenset({"format", "format_map", "center", "ljust", "rjust", "zfill", "expandtabs"})
 _FILTERS = frozenset(
@@ -114,10 +117,11 @@ def _check(value: Any, what: str) -> Any:
 class _Budget:
     """What one render has used so far (kept on its jinja Context)."""
 
-    __slots__ = ("iterations",)
+    __slots__ = ("depth", "iterations")
 
     def __init__(self) -> None:
         self.iterations = 0
+        self.depth = 0  # calls (macros, methods) in progress
 
 
 def _budget(context: Context) -> _Budget:
@@ -223,7 +227,14 @@ class Sandbox(ImmutableSandboxedEnvironment):
         for key, arg in (*enumerate(args), *kwargs.items()):
             if key not in _JINJA_KWARGS:
                 _check(arg, "an argument")
-        return _check(super().call(__context, __obj, *args, **kwargs), "a result")
+        budget = _budget(__context)
+        if budget.depth >= MAX_CALL_DEPTH:
+            raise SecurityError(f"calls nest deeper than {MAX_CALL_DEPTH} (a recursive macro?)")
+        budget.depth += 1
+        try:
+            return _check(super().call(__context, __obj, *args, **kwargs), "a result")
+        finally:
+            budget.depth -= 1
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         if operator == "*":

@@ -208,6 +208,7 @@ BUDGET_BOMBS = [
     ("{% for i in range(2000) %}{{ 'x' * 2000 }}{% endfor %}", "output is longer"),
     ("{% set s %}{% for i in range(2000) %}{{ 'y' * 2000 }}{% endfor %}{% endset %}{{ s }}",
      "output is longer"),
+    ("{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}", "calls nest deeper than 40"),
 ]  # fmt: skip
 
 
