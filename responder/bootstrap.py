@@ -22,6 +22,8 @@ from responder.actions.http import AiohttpAdapter
 from responder.actions.ports import Ports
 from responder.actions.slack import SlackWebAdapter
 from responder.assets.sync import AssetSync
+from responder.audit.chain import ChainKey
+from responder.audit.store import Keyring, use_keys
 from responder.commands import AnyCommand, command_gate, command_signer, send_command
 from responder.correlation.rules import RuleSet, load_rules
 from responder.evidence.snapshot import Snapshotter
@@ -37,6 +39,7 @@ from responder.service.publish import OneShotPublisher
 from responder.service.writer import Writer
 from responder.settings import Settings, merged
 from responder.storage.database import make_engine, upgrade
+from responder.streams.anchors import AnchorStage
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.pipeline import STAGES, Pipeline
@@ -124,9 +127,23 @@ def services(overrides: dict[str, Any] | None = None, *, log_level: str | None =
 def database(settings: Settings, *, migrate_sqlite: bool = True) -> Engine:
     """Engine for the configured URL; the embedded SQLite default is migrated on first use."""
     engine = make_engine(settings.database.url, echo=settings.database.echo)
+    use_keys(engine, chain_keys(settings))
     if migrate_sqlite and engine.dialect.name == "sqlite":
         upgrade(engine)
     return engine
+
+
+def chain_keys(settings: Settings) -> Keyring:
+    """The audit chain's keys (`RESPONDER_AUDIT__KEY`, `__KEY_ID`, `__OLD_KEYS`)."""
+    audit = settings.audit
+    current = None
+    if audit.key is not None:
+        current = ChainKey(audit.key_id, audit.key.get_secret_value().encode("utf-8"))
+    old = tuple(
+        ChainKey(key_id, secret.get_secret_value().encode("utf-8"))
+        for key_id, secret in audit.old_keys.items()
+    )
+    return Keyring(current, old)
 
 
 def api_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
@@ -209,7 +226,7 @@ def pipeline(
         built.reports = ReportStage(settings.kafka)
     if ruleset is not None and "correlate" in wanted:
         built.correlate = CorrelateStage(settings.kafka, ruleset, settings.correlation)
-    if wanted & {"sink", "runner", "commands"}:
+    if wanted & {"sink", "runner", "commands", "anchors"}:
         engine = engine or database(settings)
         wakeup = Wakeup()
         book = playbooks(settings)
@@ -241,6 +258,8 @@ def pipeline(
                 command_gate(settings.commands),
                 directory(settings),
             )
+        if "anchors" in wanted and (settings.audit.anchor_topic or settings.audit.anchor_file):
+            built.anchors = AnchorStage(engine, settings.audit, settings.kafka)
     return built
 
 

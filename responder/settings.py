@@ -247,6 +247,40 @@ class EvidenceSettings(BaseModel):
     max_artifacts: int = Field(default=10_000, ge=1, description="per model version")
 
 
+MIN_CHAIN_KEY_CHARS = 32
+
+
+class AuditSettings(BaseModel):
+    """The audit chain's HMAC key and where its head is anchored (`responder.audit`).
+
+    Generate a key with `responder audit chain-key` (32 random bytes, base64). To rotate: move
+    the current key under `old_keys` with its id, set a new `key` and a new `key_id`; records
+    keep the id of the key that hashed them, so old records verify with the old key.
+    """
+
+    key: SecretStr | None = Field(
+        default=None, description="HMAC-SHA256 key of the chain (unset: legacy unkeyed hashes)"
+    )
+    key_id: str = Field(default="k1", pattern=r"^[A-Za-z0-9._-]{1,32}$")
+    old_keys: dict[str, SecretStr] = Field(
+        default_factory=dict, description="earlier keys by id: they verify, they do not hash"
+    )
+    anchor_topic: str | None = Field(
+        default="responder.audit-anchors", description="Kafka topic the worker anchors to"
+    )
+    anchor_file: Path | None = Field(
+        default=None, description="JSON Lines file the worker appends anchors to (and reads)"
+    )
+    anchor_every_s: float = Field(default=60.0, gt=0, description="how often the head is anchored")
+
+    @field_validator("key")
+    @classmethod
+    def _long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < MIN_CHAIN_KEY_CHARS:
+            raise ValueError(f"the chain key must be at least {MIN_CHAIN_KEY_CHARS} characters")
+        return value
+
+
 class ReportingClock(BaseModel):
     """One deadline of a reporting category: `after` the incident was marked reportable."""
 
@@ -350,6 +384,7 @@ class Settings(BaseSettings):
     assets: AssetSettings = AssetSettings()
     api: ApiSettings = ApiSettings()
     evidence: EvidenceSettings = EvidenceSettings()
+    audit: AuditSettings = AuditSettings()
     reporting: ReportingSettings = ReportingSettings()
     sla: SlaSettings = SlaSettings()
     metrics: MetricsSettings = MetricsSettings()

@@ -18,14 +18,27 @@ from pathlib import Path
 
 import pytest
 import structlog
+from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
 
-from responder.logs import NOISY_LOGGERS
+from responder.logs.setup import CAPPED_LOGGERS, NOISY_LOGGERS
 from responder.storage.database import make_engine, upgrade
 from tests.support.harness import delete_topics_of
 
 ROOT = Path(__file__).resolve().parent.parent
 KAFKA = os.environ.get("RESPONDER_TEST_KAFKA", "127.0.0.1:9092")
+
+# Property-based runs: bounded and reproducible in CI (`ci`, the default), long with
+# HYPOTHESIS_PROFILE=fuzz (tests that fix their own max_examples keep it in both).
+settings.register_profile(
+    "ci", max_examples=100, deadline=None, derandomize=True, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)  # fmt: skip
+settings.register_profile(
+    "fuzz", max_examples=20_000, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)  # fmt: skip
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 def _port_open(address: str) -> bool:
@@ -108,7 +121,7 @@ def restore_logging() -> Iterator[None]:
     """`responder.logs.configure` rewires the root logger and structlog: put both back."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
-    noisy = {n: logging.getLogger(n).level for n in NOISY_LOGGERS}
+    noisy = {n: logging.getLogger(n).level for n in (*NOISY_LOGGERS, *CAPPED_LOGGERS)}
     try:
         yield
     finally:

@@ -27,6 +27,7 @@ from yarl import URL
 
 from responder.actions.ports import HttpResponse
 from responder.actions.registry import ActionContext, ActionError, Output, action
+from responder.security.redact import mask_text
 
 log = structlog.get_logger(__name__)
 
@@ -224,7 +225,7 @@ class HttpRequest(BaseModel):
 def _status_error(method: str, url: str, resp: HttpResponse) -> ActionError:
     shown = url.split("?", 1)[0].split("#", 1)[0]  # a query may carry secrets
     return ActionError(
-        f"{method} {shown} answered {resp.status}: {resp.body[:200]}",
+        f"{method} {shown} answered {resp.status}: {mask_text(resp.body)[:200]}",
         retryable=resp.status >= 500 or resp.status in RETRYABLE_STATUSES,
         code=f"http_{resp.status}",
     )

@@ -37,6 +37,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from responder.actions.approval import SLACK_ID
 from responder.actions.ports import SlackPort
 from responder.actions.registry import ActionContext, ActionError, Output, action
+from responder.security.redact import scrub_any
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +119,7 @@ class SlackWebAdapter:
         )
 
     async def _call(self, method: str, expect: str = "ts", **payload: Any) -> Mapping[str, Any]:
+        payload = scrub_any(payload)  # no secret from an event or an output reaches a channel
         try:
             response = await self._client.api_call(method, json=payload)
         except SlackApiError as exc:

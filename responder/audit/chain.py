@@ -1,16 +1,25 @@
 """The audit chain's arithmetic (pure): canonical form, hashing and verification.
 
-Each record's `hash = sha256(prev_hash + canonical JSON of the record)`; the first record's
-`prev_hash` is `GENESIS`. Changing, inserting or deleting any record breaks every hash after it,
-and `verify` names the first record whose stored hash or link does not match.
+Each record's `hash = HMAC-SHA256(key, prev_hash + canonical JSON of the record)`, with the
+chain key from the settings (`RESPONDER_AUDIT__KEY`, never stored in the database); the record
+keeps the key's id (`key_id`), so keys can be rotated and old records still verify with the
+old key. The first record's `prev_hash` is `GENESIS`. Changing, inserting or deleting any record
+breaks every hash after it, and `verify` names the first record whose stored hash or link does
+not match. Without the key, a database writer cannot compute a valid hash for a record it
+appends or rewrites.
+
+Legacy records (written before keys, or without a configured key) have `key_id` None and
+`hash = sha256(prev_hash + canonical JSON)`: they still verify, but anyone with write access
+could have recomputed them; an unkeyed record after a keyed one is refused as a break.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +36,15 @@ class Entry:
     action: str
     subject: str
     data: dict[str, Any]
+    key_id: str | None = None  # which chain key hashed it (not part of the hashed content)
+
+
+@dataclass(frozen=True)
+class ChainKey:
+    """An HMAC key for the chain and its short id (stored with each record it hashed)."""
+
+    id: str
+    secret: bytes = field(repr=False)
 
 
 def canonical(entry: Entry) -> str:
@@ -46,8 +64,27 @@ def canonical(entry: Entry) -> str:
     )
 
 
-def link(prev_hash: str, entry: Entry) -> str:
-    return hashlib.sha256((prev_hash + canonical(entry)).encode("utf-8")).hexdigest()
+def link(prev_hash: str, entry: Entry, key: ChainKey | None = None) -> str:
+    """The record's hash: HMAC-SHA256 with `key`, or plain SHA-256 (legacy) without one."""
+    message = (prev_hash + canonical(entry)).encode("utf-8")
+    if key is None:
+        return hashlib.sha256(message).hexdigest()
+    return hmac.new(key.secret, message, hashlib.sha256).hexdigest()
+
+
+def expected_hash(
+    prev_hash: str, entry: Entry, keys: Mapping[str, ChainKey]
+) -> tuple[str | None, str | None]:
+    """(hash the record should have, None) or (None, why it cannot be checked)."""
+    if entry.key_id is None:
+        return link(prev_hash, entry), None
+    key = keys.get(entry.key_id)
+    if key is None:
+        return None, (
+            f"hashed with chain key {entry.key_id!r}, which is not configured "
+            "(RESPONDER_AUDIT__KEY / RESPONDER_AUDIT__OLD_KEYS)"
+        )
+    return link(prev_hash, entry, key), None
 
 
 @dataclass(frozen=True)
@@ -56,19 +93,31 @@ class Broken:
     reason: str
 
 
-def verify(records: Iterable[tuple[Entry, str, str]]) -> tuple[int, Broken | None]:
-    """Check (entry, prev_hash, hash) triples in seq order; return (count checked, first break)."""
+def verify(
+    records: Iterable[tuple[Entry, str, str]], keys: Mapping[str, ChainKey] | None = None
+) -> tuple[int, Broken | None]:
+    """Check (entry, prev_hash, hash) triples in seq order with the chain keys by id; return
+    (count checked, first break)."""
     expected_prev = GENESIS
     count = 0
     last_seq = 0
+    keyed = False
     for entry, prev_hash, stored in records:
         count += 1
         if entry.seq != last_seq + 1:
             return count, Broken(entry.seq, f"sequence gap: expected {last_seq + 1}")
         if prev_hash != expected_prev:
             return count, Broken(entry.seq, "prev_hash does not match the previous record's hash")
-        if link(prev_hash, entry) != stored:
+        if entry.key_id is None and keyed:
+            return count, Broken(
+                entry.seq, "an unkeyed record after keyed ones: written without the chain key"
+            )
+        expected, unknown = expected_hash(prev_hash, entry, keys or {})
+        if unknown is not None:
+            return count, Broken(entry.seq, unknown)
+        if expected is None or not hmac.compare_digest(expected, stored):
             return count, Broken(entry.seq, "hash does not match the record's content")
+        keyed = keyed or entry.key_id is not None
         expected_prev = stored
         last_seq = entry.seq
     return count, None

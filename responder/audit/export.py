@@ -1,17 +1,21 @@
 """Signed audit exports (pure): records with their chain, and an Ed25519 signature over the head.
 
-An export is JSON Lines (format `responder-audit-export/1`): one line per audit record, oldest
+An export is JSON Lines (format `responder-audit-export/2`): one line per audit record, oldest
 first, exactly as the chain hashes it (`seq`, `at`, `actor`, `action`, `subject`, `data`) plus
-its `prev_hash` and `hash`; then one last line, the signature:
+its `prev_hash`, `hash` and `key_id` (the chain key that hashed it, null for legacy records);
+then one last line, the signature:
 
     {"signature": {"statement": {...}, "algorithm": "Ed25519", "key_sha256": "...", "value": "<base64>"}}
 
 The statement says what was exported: `first_seq`, `anchor` (the `prev_hash` of the first
 record, i.e. the hash of the record before it), `head` (`seq` and `hash` of the last record),
-`count`, `since` and `exported_at`; the signature is over its canonical JSON. Because every
-record's hash covers the previous one, signing the head signs every record back to the anchor.
+`count`, `since`, `exported_at` and `records_sha256` (SHA-256 over the record lines, each
+followed by a newline); the signature is over its canonical JSON. The records' own hashes are
+HMACs with the chain key, which the export's reader does not have: `records_sha256` is what
+makes every record's content part of what is signed.
 
-`verify_export` needs only the file and the public key. It recomputes every hash and link and
+`verify_export` needs only the file and the public key (the chain keys too, to recompute keyed
+hashes; legacy hashes are always recomputed). It checks every link and the records' digest and
 compares the first record, the last one and the count with the signed statement, so a record
 edited, removed, reordered or appended after the export is named, and so is any change to the
 statement itself (the signature no longer verifies).
@@ -22,7 +26,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -31,11 +35,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from responder.audit.chain import Entry, link
+from responder.audit.chain import ChainKey, Entry, expected_hash
 
-FORMAT = "responder-audit-export/1"
+FORMAT = "responder-audit-export/2"
+FORMATS = ("responder-audit-export/1", FORMAT)  # /1: no key_id, no records_sha256
 ALGORITHM = "Ed25519"
-RECORD_FIELDS = ("seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash")
+RECORD_FIELDS = ("seq", "at", "actor", "action", "subject", "data", "prev_hash", "hash", "key_id")
+_V1_FIELDS = frozenset(RECORD_FIELDS) - {"key_id"}
 
 
 def _canonical(value: Any) -> bytes:
@@ -114,6 +120,7 @@ def record_json(entry: Entry, prev_hash: str, digest: str) -> dict[str, Any]:
         "data": entry.data,
         "prev_hash": prev_hash,
         "hash": digest,
+        "key_id": entry.key_id,
     }
 
 
@@ -129,12 +136,15 @@ def export_lines(
     first: tuple[int, str] | None = None
     last: tuple[int, str] | None = None
     count = 0
+    lines = hashlib.sha256()
     for entry, prev_hash, digest in records:
         if first is None:
             first = (entry.seq, prev_hash)
         last = (entry.seq, digest)
         count += 1
-        yield json.dumps(record_json(entry, prev_hash, digest), ensure_ascii=False)
+        line = json.dumps(record_json(entry, prev_hash, digest), ensure_ascii=False)
+        lines.update(line.encode("utf-8") + b"\n")
+        yield line
     statement = {
         "format": FORMAT,
         "since": None if since is None else _at(since),
@@ -143,6 +153,7 @@ def export_lines(
         "anchor": None if first is None else first[1],
         "head": None if last is None else {"seq": last[0], "hash": last[1]},
         "count": count,
+        "records_sha256": lines.hexdigest(),
     }
     signature = key.sign(_canonical(statement))
     yield json.dumps(
@@ -182,11 +193,15 @@ def _entry(record: dict[str, Any]) -> Entry:
         action=str(record["action"]),
         subject=str(record["subject"]),
         data=dict(record["data"]),
+        key_id=None if record.get("key_id") is None else str(record["key_id"]),
     )
 
 
-def _parse(lines: Iterable[str]) -> tuple[list[dict[str, Any]], dict[str, Any] | None, list[str]]:
+def _parse(
+    lines: Iterable[str],
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None, list[str], str]:
     records: list[dict[str, Any]] = []
+    digest = hashlib.sha256()
     signature: dict[str, Any] | None = None
     problems: list[str] = []
     for number, line in enumerate(lines, start=1):
@@ -205,18 +220,19 @@ def _parse(lines: Iterable[str]) -> tuple[list[dict[str, Any]], dict[str, Any] |
             signature = value["signature"]
         elif signature is not None:
             problems.append(f"line {number}: a record after the signature")
-        elif set(value) != set(RECORD_FIELDS):
+        elif set(value) != set(RECORD_FIELDS) and set(value) != _V1_FIELDS:
             problems.append(f"line {number}: not an audit record")
         else:
             records.append(value)
-    return records, signature, problems
+            digest.update(line.rstrip("\r\n").encode("utf-8") + b"\n")
+    return records, signature, problems, digest.hexdigest()
 
 
 def _signature_problems(signature: dict[str, Any], key: Ed25519PublicKey) -> list[str]:
     statement = signature.get("statement")
     if signature.get("algorithm") != ALGORITHM or not isinstance(statement, dict):
         return ["the signature line is not an Ed25519 signature over a statement"]
-    if statement.get("format") != FORMAT:
+    if statement.get("format") not in FORMATS:
         return [f"the statement is not of format {FORMAT}"]
     try:
         key.verify(
@@ -229,9 +245,11 @@ def _signature_problems(signature: dict[str, Any], key: Ed25519PublicKey) -> lis
     return []
 
 
-def verify_export(lines: Iterable[str], key: Ed25519PublicKey) -> ExportCheck:
+def verify_export(
+    lines: Iterable[str], key: Ed25519PublicKey, chain_keys: Mapping[str, ChainKey] | None = None
+) -> ExportCheck:
     """Check an export against the signer's public key (see the module docstring)."""
-    records, signature, problems = _parse(lines)
+    records, signature, problems, digest = _parse(lines)
     check = ExportCheck(count=len(records), problems=problems)
     if signature is None:
         check.problems.append("no signature line: the export is incomplete")
@@ -265,7 +283,8 @@ def verify_export(lines: Iterable[str], key: Ed25519PublicKey) -> ExportCheck:
                 )
             if record["prev_hash"] != previous[1]:
                 check.problems.append(f"record {entry.seq}: does not link to the record before it")
-        if link(str(record["prev_hash"]), entry) != record["hash"]:
+        expected, _ = expected_hash(str(record["prev_hash"]), entry, chain_keys or {})
+        if expected is not None and expected != record["hash"]:  # keyed, key not given: digest
             check.problems.append(
                 f"record {entry.seq}: its hash does not match its content (edited)"
             )
@@ -282,4 +301,8 @@ def verify_export(lines: Iterable[str], key: Ed25519PublicKey) -> ExportCheck:
         check.problems.append(
             f"{check.count} records, the signed statement says {statement.get('count')}"
         )
+    signed = statement.get("records_sha256")
+    if not check.problems and statement.get("format") == FORMAT and signed != digest:
+        # what names an edit of a keyed record when the chain key is not at hand
+        check.problems.append("the records differ from the signed ones (records_sha256)")
     return check

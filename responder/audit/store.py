@@ -1,21 +1,27 @@
 """The audit log table and its two operations: append (serialized) and read for verification.
 
 Appends take a database-wide lock first (PostgreSQL advisory transaction lock; SQLite's write
-lock via BEGIN IMMEDIATE), so concurrent writers cannot fork the chain. On PostgreSQL a trigger
+lock via BEGIN IMMEDIATE), so concurrent writers cannot fork the chain. Every record's data is
+masked (`security.redact.scrub`: secrets by key and by value) before it is hashed and stored,
+whoever the caller is. On PostgreSQL a trigger
 installed by the migrations refuses UPDATE and DELETE on the table (on SQLite too, since 0004).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import weakref
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, insert, text
+from sqlalchemy import JSON, Column, Engine, func, insert, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from responder.audit.chain import GENESIS, Broken, Entry, link, verify
+from responder.audit.anchors import Anchor, AnchorCheck, newest
+from responder.audit.chain import GENESIS, Broken, ChainKey, Entry, expected_hash, link, verify
+from responder.security.redact import scrub
 
 AUDIT_LOCK_ID = 727_001
 
@@ -31,10 +37,41 @@ class AuditRecord(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
+    key_id: str | None = Field(default=None, max_length=32)  # None: legacy, unkeyed SHA-256
 
     def entry(self) -> Entry:
         at = self.at if self.at.tzinfo else self.at.replace(tzinfo=UTC)
-        return Entry(self.seq, at, self.actor, self.action, self.subject, self.data)
+        return Entry(self.seq, at, self.actor, self.action, self.subject, self.data, self.key_id)
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """The key new records are hashed with, and every key (old ones too) by id to verify."""
+
+    current: ChainKey | None = None
+    old: tuple[ChainKey, ...] = ()
+    by_id: Mapping[str, ChainKey] = field(init=False)
+
+    def __post_init__(self) -> None:
+        keys = {k.id: k for k in self.old}
+        if self.current is not None:
+            keys[self.current.id] = self.current
+        object.__setattr__(self, "by_id", keys)
+
+
+_KEYRINGS: weakref.WeakKeyDictionary[Engine, Keyring] = weakref.WeakKeyDictionary()
+
+
+def use_keys(engine: Engine, keyring: Keyring) -> None:
+    """Hash and verify the audit chain of `engine`'s database with these keys."""
+    _KEYRINGS[engine] = keyring
+
+
+def keyring(session: Session) -> Keyring:
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else getattr(bind, "engine", None)
+    found = _KEYRINGS.get(engine) if isinstance(engine, Engine) else None
+    return found or Keyring()
 
 
 def lock_chain(session: Session) -> None:
@@ -56,6 +93,8 @@ def append(
     """
     if not entries:
         return 0
+    key = keyring(session).current
+    key_id = None if key is None else key.id
     lock_chain(session)
     last = session.exec(
         select(AuditRecord.seq, AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1)
@@ -65,8 +104,8 @@ def append(
     rows = []
     for actor, action, subject, raw in entries:
         seq += 1
-        data = json.loads(json.dumps(raw, default=str))  # hash exactly what the DB returns
-        digest = link(prev, Entry(seq, now, actor, action, subject, data))
+        data = json.loads(json.dumps(scrub(raw), default=str))  # hash what the DB returns
+        digest = link(prev, Entry(seq, now, actor, action, subject, data), key)
         rows.append(
             {
                 "seq": seq,
@@ -77,6 +116,7 @@ def append(
                 "data": data,
                 "prev_hash": prev,
                 "hash": digest,
+                "key_id": key_id,
             }
         )
         prev = digest
@@ -120,7 +160,23 @@ def records_since(
 
 
 def verify_chain(session: Session) -> tuple[int, Broken | None]:
-    return verify(_rows(session))
+    return verify(_rows(session), keyring(session).by_id)
+
+
+def record_problem(session: Session, record: AuditRecord) -> str | None:
+    """Why one record does not match its own hash (None: it does), with the engine's keys."""
+    expected, unknown = expected_hash(record.prev_hash, record.entry(), keyring(session).by_id)
+    if unknown is not None:
+        return unknown
+    return None if expected == record.hash else "does not match its own hash"
+
+
+def unkeyed_count(session: Session) -> int:
+    """Records hashed without a key (legacy): a database writer could have recomputed them."""
+    count = session.exec(
+        select(func.count()).select_from(AuditRecord).where(col(AuditRecord.key_id).is_(None))
+    ).one()
+    return int(count)
 
 
 def head(session: Session) -> tuple[int, str] | None:
@@ -141,5 +197,25 @@ def check_anchor(session: Session, seq: int, digest: str) -> str | None:
     if row is None:
         return f"record {seq} is gone: the log was truncated after the anchor was taken"
     if row != digest:
-        return f"record {seq} no longer has the anchored hash"
+        return f"record {seq} no longer has the anchored hash: the chain was re-chained"
     return None
+
+
+def check_anchors(session: Session, anchors: list[Anchor], skipped: int = 0) -> AnchorCheck:
+    """Check the newest anchors against the chain: a record gone after an anchor was taken
+    (truncated), a record whose hash is not the anchored one (re-chained), anchors past the
+    newest record; and count the records after the newest anchor."""
+    check = AnchorCheck(skipped=skipped)
+    chosen = newest(anchors)
+    top = head(session)
+    for anchor in chosen:
+        check.checked += 1
+        problem = check_anchor(session, anchor.seq, anchor.hash)
+        if problem is not None:
+            check.problems.append(
+                f"anchor {anchor.seq} (taken {anchor.at:%Y-%m-%d %H:%M}Z): {problem}"
+            )
+    if chosen:
+        check.newest = chosen[0]
+        check.unanchored = max(0, (top[0] if top else 0) - chosen[0].seq)
+    return check

@@ -89,7 +89,7 @@ def worker(
         str,
         typer.Option(
             help="comma-separated stages this process runs: sink, correlate, ingest, reports, "
-            "runner, commands (split them over processes to use more cores)"
+            "runner, commands, anchors (split them over processes to use more cores)"
         ),
     ] = "all",
 ) -> None:

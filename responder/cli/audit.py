@@ -3,20 +3,36 @@ signed and verify an export offline."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import secrets
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from aiokafka.errors import KafkaError
+from sqlalchemy import Engine, inspect, make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from responder import bootstrap
 from responder.audit import export as X
-from responder.audit.store import check_anchor, head, records_since, verify_chain
+from responder.audit.anchors import Anchor
+from responder.audit.store import (
+    AuditRecord,
+    check_anchor,
+    check_anchors,
+    head,
+    records_since,
+    unkeyed_count,
+    verify_chain,
+)
 from responder.cli.console import err, out
 from responder.cli.options import fail
+from responder.settings import Settings
+from responder.streams.anchors import read_file, read_topic
 from responder.text.duration import parse_duration
 
 audit_app = typer.Typer(help="The tamper-evident audit log.", no_args_is_help=True)
@@ -30,8 +46,22 @@ def audit_verify(
             help="SEQ:HASH printed by `audit head` earlier: also detect deleted newest records"
         ),
     ] = None,
+    anchor_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="anchor file the worker appends to (default RESPONDER_AUDIT__ANCHOR_FILE)"
+        ),
+    ] = None,
+    kafka_anchors: Annotated[
+        bool,
+        typer.Option(
+            help="also check the anchors on the Kafka topic RESPONDER_AUDIT__ANCHOR_TOPIC"
+        ),
+    ] = False,
 ) -> None:
-    """Recompute the hash chain; print OK or the first broken record."""
+    """Recompute the chain with the chain keys and check it against its anchors; print OK or
+    what is broken: a record that does not match (appended or edited without the key), a
+    record gone after an anchor (truncated), a hash that is not the anchored one (re-chained)."""
     expected: tuple[int, str] | None = None
     if anchor is not None:
         seq, _, digest = anchor.partition(":")
@@ -40,18 +70,95 @@ def audit_verify(
                 f"--anchor wants SEQ:HASH as `responder audit head` prints it, not {anchor!r}"
             )
         expected = (int(seq), digest)
-    with Session(bootstrap.services().engine) as session:
+    settings = bootstrap.load_settings()
+    anchors, skipped, sources = _anchors(settings, anchor_file, kafka_anchors)
+    engine = _existing_database(settings)
+    with Session(engine) as session:
         count, broken = verify_chain(session)
         anchored = check_anchor(session, *expected) if expected else None
+        checked = check_anchors(session, anchors, skipped) if sources else None
+        unkeyed = unkeyed_count(session)
     if broken is not None:
         out.print(f"BROKEN at record {broken.seq}: {broken.reason} ({count} records checked)")
         raise typer.Exit(1)
-    if anchored is not None:
-        out.print(f"BROKEN: {anchored} ({count} records checked)")
+    problems = ([anchored] if anchored else []) + (checked.problems if checked else [])
+    if problems:
+        for problem in problems:
+            out.print(f"BROKEN: {problem} ({count} records checked)", highlight=False)
         raise typer.Exit(1)
     out.print(
-        f"OK: {count} audit records, hash chain intact" + (", anchor holds" if expected else "")
+        f"OK: {count} audit records, hash chain intact" + (", anchor holds" if expected else ""),
+        highlight=False,
     )
+    if unkeyed:
+        out.print(
+            f"note: {unkeyed} records are unkeyed (legacy SHA-256): a database writer could have "
+            "rewritten them; set RESPONDER_AUDIT__KEY so new records are keyed",
+            highlight=False,
+        )
+    if checked is not None:
+        newest = checked.newest
+        out.print(
+            f"anchors ({', '.join(sources)}): {checked.checked} checked"
+            + (f", newest at record {newest.seq}" if newest else ", none written yet")
+            + (f"; {checked.unanchored} records after it are not anchored yet" if newest else "")
+            + (f"; {checked.skipped} entries were not anchors" if checked.skipped else ""),
+            highlight=False,
+        )
+
+
+def _existing_database(settings: Settings) -> Engine:
+    """The configured database, refused when it does not exist or holds no audit log (never
+    create an empty one and call it intact)."""
+    url = make_url(settings.database.url)
+    if url.get_backend_name() == "sqlite":
+        path = url.database
+        if not path or path == ":memory:" or not Path(path).is_file():
+            raise fail(f"no database at {path or ':memory:'}: nothing to verify")
+    engine = bootstrap.database(settings, migrate_sqlite=False)
+    try:
+        present = inspect(engine).has_table(AuditRecord.__tablename__)
+    except OperationalError as exc:
+        raise fail(f"cannot open the database: {type(exc.orig or exc).__name__}") from None
+    if not present:
+        raise fail("the database has no audit log: not a responder database, or not migrated")
+    return engine
+
+
+def _anchors(
+    settings: Settings, anchor_file: Path | None, kafka: bool
+) -> tuple[list[Anchor], int, list[str]]:
+    anchors: list[Anchor] = []
+    skipped = 0
+    sources: list[str] = []
+    path = anchor_file or settings.audit.anchor_file
+    if path is not None:
+        try:
+            anchors, skipped = read_file(path)
+        except FileNotFoundError:
+            if anchor_file is not None:  # asked for by name: it must be there
+                raise fail(f"anchor file {path}: no such file") from None
+            # configured, not written yet: the worker creates it with its first anchor
+        except OSError as exc:
+            raise fail(f"anchor file {path}: {exc.strerror or exc}") from None
+        sources.append(str(path))
+    if kafka:
+        topic = settings.audit.anchor_topic
+        if topic is None:
+            raise fail("--kafka-anchors: RESPONDER_AUDIT__ANCHOR_TOPIC is not set")
+        try:
+            found, bad = asyncio.run(read_topic(settings.kafka, topic))
+        except (KafkaError, TimeoutError, OSError) as exc:
+            raise fail(f"cannot read the anchors from {topic}: {type(exc).__name__}") from None
+        anchors, skipped, sources = anchors + found, skipped + bad, [*sources, topic]
+    return anchors, skipped, sources
+
+
+@audit_app.command("chain-key")
+def audit_chain_key() -> None:
+    """Print a new random chain key (32 bytes, URL-safe base64) for RESPONDER_AUDIT__KEY.
+    Keep it in the worker's secret store, never in the database; to rotate, see the README."""
+    out.print(secrets.token_urlsafe(32), highlight=False, markup=False)
 
 
 @audit_app.command("head")

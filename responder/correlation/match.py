@@ -1,16 +1,20 @@
 """Field matching for rules: dotted paths into an event and the operators after `|`.
 
 Pure functions over the JSON form of an event (`dict`), so the same code serves the worker, the
-offline replay and the tests. A `Condition` is compiled once when a rule loads.
+offline replay and the tests. A `Condition` is compiled once when a rule loads. The `re`
+modifier runs on event content, so it uses the linear-time engine (`security.patterns`, RE2):
+a pattern RE2 refuses is refused when the rule loads, and values are matched on their first
+`MAX_MATCH_CHARS` characters.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
+
+from responder.security.patterns import compile_linear, search
 
 MISSING: Any = object()
 
@@ -169,21 +173,9 @@ class Condition:
         if actual is MISSING:
             return False
         if self.modifier == "re":
-            return isinstance(actual, str) and any(
-                _compiled(v).search(actual) is not None for v in self.values
-            )
+            return isinstance(actual, str) and any(search(v, actual) for v in self.values)
         op = _OPS[self.modifier]
         return any(op(actual, v) for v in self.values)
-
-
-_RE_CACHE: dict[str, re.Pattern[str]] = {}
-
-
-def _compiled(pattern: str) -> re.Pattern[str]:
-    compiled = _RE_CACHE.get(pattern)
-    if compiled is None:
-        compiled = _RE_CACHE[pattern] = re.compile(pattern)
-    return compiled
 
 
 def _check_value(modifier: str, value: Any) -> None:
@@ -198,8 +190,8 @@ def _check_value(modifier: str, value: Any) -> None:
             raise ValueError(f"{modifier} needs a string, got {value!r}")
         if modifier == "re":
             try:
-                _compiled(value)
-            except re.error as exc:
+                compile_linear(value)
+            except ValueError as exc:
                 raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
     elif isinstance(value, dict | list):
         raise ValueError(f"{modifier} needs a scalar value, got {value!r}")

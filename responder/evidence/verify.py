@@ -17,8 +17,7 @@ from typing import Any
 
 from sqlmodel import Session, select
 
-from responder.audit.chain import link
-from responder.audit.store import AuditRecord
+from responder.audit.store import AuditRecord, record_problem
 from responder.evidence import bundle as B
 from responder.evidence.collect import snapshots
 from responder.evidence.store import BundleMissing, EvidenceStore
@@ -46,8 +45,9 @@ class Checked:
 
 def _record_problems(session: Session, record: AuditRecord) -> list[str]:
     problems = []
-    if link(record.prev_hash, record.entry()) != record.hash:
-        problems.append(f"audit record {record.seq} does not match its own hash")
+    problem = record_problem(session, record)
+    if problem is not None:
+        problems.append(f"audit record {record.seq} {problem}")
     following = session.exec(
         select(AuditRecord.prev_hash).where(AuditRecord.seq == record.seq + 1)
     ).first()

@@ -1,8 +1,11 @@
 """structlog setup: JSON lines in production, readable console output in a terminal.
 
-A redaction processor masks values of keys that look secret (`security.redact`), so a stray
-`token=...` in a log call never reaches the output. stdlib logging (aiokafka, faust, alembic) is
-routed through the same renderer.
+A redaction processor masks secrets by key and by value (`security.redact`) in every event
+and its message, so a stray `token=...` in a log call, or a bearer token inside an exception
+text, never reaches the output. stdlib logging (aiokafka, faust, alembic, botocore, ...) is
+routed through the same renderer and processor. Third-party clients that print credentials,
+message texts or request bodies at DEBUG (`CAPPED_LOGGERS`: botocore, boto3, s3transfer,
+urllib3, slack_sdk, aiokafka, httpx, httpcore) are held at WARNING whatever the level asked for.
 """
 
 from __future__ import annotations
@@ -14,9 +17,21 @@ from typing import Any
 
 import structlog
 
-from responder.security.redact import scrub_value
+from responder.security.redact import mask_text, scrub_value
 
 NOISY_LOGGERS = ("aiokafka", "kafka", "faust", "mode", "alembic")  # kept at WARNING and above
+CAPPED_LOGGERS = (  # their DEBUG/INFO print key ids, message texts, headers or bodies
+    "botocore",
+    "boto3",
+    "s3transfer",
+    "urllib3",
+    "slack_sdk",
+    "slack_bolt",
+    "aiokafka",
+    "httpx",
+    "httpcore",
+    "mlflow",
+)
 REPEAT_WINDOW_S = 60.0  # a third-party message repeated within this long is counted, not printed
 
 
@@ -52,9 +67,12 @@ class RepeatFilter(logging.Filter):
 
 
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Mask secret-looking keys (at any depth) and SecretStr values."""
+    """Mask secrets: values under secret-looking keys (at any depth), SecretStr values, and
+    secret-shaped text anywhere (the message included, and a traceback's text)."""
     for key, value in list(event_dict.items()):
-        if key != "event":
+        if key in ("event", "exception"):
+            event_dict[key] = mask_text(value) if isinstance(value, str) else value
+        else:
             event_dict[key] = scrub_value(key, value)
     return event_dict
 
@@ -96,5 +114,5 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in NOISY_LOGGERS:
+    for noisy in (*NOISY_LOGGERS, *CAPPED_LOGGERS):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

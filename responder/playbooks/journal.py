@@ -1,8 +1,13 @@
 """The run journal: every state change of a run or step as SQL rows plus an audit record.
 
 Each method runs in a worker thread inside one transaction opened by the runner, so a step's
-start is durable before its action is called and its output right after. Values stored and
-audited pass through `scrub`, so secrets in parameters never reach the database or the chain.
+start is durable before its action is called and its output right after. Everything stored and
+audited (parameters, outputs, undo outputs, error texts) passes through `security.redact` first,
+so secrets never reach the database or the chain; a value masked by key (an output's
+`access_token`) is masked wherever it turns up later in the same run (`RunState.secrets`).
+The runner hands a step's raw output to the steps after it in memory (`RunState.outputs`); a
+run resumed from the database (another worker, a restart) sees the masked values, so a secret
+an action returns is usable only within one pass.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from responder.playbooks import statuses as S
 from responder.playbooks.plan import PlannedRun
 from responder.playbooks.run_state import RunState, StepFailed
 from responder.playbooks.schema import Step
-from responder.security.redact import scrub
+from responder.security.redact import mask_text, remember, scrub, scrub_any
 
 
 class Journal:
@@ -35,9 +40,16 @@ class Journal:
             session.commit()
 
     def _audit(
-        self, session: Session, run: R.PlaybookRun, action: str, data: dict[str, Any]
+        self,
+        session: Session,
+        run: R.PlaybookRun,
+        action: str,
+        data: dict[str, Any],
+        known: set[str] | None = None,
     ) -> None:
-        audit_append(session, [(f"playbook:{run.playbook_id}", action, run.id, scrub(data))])
+        audit_append(
+            session, [(f"playbook:{run.playbook_id}", action, run.id, scrub(data, known or ()))]
+        )
 
     def _row(self, session: Session, state: RunState, position: int, step: Step) -> R.StepRun:
         row = session.get(R.StepRun, (state.run.id, step.id))
@@ -62,7 +74,10 @@ class Journal:
     ) -> None:
         row = self._row(session, state, position, step)
         row.status, row.attempts = S.STEP_RUNNING, row.attempts + 1
-        row.params = scrub({"with": params})["with"] if isinstance(params, dict) else {}
+        remember(state.secrets, params)
+        row.params = (
+            scrub({"with": params}, state.secrets)["with"] if isinstance(params, dict) else {}
+        )
         row.started_at = row.started_at or R.now()
         session.add(row)
         if attempt == 1:
@@ -71,6 +86,7 @@ class Journal:
                 state.run,
                 "step.started",
                 {"step": step.id, "action": step.action, "with": row.params},
+                state.secrets,
             )
         self._renew(session, state.run.id)
 
@@ -90,12 +106,18 @@ class Journal:
         approval: dict[str, Any] | None = None,
     ) -> None:
         row = self._row(session, state, position, step)
+        remember(state.secrets, output)
+        remember(state.secrets, params)
+        output = scrub_any(output, state.secrets)
+        note = None if note is None else mask_text(note, state.secrets)
         row.status, row.output = status, output
         if status == S.STEP_BLOCKED:  # blocked again after an approval: it needs a new one
             row.decision, row.decided_by, row.decided_at = None, None, None
         if params is not None:
             row.params = (
-                scrub({"with": params})["with"] if isinstance(params, dict) else {"items": params}
+                scrub({"with": params}, state.secrets)["with"]
+                if isinstance(params, dict)
+                else scrub({"items": params}, state.secrets)
             )
         if note is not None:
             row.error = note
@@ -118,7 +140,7 @@ class Journal:
             data["approval"] = approval
         if status == S.STEP_PLANNED:
             data["with"] = row.params
-        self._audit(session, state.run, f"step.{status}", data)
+        self._audit(session, state.run, f"step.{status}", data, state.secrets)
         self._renew(session, state.run.id)
 
     def record_plan(self, session: Session, state: RunState, planned: PlannedRun) -> None:
@@ -130,7 +152,7 @@ class Journal:
             skipped = next((i.get("skipped") for i in items if i.get("skipped")), None)
             row = self._row(session, state, position, step)
             row.status = S.STEP_SKIPPED if skipped else S.STEP_PLANNED
-            row.error = skipped
+            row.error = None if skipped is None else mask_text(skipped)
             if len(items) == 1 and "item" not in items[0]:
                 row.params = scrub({"with": items[0].get("with") or {}})["with"]
             else:
@@ -150,13 +172,15 @@ class Journal:
         self, session: Session, state: RunState, position: int, step: Step, exc: StepFailed
     ) -> None:
         row = self._row(session, state, position, step)
-        row.status, row.error, row.finished_at = S.STEP_FAILED, str(exc), R.now()
+        error = mask_text(str(exc), state.secrets)
+        row.status, row.error, row.finished_at = S.STEP_FAILED, error, R.now()
         session.add(row)
         self._audit(
             session,
             state.run,
             "step.failed",
-            {"step": step.id, "action": step.action, "error": str(exc), "on_error": step.on_error},
+            {"step": step.id, "action": step.action, "error": error, "on_error": step.on_error},
+            state.secrets,
         )
 
     def undone(
@@ -165,9 +189,13 @@ class Journal:
         row = session.get(R.StepRun, (state.run.id, step_id))
         if row is None:
             return
+        remember(state.secrets, output)
+        output = scrub_any(output, state.secrets)
         row.status, row.undo_output = status, output
         session.add(row)
-        self._audit(session, state.run, f"step.{status}", {"step": step_id, "undo": output})
+        self._audit(
+            session, state.run, f"step.{status}", {"step": step_id, "undo": output}, state.secrets
+        )
 
     def _renew(self, session: Session, rid: str) -> None:
         run = session.get(R.PlaybookRun, rid)
@@ -198,6 +226,7 @@ class Journal:
     def finish(self, session: Session, run: R.PlaybookRun, status: str, error: str | None) -> None:
         if run.status == S.CANCELLED:
             return
+        error = None if error is None else mask_text(error)
         run.status, run.error, run.updated_at, run.wake_at = status, error, R.now(), None
         session.add(run)
         data: dict[str, Any] = {"incident": run.incident_id, "mode": run.mode}

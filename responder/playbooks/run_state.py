@@ -34,3 +34,4 @@ class RunState:
     playbook: Playbook
     outputs: dict[str, Any] = field(default_factory=dict)
     killed: bool = False  # the kill switch (setting or live switch) is on
+    secrets: set[str] = field(default_factory=set)  # masked by key so far: mask them anywhere

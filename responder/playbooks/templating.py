@@ -167,7 +167,7 @@ def render_string(source: str, context: Mapping[str, Any], location: str = "") -
     try:
         compiled = _compiled(source)
         if isinstance(compiled, TemplateExpression):
-            return _to_data(compiled(**context), location)
+            return _to_data(sandbox.bounded(compiled(**context), "the result"), location)
         return compiled.render(**context)
     except TemplateError:
         raise

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import BaseModel
 from sqlmodel import Session, col, select
 
-from responder.audit.store import AuditRecord, check_anchor, verify_chain
+from responder.audit.store import AuditRecord, check_anchor, unkeyed_count, verify_chain
 from responder.service.errors import Invalid
 from responder.service.pages import Cursor, decode, encode
 from responder.service.views import AuditView, Page
@@ -62,6 +62,7 @@ class Verification(BaseModel):
     broken_seq: int | None = None
     reason: str | None = None
     anchor: str | None = None
+    unkeyed: int = 0  # legacy records hashed without the chain key: a DB writer could redo them
 
 
 def parse_anchor(text: str) -> tuple[int, str]:
@@ -83,4 +84,4 @@ def verify(session: Session, anchor: str | None = None) -> Verification:
         problem = check_anchor(session, *expected)
         if problem is not None:
             return Verification(ok=False, records=count, reason=problem, anchor=anchor)
-    return Verification(ok=True, records=count, anchor=anchor)
+    return Verification(ok=True, records=count, anchor=anchor, unkeyed=unkeyed_count(session))

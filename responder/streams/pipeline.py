@@ -5,14 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from responder.streams.anchors import AnchorStage
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.playbooks import CommandStage, RunnerStage
 from responder.streams.reports import ReportStage
 from responder.streams.sink import SinkStage
 
-# start order: consumers of a topic before its producers; the playbook stages last
-STAGES = ("sink", "correlate", "ingest", "reports", "runner", "commands")
+# start order: consumers of a topic before its producers; the playbook stages last; `anchors`
+# writes the audit chain's head outside the database (streams/anchors.py)
+STAGES = ("sink", "correlate", "ingest", "reports", "runner", "commands", "anchors")
 
 
 class Stage(Protocol):
@@ -31,6 +33,7 @@ class Pipeline:
     sink: SinkStage | None = None
     runner: RunnerStage | None = None
     commands: CommandStage | None = None
+    anchors: AnchorStage | None = None
 
     @property
     def stages(self) -> list[Stage]:

@@ -26,6 +26,7 @@ from tests.support.aws_server import MotoServer
 from tests.support.harness import (
     Worker,
     kafka_settings,
+    keyed_engine,
     produce,
     topic,
     wait_for,
@@ -116,7 +117,7 @@ def run_in(db: str, playbook: str, *statuses: str) -> PlaybookRun:
 
 
 def chain_ok(db: str) -> bool:
-    with Session(make_engine(db)) as session:
+    with Session(keyed_engine(db)) as session:
         count, broken = verify_chain(session)
         return broken is None and count > 0
 

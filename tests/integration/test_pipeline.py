@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlmodel import Session, select
 
-from responder.audit.store import AuditRecord, verify_chain
+from responder.audit.store import AuditRecord, check_anchors, unkeyed_count, verify_chain
 from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.incidents.store import Incident
+from responder.settings import KafkaSettings
 from responder.storage.database import make_engine, upgrade
+from responder.streams.anchors import read_topic
 from tests.support.harness import (
     BURST_RULE,
     EACH_RULE,
@@ -21,6 +24,7 @@ from tests.support.harness import (
     consume,
     event_json,
     incidents,
+    keyed_engine,
     produce,
     topic,
     wait_for,
@@ -77,12 +81,22 @@ def test_scenario_becomes_incidents_in_postgres_with_intact_audit(
         return {(r.rule, tuple(refs(r))) for r in incidents(pg_schema_url)}
 
     wait_for(lambda: stored() == want, 60)
-    engine = make_engine(pg_schema_url)
+    engine = keyed_engine(pg_schema_url)
     with Session(engine) as s:
         count, broken = verify_chain(s)
         actions = [a.action for a in s.exec(select(AuditRecord)).all()]
+        assert unkeyed_count(s) == 0  # every record HMAC'd with the workers' chain key
     assert broken is None
     assert count == len(actions) >= 3
+    if deployment == [()]:  # every stage, `anchors` included: the head is on the anchor topic
+        kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap)
+
+        def anchored() -> bool:
+            found, _ = asyncio.run(read_topic(kafka, f"t.{unique}.audit-anchors"))
+            with Session(engine) as s:
+                return found != [] and check_anchors(s, found).problems == []
+
+        wait_for(anchored, 30)
     assert actions.count("incident.opened") == 3
     # the redelivered cloudtrail event (same source and id) counted once
     cred = next(r for r in incidents(pg_schema_url) if r.kind == "credential_compromise")
@@ -162,7 +176,7 @@ def test_two_workers_split_partitions_and_each_incident_appears_once(
     assert len(rows) == 24
     assert sorted(r.group["resource.id"] for r in rows) == sorted(f"ep-{g}" for g in range(24))
     assert all(r.event_count == 6 for r in rows)
-    engine = make_engine(pg_schema_url)
+    engine = keyed_engine(pg_schema_url)
     with Session(engine) as s:
         opened = s.exec(select(AuditRecord).where(AuditRecord.action == "incident.opened")).all()
         assert len(opened) == 24 and len({a.subject for a in opened}) == 24

@@ -17,8 +17,11 @@ from typing import Any, Literal, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from responder.audit.chain import ChainKey
+from responder.audit.store import Keyring, use_keys
 from responder.incidents.store import Incident
 from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine
@@ -27,6 +30,17 @@ from tests.support.signing import command_env
 
 T = TypeVar("T")
 TOPICS = ("events", "dlq", "correlate", "changelog", "incidents", "commands", "reports")
+
+
+CHAIN_KEY = "harness-chain-key-0123456789abcdefghij"  # the audit chain key test workers use
+
+
+def keyed_engine(url: str) -> Engine:
+    """An engine on a test worker's database that verifies its audit chain with the workers'
+    chain key."""
+    engine = make_engine(url)
+    use_keys(engine, Keyring(ChainKey("k1", CHAIN_KEY.encode())))
+    return engine
 
 
 def worker_env(
@@ -56,6 +70,9 @@ def worker_env(
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_LOG_LEVEL": "INFO",
         **command_env(),
+        "RESPONDER_AUDIT__KEY": CHAIN_KEY,
+        "RESPONDER_AUDIT__ANCHOR_TOPIC": f"t.{unique}.audit-anchors",
+        "RESPONDER_AUDIT__ANCHOR_EVERY_S": "0.5",
     }
     for name in TOPICS:
         env[f"RESPONDER_KAFKA__TOPICS__{name.upper()}"] = f"t.{unique}.{name}"

@@ -28,6 +28,10 @@ def test_secrets_come_from_the_env_file_and_have_no_default() -> None:
     needed = set(REQUIRED.findall(text))
     example = (ROOT / ".env.example").read_text().splitlines()
     listed = {line.split("=", 1)[0] for line in example if line and not line.startswith("#")}
-    assert needed == listed == {"POSTGRES_PASSWORD", "RESPONDER_COMMANDS__ISSUERS"}
+    assert (
+        needed
+        == listed
+        == {"POSTGRES_PASSWORD", "RESPONDER_COMMANDS__ISSUERS", "RESPONDER_AUDIT__KEY"}
+    )
     assert all(line.endswith("=") for line in example if line and not line.startswith("#"))
     assert ".env" in (ROOT / ".gitignore").read_text().splitlines()

@@ -190,3 +190,57 @@ def test_rule_titles_compile_in_the_hardened_environment() -> None:
     assert set(TEMPLATES.globals) == set(ENV.globals)
     with pytest.raises(ValidationError, match="No filter named 'pprint'"):
         rule(incident={"kind": "k", "title": "{{ group|pprint }}"})
+
+
+# --- budgets while rendering (issue 8, item 7) ---------------------------------------------------
+
+BUDGET_BOMBS = [
+    ("{{ [[0]*100000]*100000 }}", "too large"),  # 800 KB in memory, 30 GB as text
+    ("x {{ [[0]*100000]*100000 }}", "too large"),
+    ("{{ ([[0]*100000]*100000)|tojson }}", "tojson filter is too large"),
+    ("{{ ([[0]*100000]*100000)|string }}", "string filter is too large"),
+    ("{{ ([[0]*100000]*100000)|join(',') }}", "join filter is too large"),
+    ("{{ ([['x']*100000]*100000)|sum(start=[])|length }}", "sum filter is too large"),
+    ("{{ 'a' ~ [[0]*100000]*100000 }}", "operand of ~ is too large"),
+    ("{{ ','.join(['x' * 100000] * 100000) }}", "argument is too large"),
+    ("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}", "loop"),
+    ("{% for i in range(100000) %}{{ i }}{% endfor %}{% for i in range(2) %}{% endfor %}", "loop"),
+    ("{% for i in range(2000) %}{{ 'x' * 2000 }}{% endfor %}", "output is longer"),
+    ("{% set s %}{% for i in range(2000) %}{{ 'y' * 2000 }}{% endfor %}{% endset %}{{ s }}",
+     "output is longer"),
+    ("{% macro m(n) %}{{ m(n) }}{% endmacro %}{{ m(1) }}", "calls nest deeper than 40"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("template", "reason"), BUDGET_BOMBS)
+def test_render_budgets_stop_playbook_templates(template: str, reason: str) -> None:
+    """Each of these passes validation (it parses and allocates nothing by itself); rendering
+    stops at a budget with a clear error instead of using gigabytes or hours."""
+    with pytest.raises(TemplateError, match=reason) as info:
+        render(template, CONTEXT, "step s: with.v")
+    assert str(info.value).startswith("step s: with.v: not allowed in a template")
+
+
+@pytest.mark.parametrize(("template", "_"), BUDGET_BOMBS)
+def test_render_budgets_stop_rule_titles(template: str, _: str) -> None:
+    """Rule titles get the same budgets; the incident falls back to the rule's own title."""
+    c = correlator(rule(incident={"kind": "k", "title": template}))
+    (opened,) = feed(c, event("e1"))
+    assert opened.title == "Test rule"
+
+
+def test_budgets_leave_ordinary_templates_alone() -> None:
+    big = {"events": [{"id": f"e{i}", "text": "x" * 1000} for i in range(500)]}
+    assert render("{{ events|map(attribute='id')|list|length }}", big) == 500
+    assert len(render("{% for e in events %}{{ e.id }},{% endfor %}", big)) > 2000
+    assert render("{% for i in range(3) %}{{ i ~ '-' }}{% endfor %}", CONTEXT) == "0-1-2-"
+    assert render("{% for i in range(99999) %}{% endfor %}ok", CONTEXT) == "ok"
+    macro = "{% macro m(a) %}<{{ a }}>{% endmacro %}{% for i in range(2) %}{{ m(i) }}{% endfor %}"
+    assert render(macro, CONTEXT) == "<0><1>"
+    assert render("{{ [[0] * 10] * 10 }}", CONTEXT) == [[0] * 10] * 10
+
+
+def test_each_render_gets_its_own_budget() -> None:
+    template = "{% for i in range(60000) %}{% endfor %}{{ incident.id }}"
+    for _ in range(3):  # 180,000 iterations in all: over one render's budget, not per render
+        assert render(template, CONTEXT) == "inc-1"
