@@ -42,7 +42,17 @@ class CorrelationSettings(BaseModel):
         gt=0,
         description="flush changed window state, then commit offsets (a crash replays at most this much)",
     )
-    allowed_lateness_s: float = Field(default=600.0, ge=0)
+    allowed_lateness_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="how far behind the slowest active input partition an event may be",
+    )
+    idle_partition_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="an input partition that has not advanced while others did for this long "
+        "stops holding lateness back",
+    )
     max_batch: int = Field(default=5000, ge=1, description="records per consumer fetch")
 
 

@@ -102,8 +102,20 @@ class Correlator:
         self._titles: dict[str, tuple[Template, set[str]]] = {}
         self._group_titles: dict[str, str] = {}
 
-    def feed(self, state: GroupState, routed: Routed, event: WindowEvent) -> Change | None:
-        """Add one event to its group's state (mutated in place); return the change, if any."""
+    def feed(
+        self,
+        state: GroupState,
+        routed: Routed,
+        event: WindowEvent,
+        watermark: float | None = None,
+    ) -> Change | None:
+        """Add one event to its group's state (mutated in place); return the change, if any.
+
+        Lateness is judged against `watermark`, the progress of every input partition
+        (`correlation/watermark.py`): state older than it by the window (or suppress) plus the
+        allowed lateness is forgotten. Without one (offline replay: one ordered input) the
+        group's own newest event time stands in for it.
+        """
         rule = self.rules.rules[routed.rule_id]
         if state.seen((event.source, event.id)):
             return None  # a redelivery: counts once
@@ -114,9 +126,10 @@ class Correlator:
             window = _firing_window(rule, state, event.time, newest=newest)
             if window is not None:
                 change = self._open(rule, state, routed, window, event)
+        horizon = state.max_time if watermark is None else watermark
         state.prune(
-            keep_after=state.max_time - rule.window_s - self.lateness,
-            incident_after=state.max_time - rule.suppress_s - self.lateness,
+            keep_after=horizon - rule.window_s - self.lateness,
+            incident_after=horizon - rule.suppress_s - self.lateness,
         )
         return change
 

@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from responder.correlation.engine import Correlator, Routed
 from responder.correlation.rules import RuleSet
+from responder.correlation.watermark import Watermarks
 from responder.correlation.window import (
     GroupState,
     state_from_dict,
@@ -36,7 +37,7 @@ from responder.correlation.window import (
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import Batch, BatchSender, LagMeter, commit, dead_letter
-from responder.streams.records import decode
+from responder.streams.records import read
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
 MAX_CHANGE_BYTES = MAX_MESSAGE_BYTES - 64 * 1024  # room for the record batch framing
@@ -48,6 +49,9 @@ class ChangeTooLarge(ValueError):
 
 
 log = structlog.get_logger(__name__)
+
+WATERMARK_KEY = "watermarks"
+"""The changelog key of a partition's input progress (no `|`: no group key looks like it)."""
 
 STATE_TTL = timedelta(days=1)  # event time a group may stay idle before its state is forgotten
 SWEEP_EVERY_S = 30.0
@@ -85,7 +89,8 @@ class CorrelateStage:
         self.stats = CorrelateStats()
         self.stores: dict[int, dict[str, GroupState]] = {}
         self.dirty: dict[int, set[str]] = defaultdict(set)
-        self.watermark: dict[int, float] = defaultdict(lambda: float("-inf"))
+        self.watermark: dict[int, float] = defaultdict(lambda: float("-inf"))  # newest seen
+        self.progress: dict[int, Watermarks] = {}  # of the input partitions, per partition
         self.pending: dict[TopicPartition, Any] = {}  # processed, not yet committed
         self.outbox: list[tuple[str, bytes]] = []  # (incident id, change JSON)
         self.dead: list[tuple[Any, str, list[str]]] = []  # (message, reason, detail)
@@ -169,14 +174,17 @@ class CorrelateStage:
                 continue  # revoked while the fetch was in flight
             dirty = self.dirty[tp.partition]
             newest = self.watermark[tp.partition]
+            marks = self._marks(tp.partition)
             for msg in messages:
                 if not msg.value:
                     continue
                 try:
-                    records = list(decode(msg.value))
+                    decoded, progress = read(msg.value)
+                    records = list(decoded)
                 except Exception as exc:  # e.g. written by another version
                     self.dead.append((msg, "undecodable correlation message", failure_detail(exc)))
                     continue
+                watermark = marks.current()
                 failed: list[str] = []
                 first: Exception | None = None
                 for rule_id, key, group, event in records:
@@ -187,7 +195,7 @@ class CorrelateStage:
                         if state is None:
                             state = store[key] = GroupState()
                         dirty.add(key)
-                        change = feed(state, Routed(rule_id, key, group), event)
+                        change = feed(state, Routed(rule_id, key, group), event, watermark)
                         if change is not None:
                             value = change.to_json()
                             if len(value) > MAX_CHANGE_BYTES:
@@ -207,10 +215,19 @@ class CorrelateStage:
                     fed += 1
                 if first is not None:
                     self.dead.append((msg, failure_reason("correlate", first), failed))
+                now = clock.monotonic()
+                for input_partition, input_newest in progress:  # after its records
+                    marks.observe(input_partition, input_newest, now)
             self.watermark[tp.partition] = newest
             self.pending[tp] = messages[-1].offset + 1
         self.stats.records += fed
         self.stats.cpu_s += clock.process_time() - started
+
+    def _marks(self, partition: int) -> Watermarks:
+        marks = self.progress.get(partition)
+        if marks is None:
+            marks = self.progress[partition] = Watermarks(self.settings.idle_partition_s)
+        return marks
 
     async def _send_outbox(self) -> None:
         topic = self.kafka.topics.incidents
@@ -255,6 +272,13 @@ class CorrelateStage:
                 value = None if state is None else orjson.dumps(state_to_dict(state))
                 self.batcher.add(self.kafka.topics.changelog, partition, key.encode(), value)
                 self.stats.keys_written += 1
+        for partition, marks in self.progress.items():
+            if marks.changed and (partitions is None or partition in partitions):
+                value = orjson.dumps(marks.to_dict())
+                self.batcher.add(
+                    self.kafka.topics.changelog, partition, WATERMARK_KEY.encode(), value
+                )
+                marks.changed = False
         self.sends.extend(await self.batcher.submit())
         if self.sends:
             sends, self.sends = self.sends, []
@@ -275,7 +299,9 @@ class CorrelateStage:
         """Forget groups idle (in event time) for longer than STATE_TTL."""
         ttl = STATE_TTL.total_seconds()
         for partition, store in self.stores.items():
-            horizon = self.watermark[partition] - ttl
+            watermark = self._marks(partition).current()
+            newest = self.watermark[partition] if watermark is None else watermark
+            horizon = newest - ttl
             for key in [k for k, s in store.items() if s.max_time < horizon]:
                 del store[key]
                 self.dirty[partition].add(key)
@@ -289,6 +315,7 @@ class CorrelateStage:
             for p in parts:
                 self.stores.pop(p, None)
                 self.dirty.pop(p, None)
+                self.progress.pop(p, None)
         log.info("correlation partitions revoked", partitions=sorted(parts))
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -332,7 +359,11 @@ class CorrelateStage:
         count = 0
         for p in parts:
             store: dict[str, GroupState] = {}
+            self.progress.pop(p, None)
             for key, msg in stores[p].items():
+                if key == WATERMARK_KEY:
+                    self._restore_progress(p, msg)
+                    continue
                 rule = self.rules.rules.get(key.split("|", 1)[0])
                 if rule is None:
                     continue
@@ -355,3 +386,11 @@ class CorrelateStage:
             count += len(store)
         self.stats.restored_keys += count
         return count
+
+    def _restore_progress(self, partition: int, msg: Any) -> None:
+        try:
+            marks = Watermarks.from_dict(orjson.loads(msg.value), self.settings.idle_partition_s)
+        except Exception as exc:  # progress starts afresh: lateness waits for every partition
+            log.error("input progress not restored", partition=partition, error=repr(exc)[:300])
+            return
+        self.progress[partition] = marks

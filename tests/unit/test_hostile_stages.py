@@ -93,6 +93,9 @@ class Recorded:
     async def done(self, batch: Batch) -> None:
         self.finished += 1
 
+    def held(self) -> list[int]:
+        return [0]
+
 
 class SentBatches(BatchSender):
     def __init__(self) -> None:
@@ -223,10 +226,10 @@ def test_correlate_skips_a_record_that_raises_and_dead_letters_its_message(
     stage.stores[0] = {}
     real_feed = stage.engine.feed
 
-    def feed(state: Any, routed: Any, ev: Any) -> Any:
+    def feed(state: Any, routed: Any, ev: Any, watermark: float | None = None) -> Any:
         if ev.id == "boom":
             raise ZeroDivisionError("division by zero")
-        return real_feed(state, routed, ev)
+        return real_feed(state, routed, ev, watermark)
 
     monkeypatch.setattr(stage.engine, "feed", feed)
     [value] = correlation_messages(event("a"), event("boom"), event("c"))
