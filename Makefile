@@ -79,3 +79,4 @@ bench: install
 	scripts/kafka up
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/arrival_order.py
+	$(BIN)/python bench/groups.py

@@ -54,6 +54,12 @@ class CorrelationSettings(BaseModel):
         "stops holding lateness back",
     )
     max_batch: int = Field(default=5000, ge=1, description="records per consumer fetch")
+    max_groups_per_rule: int = Field(
+        default=100_000,
+        ge=1,
+        description="live groups a rule may have per correlation partition; beyond, the "
+        "oldest (in event time) are evicted",
+    )
 
 
 class DatabaseSettings(BaseModel):

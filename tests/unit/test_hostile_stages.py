@@ -223,7 +223,7 @@ def test_correlate_skips_a_record_that_raises_and_dead_letters_its_message(
 ) -> None:
     """The other records of the message are still correlated; the message goes to the DLQ once."""
     stage = CorrelateStage(KAFKA, RULES, CorrelationSettings())
-    stage.stores[0] = {}
+    stage.stores[0] = stage.new_store()
     real_feed = stage.engine.feed
 
     def feed(state: Any, routed: Any, ev: Any, watermark: float | None = None) -> Any:
@@ -249,7 +249,7 @@ def test_correlate_skips_a_record_that_raises_and_dead_letters_its_message(
 def test_correlate_survives_a_forged_record(monkeypatch: pytest.MonkeyPatch) -> None:
     """A record with a time that is not a number (not from our ingest) is dead-lettered."""
     stage = CorrelateStage(KAFKA, RULES, CorrelationSettings())
-    stage.stores[0] = {}
+    stage.stores[0] = stage.new_store()
     [value] = correlation_messages(event("a"))
     size = int.from_bytes(value[4:8], "big")
     header = orjson.loads(value[8 : 8 + size])
@@ -403,6 +403,6 @@ def test_correlate_never_raises_on_forged_messages(value: bytes) -> None:
     """Whatever bytes arrive on the correlation topic, `handle` queues them for the DLQ or
     correlates them; it never raises."""
     stage = CorrelateStage(KAFKA, RULES, CorrelationSettings())
-    stage.stores[0] = {}
+    stage.stores[0] = stage.new_store()
     stage.handle(batch_of([value], topic="correlate"))
     assert stage.pending[TopicPartition("correlate", 0)] == 1

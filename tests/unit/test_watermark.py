@@ -154,7 +154,7 @@ def test_a_stalled_input_partition_is_behind_not_late() -> None:
     fast, slow = stalled_scenario()
     ingest = IngestBatch(rules, partitions=1)
     stage = CorrelateStage(KafkaSettings(), rules, CorrelationSettings())
-    stage.stores[0] = {}
+    stage.stores[0] = stage.new_store()
     offset = 0
     # ingest holds both input partitions; partition 1's producer is stalled
     for values, partition in ((fast, 0), (slow, 1)):
@@ -164,7 +164,7 @@ def test_a_stalled_input_partition_is_behind_not_late() -> None:
             for value in outcome.messages[0]:
                 stage.handle({TopicPartition("correlate", 0): [_record(value, offset)]})
                 offset += 1
-    got = {}
+    got: dict[str, set[tuple[str, str]]] = {}
     for incident_id, value in stage.outbox:
         change = orjson.loads(value)
         refs = got.setdefault(incident_id, set())
