@@ -34,6 +34,18 @@ class KafkaSettings(BaseModel):
     group_prefix: str = "responder"
     topics: Topics = Topics()
     client_id: str = "responder"
+    instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$",
+        description="a stable name unique to this worker (e.g. its pod name): static group "
+        "membership, so a restarted worker gets its partitions back at once",
+    )
+    session_timeout_s: float = Field(
+        default=10.0,
+        ge=6,
+        le=300,
+        description="how long a worker that stopped heartbeating keeps its partitions",
+    )
 
 
 class CorrelationSettings(BaseModel):

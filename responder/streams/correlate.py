@@ -39,7 +39,14 @@ from responder.metrics.worker import GROUPS_EVICTED, LIVE_GROUPS
 from responder.metrics.worker import rules as metric_rules
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.failures import failure_detail, failure_reason
-from responder.streams.kafka import Batch, BatchSender, LagMeter, commit, dead_letter
+from responder.streams.kafka import (
+    Batch,
+    BatchSender,
+    LagMeter,
+    commit,
+    dead_letter,
+    membership,
+)
 from responder.streams.records import read
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
@@ -115,6 +122,7 @@ class CorrelateStage:
             **common,
             group_id=f"{kafka.group_prefix}-correlate",
             client_id=f"{kafka.client_id}-correlate",
+            **membership(kafka, "correlate"),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
