@@ -11,6 +11,7 @@ arguments (e.g. RESPONDER_KAFKA__INSTANCE_ID=bench).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sqlite3
@@ -91,7 +92,7 @@ def main() -> None:
             worker = Worker(env, work / f"w{n}.log")
             worker.spawn()
             probe(unique, f"p{n}")
-            wait_for(lambda name=f"p{n}": stored(db, name), 180, interval=0.05)
+            wait_for(functools.partial(stored, db, f"p{n}"), 180, interval=0.05)
             serving.append(time.time() - begin)
             steps = {
                 "first log line (imports done)": "",
