@@ -197,3 +197,17 @@ def test_ingest_tells_every_correlation_partition_of_its_progress() -> None:
     # without announce, only the partition with records hears of it
     quiet = ingest.handle([json.dumps(doc).encode()], [2], held=[0, 2])
     assert len(quiet.messages) == 1
+
+
+def test_the_stage_restores_progress_from_its_changelog_entry() -> None:
+    """What a flush writes under the key `watermarks` is what a restarted stage holds back by; a
+    corrupt entry is skipped (the stage then waits for every partition to report again)."""
+    stage = CorrelateStage(KafkaSettings(), RuleSet([BY_TEAM]), CorrelationSettings())
+    marks = Watermarks(IDLE)
+    marks.observe(0, 5000.0, now=0)
+    marks.observe(3, 1200.0, now=0)
+    saved = _record(orjson.dumps(marks.to_dict()), 0)
+    stage._restore_progress(7, saved)
+    assert stage.progress[7].current() == 1200.0
+    stage._restore_progress(8, _record(b'{"partitions": [["x", 1]]}', 1))
+    assert 8 not in stage.progress
