@@ -103,7 +103,7 @@ class Plan:
     pg_stop: float = 15.0
 
 
-PLANS = {"full": Plan(events=60_000, rate=1000, pause=12), "short": Plan(6_000, 200, 5, 8)}
+PLANS = {"full": Plan(events=60_000, rate=1000, pause=12), "short": Plan(6_000, 300, 5, 8)}
 
 
 def script(name: str, *args: str, port: int) -> str:
@@ -154,16 +154,20 @@ class Load:
     events_topic: str
     sent: int = 0
     values: list[bytes] = field(default_factory=list)
+    seconds: float = 0.0
 
     async def run(self) -> None:
-        """Produce at the plan's rate, in order; through an outage, retry the same event."""
+        """Produce at the plan's rate in chunks of a tenth of a second, in order; a chunk that
+        fails (an outage) is sent again whole (the copies are redeliveries: same source and id)."""
         producer: AIOKafkaProducer | None = None
         started = time.monotonic()
+        chunk = max(1, int(self.plan.rate / 10))
         while self.sent < self.plan.events:
             due = started + self.sent / self.plan.rate
             if (wait := due - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
-            key, value = event(self.sent)
+            numbers = range(self.sent, min(self.plan.events, self.sent + chunk))
+            pairs = [event(i) for i in numbers]
             try:
                 if producer is None:
                     producer = AIOKafkaProducer(
@@ -173,15 +177,20 @@ class Load:
                         request_timeout_ms=5000,
                     )
                     await producer.start()
-                await producer.send_and_wait(self.events_topic, value=value, key=key)
+                sends = [
+                    await producer.send(self.events_topic, value=value, key=key)
+                    for key, value in pairs
+                ]
+                await asyncio.gather(*sends)
             except (KafkaError, OSError):
                 if producer is not None:
                     await _close(producer)
                 producer = None
                 await asyncio.sleep(1)
                 continue
-            self.values.append(value)
-            self.sent += 1
+            self.values.extend(value for _, value in pairs)
+            self.sent += len(pairs)
+        self.seconds = time.monotonic() - started
         if producer is not None:
             await producer.stop()
 
@@ -361,7 +370,8 @@ async def main_async(plan: Plan) -> int:
             chaos.start("b")
             load = Load(plan, topic(chaos.unique, "events"))
             last = await chaos.faults_while(asyncio.create_task(load.run()))
-            print(f"  load done: {load.sent:,} events", flush=True)
+            rate = load.sent / load.seconds
+            print(f"  load done: {load.sent:,} events in {load.seconds:.0f} s ({rate:,.0f}/s)")
             settle = Settle(chaos)
             await asyncio.to_thread(wait_for, settle.done, 900, 1.0)
             drained = max(0.0, settle.at - last)
