@@ -45,16 +45,17 @@ from sqlalchemy import create_engine, text  # noqa: E402
 
 from responder.correlation.replay import replay  # noqa: E402
 from responder.correlation.rules import load_rules  # noqa: E402
+from responder.playbooks.statuses import ACTIVE  # noqa: E402
 from responder.storage.database import make_engine, upgrade  # noqa: E402
 from tests.conftest import schema_url  # noqa: E402
 from tests.support.aws_server import CREDENTIALS, MotoServer  # noqa: E402
-from tests.support.harness import Worker, topic, wait_for, worker_env  # noqa: E402
+from tests.support.harness import Worker, caught_up, topic, wait_for, worker_env  # noqa: E402
 
 KAFKA_PORT = int(os.environ.get("CHAOS_KAFKA_PORT", "19092"))
 PG_PORT = int(os.environ.get("CHAOS_PG_PORT", "15432"))
 BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 BASE = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
-QUIET = 15.0  # seconds without any change that count as drained
+QUIET = 5.0  # seconds without any change, once drained
 
 RULE = """
 id: chaos-by-actor
@@ -101,9 +102,13 @@ class Plan:
     rate: float  # events per second
     pause: float  # seconds between faults
     pg_stop: float = 15.0
+    every: int = 10  # one burst (an incident) per this many bursts of 5 events
 
 
-PLANS = {"full": Plan(events=60_000, rate=1000, pause=12), "short": Plan(6_000, 300, 5, 8)}
+PLANS = {
+    "full": Plan(events=60_000, rate=1000, pause=12, every=40),
+    "short": Plan(6_000, 300, 5, 8),
+}
 
 
 def script(name: str, *args: str, port: int) -> str:
@@ -125,12 +130,12 @@ def broker_pid() -> int:
     return int((Path(cache) / f"kafka-data-{KAFKA_PORT}" / "kafka.pid").read_text().strip())
 
 
-def event(i: int) -> tuple[bytes, bytes]:
-    """Event i: bursts of 5 from one documentation address every 50 events (one incident
-    each), otherwise one event from a private address; 16 endpoints as keys."""
+def event(i: int, every: int) -> tuple[bytes, bytes]:
+    """Event i: a burst of 5 from one documentation address every `every` * 5 events (one
+    incident each), otherwise one event from a private address; 16 endpoints as keys."""
     burst = i // 5
-    if burst % 10 == 0:
-        n = burst // 10
+    if burst % every == 0:
+        n = burst // every
         ip = f"{DOC_NETS[n % 3]}.{1 + n // 3 % 250}"
     else:
         ip = f"10.{i // 65536 % 256}.{i // 256 % 256}.{i % 256}"
@@ -167,7 +172,7 @@ class Load:
             if (wait := due - time.monotonic()) > 0:
                 await asyncio.sleep(wait)
             numbers = range(self.sent, min(self.plan.events, self.sent + chunk))
-            pairs = [event(i) for i in numbers]
+            pairs = [event(i, self.plan.every) for i in numbers]
             try:
                 if producer is None:
                     producer = AIOKafkaProducer(
@@ -373,7 +378,7 @@ async def main_async(plan: Plan) -> int:
             rate = load.sent / load.seconds
             print(f"  load done: {load.sent:,} events in {load.seconds:.0f} s ({rate:,.0f}/s)")
             settle = Settle(chaos)
-            await asyncio.to_thread(wait_for, settle.done, 900, 1.0)
+            await asyncio.to_thread(wait_for, settle.done, 1200, 1.0)
             drained = max(0.0, settle.at - last)
             chaos.faults[-1].lines = chaos.log_lines() - chaos.faults[-1].lines_before
             return compare(chaos, load.values, drained)
@@ -384,8 +389,9 @@ async def main_async(plan: Plan) -> int:
 
 @dataclass
 class Settle:
-    """Drained: incidents, their event rows, runs and the WAF calls unchanged for QUIET s (`at`:
-    the last change)."""
+    """Drained: every stage's group has committed its topic's end, no run is left to finish,
+    and incidents, event rows, runs and WAF calls stayed unchanged for QUIET s (`at`: the last
+    change)."""
 
     chaos: Chaos
     last: tuple[int, ...] = ()
@@ -395,6 +401,18 @@ class Settle:
         try:
             now = self.chaos.stored()
         except Exception:  # the database is still coming back
+            return False
+        unique = self.chaos.unique
+        stages = (("ingest", "events"), ("correlate", "correlate"), ("sink", "incidents"))
+        try:
+            drained = all(
+                caught_up(BOOTSTRAP, f"t-{unique}-{stage}", topic(unique, name))
+                for stage, name in stages
+            )
+        except Exception:
+            drained = False
+        if not drained or any(status in ACTIVE for *_, status in now["runs"]):
+            self.last = ()
             return False
         statuses = tuple(sorted(Counter(status for *_, status in now["runs"]).items()))
         seen = (
