@@ -14,7 +14,7 @@ LOCK_PYTHON := 3.11
 LOCK_FLAGS := --generate-hashes --python-version $(LOCK_PYTHON) \
 	--python-platform x86_64-unknown-linux-gnu --custom-compile-command 'make lock' --quiet
 
-.PHONY: help install lock kafka-up kafka-down pg-up demo lint test bench
+.PHONY: help install lock kafka-up kafka-down pg-up demo lint test bench chaos
 
 help:
 	@echo "make install     create $(VENV) and install responder with the dev extras (from requirements-dev.lock)"
@@ -26,6 +26,7 @@ help:
 	@echo "make lint        ruff check, ruff format --check, mypy responder tests"
 	@echo "make test        lint, start Kafka + PostgreSQL, run pytest"
 	@echo "make bench       run bench/pipeline.py against the local broker"
+	@echo "make chaos       the fault suite on its own broker and PostgreSQL (CHAOS=short: the CI version)"
 
 install: $(VENV)/.installed
 
@@ -79,3 +80,8 @@ bench: install
 	scripts/kafka up
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/arrival_order.py
+	$(BIN)/python bench/groups.py
+
+# Its own broker (CHAOS_KAFKA_PORT, 19092) and PostgreSQL (CHAOS_PG_PORT, 15432): it kills them.
+chaos: install
+	$(BIN)/python bench/chaos.py --plan $(or $(CHAOS),full)

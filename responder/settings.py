@@ -42,6 +42,18 @@ class KafkaSettings(BaseModel):
         description="where the worker's faust app keeps its directory (`<group_prefix>-worker-data`;"
         " its tables are in memory, so nothing there needs keeping)",
     )
+    instance_id: str | None = Field(
+        default=None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$",
+        description="a stable name unique to this worker (e.g. its pod name): static group "
+        "membership, so a restarted worker gets its partitions back at once",
+    )
+    session_timeout_s: float = Field(
+        default=10.0,
+        ge=6,
+        le=300,
+        description="how long a worker that stopped heartbeating keeps its partitions",
+    )
     security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     ssl_cafile: Path | None = Field(
         default=None, description="CA bundle the brokers' certificates are checked against"
@@ -113,8 +125,24 @@ class CorrelationSettings(BaseModel):
         gt=0,
         description="flush changed window state, then commit offsets (a crash replays at most this much)",
     )
-    allowed_lateness_s: float = Field(default=600.0, ge=0)
+    allowed_lateness_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="how far behind the slowest active input partition an event may be",
+    )
+    idle_partition_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="an input partition that has not advanced while others did for this long "
+        "stops holding lateness back",
+    )
     max_batch: int = Field(default=5000, ge=1, description="records per consumer fetch")
+    max_groups_per_rule: int = Field(
+        default=100_000,
+        ge=1,
+        description="live groups a rule may have per correlation partition; beyond, the "
+        "oldest (in event time) are evicted",
+    )
 
 
 class DatabaseSettings(BaseModel):

@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -136,8 +137,14 @@ def replay(
     playbook_set = load_playbook_dir(settings.playbooks.dir) if dry_run else None
     if not file.is_file():
         raise fail(f"{file}: no such file")
+    correlation = settings.correlation  # the worker's lateness and cap on live groups
     with file.open("rb") as lines:
-        result = run_replay(lines, ruleset)
+        result = run_replay(
+            lines,
+            ruleset,
+            allowed_lateness=timedelta(seconds=correlation.allowed_lateness_s),
+            max_groups=correlation.max_groups_per_rule,
+        )
     for number, reason in result.rejected:
         err.print(f"{file}:{number}: rejected: {plain(reason)}", highlight=False, markup=False)
     if as_json or playbook_set is not None:

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import orjson
 from jinja2 import Template, meta
 
+from responder.correlation.capacity import GroupStore
 from responder.correlation.change import Change
 from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import TEMPLATES, Rule, RuleSet
@@ -95,15 +96,34 @@ def _firing_window(
 class Correlator:
     """Feeds events into group states and says which incident changes result."""
 
-    def __init__(self, rules: RuleSet, *, allowed_lateness: timedelta = DEFAULT_LATENESS) -> None:
+    def __init__(
+        self,
+        rules: RuleSet,
+        *,
+        allowed_lateness: timedelta = DEFAULT_LATENESS,
+        max_groups: int | None = None,
+    ) -> None:
         self.rules = rules
         self.lateness = allowed_lateness.total_seconds()
-        self.states: dict[str, GroupState] = {}  # used by `process`; the worker keeps its own
+        # used by `process`; the worker keeps its own, one per partition
+        self.states = GroupStore(max_groups)
         self._titles: dict[str, tuple[Template, set[str]]] = {}
         self._group_titles: dict[str, str] = {}
 
-    def feed(self, state: GroupState, routed: Routed, event: WindowEvent) -> Change | None:
-        """Add one event to its group's state (mutated in place); return the change, if any."""
+    def feed(
+        self,
+        state: GroupState,
+        routed: Routed,
+        event: WindowEvent,
+        watermark: float | None = None,
+    ) -> Change | None:
+        """Add one event to its group's state (mutated in place); return the change, if any.
+
+        Lateness is judged against `watermark`, the progress of every input partition
+        (`correlation/watermark.py`): state older than it by the window (or suppress) plus the
+        allowed lateness is forgotten. Without one (offline replay: one ordered input) the
+        group's own newest event time stands in for it.
+        """
         rule = self.rules.rules[routed.rule_id]
         if state.seen((event.source, event.id)):
             return None  # a redelivery: counts once
@@ -114,9 +134,10 @@ class Correlator:
             window = _firing_window(rule, state, event.time, newest=newest)
             if window is not None:
                 change = self._open(rule, state, routed, window, event)
+        horizon = state.max_time if watermark is None else watermark
         state.prune(
-            keep_after=state.max_time - rule.window_s - self.lateness,
-            incident_after=state.max_time - rule.suppress_s - self.lateness,
+            keep_after=horizon - rule.window_s - self.lateness,
+            incident_after=horizon - rule.suppress_s - self.lateness,
         )
         return change
 
@@ -124,15 +145,13 @@ class Correlator:
         """Route and feed one event against `self.states` (the offline path)."""
         changes = []
         for routed in route(self.rules, doc):
-            state = self.states.get(routed.key)
-            if state is None:
-                state = self.states[routed.key] = GroupState()
+            state = self.states.group(routed.rule_id, routed.key)
             rule = self.rules.rules[routed.rule_id]
             change = self.feed(state, routed, window_event(rule, doc, time))
             if change is not None:
                 changes.append(change.model())
             if state.empty:
-                del self.states[routed.key]
+                self.states.drop(routed.key)
         return changes
 
     def _attach(

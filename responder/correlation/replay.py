@@ -86,8 +86,11 @@ def replay(
     rules: RuleSet,
     *,
     allowed_lateness: timedelta = DEFAULT_LATENESS,
+    max_groups: int | None = None,
 ) -> ReplayResult:
-    correlator = Correlator(rules, allowed_lateness=allowed_lateness)
+    """`max_groups`: the live groups per rule the worker keeps (RESPONDER_CORRELATION__
+    MAX_GROUPS_PER_RULE, per correlation partition there; here for the whole file)."""
+    correlator = Correlator(rules, allowed_lateness=allowed_lateness, max_groups=max_groups)
     incidents: dict[str, IncidentSummary] = {}
     rejected: list[tuple[int, str]] = []
     read = 0

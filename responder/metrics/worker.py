@@ -1,7 +1,7 @@
 """The worker's metrics, in the process's default registry, and the endpoint that serves them.
 
-Counted where the work happens: ingest (events in, rejected by reason), the sink (incidents
-opened), the runner (action latency, runs by outcome), the commands stage, and every Kafka
+Counted where the work happens: ingest (events in, rejected by reason), correlation (live
+groups, groups evicted by the cap), the sink (incidents opened), the runner (action latency, runs by outcome), the commands stage, and every Kafka
 stage's consumer lag (`streams/kafka.py`).
 """
 
@@ -48,7 +48,18 @@ CONSUMER_LAG = Gauge(
     ["stage"],
 )
 
+LIVE_GROUPS = Gauge(
+    "responder_correlation_live_groups",
+    "Groups with window state in the correlation partitions this process owns",
+)
+GROUPS_EVICTED = Counter(
+    "responder_correlation_groups_evicted",
+    "Groups evicted because their rule had more live groups than the cap, by rule",
+    ["rule"],
+)
+
 kinds = Bounded()
+rules = Bounded()
 playbooks = Bounded()
 actions = Bounded()
 

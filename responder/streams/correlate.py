@@ -19,25 +19,36 @@ import asyncio
 import time as clock
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
+from responder.correlation.capacity import GroupStore, rule_of
 from responder.correlation.engine import Correlator, Routed
 from responder.correlation.rules import RuleSet
+from responder.correlation.watermark import Watermarks
 from responder.correlation.window import (
-    GroupState,
     state_from_dict,
     state_to_dict,
 )
+from responder.events.schema import rfc3339
 from responder.kafka_clients import client_options
+from responder.metrics.worker import GROUPS_EVICTED, LIVE_GROUPS
+from responder.metrics.worker import rules as metric_rules
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.failures import failure_detail, failure_reason
-from responder.streams.kafka import Batch, BatchSender, LagMeter, commit, dead_letter
-from responder.streams.records import decode
+from responder.streams.kafka import (
+    Batch,
+    BatchSender,
+    LagMeter,
+    commit,
+    dead_letter,
+    membership,
+)
+from responder.streams.records import read
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
 MAX_CHANGE_BYTES = MAX_MESSAGE_BYTES - 64 * 1024  # room for the record batch framing
@@ -49,6 +60,12 @@ class ChangeTooLarge(ValueError):
 
 
 log = structlog.get_logger(__name__)
+
+WATERMARK_KEY = "watermarks"
+"""The changelog key of a partition's input progress (no `|`: no group key looks like it)."""
+
+NOTICE_EVERY_S = 600.0
+"""At most one `correlation.groups_evicted` event per rule and partition this often."""
 
 STATE_TTL = timedelta(days=1)  # event time a group may stay idle before its state is forgotten
 SWEEP_EVERY_S = 30.0
@@ -84,9 +101,10 @@ class CorrelateStage:
             rules, allowed_lateness=timedelta(seconds=settings.allowed_lateness_s)
         )
         self.stats = CorrelateStats()
-        self.stores: dict[int, dict[str, GroupState]] = {}
+        self.stores: dict[int, GroupStore] = {}
         self.dirty: dict[int, set[str]] = defaultdict(set)
-        self.watermark: dict[int, float] = defaultdict(lambda: float("-inf"))
+        self.watermark: dict[int, float] = defaultdict(lambda: float("-inf"))  # newest seen
+        self.progress: dict[int, Watermarks] = {}  # of the input partitions, per partition
         self.pending: dict[TopicPartition, Any] = {}  # processed, not yet committed
         self.outbox: list[tuple[str, bytes]] = []  # (incident id, change JSON)
         self.dead: list[tuple[Any, str, list[str]]] = []  # (message, reason, detail)
@@ -95,6 +113,8 @@ class CorrelateStage:
         self.last_flush = clock.monotonic()
         self.last_sweep = clock.monotonic()
         self.lag = LagMeter("correlate")
+        self.evictions: dict[tuple[str, int], int] = {}  # (rule, partition) → groups evicted
+        self.noticed: dict[tuple[str, int], float] = {}  # (rule, partition) → when reported
 
     def _clients(self) -> None:
         kafka = self.kafka
@@ -103,6 +123,7 @@ class CorrelateStage:
             **common,
             group_id=f"{kafka.group_prefix}-correlate",
             client_id=f"{kafka.client_id}-correlate",
+            **membership(kafka, "correlate"),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
@@ -170,14 +191,17 @@ class CorrelateStage:
                 continue  # revoked while the fetch was in flight
             dirty = self.dirty[tp.partition]
             newest = self.watermark[tp.partition]
+            marks = self._marks(tp.partition)
             for msg in messages:
                 if not msg.value:
                     continue
                 try:
-                    records = list(decode(msg.value))
+                    decoded, progress = read(msg.value)
+                    records = list(decoded)
                 except Exception as exc:  # e.g. written by another version
                     self.dead.append((msg, "undecodable correlation message", failure_detail(exc)))
                     continue
+                watermark = marks.current()
                 failed: list[str] = []
                 first: Exception | None = None
                 for rule_id, key, group, event in records:
@@ -186,9 +210,9 @@ class CorrelateStage:
                             continue  # the rule was removed since this record was routed
                         state = store.get(key)
                         if state is None:
-                            state = store[key] = GroupState()
+                            state = store.group(rule_id, key)
                         dirty.add(key)
-                        change = feed(state, Routed(rule_id, key, group), event)
+                        change = feed(state, Routed(rule_id, key, group), event, watermark)
                         if change is not None:
                             value = change.to_json()
                             if len(value) > MAX_CHANGE_BYTES:
@@ -208,10 +232,67 @@ class CorrelateStage:
                     fed += 1
                 if first is not None:
                     self.dead.append((msg, failure_reason("correlate", first), failed))
+                now = clock.monotonic()
+                for input_partition, input_newest in progress:  # after its records
+                    marks.observe(input_partition, input_newest, now)
             self.watermark[tp.partition] = newest
             self.pending[tp] = messages[-1].offset + 1
+            self._evicted(tp.partition, store)
         self.stats.records += fed
         self.stats.cpu_s += clock.process_time() - started
+
+    def new_store(self) -> GroupStore:
+        return GroupStore(self.settings.max_groups_per_rule)
+
+    def _evicted(self, partition: int, store: GroupStore) -> None:
+        """Tombstones for the groups the cap evicted; counted per rule for the metric and the
+        notice (`_notify`)."""
+        evicted = store.take_evicted()
+        if not evicted:
+            return
+        self.dirty[partition].update(evicted)
+        for key in evicted:
+            rule_id = rule_of(key)
+            self.evictions[(rule_id, partition)] = self.evictions.get((rule_id, partition), 0) + 1
+            GROUPS_EVICTED.labels(metric_rules(rule_id)).inc()
+
+    async def _notify(self) -> None:
+        """A `correlation.groups_evicted` event (rule `correlation-state-capped` makes it an
+        incident) per rule and partition whose groups were evicted, at most every NOTICE_EVERY_S;
+        its id names the rule, the partition and the period, so a redelivery counts once."""
+        now = clock.time()
+        for (rule_id, partition), count in list(self.evictions.items()):
+            last = self.noticed.get((rule_id, partition))
+            if last is not None and now - last < NOTICE_EVERY_S:
+                continue
+            self.noticed[(rule_id, partition)] = now
+            del self.evictions[(rule_id, partition)]
+            cap = self.settings.max_groups_per_rule
+            log.warning(
+                "correlation groups evicted", rule=rule_id, partition=partition, evicted=count
+            )
+            event = {
+                "id": f"groups-evicted/{rule_id}/{partition}/{int(now // NOTICE_EVERY_S)}",
+                "source": "responder",
+                "type": "correlation.groups_evicted",
+                "time": rfc3339(datetime.fromtimestamp(now, UTC)),
+                "severity": "high",
+                "title": f"Rule {rule_id} had more than {cap} live groups; the oldest were evicted",
+                "resource": {"kind": "rule", "id": rule_id},
+                "attributes": {"cap": cap, "evicted": count, "partition": partition},
+                "schema_version": "1",
+            }
+            self.sends.append(
+                await self.producer.send(
+                    self.kafka.topics.events, value=orjson.dumps(event), key=rule_id.encode()
+                )
+            )
+
+    def _marks(self, partition: int) -> Watermarks:
+        marks = self.progress.get(partition)
+        if marks is None:
+            marks = self.progress[partition] = Watermarks(self.settings.idle_partition_s)
+        return marks
 
     async def _send_outbox(self) -> None:
         topic = self.kafka.topics.incidents
@@ -239,6 +320,7 @@ class CorrelateStage:
     async def _flush(self, partitions: set[int] | None = None) -> None:
         """Write changed keys to the changelog, wait for every send, then commit offsets."""
         await self._send_outbox()
+        await self._notify()
         now = clock.monotonic()
         if now - self.last_sweep >= SWEEP_EVERY_S:
             self._sweep()
@@ -247,15 +329,22 @@ class CorrelateStage:
             if partitions is not None and partition not in partitions:
                 continue
             keys = self.dirty.pop(partition)
-            store = self.stores.get(partition, {})
+            store = self.stores.get(partition) or self.new_store()
             for key in keys:
                 state = store.get(key)
                 if state is not None and state.empty:
-                    del store[key]
+                    store.drop(key)
                     state = None
                 value = None if state is None else orjson.dumps(state_to_dict(state))
                 self.batcher.add(self.kafka.topics.changelog, partition, key.encode(), value)
                 self.stats.keys_written += 1
+        for partition, marks in self.progress.items():
+            if marks.changed and (partitions is None or partition in partitions):
+                value = orjson.dumps(marks.to_dict())
+                self.batcher.add(
+                    self.kafka.topics.changelog, partition, WATERMARK_KEY.encode(), value
+                )
+                marks.changed = False
         self.sends.extend(await self.batcher.submit())
         if self.sends:
             sends, self.sends = self.sends, []
@@ -271,14 +360,17 @@ class CorrelateStage:
                 self.pending.pop(tp, None)
         self.last_flush = clock.monotonic()
         self.stats.flushes += 1
+        LIVE_GROUPS.set(sum(len(store) for store in self.stores.values()))
 
     def _sweep(self) -> None:
         """Forget groups idle (in event time) for longer than STATE_TTL."""
         ttl = STATE_TTL.total_seconds()
         for partition, store in self.stores.items():
-            horizon = self.watermark[partition] - ttl
+            watermark = self._marks(partition).current()
+            newest = self.watermark[partition] if watermark is None else watermark
+            horizon = newest - ttl
             for key in [k for k, s in store.items() if s.max_time < horizon]:
-                del store[key]
+                store.drop(key)
                 self.dirty[partition].add(key)
 
     # --- rebalancing ----------------------------------------------------------------------
@@ -290,6 +382,7 @@ class CorrelateStage:
             for p in parts:
                 self.stores.pop(p, None)
                 self.dirty.pop(p, None)
+                self.progress.pop(p, None)
         log.info("correlation partitions revoked", partitions=sorted(parts))
 
     async def on_assigned(self, assigned: list[TopicPartition]) -> None:
@@ -332,8 +425,12 @@ class CorrelateStage:
                     remaining.discard(tp)
         count = 0
         for p in parts:
-            store: dict[str, GroupState] = {}
+            store = self.new_store()
+            self.progress.pop(p, None)
             for key, msg in stores[p].items():
+                if key == WATERMARK_KEY:
+                    self._restore_progress(p, msg)
+                    continue
                 rule = self.rules.rules.get(key.split("|", 1)[0])
                 if rule is None:
                     continue
@@ -350,9 +447,18 @@ class CorrelateStage:
                         failure_detail(exc),
                     )
                     continue
-                store[key] = state
+                store.put(key, state)
                 self.watermark[p] = watermark
             self.stores[p] = store
+            self._evicted(p, store)
             count += len(store)
         self.stats.restored_keys += count
         return count
+
+    def _restore_progress(self, partition: int, msg: Any) -> None:
+        try:
+            marks = Watermarks.from_dict(orjson.loads(msg.value), self.settings.idle_partition_s)
+        except Exception as exc:  # progress starts afresh: lateness waits for every partition
+            log.error("input progress not restored", partition=partition, error=repr(exc)[:300])
+            return
+        self.progress[partition] = marks

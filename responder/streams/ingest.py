@@ -5,7 +5,9 @@ Reads with aiokafka `getmany`, so the per-message cost of a framework agent is n
 `responder.streams.ingest_batch` (pure); this stage does the I/O around it. Bad input goes to
 the DLQ with the original bytes and the reason in headers, and so does any event that makes the
 handling raise (the batch is then redone record by record). Each fetched batch becomes at most
-one message per correlation partition (more when large); offsets are committed only after the
+one message per correlation partition (more when large), each carrying the progress (newest
+event time) of the input partitions this ingest reads, so lateness downstream is judged against
+every input partition; offsets are committed only after the
 broker acknowledged everything the batch produced (at least once).
 """
 
@@ -27,6 +29,10 @@ from responder.streams.topics import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
 
+ANNOUNCE_EVERY_S = 1.0
+"""How often the input progress goes to every correlation partition, not only to those a batch
+has records for (`correlation/watermark.py`)."""
+
 
 @dataclass
 class IngestStats:
@@ -44,6 +50,7 @@ class IngestStage(TopicStage):
         self.rules = rules
         self.stats = IngestStats()
         self.partitions = kafka.partitions
+        self.announce_due = 0.0
 
     def consumer_options(self) -> dict[str, Any]:
         return {"max_partition_fetch_bytes": MAX_MESSAGE_BYTES, "fetch_max_bytes": 16 * 1024 * 1024}
@@ -63,11 +70,24 @@ class IngestStage(TopicStage):
         self.partitions = len(await self.producer.partitions_for(correlate))
         self.work = IngestBatch(self.rules, self.partitions)
 
+    def held(self) -> list[int]:
+        """The input partitions this ingest reads now."""
+        return [tp.partition for tp in self.consumer.assignment()]
+
     async def handle(self, batch: Batch) -> None:
         started = time.process_time()
         stats = self.stats
         msgs = [msg for messages in batch.values() for msg in messages]
-        outcome = self.work.handle([msg.value for msg in msgs])
+        now = time.monotonic()
+        announce = now >= self.announce_due
+        if announce:
+            self.announce_due = now + ANNOUNCE_EVERY_S
+        outcome = self.work.handle(
+            [msg.value for msg in msgs],
+            [msg.partition for msg in msgs],
+            held=self.held(),
+            announce=announce,
+        )
         stats.events += len(msgs)
         EVENTS_RECEIVED.inc(len(msgs))
         if outcome.redone is not None:

@@ -49,17 +49,34 @@ class IngestBatch:
     def __init__(self, rules: RuleSet, partitions: int) -> None:
         self.router = Router(rules, partitions)
 
-    def handle(self, values: Sequence[bytes | None]) -> IngestOutcome:
+    def handle(
+        self,
+        values: Sequence[bytes | None],
+        partitions: Sequence[int] | None = None,
+        *,
+        held: Sequence[int] = (),
+        announce: bool = False,
+    ) -> IngestOutcome:
+        """`partitions[i]`: the input partition `values[i]` was read from; `held`: every input
+        partition this ingest reads; `announce`: send their progress to every correlation
+        partition (see `correlation/watermark.py`), not only to those with records."""
         try:
-            return self._all_at_once(values)
+            return self._all_at_once(values, partitions, held, announce)
         except Exception as exc:
-            outcome = self._one_by_one(values)
+            outcome = self._one_by_one(values, partitions, held)
             outcome.redone = failure_detail(exc)[0]
             return outcome
 
-    def _all_at_once(self, values: Sequence[bytes | None]) -> IngestOutcome:
+    def _all_at_once(
+        self,
+        values: Sequence[bytes | None],
+        partitions: Sequence[int] | None,
+        held: Sequence[int] = (),
+        announce: bool = False,
+    ) -> IngestOutcome:
         router = self.router
         router.reset()
+        router.hold(held)
         outcome = IngestOutcome()
         dead = outcome.dead
         for index, raw in enumerate(values):
@@ -70,21 +87,35 @@ class IngestBatch:
             if isinstance(parsed, Rejection):
                 dead.append(DeadLetter(index, parsed.reason, parsed.detail))
                 continue
-            router.add(*parsed)
-        outcome.messages = {p: list(b.messages()) for p, b in router.batches.items()}
+            router.add(*parsed, None if partitions is None else partitions[index])
+        outcome.messages = router.messages(announce)
         outcome.records = router.records
         return outcome
 
-    def _one_by_one(self, values: Sequence[bytes | None]) -> IngestOutcome:
+    def _one_by_one(
+        self, values: Sequence[bytes | None], partitions: Sequence[int] | None, held: Sequence[int]
+    ) -> IngestOutcome:
+        """Each record on its own (its messages carry its progress), then the progress of the
+        whole batch to every correlation partition."""
         outcome = IngestOutcome()
+        progress: dict[int, float | None] = dict.fromkeys(held)
         for index, raw in enumerate(values):
+            where = None if partitions is None else [partitions[index]]
             try:
-                alone = self._all_at_once([raw])
+                alone = self._all_at_once([raw], where)
             except Exception as exc:
                 outcome.dead.append(
                     DeadLetter(index, failure_reason("ingest", exc), failure_detail(exc))
                 )
                 continue
             outcome.merge(alone, index)
+            for partition, newest in self.router.progress.items():
+                known = progress.get(partition)
+                if newest is not None and (known is None or newest > known):
+                    progress[partition] = newest
         self.router.reset()
+        if progress:
+            self.router.progress = progress
+            outcome.merge(IngestOutcome(messages=self.router.messages(announce=True)), 0)
+            self.router.reset()
         return outcome

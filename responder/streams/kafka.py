@@ -45,6 +45,21 @@ async def dead_letter(
     )
 
 
+def membership(kafka: KafkaSettings, role: str) -> dict[str, Any]:
+    """Consumer group options of one stage: the session timeout (heartbeats every third of it)
+    and, with `instance_id`, static membership (KIP-345): a worker restarted under the same
+    instance id takes its partitions back without a rebalance, instead of waiting for the
+    killed process's session to expire."""
+    session_ms = int(kafka.session_timeout_s * 1000)
+    options: dict[str, Any] = {
+        "session_timeout_ms": session_ms,
+        "heartbeat_interval_ms": session_ms // 3,
+    }
+    if kafka.instance_id is not None:
+        options["group_instance_id"] = f"{kafka.instance_id}-{role}"
+    return options
+
+
 def offsets_after(batch: Batch) -> dict[TopicPartition, int]:
     return {tp: msgs[-1].offset + 1 for tp, msgs in batch.items() if msgs}
 
@@ -150,6 +165,7 @@ class TopicStage:
             auto_offset_reset="earliest",
             # a transactional producer's records only once committed; aborted ones never
             isolation_level="read_committed",
+            **membership(kafka, self.role),
             **self.consumer_options(),
         )
         self.producer = AIOKafkaProducer(

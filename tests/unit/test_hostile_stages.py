@@ -99,6 +99,9 @@ class Recorded:
     async def done(self, batch: Batch) -> None:
         self.finished += 1
 
+    def held(self) -> list[int]:
+        return [0]
+
 
 class SentBatches(BatchSender):
     def __init__(self) -> None:
@@ -219,13 +222,13 @@ def test_correlate_skips_a_record_that_raises_and_dead_letters_its_message(
 ) -> None:
     """The other records of the message are still correlated; the message goes to the DLQ once."""
     stage = CorrelateStage(KAFKA, RULES, CorrelationSettings())
-    stage.stores[0] = {}
+    stage.stores[0] = stage.new_store()
     real_feed = stage.engine.feed
 
-    def feed(state: Any, routed: Any, ev: Any) -> Any:
+    def feed(state: Any, routed: Any, ev: Any, watermark: float | None = None) -> Any:
         if ev.id == "boom":
             raise ZeroDivisionError("division by zero")
-        return real_feed(state, routed, ev)
+        return real_feed(state, routed, ev, watermark)
 
     monkeypatch.setattr(stage.engine, "feed", feed)
     [value] = correlation_messages(event("a"), event("boom"), event("c"))
@@ -245,7 +248,7 @@ def test_correlate_skips_a_record_that_raises_and_dead_letters_its_message(
 def test_correlate_survives_a_forged_record(monkeypatch: pytest.MonkeyPatch) -> None:
     """A record with a time that is not a number (not from our ingest) is dead-lettered."""
     stage = CorrelateStage(KAFKA, RULES, CorrelationSettings())
-    stage.stores[0] = {}
+    stage.stores[0] = stage.new_store()
     [value] = correlation_messages(event("a"))
     size = int.from_bytes(value[4:8], "big")
     header = orjson.loads(value[8 : 8 + size])
@@ -399,7 +402,7 @@ def test_correlate_never_raises_on_forged_messages(value: bytes) -> None:
     """Whatever bytes arrive on the correlation topic, `handle` queues them for the DLQ or
     correlates them; it never raises."""
     stage = CorrelateStage(KAFKA, RULES, CorrelationSettings())
-    stage.stores[0] = {}
+    stage.stores[0] = stage.new_store()
     stage.handle(batch_of([value], topic="correlate"))
     assert stage.pending[TopicPartition("correlate", 0)] == 1
 

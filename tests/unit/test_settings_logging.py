@@ -13,7 +13,8 @@ from pydantic import SecretStr, ValidationError
 
 from responder.logs.setup import configure, redact
 from responder.security.redact import REDACTED
-from responder.settings import Settings
+from responder.settings import KafkaSettings, Settings
+from responder.streams.kafka import membership
 
 SECRET = "xoxb-0000-very-secret-value"
 
@@ -215,3 +216,12 @@ def test_json_lines_carry_the_traceback(
     [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines() if x.strip()]
     assert "Traceback" in line["exception"]
     assert "ValueError: the database went away" in line["exception"]
+
+
+def test_stage_consumers_use_static_membership_with_an_instance_id() -> None:
+    dynamic = membership(KafkaSettings(), "ingest")
+    assert "group_instance_id" not in dynamic
+    assert dynamic["session_timeout_ms"] == 10_000 and dynamic["heartbeat_interval_ms"] == 3333
+    static = membership(KafkaSettings(instance_id="pod-0", session_timeout_s=30), "correlate")
+    assert static["group_instance_id"] == "pod-0-correlate"
+    assert static["session_timeout_ms"] == 30_000

@@ -1,0 +1,213 @@
+"""Lateness judged against every input partition: the pure progress tracker, and the correlation
+stage fed by ingest with one input partition stalled, against replay of the same events."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+from aiokafka import ConsumerRecord, TopicPartition
+from hypothesis import given
+from hypothesis import strategies as st
+
+from responder.correlation.replay import replay
+from responder.correlation.rules import RuleSet
+from responder.correlation.watermark import MAX_GAP_S, Watermarks
+from responder.settings import CorrelationSettings, KafkaSettings
+from responder.streams.correlate import CorrelateStage
+from responder.streams.ingest_batch import IngestBatch
+from responder.streams.records import read
+from tests.support.builders import epoch, event, rule
+
+IDLE = 60.0
+
+
+def test_the_slowest_active_partition_is_the_watermark() -> None:
+    marks = Watermarks(IDLE)
+    assert marks.current() is None  # nothing known: the group's own progress stands in
+    marks.observe(0, 100.0, now=0)
+    marks.observe(1, None, now=0)  # read by ingest, no event yet: holds everything back
+    assert marks.current() == float("-inf")
+    marks.observe(1, 40.0, now=1)
+    assert marks.current() == 40.0
+    marks.observe(1, 30.0, now=2)  # a re-read after a rebalance never moves progress back
+    assert marks.current() == 40.0
+    assert marks.changed
+
+
+def test_a_partition_idle_while_the_others_advance_stops_holding_them_back() -> None:
+    marks = Watermarks(IDLE)
+    marks.observe(0, 10.0, now=0)
+    marks.observe(1, 5.0, now=0)
+    for second in range(1, 61):
+        marks.observe(0, 10.0 + second, now=second)
+    assert marks.current() == 5.0  # idle for exactly IDLE: still waited for
+    marks.observe(0, 100.0, now=61.5)
+    assert marks.idle(1) and not marks.idle(0)
+    assert marks.current() == 100.0
+    marks.observe(1, 6.0, now=62)  # it advances again: active, and the slowest once more
+    assert marks.current() == 6.0
+
+
+def test_an_outage_of_every_partition_makes_none_idle() -> None:
+    """A broker outage stops all partitions; when they resume, the last to resume is waited for."""
+    marks = Watermarks(IDLE)
+    marks.observe(0, 10.0, now=0)
+    marks.observe(1, 10.0, now=0)
+    marks.observe(0, 20.0, now=3600)  # an hour with no progress anywhere counts MAX_GAP_S
+    assert marks.activity == MAX_GAP_S
+    assert marks.current() == 10.0
+
+
+def test_restored_progress_gets_a_fresh_idle_allowance() -> None:
+    marks = Watermarks(IDLE)
+    marks.observe(0, 50.0, now=0)
+    marks.observe(1, None, now=0)
+    marks.observe(2, 7.5, now=0)
+    for second in range(1, 200):
+        marks.observe(0, 50.0 + second, now=second)
+    assert marks.current() == 249.0  # 1 and 2 went idle
+    back = Watermarks.from_dict(orjson.loads(orjson.dumps(marks.to_dict())), IDLE)
+    assert {n: p.progress for n, p in back.parts.items()} == {
+        0: 249.0,
+        1: float("-inf"),
+        2: 7.5,
+    }
+    assert back.current() == float("-inf")  # after a restart every partition is waited for
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 3),
+            st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)),
+            st.floats(0, 30, allow_nan=False),
+        ),
+        max_size=60,
+    )
+)
+def test_the_watermark_is_the_least_progress_of_the_active_partitions(
+    steps: list[tuple[int, float | None, float]],
+) -> None:
+    """Against a direct computation: each partition's progress is the most it reported, idle
+    means no advance for IDLE seconds of the activity clock."""
+    marks = Watermarks(IDLE)
+    now = 0.0
+    best: dict[int, float] = {}
+    for partition, progress, gap in steps:
+        now += gap
+        marks.observe(partition, progress, now)
+        seen = float("-inf") if progress is None else progress
+        best[partition] = max(best.get(partition, seen), seen)
+    assert {n: p.progress for n, p in marks.parts.items()} == best
+    active = [best[n] for n in best if marks.activity - marks.parts[n].advanced_at <= IDLE]
+    assert marks.current() == (min(active) if active else None)
+    assert all(p.advanced_at <= marks.activity for p in marks.parts.values())
+
+
+# --- the stage, fed by ingest -----------------------------------------------------------------
+
+BY_TEAM = rule(
+    id="by-team",
+    match={"type": "test.seen"},
+    group_by=["labels.team"],  # not the event key (resource id): a group spans input partitions
+    window="10m",
+    correlation={"type": "event_count", "condition": {"gte": 3}},
+)
+
+
+def _record(value: bytes, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(
+        topic="correlate",
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=None,
+        value=value,
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=len(value),
+        headers=(),
+    )
+
+
+def stalled_scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Input partition 0 (resource r0): one event every 30 min for 6 h; partition 1 (r1): two
+    events a minute after each. Each incident needs both partitions' events."""
+    fast = [
+        event(f"a{i}", at=1800 * i, resource_id="r0", labels={"team": "red"}) for i in range(12)
+    ]
+    slow = [
+        event(f"b{i}-{j}", at=1800 * i + 60 * j, resource_id="r1", labels={"team": "red"})
+        for i in range(12)
+        for j in (1, 2)
+    ]
+    return fast, slow
+
+
+def test_a_stalled_input_partition_is_behind_not_late() -> None:
+    """Partition 1 is read six hours of event time after partition 0: its events still complete
+    the same windows, and the stage emits exactly replay's incidents."""
+    rules = RuleSet([BY_TEAM])
+    fast, slow = stalled_scenario()
+    ingest = IngestBatch(rules, partitions=1)
+    stage = CorrelateStage(KafkaSettings(), rules, CorrelationSettings())
+    stage.stores[0] = stage.new_store()
+    offset = 0
+    # ingest holds both input partitions; partition 1's producer is stalled
+    for values, partition in ((fast, 0), (slow, 1)):
+        for doc in values:  # one ingest batch per event, as a slow trickle
+            raw = json.dumps(doc).encode()
+            outcome = ingest.handle([raw], [partition], held=[0, 1], announce=True)
+            for value in outcome.messages[0]:
+                stage.handle({TopicPartition("correlate", 0): [_record(value, offset)]})
+                offset += 1
+    got: dict[str, set[tuple[str, str]]] = {}
+    for incident_id, value in stage.outbox:
+        change = orjson.loads(value)
+        refs = got.setdefault(incident_id, set())
+        refs.update((e["source"], e["id"]) for e in change["events"])
+
+    in_time_order = sorted(fast + slow, key=lambda d: d["time"])
+    expected = replay([json.dumps(d) for d in in_time_order], rules)
+    assert len(expected.incidents) == 12
+    want = {
+        change.incident_id: {(e["source"], e["id"]) for e in s.events}
+        for s in expected.incidents
+        for change in s.changes[:1]
+    }
+    assert got == want
+
+
+def test_ingest_tells_every_correlation_partition_of_its_progress() -> None:
+    rules = RuleSet([BY_TEAM])
+    ingest = IngestBatch(rules, partitions=3)
+    doc = event("e1", at=90, labels={"team": "red"})
+    outcome = ingest.handle([json.dumps(doc).encode()], [2], held=[0, 2], announce=True)
+    assert set(outcome.messages) == {0, 1, 2}
+    progress = {}
+    for partition, values in outcome.messages.items():
+        for value in values:
+            records, carried = read(value)
+            progress[partition] = (len(list(records)), carried)
+    assert sorted(n for n, _ in progress.values()) == [0, 0, 1]  # the record went to one
+    assert {tuple(c) for _, c in progress.values()} == {((0, None), (2, epoch(doc)))}
+    # without announce, only the partition with records hears of it
+    quiet = ingest.handle([json.dumps(doc).encode()], [2], held=[0, 2])
+    assert len(quiet.messages) == 1
+
+
+def test_the_stage_restores_progress_from_its_changelog_entry() -> None:
+    """What a flush writes under the key `watermarks` is what a restarted stage holds back by; a
+    corrupt entry is skipped (the stage then waits for every partition to report again)."""
+    stage = CorrelateStage(KafkaSettings(), RuleSet([BY_TEAM]), CorrelationSettings())
+    marks = Watermarks(IDLE)
+    marks.observe(0, 5000.0, now=0)
+    marks.observe(3, 1200.0, now=0)
+    saved = _record(orjson.dumps(marks.to_dict()), 0)
+    stage._restore_progress(7, saved)
+    assert stage.progress[7].current() == 1200.0
+    stage._restore_progress(8, _record(b'{"partitions": [["x", 1]]}', 1))
+    assert 8 not in stage.progress
