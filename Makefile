@@ -24,7 +24,7 @@ help:
 	@echo "make pg-up       start the local PostgreSQL test server"
 	@echo "make demo        run 'responder demo' against the local broker"
 	@echo "make lint        ruff check, ruff format --check, mypy responder tests"
-	@echo "make test        lint, start Kafka + PostgreSQL, run pytest"
+	@echo "make test        lint, start Kafka + PostgreSQL, run pytest, then the short fault suite (CHAOS=short)"
 	@echo "make bench       run bench/pipeline.py against the local broker"
 	@echo "make chaos       the fault suite on its own broker and PostgreSQL (CHAOS=short: the CI version)"
 
@@ -75,6 +75,7 @@ test: lint
 	RESPONDER_TEST_DATABASE_URL="$$(scripts/postgres url)" \
 	RESPONDER_TEST_KAFKA=127.0.0.1:$(KAFKA_PORT) \
 	$(BIN)/pytest -q
+	$(BIN)/python bench/chaos.py --plan short
 
 bench: install
 	scripts/kafka up
