@@ -46,6 +46,14 @@ class CorrelationSettings(BaseModel):
     max_batch: int = Field(default=5000, ge=1, description="records per consumer fetch")
 
 
+class WorkerSettings(BaseModel):
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        description="worker processes `responder worker` runs (unset: one per core)",
+    )
+
+
 class DatabaseSettings(BaseModel):
     url: str = "sqlite:///responder.db"
     echo: bool = False
@@ -269,6 +277,7 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     kafka: KafkaSettings = KafkaSettings()
     correlation: CorrelationSettings = CorrelationSettings()
+    worker: WorkerSettings = WorkerSettings()
     database: DatabaseSettings = DatabaseSettings()
     slack: SlackSettings = SlackSettings()
     aws: AwsSettings = AwsSettings()

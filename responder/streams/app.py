@@ -142,6 +142,20 @@ def hard_stop(grace_s: float, exit_code: Callable[[], int]) -> threading.Timer:
     return timer
 
 
+class _Worker(faust.Worker):
+    """faust's Worker, stopping the pipeline first (every stage commits its offsets) and only
+    then the faust App, whose own group consumer may wait out a rebalance in progress (the
+    pipeline's grace timer bounds that wait)."""
+
+    def __init__(self, app: faust.App, service: PipelineService, **kwargs: Any) -> None:
+        super().__init__(app, service, **kwargs)
+        self.pipeline_service = service
+
+    async def on_stop(self) -> None:
+        await self.pipeline_service.stop()
+        await super().on_stop()
+
+
 def create_app(settings: Settings) -> faust.App:
     # The faust App joins a consumer group named after its id: one per deployment (prefix).
     return faust.App(
@@ -164,7 +178,7 @@ def run_worker(settings: Settings, pipeline: Pipeline) -> None:
     asyncio.run(wait_for_broker(settings.kafka.bootstrap_servers))
     app = create_app(settings)
     service = PipelineService(settings, pipeline, stop_grace_s=STOP_GRACE_S)
-    worker = faust.Worker(
+    worker = _Worker(
         app,
         service,
         loglevel=settings.log_level.lower(),
