@@ -109,7 +109,7 @@ def worker(
     overrides = _directories(rules, playbooks)
     settings = bootstrap.load_settings(overrides)
     chosen = bootstrap.STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
-    try:  # also migrates the database once, before any child starts
+    try:  # also migrates the embedded SQLite database once, before any child starts
         pipeline = bootstrap.pipeline(settings, stages=chosen)
     except YamlFileError as exc:
         raise fail(f"rules or playbooks are invalid:\n{exc}") from None

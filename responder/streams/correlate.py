@@ -117,7 +117,7 @@ class CorrelateStage:
             **common,
             client_id=f"{kafka.client_id}-correlate",
             acks="all",
-            linger_ms=5,
+            linger_ms=0,  # BatchSender hands over whole batches: lingering only adds latency
             max_batch_size=1024 * 1024,
             max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
         )
@@ -152,9 +152,16 @@ class CorrelateStage:
                     self.handle(batch)
                     await self._send_outbox()
                     await self._dead_letter()
-                if clock.monotonic() - self.last_flush >= self.settings.commit_interval_s:
+                if self._flush_due(idle=not batch):
                     await self._flush()
             await self.lag.measure(self.consumer)
+
+    def _flush_due(self, *, idle: bool) -> bool:
+        """Flush once per commit interval, and as soon as the consumer is idle (a quiet stream
+        gets its offsets committed and its state written at once, not up to an interval later)."""
+        if clock.monotonic() - self.last_flush >= self.settings.commit_interval_s:
+            return True
+        return idle and bool(self.pending or self.dirty)
 
     # --- processing -----------------------------------------------------------------------
 
