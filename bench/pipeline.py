@@ -384,6 +384,12 @@ async def main() -> None:
     ap.add_argument("--restore-keys", type=int, default=1_000_000)
     ap.add_argument("--rules", type=Path, default=Path("rules"))
     ap.add_argument("--repeat", type=int, default=3, help="runs of (a) and (b) (medians)")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout (e.g. `git archive main | tar -x -C DIR`): its `responder worker` "
+        "is measured too, interleaved, for a before/after in one run",
+    )
     args = ap.parse_args()
     if not args.postgres:
         ap.error("--postgres or RESPONDER_BENCH_DATABASE_URL is required (make bench sets it)")
@@ -410,28 +416,41 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     # (a) and (b) interleaved, `--repeat` times: this shared machine varies run to run.
     raw_runs: list[float] = []
     worker_runs: list[WorkerRun] = []
+    before_runs: list[WorkerRun] = []
     cores = default_processes()
-    for i in range(args.repeat):
-        raw_runs.append(n / await raw_consumer(bs, settings.kafka.topics.events, n))
-        print(f"(a) raw aiokafka getmany + json.loads: {raw_runs[-1]:,.0f} events/s", flush=True)
+
+    async def default_worker(label: str, name: str, source: Path | None = None) -> WorkerRun:
+        """The plain `responder worker` (of `source` if given) to PostgreSQL, timed."""
         with pg_schema(args.postgres) as url:
-            over = overrides_for(bs, f"{run}w{i}", url, args.rules)
+            over = overrides_for(bs, f"{run}{name}", url, args.rules)
             done = await drain_with_worker(
                 merged(Settings(), over),
                 over,
                 values,
                 produce,
                 [],
-                tmp / f"worker{i}.log",
+                tmp / f"{name}.log",
                 stored=True,
+                source=source,
             )
-        worker_runs.append(done)
         print(
-            f"(b) responder worker ({cores} processes): {n / done.to_incidents_s:,.0f} events/s "
-            f"to the incidents topic, {n / (done.stored_s or 1):,.0f} events/s stored in "
-            f"PostgreSQL; {done.cpu_s / n * 1e6:.0f} µs CPU per event",
+            f"{label}: {n / done.to_incidents_s:,.0f} events/s to the incidents topic, "
+            f"{n / (done.stored_s or 1):,.0f} events/s stored in PostgreSQL; "
+            f"{done.cpu_s / n * 1e6:.0f} µs CPU per event",
             flush=True,
         )
+        return done
+
+    for i in range(args.repeat):
+        raw_runs.append(n / await raw_consumer(bs, settings.kafka.topics.events, n))
+        print(f"(a) raw aiokafka getmany + json.loads: {raw_runs[-1]:,.0f} events/s", flush=True)
+        worker_runs.append(
+            await default_worker(f"(b) responder worker ({cores} processes)", f"w{i}")
+        )
+        if args.before is not None:
+            before_runs.append(
+                await default_worker("(before) responder worker", f"b{i}", args.before)
+            )
     raw_eps = statistics.median(raw_runs)
     worker_eps = statistics.median(n / r.to_incidents_s for r in worker_runs)
     e2e_eps = statistics.median(n / (r.stored_s or 1) for r in worker_runs)
@@ -522,6 +541,21 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
                 f"{restore_s:.1f} s ({args.restore_keys / restore_s:,.0f} keys/s)",
             )
         )
+    if before_runs:
+        b_eps = statistics.median(n / r.to_incidents_s for r in before_runs)
+        b_e2e = statistics.median(n / (r.stored_s or 1) for r in before_runs)
+        b_cpu = statistics.median(r.cpu_s / n * 1e6 for r in before_runs)
+        rows += [
+            (
+                "before: `responder worker` to the incidents topic",
+                f"{b_eps:,.0f} events/s, ratio {b_eps / raw_eps:.2f}",
+            ),
+            (
+                "before: ... until stored in PostgreSQL",
+                f"{b_e2e:,.0f} events/s, ratio {b_e2e / raw_eps:.2f}",
+            ),
+            ("before: CPU per event, all stages", f"{b_cpu:.0f} µs"),
+        ]
     for what, value in rows:
         print(f"| {what} | {value} |")
     print()

@@ -117,20 +117,32 @@ class Offsets:
 
 @contextlib.asynccontextmanager
 async def worker_process(
-    overrides: dict[str, Any], args: Sequence[str], log_path: Path, cpus: str | None = None
+    overrides: dict[str, Any],
+    args: Sequence[str],
+    log_path: Path,
+    cpus: str | None = None,
+    source: Path | None = None,
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
-    """`responder worker ARGS` with the settings `overrides` in its environment; settled on
-    entry, stopped with SIGTERM on exit (the exit code must be 0)."""
+    """`responder worker ARGS` with the settings `overrides` in its environment (the code of
+    `source`, another checkout, when given: it runs one process); settled on entry, stopped
+    with SIGTERM on exit (the exit code must be 0)."""
     env = {**os.environ, **as_environment(overrides)}
     env.update(RESPONDER_LOG_FORMAT="json", RESPONDER_LOG_LEVEL="INFO")
+    if source is not None:
+        env["PYTHONPATH"] = os.path.abspath(source)  # noqa: ASYNC240
     argv = [sys.executable, "-m", "responder", "worker", *args]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
     processes = (
         int(args[args.index("--processes") + 1]) if "--processes" in args else default_processes()
     )
+    if source is not None:
+        processes = 1
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)  # noqa: ASYNC220
+        # `python -m` looks in its working directory first: run `source` from there
+        proc = subprocess.Popen(  # noqa: ASYNC220
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=source
+        )
         try:
             while True:
                 text = log_path.read_text(errors="replace")  # noqa: ASYNC240
@@ -159,6 +171,7 @@ async def drain_with_worker(
     *,
     stored: bool,
     cpus: str | None = None,
+    source: Path | None = None,
 ) -> WorkerRun:
     """Write `values` to the worker's (empty, settled) events topic; time the drain."""
     kafka = settings.kafka
@@ -166,7 +179,7 @@ async def drain_with_worker(
     group = kafka.group_prefix
     await create_topics(kafka.bootstrap_servers, [t.events], kafka.partitions)
     async with (
-        worker_process(overrides, args, log_path, cpus) as proc,
+        worker_process(overrides, args, log_path, cpus, source) as proc,
         Offsets(kafka.bootstrap_servers) as offsets,
     ):
         cpu0 = process_tree_cpu(proc.pid)
