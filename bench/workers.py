@@ -246,7 +246,10 @@ async def restore_run(settings: Settings, rule_id: str, body: dict[str, Any], ke
     await stage.restorer.start()
     try:
         start = time.perf_counter()
-        restored = await stage._restore(list(range(kafka.partitions)))
+        await stage.on_assigned(
+            [TopicPartition(kafka.topics.correlate, p) for p in range(kafka.partitions)]
+        )
+        restored = stage.stats.restored_keys
         took = time.perf_counter() - start
     finally:
         await stage.restorer.stop()

@@ -16,8 +16,11 @@ its group starts afresh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time as clock
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -304,7 +307,8 @@ class CorrelateStage:
             return
         async with self.lock:
             started = clock.monotonic()
-            restored = await self._restore(parts)
+            with collection_paused():  # millions of new objects: full collections, over and over
+                restored = await self._restore(parts)
         log.info(
             "correlation partitions assigned",
             partitions=parts,
@@ -336,6 +340,12 @@ class CorrelateStage:
             for tp in list(remaining):
                 if await self.restorer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
+        count = await self._build_stores(parts, stores)
+        self.stats.restored_keys += count
+        return count
+
+    async def _build_stores(self, parts: list[int], stores: dict[int, dict[str, Any]]) -> int:
+        """Window states from the newest changelog record of each key."""
         count = 0
         for p in parts:
             store: dict[str, GroupState] = {}
@@ -360,5 +370,16 @@ class CorrelateStage:
                 self.watermark[p] = watermark
             self.stores[p] = store
             count += len(store)
-        self.stats.restored_keys += count
         return count
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """No garbage collection inside (restored state is long-lived and has no cycles to find)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
