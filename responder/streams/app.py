@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 import structlog
+from faust.app.base import BootStrategy
 from mode import Service
 
 from responder.metrics.worker import Endpoint, serve
@@ -144,8 +145,7 @@ def hard_stop(grace_s: float, exit_code: Callable[[], int]) -> threading.Timer:
 
 class _Worker(faust.Worker):
     """faust's Worker, stopping the pipeline first (every stage commits its offsets) and only
-    then the faust App, whose own group consumer may wait out a rebalance in progress (the
-    pipeline's grace timer bounds that wait)."""
+    then the faust App (whatever it waits for, the pipeline's grace timer bounds)."""
 
     def __init__(self, app: faust.App, service: PipelineService, **kwargs: Any) -> None:
         super().__init__(app, service, **kwargs)
@@ -156,9 +156,21 @@ class _Worker(faust.Worker):
         await super().on_stop()
 
 
+class _Boot(BootStrategy):
+    """faust starts no Kafka client of its own: the stages have theirs. (A faust consumer would
+    only join a group of its own, rebalance it whenever a worker comes or goes, and could hold
+    up a worker's stop in the middle of such a rebalance.)"""
+
+    enable_kafka = False
+
+
+class _App(faust.App):
+    BootStrategy = _Boot
+
+
 def create_app(settings: Settings) -> faust.App:
-    # The faust App joins a consumer group named after its id: one per deployment (prefix).
-    return faust.App(
+    # The id stays per deployment (prefix), though the App no longer joins a consumer group.
+    return _App(
         f"{settings.kafka.group_prefix}-worker",
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
         store="memory://",
