@@ -79,7 +79,8 @@ test: lint
 
 bench: install
 	scripts/kafka up
-	$(BIN)/python bench/pipeline.py
+	scripts/postgres up
+	RESPONDER_BENCH_DATABASE_URL="$$(scripts/postgres url)" $(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/arrival_order.py
 	$(BIN)/python bench/groups.py
 

@@ -34,11 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient
+from workers import WorkerRun, drain_with_worker, pg_schema, restore_run
 
 from responder import bootstrap
 from responder.logs import configure
-from responder.settings import Settings
+from responder.settings import Settings, merged
 from responder.streams.app import tune_gc
+from responder.streams.supervisor import default_processes
 from responder.streams.topics import create_topics, ensure_topics
 
 T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
@@ -128,23 +131,25 @@ async def raw_consumer(bootstrap: str, topic: str, n: int) -> float:
     return elapsed
 
 
-def settings_for(bootstrap: str, run: str, db: Path, rules: Path) -> Settings:
-    s = Settings()
-    s.kafka.bootstrap_servers = bootstrap
-    s.kafka.group_prefix = f"bench-{run}"
-    t = s.kafka.topics
-    t.events, t.dlq, t.correlate = (
-        f"bench.{run}.events",
-        f"bench.{run}.dlq",
-        f"bench.{run}.correlate",
-    )
-    t.changelog, t.incidents = f"bench.{run}.changelog", f"bench.{run}.incidents"
-    s.database.url = f"sqlite:///{db}"
-    s.rules_dir = rules
-    s.playbooks.dir = Path(
-        tempfile.mkdtemp(prefix="responder-bench-playbooks-")
-    )  # correlation only
-    return s
+def overrides_for(bootstrap: str, run: str, db_url: str, rules: Path) -> dict[str, Any]:
+    """The settings of one measured deployment: topics and groups of its own, a database."""
+    names = ("events", "dlq", "correlate", "changelog", "incidents", "commands", "reports")
+    return {
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "group_prefix": f"bench-{run}",
+            "topics": {name: f"bench.{run}.{name}" for name in names},
+        },
+        "database": {"url": db_url},
+        "rules_dir": str(rules.resolve()),
+        # correlation only: no playbooks
+        "playbooks": {"dir": tempfile.mkdtemp(prefix="responder-bench-playbooks-")},
+    }
+
+
+def settings_for(bootstrap: str, run: str, db: Path | str, rules: Path) -> Settings:
+    url = db if isinstance(db, str) else f"sqlite:///{db}"
+    return merged(Settings(), overrides_for(bootstrap, run, url, rules))
 
 
 @contextlib.asynccontextmanager
@@ -168,27 +173,8 @@ async def running(
             await stage.stop()
 
 
-async def pipeline_run(settings: Settings, n: int, expect_sql: bool) -> dict[str, float]:
-    """(b) in one process: every stage on this event loop, as `responder worker` runs by default."""
-    result: dict[str, float] = {}
-    async with running(settings) as p:
-        assert p.ingest and p.correlate and p.sink
-        start = time.perf_counter()
-        while p.ingest.stats.events < n or p.correlate.stats.records < p.ingest.stats.records:
-            await asyncio.sleep(0.05)
-        result["correlated_s"] = time.perf_counter() - start
-        result["records"] = p.ingest.stats.records
-        result["changes"] = p.correlate.stats.changes
-        if expect_sql:
-            while p.sink.stats.changes < p.correlate.stats.changes:
-                await asyncio.sleep(0.05)
-            result["stored_s"] = time.perf_counter() - start
-            result["applied"] = p.sink.stats.applied
-    return result
-
-
 TRACE = bool(os.environ.get("BENCH_TRACE"))
-COUNTERS = ("events", "records", "correlated", "changes", "stored", "applied")
+COUNTERS = ("events", "records", "correlated", "changes", "stored", "applied", "cpu_ms")
 
 
 def _stage_process(
@@ -215,6 +201,7 @@ def _stage_process(
                     counters[2], counters[3] = p.correlate.stats.records, p.correlate.stats.changes
                 if p.sink:
                     counters[4], counters[5] = p.sink.stats.changes, p.sink.stats.applied
+                counters[6] = int((_cpu() - cpu_at_go) * 1000)
                 await asyncio.sleep(0.02)
             handled_cpu = sum(s.stats.cpu_s for s in (p.ingest, p.correlate) if s is not None)
 
@@ -261,19 +248,16 @@ def _total(counters: list[Any]) -> dict[str, int]:
 
 
 async def split_run(
-    settings: Settings,
-    n: int,
-    expect_sql: bool,
-    roles: list[tuple[str, ...]] | None = None,
+    settings: Settings, n: int, sinks: dict[str, Settings] | None = None
 ) -> dict[str, float]:
     """(b') one process per stage: ingest and correlate drain the events to the incidents topic;
-    then (c) a sink process drains the incidents topic into SQL, timed on its own."""
+    then (c) a sink process per database drains the incidents topic into SQL, timed on its own.
+    Each process reports its CPU time since the start signal."""
     ctx = multiprocessing.get_context("spawn")
     counters: list[Any] = []
     ready, go, stop = ctx.Semaphore(0), ctx.Event(), ctx.Event()
     await ensure_topics(settings.kafka)
-    roles = roles or [("ingest",), ("correlate",)]
-    procs = _spawn(ctx, settings, roles, counters, (ready, go, stop))
+    procs = _spawn(ctx, settings, [("ingest",), ("correlate",)], counters, (ready, go, stop))
     for _ in procs:
         await asyncio.to_thread(ready.acquire)
     result: dict[str, float] = {}
@@ -289,16 +273,18 @@ async def split_run(
             await asyncio.sleep(0.02)
         result["correlated_s"] = time.perf_counter() - start
         result["records"], result["changes"] = c["records"], c["changes"]
-        if expect_sql:
+        result["ingest_cpu_s"] = counters[0][6] / 1000
+        result["correlate_cpu_s"] = counters[1][6] / 1000
+        for name, sink in (sinks or {}).items():
             sink_go = ctx.Event()
-            procs += _spawn(ctx, settings, [("sink",)], counters, (ready, sink_go, stop))
+            procs += _spawn(ctx, sink, [("sink",)], counters, (ready, sink_go, stop))
             await asyncio.to_thread(ready.acquire)
             sink_go.set()
             start = time.perf_counter()
-            while _total(counters)["stored"] < c["changes"]:
+            while counters[-1][4] < c["changes"]:
                 await asyncio.sleep(0.05)
-            result["sink_s"] = time.perf_counter() - start
-            result["applied"] = _total(counters)["applied"]
+            result[f"sink_{name}_s"] = time.perf_counter() - start
+            result[f"sink_{name}_cpu_s"] = counters[-1][6] / 1000
     finally:
         stop.set()
         for proc in procs:
@@ -307,7 +293,8 @@ async def split_run(
 
 
 async def latency(settings: Settings, rate: int, seconds: float) -> list[float]:
-    """Events at a steady rate, each opening an incident; broker timestamps of both ends."""
+    """Events at a steady rate, each opening an incident; broker timestamps of both ends (one
+    worker process, every stage, in this process's event loop)."""
     async with running(settings):
         await asyncio.sleep(3)  # let the consumer groups settle
         return await _probe(settings, rate, seconds)
@@ -361,20 +348,22 @@ async def _probe(settings: Settings, rate: int, seconds: float) -> list[float]:
     return lat
 
 
-def report(label: str, res: dict[str, float], n: int, raw_eps: float) -> None:
-    eps = n / res["correlated_s"]
-    print(
-        f"{label}: {eps:,.0f} events/s to the incidents topic ({res['correlated_s']:.2f}s; "
-        f"{int(res['records']):,} rule/group records, {int(res['changes']):,} incident changes)"
-    )
-    print(f"    ratio b/a = {eps / raw_eps:.2f}")
-    if "stored_s" in res:
-        print(
-            f"    incl. SQL sink (SQLite): {n / res['stored_s']:,.0f} events/s "
-            f"({res['stored_s']:.2f}s, {int(res['applied']):,} changes stored); "
-            f"ratio {n / res['stored_s'] / raw_eps:.2f}",
-            flush=True,
-        )
+def quantiles_ms(lat: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(lat, n=100)
+    return q[49] * 1000, q[98] * 1000
+
+
+async def delete_bench_topics(bootstrap_servers: str, run: str) -> int:
+    """Every topic this run created (the shared broker has an open-file limit)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        mine = [t for t in await admin.list_topics() if t.startswith(f"bench.{run}")]
+        if mine:
+            await admin.delete_topics(mine)
+        return len(mine)
+    finally:
+        await admin.close()
 
 
 async def main() -> None:
@@ -382,70 +371,196 @@ async def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--bootstrap", default=Settings().kafka.bootstrap_servers)
+    ap.add_argument(
+        "--postgres",
+        default=os.environ.get("RESPONDER_BENCH_DATABASE_URL"),
+        help="PostgreSQL URL (a schema per measurement is created and dropped); "
+        "default: $RESPONDER_BENCH_DATABASE_URL",
+    )
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--groups", type=int, default=10_000)
-    ap.add_argument("--rate", type=int, default=2000)
-    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--rates", default="500,2000,5000", help="latency probe rates, events/s")
+    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--restore-keys", type=int, default=1_000_000)
     ap.add_argument("--rules", type=Path, default=Path("rules"))
-    ap.add_argument("--skip-sql", action="store_true", help="measure to the incidents topic only")
-    ap.add_argument("--repeat", type=int, default=3, help="runs of (a) and (b') (medians)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of (a) and (b) (medians)")
+    ap.add_argument(
+        "--before",
+        type=Path,
+        help="another checkout (e.g. `git archive main | tar -x -C DIR`): its `responder worker` "
+        "is measured too, interleaved, for a before/after in one run",
+    )
     args = ap.parse_args()
+    if not args.postgres:
+        ap.error("--postgres or RESPONDER_BENCH_DATABASE_URL is required (make bench sets it)")
     configure("WARNING", "console")
     run = uuid.uuid4().hex[:8]
     tmp = Path(tempfile.mkdtemp(prefix="responder-bench-"))
-    settings = settings_for(args.bootstrap, run, tmp / "bench.db", args.rules)
-    bootstrap.database(settings)  # migrate the SQLite file before timing
+    try:
+        await measure(args, run, tmp)
+    finally:
+        print(f"deleted {await delete_bench_topics(args.bootstrap, run)} bench topics")
 
+
+async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
+    bs = args.bootstrap
+    settings = settings_for(bs, run, tmp / "bench.db", args.rules)
     print(f"generating {args.events:,} events over {args.groups:,} groups ...", flush=True)
     values = synthetic(args.events, args.groups)
-    size = sum(map(len, values)) / len(values)
-    await create_topics(args.bootstrap, [settings.kafka.topics.events], settings.kafka.partitions)
-    took = await produce(args.bootstrap, settings.kafka.topics.events, values)
-    print(f"wrote {len(values):,} events (avg {size:.0f} B) in {took:.1f}s", flush=True)
+    n = len(values)
+    size = sum(map(len, values)) / n
+    await create_topics(bs, [settings.kafka.topics.events], settings.kafka.partitions)
+    took = await produce(bs, settings.kafka.topics.events, values)
+    print(f"wrote {n:,} events (avg {size:.0f} B) in {took:.1f}s", flush=True)
 
-    # The machine is shared with the broker and varies run to run: (a) and (b') are measured
-    # `--repeat` times, interleaved, and compared by their medians.
+    # (a) and (b) interleaved, `--repeat` times: this shared machine varies run to run.
     raw_runs: list[float] = []
-    split_runs: list[dict[str, float]] = []
-    for i in range(args.repeat):
-        raw_s = await raw_consumer(args.bootstrap, settings.kafka.topics.events, len(values))
-        raw_runs.append(len(values) / raw_s)
-        print(f"(a) raw aiokafka getmany + json.loads: {raw_runs[-1]:,.0f} events/s", flush=True)
-        split = settings_for(args.bootstrap, f"{run}s{i}", tmp / f"split{i}.db", args.rules)
-        split.kafka.topics.events = settings.kafka.topics.events  # the same events
-        bootstrap.database(split)
-        last = i == args.repeat - 1
-        res = await split_run(split, len(values), expect_sql=last and not args.skip_sql)
-        split_runs.append(res)
-        report("(b') one process per stage (ingest | correlate)", res, len(values), raw_runs[-1])
-    raw_eps = statistics.median(raw_runs)
-    split_eps = statistics.median(len(values) / r["correlated_s"] for r in split_runs)
-    print(
-        f"==> medians of {args.repeat}: (a) {raw_eps:,.0f} events/s, (b') {split_eps:,.0f} "
-        f"events/s, ratio b'/a = {split_eps / raw_eps:.2f}",
-        flush=True,
-    )
-    if "sink_s" in split_runs[-1]:
-        res = split_runs[-1]
+    worker_runs: list[WorkerRun] = []
+    before_runs: list[WorkerRun] = []
+    cores = default_processes()
+
+    async def default_worker(label: str, name: str, source: Path | None = None) -> WorkerRun:
+        """The plain `responder worker` (of `source` if given) to PostgreSQL, timed."""
+        with pg_schema(args.postgres) as url:
+            over = overrides_for(bs, f"{run}{name}", url, args.rules)
+            done = await drain_with_worker(
+                merged(Settings(), over),
+                over,
+                values,
+                produce,
+                [],
+                tmp / f"{name}.log",
+                stored=True,
+                source=source,
+            )
         print(
-            f"(c) SQL sink (SQLite) in its own process, afterwards: "
-            f"{res['changes'] / res['sink_s']:,.0f} incident changes/s "
-            f"({int(res['applied']):,} stored in {res['sink_s']:.2f}s)",
+            f"{label}: {n / done.to_incidents_s:,.0f} events/s to the incidents topic, "
+            f"{n / (done.stored_s or 1):,.0f} events/s stored in PostgreSQL; "
+            f"{done.cpu_s / n * 1e6:.0f} µs CPU per event",
             flush=True,
         )
+        return done
 
-    res = await pipeline_run(settings, len(values), expect_sql=not args.skip_sql)
-    report("(b) one worker process, all stages", res, len(values), raw_eps)
-
-    lat_settings = settings_for(args.bootstrap, run + "l", tmp / "lat.db", args.rules)
-    bootstrap.database(lat_settings)
-    lat = await latency(lat_settings, args.rate, args.seconds)
-    if lat:
-        q = statistics.quantiles(lat, n=100)
-        print(
-            f"latency at {args.rate:,} events/s for {args.seconds:.0f}s: p50 {q[49] * 1000:.1f} ms, "
-            f"p99 {q[98] * 1000:.1f} ms ({len(lat):,} incidents)"
+    for i in range(args.repeat):
+        raw_runs.append(n / await raw_consumer(bs, settings.kafka.topics.events, n))
+        print(f"(a) raw aiokafka getmany + json.loads: {raw_runs[-1]:,.0f} events/s", flush=True)
+        worker_runs.append(
+            await default_worker(f"(b) responder worker ({cores} processes)", f"w{i}")
         )
+        if args.before is not None:
+            before_runs.append(
+                await default_worker("(before) responder worker", f"b{i}", args.before)
+            )
+    raw_eps = statistics.median(raw_runs)
+    worker_eps = statistics.median(n / r.to_incidents_s for r in worker_runs)
+    e2e_eps = statistics.median(n / (r.stored_s or 1) for r in worker_runs)
+    worker_cpu = statistics.median(r.cpu_s / n * 1e6 for r in worker_runs)
+
+    # one worker process pinned to one core (the scale-out reference)
+    over = overrides_for(bs, f"{run}one", f"sqlite:///{tmp / 'one.db'}", args.rules)
+    one = await drain_with_worker(
+        merged(Settings(), over),
+        over,
+        values,
+        produce,
+        ["--processes", "1"],
+        tmp / "one.log",
+        stored=False,
+        cpus="0",
+    )
+    one_eps = n / one.to_incidents_s
+    print(f"(b1) one worker process on one core: {one_eps:,.0f} events/s", flush=True)
+
+    # (b') a process per stage, CPU per stage; (c) the sink alone on SQLite and PostgreSQL
+    split = settings_for(bs, f"{run}s", tmp / "split.db", args.rules)
+    split.kafka.topics.events = settings.kafka.topics.events  # the same events
+    bootstrap.database(split)
+    with pg_schema(args.postgres) as url:
+        pg = settings_for(bs, f"{run}s", url, args.rules)
+        pg.kafka.group_prefix += "-pg"
+        bootstrap.database(pg)
+        res = await split_run(split, n, {"sqlite": split, "postgresql": pg})
+    changes = res["changes"]
+    print(
+        f"(b') ingest | correlate processes: {n / res['correlated_s']:,.0f} events/s "
+        f"({int(res['records']):,} rule/group records, {int(changes):,} incident changes)",
+        flush=True,
+    )
+
+    latencies: dict[int, tuple[float, float]] = {}
+    for rate in (int(r) for r in args.rates.split(",")):
+        lat_settings = settings_for(bs, f"{run}l{rate}", tmp / f"lat{rate}.db", args.rules)
+        bootstrap.database(lat_settings)
+        lat = await latency(lat_settings, rate, args.seconds)
+        if len(lat) >= 2:
+            latencies[rate] = quantiles_ms(lat)
+            print(
+                f"latency at {rate:,} events/s: p50 / p99 = "
+                f"{latencies[rate][0]:.1f} / {latencies[rate][1]:.1f} ms",
+                flush=True,
+            )
+
+    restore_s = None
+    if args.restore_keys:
+        sample = json.loads(values[0])
+        restore_s = await restore_run(
+            settings_for(bs, f"{run}r", tmp / "restore.db", args.rules),
+            "adversarial-burst",
+            sample,
+            args.restore_keys,
+        )
+
+    print()
+    print(f"| measured here ({n:,} events, {size:.0f} B, {cores} cores) | value |")
+    print("|---|---|")
+    rows = [
+        ("raw aiokafka getmany + json.loads (median)", f"{raw_eps:,.0f} events/s"),
+        (
+            f"`responder worker` ({cores} processes) to the incidents topic",
+            f"{worker_eps:,.0f} events/s, ratio {worker_eps / raw_eps:.2f}",
+        ),
+        (
+            "... until stored in PostgreSQL",
+            f"{e2e_eps:,.0f} events/s, ratio {e2e_eps / raw_eps:.2f}",
+        ),
+        ("CPU per event, all stages (default worker)", f"{worker_cpu:.0f} µs"),
+        ("CPU per event: ingest", f"{res['ingest_cpu_s'] / n * 1e6:.0f} µs"),
+        ("CPU per event: correlate", f"{res['correlate_cpu_s'] / n * 1e6:.0f} µs"),
+        ("CPU per event: sink (PostgreSQL)", f"{res['sink_postgresql_cpu_s'] / n * 1e6:.0f} µs"),
+        ("sink, SQLite", f"{changes / res['sink_sqlite_s']:,.0f} incident changes/s"),
+        ("sink, PostgreSQL", f"{changes / res['sink_postgresql_s']:,.0f} incident changes/s"),
+        ("one worker process on one core", f"{one_eps:,.0f} events/s"),
+        (f"{cores} worker processes vs one on one core", f"{worker_eps / one_eps:.2f}x"),
+    ]
+    for rate, (p50, p99) in latencies.items():
+        rows.append((f"latency p50 / p99 at {rate:,} events/s", f"{p50:.0f} / {p99:.0f} ms"))
+    if restore_s is not None:
+        rows.append(
+            (
+                f"restore {args.restore_keys:,} window keys",
+                f"{restore_s:.1f} s ({args.restore_keys / restore_s:,.0f} keys/s)",
+            )
+        )
+    if before_runs:
+        b_eps = statistics.median(n / r.to_incidents_s for r in before_runs)
+        b_e2e = statistics.median(n / (r.stored_s or 1) for r in before_runs)
+        b_cpu = statistics.median(r.cpu_s / n * 1e6 for r in before_runs)
+        rows += [
+            (
+                "before: `responder worker` to the incidents topic",
+                f"{b_eps:,.0f} events/s, ratio {b_eps / raw_eps:.2f}",
+            ),
+            (
+                "before: ... until stored in PostgreSQL",
+                f"{b_e2e:,.0f} events/s, ratio {b_e2e / raw_eps:.2f}",
+            ),
+            ("before: CPU per event, all stages", f"{b_cpu:.0f} µs"),
+        ]
+    for what, value in rows:
+        print(f"| {what} | {value} |")
+    print()
+    print(f"default worker: {worker_eps:.0f} events/s, ratio {worker_eps / raw_eps:.2f}")
+    print(f"end to end: {e2e_eps:.0f} events/s, ratio {e2e_eps / raw_eps:.2f}", flush=True)
 
 
 if __name__ == "__main__":  # spawn children re-import this module: keep the guard

@@ -145,6 +145,14 @@ class CorrelationSettings(BaseModel):
     )
 
 
+class WorkerSettings(BaseModel):
+    processes: int | None = Field(
+        default=None,
+        ge=1,
+        description="worker processes `responder worker` runs (unset: one per core)",
+    )
+
+
 class DatabaseSettings(BaseModel):
     url: str = "sqlite:///responder.db"
     echo: bool = False
@@ -403,6 +411,7 @@ class Settings(BaseSettings):
     kafka: KafkaSettings = KafkaSettings()
     commands: CommandSettings = CommandSettings()
     correlation: CorrelationSettings = CorrelationSettings()
+    worker: WorkerSettings = WorkerSettings()
     database: DatabaseSettings = DatabaseSettings()
     slack: SlackSettings = SlackSettings()
     aws: AwsSettings = AwsSettings()

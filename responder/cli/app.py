@@ -30,6 +30,7 @@ from responder.cli.runs import runs_app
 from responder.cli.tokens import tokens_app
 from responder.correlation.rules import load_rules
 from responder.security.terminal import plain, text
+from responder.settings import as_environment
 from responder.yamlfiles import YamlFileError
 
 app = typer.Typer(
@@ -93,19 +94,51 @@ def worker(
             "runner, commands, anchors (split them over processes to use more cores)"
         ),
     ] = "all",
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="worker processes, each running the chosen stages, under a supervisor that "
+            "restarts them (default: RESPONDER_WORKER__PROCESSES, else one per core)",
+        ),
+    ] = None,
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Run the stream worker: ingest, correlate, store incidents, run playbooks (run N for scale)."""
+    """Run the stream worker: ingest, correlate, store incidents, run playbooks (one process per
+    core by default; run more workers on other machines to scale out)."""
     from responder.streams.app import run_worker
+    from responder.streams.supervisor import Supervisor, default_processes, watch_parent
 
-    settings = bootstrap.load_settings(_directories(rules, playbooks))
+    overrides = _directories(rules, playbooks)
+    settings = bootstrap.load_settings(overrides)
     chosen = bootstrap.STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
-    try:
+    try:  # also migrates the embedded SQLite database once, before any child starts
         pipeline = bootstrap.pipeline(settings, stages=chosen)
     except YamlFileError as exc:
         raise fail(f"rules or playbooks are invalid:\n{exc}") from None
     except ValueError as exc:
         raise fail(str(exc)) from None
-    run_worker(settings, pipeline)
+    count = processes or settings.worker.processes or default_processes()
+    if count == 1:
+        if parent_pid is not None:
+            watch_parent(parent_pid)
+        run_worker(settings, pipeline)
+        return
+    supervisor = os.getpid()
+    metrics_port = settings.metrics.port
+    instance_id = settings.kafka.instance_id
+
+    def child(slot: int) -> tuple[list[str], dict[str, str]]:
+        argv = [sys.executable, "-m", "responder", "worker", "--stages", stages]
+        argv += ["--processes", "1", "--parent-pid", str(supervisor)]
+        env = as_environment(overrides)
+        if metrics_port is not None:  # one endpoint per process: port, port + 1, ...
+            env["RESPONDER_METRICS__PORT"] = str(metrics_port + slot)
+        if instance_id is not None:  # static membership: one member name per process
+            env["RESPONDER_KAFKA__INSTANCE_ID"] = f"{instance_id}-{slot}"
+        return argv, env
+
+    raise typer.Exit(Supervisor(child, count).run())
 
 
 @app.command()

@@ -8,7 +8,7 @@ evidence or audit records. Every applied change is appended to the audit chain w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -115,13 +115,22 @@ class OnApplied(Protocol):
     ) -> object: ...
 
 
+Wants = Callable[[IncidentChange, str | None, str], bool]  # (change, previous status, status)
+
+
 def apply_changes(
-    session: Session, changes: Sequence[IncidentChange], on_applied: OnApplied | None = None
+    session: Session,
+    changes: Sequence[IncidentChange],
+    on_applied: OnApplied | None = None,
+    wants: Wants | None = None,
 ) -> int:
     """Apply a batch in order within the caller's transaction; return how many were new.
 
     A change to an incident an analyst closed (resolved / false positive) reopens it. With
     `on_applied`, playbook runs are created atomically with the change that triggers them.
+    `on_applied` may read the database: the rows so far are written before it is called, unless
+    `wants(change, previous_status, status)` says it will not read them for this change (then
+    the whole batch is written in a few statements at the end, which is what makes it fast).
     """
     ids = {c.incident_id for c in changes}
     rows = {r.id: r for r in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()}
@@ -190,11 +199,12 @@ def apply_changes(
         row.version = change.version
         row.updated_at = now
         applied += 1
-        if on_applied is not None:  # it reads the incident and its evidence: write them now
-            session.flush()
-            if evidence:
-                session.execute(insert(IncidentEvent), evidence)
-                evidence.clear()
+        if on_applied is not None:
+            if wants is None or wants(change, previous_status, row.status):
+                session.flush()  # it reads the incident and its evidence: write them now
+                if evidence:
+                    session.execute(insert(IncidentEvent), evidence)
+                    evidence.clear()
             on_applied(session, change, row, previous_status)
         audit.append(
             (

@@ -19,9 +19,10 @@ from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, incident_events
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.runs import PlaybookRun, kill_switch_on, now, run_id, runs_in_last_hour
+from responder.playbooks.schema import Playbook
 from responder.playbooks.statuses import BLOCKED, PENDING
 from responder.playbooks.step_rules import guard_policy
-from responder.playbooks.trigger import change_kind, incident_view
+from responder.playbooks.trigger import TriggerChange, change_kind, incident_view
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +32,17 @@ class RunStarter:
         self.playbooks = playbooks
         self.kill_switch = kill_switch
 
+    def wants(self, change: IncidentChange, previous_status: str | None, status: str) -> bool:
+        """Whether this change starts a run (only then does `__call__` read the database)."""
+        return bool(self._matching(change, previous_status, status)[2])
+
+    def _matching(
+        self, change: IncidentChange, previous_status: str | None, status: str
+    ) -> tuple[TriggerChange, dict[str, Any], list[Playbook]]:
+        trigger = change_kind(change, previous_status)
+        view = incident_view(change, previous_status=previous_status, status=status)
+        return trigger, view, self.playbooks.matching(view, trigger)
+
     def __call__(
         self,
         session: Session,
@@ -39,9 +51,7 @@ class RunStarter:
         previous_status: str | None,
     ) -> list[str]:
         """Create the runs this applied change triggers; return their ids (none if redelivered)."""
-        trigger = change_kind(change, previous_status)
-        view = incident_view(change, previous_status=previous_status, status=incident.status)
-        matching = self.playbooks.matching(view, trigger)
+        trigger, view, matching = self._matching(change, previous_status, incident.status)
         if not matching:
             return []
         created: list[str] = []

@@ -20,6 +20,7 @@ from typing import Any
 
 import faust
 import structlog
+from faust.app.base import BootStrategy
 from mode import Service
 
 from responder.kafka_clients import faust_credentials
@@ -144,10 +145,35 @@ def hard_stop(grace_s: float, exit_code: Callable[[], int]) -> threading.Timer:
     return timer
 
 
+class _Worker(faust.Worker):
+    """faust's Worker, stopping the pipeline first (every stage commits its offsets) and only
+    then the faust App (whatever it waits for, the pipeline's grace timer bounds)."""
+
+    def __init__(self, app: faust.App, service: PipelineService, **kwargs: Any) -> None:
+        super().__init__(app, service, **kwargs)
+        self.pipeline_service = service
+
+    async def on_stop(self) -> None:
+        await self.pipeline_service.stop()
+        await super().on_stop()
+
+
+class _Boot(BootStrategy):
+    """faust starts no Kafka client of its own: the stages have theirs. (A faust consumer would
+    only join a group of its own, rebalance it whenever a worker comes or goes, and could hold
+    up a worker's stop in the middle of such a rebalance.)"""
+
+    enable_kafka = False
+
+
+class _App(faust.App):
+    BootStrategy = _Boot
+
+
 def create_app(settings: Settings) -> faust.App:
-    # The faust App joins a consumer group named after its id: one per deployment (prefix).
+    # The id stays per deployment (prefix), though the App no longer joins a consumer group.
     app_id = f"{settings.kafka.group_prefix}-worker"
-    return faust.App(
+    return _App(
         app_id,
         datadir=str(settings.kafka.data_dir / f"{app_id}-data"),
         broker=f"kafka://{settings.kafka.bootstrap_servers}",
@@ -170,7 +196,7 @@ def run_worker(settings: Settings, pipeline: Pipeline) -> None:
     settings.kafka.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # faust makes one level
     app = create_app(settings)
     service = PipelineService(settings, pipeline, stop_grace_s=STOP_GRACE_S)
-    worker = faust.Worker(
+    worker = _Worker(
         app,
         service,
         loglevel=settings.log_level.lower(),

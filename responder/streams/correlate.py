@@ -16,8 +16,11 @@ its group starts afresh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import time as clock
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -139,7 +142,7 @@ class CorrelateStage:
             **common,
             client_id=f"{kafka.client_id}-correlate",
             acks="all",
-            linger_ms=5,
+            linger_ms=0,  # BatchSender hands over whole batches: lingering only adds latency
             max_batch_size=1024 * 1024,
             max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
         )
@@ -174,9 +177,16 @@ class CorrelateStage:
                     self.handle(batch)
                     await self._send_outbox()
                     await self._dead_letter()
-                if clock.monotonic() - self.last_flush >= self.settings.commit_interval_s:
+                if self._flush_due(idle=not batch):
                     await self._flush()
             await self.lag.measure(self.consumer)
+
+    def _flush_due(self, *, idle: bool) -> bool:
+        """Flush once per commit interval, and as soon as the consumer is idle (a quiet stream
+        gets its offsets committed and its state written at once, not up to an interval later)."""
+        if clock.monotonic() - self.last_flush >= self.settings.commit_interval_s:
+            return True
+        return idle and bool(self.pending or self.dirty)
 
     # --- processing -----------------------------------------------------------------------
 
@@ -391,7 +401,8 @@ class CorrelateStage:
             return
         async with self.lock:
             started = clock.monotonic()
-            restored = await self._restore(parts)
+            with collection_paused():  # millions of new objects: full collections, over and over
+                restored = await self._restore(parts)
         log.info(
             "correlation partitions assigned",
             partitions=parts,
@@ -423,6 +434,12 @@ class CorrelateStage:
             for tp in list(remaining):
                 if await self.restorer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
+        count = await self._build_stores(parts, stores)
+        self.stats.restored_keys += count
+        return count
+
+    async def _build_stores(self, parts: list[int], stores: dict[int, dict[str, Any]]) -> int:
+        """Window states from the newest changelog record of each key."""
         count = 0
         for p in parts:
             store = self.new_store()
@@ -452,7 +469,6 @@ class CorrelateStage:
             self.stores[p] = store
             self._evicted(p, store)
             count += len(store)
-        self.stats.restored_keys += count
         return count
 
     def _restore_progress(self, partition: int, msg: Any) -> None:
@@ -462,3 +478,15 @@ class CorrelateStage:
             log.error("input progress not restored", partition=partition, error=repr(exc)[:300])
             return
         self.progress[partition] = marks
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """No garbage collection inside (restored state is long-lived and has no cycles to find)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()

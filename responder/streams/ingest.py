@@ -58,7 +58,7 @@ class IngestStage(TopicStage):
     def producer_options(self) -> dict[str, Any]:
         return {
             "acks": "all",
-            "linger_ms": 5,
+            "linger_ms": 0,  # BatchSender hands over whole batches: lingering only adds latency
             "max_request_size": MAX_MESSAGE_BYTES + 64 * 1024,
             "max_batch_size": 1024 * 1024,
         }

@@ -20,8 +20,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder.incidents.model import IncidentChange
-from responder.incidents.store import Incident, OnApplied, apply_changes
+from responder.incidents.store import Incident, apply_changes
 from responder.metrics.worker import INCIDENTS_OPENED, kinds
+from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings
 from responder.streams.db_retry import call_with_db_retry
 from responder.streams.failures import failure_detail, failure_reason
@@ -44,7 +45,7 @@ class SinkStage(TopicStage):
         kafka: KafkaSettings,
         engine: Engine,
         *,
-        on_applied: OnApplied | None = None,
+        on_applied: RunStarter | None = None,
         applied_hook: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(kafka, kafka.topics.incidents, "sink", max_records=2000)
@@ -103,6 +104,11 @@ class SinkStage(TopicStage):
     def _apply(self, changes: list[IncidentChange]) -> int:
         opened: list[tuple[str, str]] = []
 
+        starter = self.on_applied
+
+        def wants(change: IncidentChange, previous_status: str | None, status: str) -> bool:
+            return starter is not None and starter.wants(change, previous_status, status)
+
         def on_applied(
             session: Session,
             change: IncidentChange,
@@ -111,11 +117,11 @@ class SinkStage(TopicStage):
         ) -> None:
             if previous_status is None:
                 opened.append((kinds(change.kind), change.severity))
-            if self.on_applied is not None:
-                self.on_applied(session, change, incident, previous_status)
+            if starter is not None and starter.wants(change, previous_status, incident.status):
+                starter(session, change, incident, previous_status)
 
         with Session(self.engine) as session:
-            applied = apply_changes(session, changes, on_applied)
+            applied = apply_changes(session, changes, on_applied, wants)
             session.commit()
         for kind, severity in opened:  # counted once the transaction holds them
             INCIDENTS_OPENED.labels(kind, severity).inc()

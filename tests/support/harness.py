@@ -67,6 +67,7 @@ def worker_env(
             Path(tempfile.gettempdir()) / f"responder-worker-{unique}"
         ),
         "RESPONDER_CORRELATION__COMMIT_INTERVAL_S": "0.2",
+        "RESPONDER_WORKER__PROCESSES": "1",  # one process unless a test asks for more
         "RESPONDER_LOG_FORMAT": "json",
         "RESPONDER_LOG_LEVEL": "INFO",
         **command_env(),

@@ -1,0 +1,259 @@
+"""The plain `responder worker` command as a user runs it, measured from outside, and the
+correlation stage's restore from a large changelog. Used by bench/pipeline.py.
+
+A worker is a real process tree (the supervisor and its children) on topics of its own. It is
+started on an empty events topic and given time to settle its consumer groups; then the bench's
+events are written and the clock runs until the ingest and correlation groups have committed
+everything (every incident change is on the incidents topic: the correlation stage flushes and
+commits as soon as it is idle) and, for end to end, until the sink group has committed every
+incident change (each committed only after its SQL transaction).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from sqlalchemy import create_engine, text
+
+from responder.settings import Settings, as_environment
+from responder.storage.database import make_engine, upgrade
+from responder.streams.correlate import CorrelateStage
+from responder.streams.supervisor import default_processes
+from responder.streams.topics import create_topics
+
+SETTLE_S = 6.0  # after every child logged "worker started": consumer groups join and settle
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class WorkerRun:
+    events: int
+    to_incidents_s: float
+    stored_s: float | None
+    cpu_s: float  # every process of the worker, from "settled" to done
+
+
+def schema_url(base: str, schema: str) -> str:
+    """`base` with every connection's search_path set to `schema`."""
+    joiner = "&" if "?" in base else "?"
+    return f"{base}{joiner}options=-csearch_path%3D{schema}"
+
+
+@contextlib.contextmanager
+def pg_schema(base: str) -> Any:
+    """A fresh PostgreSQL schema, migrated (dropped afterwards); yields its URL."""
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        url = schema_url(base, schema)
+        engine = make_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def process_tree_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of `pid` and its live children (Linux /proc)."""
+    total = 0.0
+    try:
+        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    total += (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return total + sum(process_tree_cpu(int(k)) for k in kids)
+
+
+class Offsets:
+    """Committed offsets of consumer groups and ends of topics, asked of the broker."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+
+    async def __aenter__(self) -> Offsets:
+        await self.admin.start()
+        await self.consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.consumer.stop()
+        await self.admin.close()
+
+    async def ends(self, topic: str) -> dict[int, int]:
+        parts = self.consumer.partitions_for_topic(topic)
+        if not parts:
+            await self.consumer._client.force_metadata_update()
+            parts = self.consumer.partitions_for_topic(topic) or set()
+        ends = await self.consumer.end_offsets([TopicPartition(topic, p) for p in parts])
+        return {tp.partition: end for tp, end in ends.items()}
+
+    async def caught_up(self, group: str, topic: str) -> bool:
+        ends = await self.ends(topic)
+        done = await self.admin.list_consumer_group_offsets(group)
+        got = {tp.partition: meta.offset for tp, meta in done.items() if tp.topic == topic}
+        return bool(ends) and all(got.get(p, 0) >= end for p, end in ends.items() if end)
+
+
+@contextlib.asynccontextmanager
+async def worker_process(
+    overrides: dict[str, Any],
+    args: Sequence[str],
+    log_path: Path,
+    cpus: str | None = None,
+    source: Path | None = None,
+) -> AsyncIterator[subprocess.Popen[bytes]]:
+    """`responder worker ARGS` with the settings `overrides` in its environment (the code of
+    `source`, another checkout, when given: it runs one process); settled on entry, stopped
+    with SIGTERM on exit (the exit code must be 0)."""
+    env = {**os.environ, **as_environment(overrides)}
+    env.update(RESPONDER_LOG_FORMAT="json", RESPONDER_LOG_LEVEL="INFO")
+    if source is not None:
+        env["PYTHONPATH"] = os.path.abspath(source)  # noqa: ASYNC240
+    argv = [sys.executable, "-m", "responder", "worker", *args]
+    if cpus is not None:
+        argv = ["taskset", "-c", cpus, *argv]
+    processes = (
+        int(args[args.index("--processes") + 1]) if "--processes" in args else default_processes()
+    )
+    if source is not None:
+        processes = 1
+    with log_path.open("wb") as log:
+        # `python -m` looks in its working directory first: run `source` from there
+        proc = subprocess.Popen(  # noqa: ASYNC220
+            argv, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=source
+        )
+        try:
+            while True:
+                text = log_path.read_text(errors="replace")  # noqa: ASYNC240
+                started = text.count('"worker started"')
+                if proc.poll() is not None:
+                    raise RuntimeError(f"worker exited early; see {log_path}")
+                if started >= processes:
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(SETTLE_S)
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(proc.wait, 60)
+            if code != 0:
+                print(f"    (worker exited {code}; see {log_path})", flush=True)
+
+
+async def drain_with_worker(
+    settings: Settings,
+    overrides: dict[str, Any],
+    values: list[bytes],
+    produce: Any,
+    args: Sequence[str],
+    log_path: Path,
+    *,
+    stored: bool,
+    cpus: str | None = None,
+    source: Path | None = None,
+) -> WorkerRun:
+    """Write `values` to the worker's (empty, settled) events topic; time the drain."""
+    kafka = settings.kafka
+    t = kafka.topics
+    group = kafka.group_prefix
+    await create_topics(kafka.bootstrap_servers, [t.events], kafka.partitions)
+    async with (
+        worker_process(overrides, args, log_path, cpus, source) as proc,
+        Offsets(kafka.bootstrap_servers) as offsets,
+    ):
+        cpu0 = process_tree_cpu(proc.pid)
+        start = time.perf_counter()
+        await produce(kafka.bootstrap_servers, t.events, values)
+        while not (
+            await offsets.caught_up(f"{group}-ingest", t.events)
+            and await offsets.caught_up(f"{group}-correlate", t.correlate)
+        ):
+            await asyncio.sleep(0.05)
+        to_incidents = time.perf_counter() - start
+        stored_s = None
+        if stored:
+            while not await offsets.caught_up(f"{group}-sink", t.incidents):
+                await asyncio.sleep(0.05)
+            stored_s = time.perf_counter() - start
+        cpu = process_tree_cpu(proc.pid) - cpu0
+    return WorkerRun(len(values), to_incidents, stored_s, cpu)
+
+
+# --- restore ---------------------------------------------------------------------------------
+
+
+async def restore_run(settings: Settings, rule_id: str, body: dict[str, Any], keys: int) -> float:
+    """Write `keys` live window states (one event each, as the changelog holds them) to a fresh
+    changelog topic, then time a correlation stage restoring every partition of it."""
+    from aiokafka import AIOKafkaProducer
+
+    kafka = settings.kafka
+    await create_topics(kafka.bootstrap_servers, [kafka.topics.changelog], kafka.partitions)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=kafka.bootstrap_servers, linger_ms=20, max_batch_size=1024 * 1024
+    )
+    await producer.start()
+    try:
+        futures = []
+        for i in range(keys):
+            doc = dict(body, id=f"restore-{i}")
+            value = orjson.dumps(
+                {
+                    "events": [[1.0e9 + i, 0, doc]],
+                    "incident": None,
+                    "max_time": 1.0e9 + i,
+                    "next_seq": 1,
+                }
+            )
+            key = f"{rule_id}|g{i}".encode()
+            futures.append(
+                await producer.send(
+                    kafka.topics.changelog, value, key=key, partition=i % kafka.partitions
+                )
+            )
+            if len(futures) >= 50_000:
+                await asyncio.gather(*futures)
+                futures.clear()
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    from responder import bootstrap
+
+    stage = CorrelateStage(kafka, bootstrap.rules(settings), settings.correlation)
+    stage._clients()
+    await stage.producer.start()
+    await stage.restorer.start()
+    try:
+        start = time.perf_counter()
+        await stage.on_assigned(
+            [TopicPartition(kafka.topics.correlate, p) for p in range(kafka.partitions)]
+        )
+        restored = stage.stats.restored_keys
+        took = time.perf_counter() - start
+    finally:
+        await stage.restorer.stop()
+        await stage.producer.stop()
+    if restored != keys:
+        raise RuntimeError(f"restored {restored} of {keys} keys")
+    return took

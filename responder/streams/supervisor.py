@@ -1,0 +1,153 @@
+"""`responder worker` on every core: a supervisor of N worker processes.
+
+Each child is a whole `responder worker --processes 1` (every stage, its own consumer groups),
+so the children split every topic's partitions between them as N separate workers would. The
+supervisor restarts a child that exits while it is not stopping (after a backoff that grows
+with quick successive deaths), forwards SIGTERM/SIGINT to every child and waits for them to
+stop (each commits its offsets on the way out), ending hard whatever outlives the grace. A
+child watches its parent: orphaned (the supervisor was killed), it stops by itself.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+POLL_S = 0.1  # how often the supervisor looks at its children
+PARENT_POLL_S = 0.5  # how often a child looks whether its supervisor is still there
+
+
+def default_processes() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Delay before restarting a child: doubles with each quick death, reset by a long run."""
+
+    first_s: float = 0.5
+    max_s: float = 30.0
+    healthy_after_s: float = 60.0  # a child that ran this long died for a fresh reason
+
+    def delay(self, quick_deaths: int) -> float:
+        """The delay after the `quick_deaths`-th death in a row (1 is the first)."""
+        return min(self.max_s, self.first_s * 2.0 ** max(0, quick_deaths - 1))
+
+
+@dataclass
+class _Child:
+    slot: int
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    quick_deaths: int = 0
+    restart_at: float = 0.0
+    restarts: int = 0
+
+
+@dataclass
+class Supervisor:
+    """Runs `command(slot)` N times, restarts what dies, stops them all on a signal.
+
+    `command` gives the argv and extra environment of the child in `slot` (0..N-1).
+    """
+
+    command: Callable[[int], tuple[Sequence[str], dict[str, str]]]
+    processes: int
+    stop_grace_s: float = 15.0
+    backoff: Backoff = field(default_factory=Backoff)
+    stopping: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> int:
+        """Block until SIGTERM/SIGINT; exit code 0 once every child has stopped."""
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        children = [_Child(slot) for slot in range(self.processes)]
+        try:
+            for child in children:
+                self._start(child)
+            log.info("worker processes started", processes=self.processes, supervisor=os.getpid())
+            while not self.stopping.wait(POLL_S):
+                for child in children:
+                    self._watch(child)
+        finally:
+            self._stop_all(children)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        return 0
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+
+    def _start(self, child: _Child) -> subprocess.Popen[bytes]:
+        argv, env = self.command(child.slot)
+        # our own interpreter and `responder worker` argv, built by the CLI: no outside input
+        child.proc = subprocess.Popen(list(argv), env={**os.environ, **env})  # noqa: S603
+        child.started = time.monotonic()
+        return child.proc
+
+    def _watch(self, child: _Child) -> None:
+        now = time.monotonic()
+        if child.proc is None:  # waiting out its backoff
+            if now >= child.restart_at:
+                proc = self._start(child)
+                child.restarts += 1
+                log.info("worker process restarted", slot=child.slot, pid=proc.pid)
+            return
+        code = child.proc.poll()
+        if code is None:
+            return
+        ran = now - child.started
+        child.quick_deaths = 1 if ran >= self.backoff.healthy_after_s else child.quick_deaths + 1
+        delay = self.backoff.delay(child.quick_deaths)
+        log.warning(
+            "worker process exited; restarting it",
+            slot=child.slot,
+            pid=child.proc.pid,
+            exit_code=code,
+            ran_s=round(ran, 1),
+            restart_in_s=delay,
+        )
+        child.proc = None
+        child.restart_at = now + delay
+
+    def _stop_all(self, children: list[_Child]) -> None:
+        running = [c.proc for c in children if c.proc is not None and c.proc.poll() is None]
+        for proc in running:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_grace_s
+        for proc in running:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("worker process did not stop in time; ending it", pid=proc.pid)
+                proc.kill()
+                proc.wait()
+        log.info("worker processes stopped", processes=len(children))
+
+
+def watch_parent(parent_pid: int) -> threading.Thread:
+    """In a child: SIGTERM ourselves (a graceful stop) once `parent_pid` is no longer our
+    parent, i.e. the supervisor died without stopping us."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(PARENT_POLL_S)
+        log.warning("the worker supervisor is gone; stopping", supervisor=parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    thread = threading.Thread(target=watch, name="watch-supervisor", daemon=True)
+    thread.start()
+    return thread

@@ -1,0 +1,109 @@
+"""`responder worker` on several cores: a supervisor of real worker processes on real Kafka."""
+
+from __future__ import annotations
+
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from tests.support.harness import (
+    EACH_RULE,
+    Worker,
+    caught_up,
+    event_json,
+    incidents,
+    produce,
+    topic,
+    wait_for,
+    worker_env,
+    write_rules,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def children(pid: int) -> set[int]:
+    """The live child processes of `pid` (Linux /proc)."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except FileNotFoundError:
+        return set()
+    return {int(c) for c in text.split()}
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def started(worker: Worker) -> int:
+    return worker.log().count('"worker started"')
+
+
+def test_supervisor_restarts_a_killed_child_and_stops_all_on_sigterm(
+    kafka_bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    """`--processes 2` runs two whole workers; one killed with SIGKILL is restarted and the
+    pair keeps serving; SIGTERM to the supervisor stops every child (offsets committed, no error
+    line) and the supervisor exits 0."""
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    env = worker_env(kafka_bootstrap, db, write_rules(tmp_path / "rules", EACH_RULE), unique)
+    worker = Worker(env, tmp_path / "worker.log", args=("--processes", "2"))
+    proc = worker.spawn()
+    try:
+        wait_for(lambda: started(worker) == 2 or proc.poll() is not None, 90)
+        assert proc.poll() is None, worker.log()[-3000:]
+        first = wait_for(lambda: len(children(proc.pid)) == 2 and children(proc.pid), 30)
+
+        victim = min(first)
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: "worker process restarted" in worker.log(), 60)
+        wait_for(lambda: started(worker) == 3, 90)
+        now = children(proc.pid)
+        assert len(now) == 2 and victim not in now and (first - {victim}) <= now
+
+        produce(
+            kafka_bootstrap,
+            topic(unique, "events"),
+            [event_json(f"leak-{i}", type="secret.leaked", resource=f"AKIA{i}") for i in range(8)],
+        )
+        wait_for(lambda: len(incidents(db)) == 8, 90)
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not any(alive(pid) for pid in now)
+    finally:
+        worker.stop()
+    log = worker.log()
+    assert log.count('"worker stopped"') == 2
+    assert "a pipeline stage failed" not in log
+    assert "did not stop in time" not in log
+    assert '"exit_code": -9' in log  # the kill was seen as such
+    assert caught_up(kafka_bootstrap, f"t-{unique}-ingest", topic(unique, "events"))
+    assert caught_up(kafka_bootstrap, f"t-{unique}-sink", topic(unique, "incidents"))
+
+
+def test_an_orphaned_child_stops_by_itself(
+    kafka_bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    """The supervisor killed outright (SIGKILL, no forwarding): its children notice and stop
+    gracefully instead of running on unsupervised."""
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    env = worker_env(kafka_bootstrap, db, write_rules(tmp_path / "rules", EACH_RULE), unique)
+    worker = Worker(env, tmp_path / "worker.log", args=("--processes", "2"))
+    proc = worker.spawn()
+    try:
+        wait_for(lambda: started(worker) == 2 or proc.poll() is not None, 90)
+        kids = wait_for(lambda: len(children(proc.pid)) == 2 and children(proc.pid), 30)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        wait_for(lambda: not any(alive(pid) for pid in kids), 60)
+    finally:
+        worker.stop()
+    assert worker.log().count("the worker supervisor is gone") == 2
+    assert worker.log().count('"worker stopped"') == 2

@@ -1,0 +1,67 @@
+"""The worker supervisor with real child processes (tiny Python scripts standing in for workers)."""
+
+from __future__ import annotations
+
+import sys
+import threading
+from pathlib import Path
+
+from responder.streams.supervisor import Backoff, Supervisor, default_processes
+from tests.support.harness import wait_for
+
+
+def test_backoff_doubles_with_quick_deaths_up_to_its_cap() -> None:
+    backoff = Backoff(first_s=0.5, max_s=4.0)
+    assert [backoff.delay(n) for n in range(1, 7)] == [0.5, 1.0, 2.0, 4.0, 4.0, 4.0]
+
+
+def test_default_is_one_process_per_usable_core() -> None:
+    assert default_processes() >= 1
+
+
+def _stop_when(supervisor: Supervisor, predicate: object) -> threading.Thread:
+    def watch() -> None:
+        wait_for(predicate, 60)  # type: ignore[arg-type]
+        supervisor.stopping.set()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_child_that_dies_is_started_again(tmp_path: Path) -> None:
+    """Each start appends a line; the child exits 3 at once; the supervisor keeps restarting."""
+    starts = tmp_path / "starts"
+    script = f"open({str(starts)!r}, 'a').write('x\\n'); raise SystemExit(3)"
+    supervisor = Supervisor(
+        lambda slot: ([sys.executable, "-c", script], {}),
+        processes=1,
+        backoff=Backoff(first_s=0.01, max_s=0.05),
+    )
+    watcher = _stop_when(
+        supervisor, lambda: starts.exists() and len(starts.read_text().splitlines()) >= 3
+    )
+    assert supervisor.run() == 0
+    watcher.join()
+    assert len(starts.read_text().splitlines()) >= 3
+
+
+def test_stopping_forwards_sigterm_to_every_child(tmp_path: Path) -> None:
+    """Each child records that it started and that it got SIGTERM; both children got it."""
+    script = (
+        "import os, signal, sys, time\n"
+        "out = sys.argv[1]\n"
+        "def term(*_):\n"
+        "    open(out, 'a').write('term\\n'); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, term)\n"
+        "open(out, 'a').write('up\\n')\n"
+        "time.sleep(120)\n"
+    )
+    logs = [tmp_path / "child0", tmp_path / "child1"]
+    supervisor = Supervisor(
+        lambda slot: ([sys.executable, "-c", script, str(logs[slot])], {}), processes=2
+    )
+    watcher = _stop_when(supervisor, lambda: all(p.exists() for p in logs))
+    assert supervisor.run() == 0
+    watcher.join()
+    assert [p.read_text().split() for p in logs] == [["up", "term"], ["up", "term"]]
