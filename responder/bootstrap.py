@@ -21,6 +21,7 @@ from responder.actions.aws_waf import Boto3Waf
 from responder.actions.http import AiohttpAdapter
 from responder.actions.ports import Ports
 from responder.actions.slack import SlackWebAdapter
+from responder.assets.lineage import GraphSnapshot
 from responder.assets.sync import AssetSync
 from responder.commands import AnyCommand, send_command
 from responder.correlation.rules import RuleSet, load_rules
@@ -182,9 +183,16 @@ def pipeline(
         raise ValueError(f"unknown stages {sorted(unknown)}: choose from {', '.join(STAGES)}")
     ruleset = rules(settings) if wanted & {"ingest", "correlate"} else None
     built = Pipeline()
+    graph = None
+    if wanted & {"ingest", "sink"}:  # lineage at ingest, blast radius at the sink
+        from responder.assets.snapshot import SnapshotRefresher
+
+        engine = engine or database(settings)
+        graph = GraphSnapshot()
+        built.helpers.append(SnapshotRefresher(engine, graph, settings.assets.refresh_s))
     if ruleset is not None and "ingest" in wanted:
         built.ingest = IngestStage(
-            settings.kafka, ruleset, max_batch=settings.correlation.max_batch
+            settings.kafka, ruleset, max_batch=settings.correlation.max_batch, assets=graph
         )
     if "reports" in wanted:
         built.reports = ReportStage(settings.kafka)

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from responder import __version__, bootstrap
-from responder.cli.assets import assets_app
+from responder.cli.assets import assets_app, declared_lineage
 from responder.cli.audit import audit_app
 from responder.cli.console import err, out
 from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_app
@@ -121,6 +121,14 @@ def replay(
         ),
     ] = False,
     playbooks: PlaybooksDir = None,
+    assets: Annotated[
+        Path | None,
+        typer.Option(
+            "--assets",
+            help="route events with their lineage from the declared assets in DIR "
+            "(assets/*.yaml), as the worker's ingest does with its graph",
+        ),
+    ] = None,
 ) -> None:
     """Correlate recorded events offline with the worker's engine (no Kafka, no database)."""
     from responder.correlation.replay import replay as run_replay
@@ -134,8 +142,9 @@ def replay(
     playbook_set = load_playbook_dir(settings.playbooks.dir) if dry_run else None
     if not file.is_file():
         raise fail(f"{file}: no such file")
+    index = None if assets is None else declared_lineage(assets)
     with file.open("rb") as lines:
-        result = run_replay(lines, ruleset)
+        result = run_replay(lines, ruleset, assets=index)
     for number, reason in result.rejected:
         err.print(f"{file}:{number}: rejected: {plain(reason)}", highlight=False, markup=False)
     if as_json or playbook_set is not None:

@@ -17,6 +17,7 @@ from sqlmodel import Session
 from responder import bootstrap
 from responder.assets.declared import load_declared
 from responder.assets.graph import MAX_DEPTH, MAX_NODES, AssetGraph
+from responder.assets.lineage import LineageIndex
 from responder.assets.model import Edge, display_name, printable
 from responder.assets.store import load_graph
 from responder.cli.console import err, out
@@ -64,6 +65,22 @@ def resolve(graph: AssetGraph, given: str) -> str:
     if matches:
         raise fail(f"{printable(given)!r} names {len(matches)} assets: {', '.join(matches)}")
     raise fail(f"no asset {printable(given)!r} (run `responder assets sync` first?)")
+
+
+def declared_lineage(directory: Path) -> LineageIndex:
+    """The lineage index of the declared assets in `directory` (replay --assets); exit 1 with
+    file:line messages when they are invalid."""
+    from datetime import UTC, datetime
+
+    if not directory.is_dir():
+        raise fail(f"{printable(str(directory))}: no such directory")
+    try:
+        loaded = load_declared(directory, datetime.now(UTC))
+    except YamlFileError as exc:
+        raise report(exc) from None
+    nodes = [n for part in loaded for n in part.nodes]
+    edges = [e for part in loaded for e in part.edges]
+    return LineageIndex(AssetGraph(nodes, edges))
 
 
 @assets_app.command("sync")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from responder.assets.lineage import LineageIndex
 from responder.correlation.engine import DEFAULT_LATENESS, Correlator
 from responder.correlation.rules import RuleSet
 from responder.events.schema import Rejection, event_to_dict, parse_event, rfc3339
@@ -86,7 +87,10 @@ def replay(
     rules: RuleSet,
     *,
     allowed_lateness: timedelta = DEFAULT_LATENESS,
+    assets: LineageIndex | None = None,
 ) -> ReplayResult:
+    """Correlate recorded events; with `assets`, each is routed with its lineage as ingest
+    routes it (`assets.lineage`)."""
     correlator = Correlator(rules, allowed_lateness=allowed_lateness)
     incidents: dict[str, IncidentSummary] = {}
     rejected: list[tuple[int, str]] = []
@@ -100,7 +104,12 @@ def replay(
             rejected.append((number, parsed.reason))
             continue
         try:
-            changes = correlator.process(event_to_dict(parsed), parsed.time.timestamp())
+            doc = event_to_dict(parsed)
+            if assets is None:
+                changes = correlator.process(doc, parsed.time.timestamp())
+            else:
+                lineage = assets.of(doc["resource"])
+                changes = correlator.process(doc, parsed.time.timestamp(), lineage)
         except Exception as exc:  # the engine's problem, reported like a bad line
             rejected.append((number, f"replay failed: {type(exc).__name__}: {str(exc)[:300]}"))
             continue

@@ -40,6 +40,9 @@ from responder.yamlfiles import (
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
+LINEAGE = "lineage"
+"""The routed event's key for its lineage (`assets.lineage`): rules match and group on it."""
+
 TEMPLATES = sandbox.environment()
 """Incident titles (`incident.title`) compile here: the sandbox playbook templates use too."""
 
@@ -159,6 +162,11 @@ class Rule(_Model):
         return [tuple(p.split(".")) for p in self.group_by]
 
     @cached_property
+    def fans_out(self) -> bool:
+        """Grouped on an event's lineage (lists of asset ids): one group per value."""
+        return any(p[0] == LINEAGE for p in self.group_parts)
+
+    @cached_property
     def residual(self) -> tuple[Condition, ...]:
         """Conditions left to check once the type index selected this rule."""
         if self.indexed_types is None:
@@ -197,6 +205,7 @@ class RoutePlan(NamedTuple):
     checks: tuple[Callable[[Mapping[str, Any]], bool], ...]  # what the type index left open
     group_parts: tuple[tuple[str, ...], ...]
     group_by: tuple[str, ...]
+    fans_out: bool  # some group path is under `lineage`: one group per value (engine.route)
 
 
 class RuleSet:
@@ -243,6 +252,7 @@ class RuleSet:
                     tuple(c.check for c in r.residual),
                     tuple(r.group_parts),
                     tuple(r.group_by),
+                    r.fans_out,
                 )
                 for r in self.candidates(event_type)
             )

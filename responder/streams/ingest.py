@@ -17,6 +17,7 @@ from typing import Any
 
 import structlog
 
+from responder.assets.lineage import GraphSnapshot
 from responder.correlation.rules import RuleSet
 from responder.metrics import labels
 from responder.metrics.worker import EVENTS_RECEIVED, EVENTS_REJECTED
@@ -39,9 +40,17 @@ class IngestStats:
 
 
 class IngestStage(TopicStage):
-    def __init__(self, kafka: KafkaSettings, rules: RuleSet, *, max_batch: int = 5000) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        rules: RuleSet,
+        *,
+        max_batch: int = 5000,
+        assets: GraphSnapshot | None = None,
+    ) -> None:
         super().__init__(kafka, kafka.topics.events, "ingest", max_records=max_batch)
         self.rules = rules
+        self.assets = assets
         self.stats = IngestStats()
         self.partitions = kafka.partitions
 
@@ -61,7 +70,7 @@ class IngestStage(TopicStage):
         self.batcher = BatchSender(self.producer)
         correlate = self.kafka.topics.correlate
         self.partitions = len(await self.producer.partitions_for(correlate))
-        self.work = IngestBatch(self.rules, self.partitions)
+        self.work = IngestBatch(self.rules, self.partitions, self.assets)
 
     async def handle(self, batch: Batch) -> None:
         started = time.process_time()

@@ -25,9 +25,10 @@ from typing import Any
 
 import orjson
 
+from responder.assets.lineage import LineageIndex
 from responder.correlation.engine import route
 from responder.correlation.match import MISSING, get_path
-from responder.correlation.rules import RuleSet
+from responder.correlation.rules import LINEAGE, RuleSet
 from responder.correlation.window import WindowEvent
 from responder.events.schema import Severity
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
@@ -106,6 +107,7 @@ class Router:
     CACHE_KEYS = 200_000
 
     def __init__(self, rules: RuleSet, partitions: int) -> None:
+        self.lineage: LineageIndex | None = None  # set per batch by IngestBatch
         self.rules = rules
         self.partitions = partitions
         self.docs: list[Doc] = []
@@ -121,7 +123,12 @@ class Router:
 
     def add(self, doc: dict[str, Any], time: float, body: bytes) -> int:
         """Route one validated event (its dict form, epoch time and serialized body); return
-        how many records it became (0: no rule matched)."""
+        how many records it became (0: no rule matched). With a lineage index, the event's
+        lineage is routed on under `lineage` (its bytes stay as they came)."""
+        if self.lineage is not None:
+            found = self.lineage.of(doc["resource"])
+            if found is not None:
+                doc[LINEAGE] = found
         routes = route(self.rules, doc)
         if not routes:
             return 0
