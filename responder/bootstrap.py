@@ -29,6 +29,7 @@ from responder.evidence.snapshot import Snapshotter
 from responder.evidence.store import EvidenceStore, open_store
 from responder.incidents.store import SqlIncidents
 from responder.logs import configure
+from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import PlaybookSet, load_playbooks
 from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
@@ -189,7 +190,11 @@ def pipeline(
 
         engine = engine or database(settings)
         graph = GraphSnapshot()
-        built.helpers.append(SnapshotRefresher(engine, graph, settings.assets.refresh_s))
+        built.helpers.append(
+            SnapshotRefresher(
+                engine, graph, settings.assets.refresh_s, refresh_radii="sink" in wanted
+            )
+        )
     if ruleset is not None and "ingest" in wanted:
         built.ingest = IngestStage(
             settings.kafka, ruleset, max_batch=settings.correlation.max_batch, assets=graph
@@ -206,7 +211,11 @@ def pipeline(
             built.sink = SinkStage(
                 settings.kafka,
                 engine,
-                on_applied=RunStarter(book, kill_switch=settings.playbooks.kill_switch),
+                on_applied=RunStarter(
+                    book,
+                    kill_switch=settings.playbooks.kill_switch,
+                    blast_radii=None if graph is None else BlastRadii(graph),
+                ),
                 applied_hook=wakeup.set,
             )
         if "runner" in wanted:

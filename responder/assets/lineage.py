@@ -201,6 +201,7 @@ class GraphSnapshot:
 
     def __init__(self, graph: AssetGraph | None = None) -> None:
         self.version = 0
+        self.fingerprint: int | None = None  # of the graph last loaded (assets.snapshot)
         self.set(graph if graph is not None else AssetGraph())
 
     def set(self, graph: AssetGraph) -> None:
@@ -209,14 +210,25 @@ class GraphSnapshot:
         self.version += 1
 
 
-def blast_radius_view(graph: AssetGraph, resources: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """`incident.blast_radius` for the resources of an incident's events (JSON-ready)."""
+def blast_radius_view(
+    graph: AssetGraph, resources: Iterable[Mapping[str, Any]], roots: Iterable[str] = ()
+) -> dict[str, Any]:
+    """`incident.blast_radius` for the resources of an incident's events (JSON-ready), with
+    asset ids already known to be its roots (a stored radius's `roots`) first."""
     datasets = _dataset_names(graph)
-    roots: list[str] = []
+    found_roots: list[str] = []
+    for root in roots:
+        if root not in found_roots and len(found_roots) < MAX_ROOTS:
+            found_roots.append(root)
     for resource in resources:
         for found in resource_ids(graph, resource, datasets):
-            if found not in roots and len(roots) < MAX_ROOTS:
-                roots.append(found)
+            if found not in found_roots and len(found_roots) < MAX_ROOTS:
+                found_roots.append(found)
+    return blast_radius_of(graph, found_roots)
+
+
+def blast_radius_of(graph: AssetGraph, roots: list[str]) -> dict[str, Any]:
+    """`incident.blast_radius` from asset ids."""
     reach = graph.blast_radius(roots)
     view: dict[str, Any] = {key: [] for key in BLAST_KEYS.values()}
     critical: list[str] = []

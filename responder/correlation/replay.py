@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from responder.assets.graph import AssetGraph
 from responder.assets.lineage import LineageIndex
 from responder.correlation.engine import DEFAULT_LATENESS, Correlator
 from responder.correlation.rules import RuleSet
@@ -89,8 +90,9 @@ def replay(
     allowed_lateness: timedelta = DEFAULT_LATENESS,
     assets: LineageIndex | None = None,
 ) -> ReplayResult:
-    """Correlate recorded events; with `assets`, each is routed with its lineage as ingest
-    routes it (`assets.lineage`)."""
+    """Correlate recorded events, each routed with its lineage as ingest routes it
+    (`assets.lineage`): from `assets`, else from an empty graph (a resource's own id)."""
+    index = assets if assets is not None else LineageIndex(AssetGraph())
     correlator = Correlator(rules, allowed_lateness=allowed_lateness)
     incidents: dict[str, IncidentSummary] = {}
     rejected: list[tuple[int, str]] = []
@@ -105,11 +107,8 @@ def replay(
             continue
         try:
             doc = event_to_dict(parsed)
-            if assets is None:
-                changes = correlator.process(doc, parsed.time.timestamp())
-            else:
-                lineage = assets.of(doc["resource"])
-                changes = correlator.process(doc, parsed.time.timestamp(), lineage)
+            lineage = index.of(doc["resource"])
+            changes = correlator.process(doc, parsed.time.timestamp(), lineage)
         except Exception as exc:  # the engine's problem, reported like a bad line
             rejected.append((number, f"replay failed: {type(exc).__name__}: {str(exc)[:300]}"))
             continue

@@ -17,6 +17,8 @@ from sqlmodel import Session
 from responder.audit.store import append as audit_append
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, incident_events
+from responder.playbooks.blast_guard import blast_guard
+from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.runs import PlaybookRun, kill_switch_on, now, run_id, runs_in_last_hour
 from responder.playbooks.statuses import BLOCKED, PENDING
@@ -27,9 +29,16 @@ log = structlog.get_logger(__name__)
 
 
 class RunStarter:
-    def __init__(self, playbooks: PlaybookSet, *, kill_switch: bool = False) -> None:
+    def __init__(
+        self,
+        playbooks: PlaybookSet,
+        *,
+        kill_switch: bool = False,
+        blast_radii: BlastRadii | None = None,
+    ) -> None:
         self.playbooks = playbooks
         self.kill_switch = kill_switch
+        self.blast_radii = blast_radii  # incident.blast_radius, kept in SQL (blast_sql)
 
     def __call__(
         self,
@@ -41,6 +50,8 @@ class RunStarter:
         """Create the runs this applied change triggers; return their ids (none if redelivered)."""
         trigger = change_kind(change, previous_status)
         view = incident_view(change, previous_status=previous_status, status=incident.status)
+        if self.blast_radii is not None:
+            view["blast_radius"] = self.blast_radii(session, change)
         matching = self.playbooks.matching(view, trigger)
         if not matching:
             return []
@@ -58,6 +69,18 @@ class RunStarter:
                 and mode != "dry_run"
                 and runs_in_last_hour(session, playbook.id) >= limit
             )
+            guard = f"max_runs_per_hour={limit}"
+            reason = f"guard {guard} reached: a human must approve"
+            held = (
+                None
+                if mode == "dry_run"
+                else blast_guard(playbook.guards, view.get("blast_radius"))
+            )
+            if held is not None and playbook.guards.blast_radius_action == "dry_run":
+                mode, held = "dry_run", f"{held}: planned only (guards.blast_radius_action)"
+            elif held is not None and not blocked:
+                blocked, reason = True, f"{held}: a human must approve"
+                guard = held.removeprefix("guard ").split(":")[0]
             at = now()
             session.add(
                 PlaybookRun(
@@ -70,9 +93,7 @@ class RunStarter:
                     status=BLOCKED if blocked else PENDING,
                     incident=view,
                     events=events,
-                    error=f"guard max_runs_per_hour={limit} reached: a human must approve"
-                    if blocked
-                    else None,
+                    error=reason if blocked else held,
                     approval={**guard_policy(playbook).to_json(), "votes": []} if blocked else None,
                     created_at=at,
                     updated_at=at,
@@ -85,7 +106,9 @@ class RunStarter:
                 "mode": mode,
             }
             if blocked:
-                data["blocked_by_guard"] = f"max_runs_per_hour={limit}"
+                data["blocked_by_guard"] = guard
+            elif held is not None:
+                data["dry_run_by_guard"] = held
             audit_append(
                 session,
                 [

@@ -1,0 +1,31 @@
+"""An incident's blast radius, computed in the sink's transaction for every applied change.
+
+`BlastRadii` is handed to the run starter (`start_sql.RunStarter`): for each applied change it
+takes the stored radius's roots, adds the resources of the change's events, recomputes the
+radius over the worker's current graph (`assets.lineage.GraphSnapshot`), stores it when it
+changed (`assets.blast_store`) and returns it, so the runs the change starts see it as
+`incident.blast_radius` and the guards can weigh it (`step_rules.blast_guard`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlmodel import Session
+
+from responder.assets.blast_store import get_radius, save_radius
+from responder.assets.lineage import GraphSnapshot, blast_radius_view
+from responder.incidents.model import IncidentChange
+
+
+class BlastRadii:
+    def __init__(self, snapshot: GraphSnapshot) -> None:
+        self.snapshot = snapshot
+
+    def __call__(self, session: Session, change: IncidentChange) -> dict[str, Any]:
+        stored = get_radius(session, change.incident_id)
+        roots = [] if stored is None else [r for r in stored.get("roots", []) if isinstance(r, str)]
+        resources = [e["resource"] for e in change.events if isinstance(e.get("resource"), dict)]
+        radius = blast_radius_view(self.snapshot.graph, resources, roots)
+        save_radius(session, change.incident_id, radius)
+        return radius
