@@ -251,6 +251,20 @@ def blast_radius_of(graph: AssetGraph, roots: list[str]) -> dict[str, Any]:
     return view
 
 
-def empty_blast_radius() -> dict[str, Any]:
-    """The blast radius of an incident whose resources the graph does not know."""
-    return blast_radius_view(AssetGraph(), ())
+# incident.blast_radius keys in the order an analyst reads them (terminal, dashboard)
+SECTIONS = ("datasets", "versions", "aliases", "endpoints", "keys", "images", "services", "owners")
+
+
+def blast_rows(radius: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """(kind, asset, tier or contact) for every asset of the radius, models by name first."""
+    rows = [("model", str(name), "") for name in radius.get("models", [])]
+    for section in SECTIONS:
+        for item in radius.get(section, []):
+            if not isinstance(item, Mapping):
+                continue
+            extra = item.get("tier") or ""
+            attributes = item.get("attributes")
+            if section == "owners" and isinstance(attributes, Mapping):
+                extra = str(attributes.get("contact", ""))
+            rows.append((section, str(item.get("id", "")), str(extra)))
+    return rows

@@ -7,12 +7,16 @@ import json
 from datetime import timedelta
 from typing import Any
 
+from rich.console import Console
+
+from responder.actions.slack import incident_blocks
 from responder.assets.graph import AssetGraph
 from responder.assets.lineage import (
     MAX_PER_KIND,
     GraphSnapshot,
     LineageIndex,
     blast_radius_view,
+    blast_rows,
     resource_ids,
 )
 from responder.assets.model import (
@@ -24,6 +28,7 @@ from responder.assets.model import (
     node,
     simple_id,
 )
+from responder.cli.blast_view import print_blast_radius
 from responder.correlation.replay import replay
 from responder.correlation.rules import Rule, RuleSet
 from responder.streams.ingest_batch import IngestBatch
@@ -212,3 +217,40 @@ def test_the_blast_radius_is_in_the_shape_playbooks_read() -> None:
     unknown = blast_radius_view(graph, [{"kind": "endpoint", "id": "nope"}])
     assert unknown["unknown"] == [simple_id(NodeKind.endpoint, "nope")] and unknown["size"] == 0
     assert json.loads(json.dumps(view)) == view
+
+
+def shown_radius() -> dict[str, Any]:
+    graph = AssetGraph(
+        [*sample_graph().nodes(), node(API, "assets/x.yaml", T0, tier="critical")],
+        sample_graph().edges(),
+    )
+    radius = blast_radius_view(graph, [{"kind": "dataset", "id": "transactions@8be7b4a3"}])
+    radius["endpoints"][0]["id"] = "endpoint:<!channel>[red]x[/red]\x1b[2J"  # hostile names
+    return radius
+
+
+def test_the_slack_card_tells_the_blast_radius_escaped() -> None:
+    radius = shown_radius()
+    blocks = incident_blocks(
+        {"id": "i-1", "title": "t", "severity": "high", "blast_radius": radius}
+    )
+    text = json.dumps(blocks)
+    assert "*Blast radius*: 10 assets" in text
+    assert "`fraud-detector`" in text and "critical" in text
+    assert "<!channel>" not in text and "&lt;!channel&gt;" in text
+    assert "Blast radius" not in json.dumps(incident_blocks({"id": "i-2", "title": "t"}))
+
+
+def test_incidents_show_prints_the_blast_radius_as_text() -> None:
+    console = Console(record=True, width=200, force_terminal=True)
+    print_blast_radius(console, shown_radius())
+    out = console.export_text()
+    assert "blast radius (10)" in out and "fraud-detector" in out and DS_TX in out
+    assert "[red]x[/red]" in out  # markup shown, not interpreted
+    assert "\x1b[2J" not in console.export_text(styles=True)
+    assert blast_rows(
+        {"models": ["m"], "owners": [{"id": "team:t", "attributes": {"contact": "#c"}}]}
+    ) == [
+        ("model", "m", ""),
+        ("owners", "team:t", "#c"),
+    ]
