@@ -151,6 +151,8 @@ class Journal:
     ) -> None:
         row = self._row(session, state, position, step)
         row.status, row.error, row.finished_at = S.STEP_FAILED, str(exc), R.now()
+        if exc.partial:  # the for_each items that took effect before the failure
+            row.output = exc.partial
         session.add(row)
         self._audit(
             session,
