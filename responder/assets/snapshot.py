@@ -41,8 +41,9 @@ def load_snapshot(engine: Engine, snapshot: GraphSnapshot, *, refresh_radii: boo
         graph = load_graph(session)
     printed = fingerprint(graph)
     changed = printed != snapshot.fingerprint
-    snapshot.set(graph)
-    snapshot.fingerprint = printed
+    if changed:  # an unchanged graph keeps its index, and the lineages it has cached
+        snapshot.set(graph)
+        snapshot.fingerprint = printed
     refreshed = 0
     if changed and refresh_radii:
         with Session(engine) as session, session.begin():
