@@ -160,6 +160,12 @@ def test_poisoning_follows_the_blast_radius_else_the_configured_models() -> None
     assert [s["with"]["name"] for s in steps["rollback"]] == ["credit"]
     assert [s["with"]["channel"] for s in steps["notify_owners"]] == ["#fraud-ml"]
 
+    graph_knows_none = {**POISON_INCIDENT, "blast_radius": {"models": [], "owners": []}}
+    steps = planned(
+        plan_run(playbook, incident=graph_knows_none, events=[], variables=configured).steps
+    )
+    assert [s["with"]["name"] for s in steps["rollback"]] == ["fraud", "churn"]
+
     nothing = planned(plan_run(playbook, incident=POISON_INCIDENT, events=[]).steps)
     assert nothing["rollback"][0]["skipped"] == "for_each is empty"
 
