@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from responder import __version__, bootstrap
-from responder.cli.assets import assets_app, declared_lineage
+from responder.cli.assets import assets_app, offline_lineage
 from responder.cli.audit import audit_app
 from responder.cli.console import err, out
 from responder.cli.definitions import load_playbook_dir, playbooks_app, rules_app
@@ -125,8 +125,9 @@ def replay(
         Path | None,
         typer.Option(
             "--assets",
-            help="route events with their lineage from the declared assets in DIR "
-            "(assets/*.yaml), as the worker's ingest does with its graph",
+            help="route events with their lineage, as the worker's ingest does with its graph: "
+            "from a FILE written by `responder assets export` (the whole stored graph) or from "
+            "the declared assets in a DIR (assets/*.yaml)",
         ),
     ] = None,
 ) -> None:
@@ -142,7 +143,7 @@ def replay(
     playbook_set = load_playbook_dir(settings.playbooks.dir) if dry_run else None
     if not file.is_file():
         raise fail(f"{file}: no such file")
-    index = None if assets is None else declared_lineage(assets)
+    index = None if assets is None else offline_lineage(assets)
     with file.open("rb") as lines:
         result = run_replay(lines, ruleset, assets=index)
     for number, reason in result.rejected:

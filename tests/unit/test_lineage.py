@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from typer.testing import CliRunner
 
 from responder.actions.slack import incident_blocks
 from responder.assets.graph import AssetGraph
@@ -28,6 +30,8 @@ from responder.assets.model import (
     node,
     simple_id,
 )
+from responder.assets.store import graph_from_claims
+from responder.cli import app
 from responder.cli.blast_view import print_blast_radius
 from responder.correlation.replay import replay
 from responder.correlation.rules import Rule, RuleSet
@@ -254,3 +258,65 @@ def test_incidents_show_prints_the_blast_radius_as_text() -> None:
         ("model", "m", ""),
         ("owners", "team:t", "#c"),
     ]
+
+
+def export_of(graph: AssetGraph) -> dict[str, Any]:
+    """What `responder assets export` writes for these claims (one source each)."""
+    return {
+        "format": "responder-assets/1",
+        "nodes": [
+            {
+                "source": "mlflow", "id": n.id, "kind": n.kind.value, "name": n.name,
+                "tier": n.tier, "tags": {}, "attributes": {}, "at": T0.isoformat(),
+            }
+            for n in graph.nodes()
+        ],
+        "edges": [
+            {
+                "source": "mlflow", "src": e.src, "kind": e.kind.value, "dst": e.dst,
+                "attributes": {}, "at": T0.isoformat(),
+            }
+            for e in graph.edges()
+        ],
+    }  # fmt: skip
+
+
+def test_replay_routes_with_an_exported_graph_or_declared_files_and_refuses_junk(
+    tmp_path: Path,
+) -> None:
+    lines = [
+        json.dumps(event(1, "data.poisoning_suspected", {"kind": "dataset", "id": DS_CB})),
+        json.dumps(event(2, "model.drift", {"kind": "model", "id": "churn", "version": "1"}, 5)),
+    ]
+    events = tmp_path / "events.jsonl"
+    events.write_text("\n".join(lines) + "\n")
+    exported = tmp_path / "graph.json"
+    data = export_of(sample_graph())
+    data["nodes"].append({"source": "x", "id": "not an id", "kind": "model"})  # dropped
+    exported.write_text(json.dumps(data))
+    graph = graph_from_claims(data)
+    assert len(graph) == len(sample_graph())
+    rules = Path(__file__).resolve().parents[2] / "rules"
+
+    result = CliRunner().invoke(
+        app, ["replay", str(events), "--rules", str(rules), "--json", "--assets", str(exported)]
+    )
+    assert result.exit_code == 0, result.output
+    [incident] = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert incident["rule"] == "data-poisoning" and len(incident["events"]) == 2
+    assert incident["group"] == {"lineage.dataset": DS_CB}
+
+    declared = tmp_path / "assets"
+    declared.mkdir()
+    (declared / "a.yaml").write_text("endpoints:\n  - id: ep\n    serves: churn@champion\n")
+    result = CliRunner().invoke(
+        app, ["replay", str(events), "--rules", str(rules), "--json", "--assets", str(declared)]
+    )
+    assert result.exit_code == 0, result.output
+    [alone] = [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    assert len(alone["events"]) == 1  # the files know no trained_on: drift stays out
+
+    for junk in ("[1, 2]", '{"format": "other"}', "{not json", "[" * 100_000):
+        exported.write_text(junk)
+        bad = CliRunner().invoke(app, ["replay", str(events), "--assets", str(exported)])
+        assert bad.exit_code == 1 and "Traceback" not in bad.output
