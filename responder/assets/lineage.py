@@ -144,7 +144,7 @@ class LineageIndex:
 
     def __init__(self, graph: AssetGraph) -> None:
         self.graph = graph
-        self._datasets = _dataset_names(graph)
+        self.datasets = _dataset_names(graph)  # dataset name -> ids, built once
         self._cache: dict[tuple[object, ...], Lineage | None] = {}
 
     def of(self, resource: object) -> Lineage | None:
@@ -167,7 +167,7 @@ class LineageIndex:
         return found
 
     def _compute(self, resource: Mapping[str, Any]) -> Lineage | None:
-        ids = resource_ids(self.graph, resource, self._datasets)
+        ids = resource_ids(self.graph, resource, self.datasets)
         graph = self.graph
         known = [i for i in ids if i in graph]
         if not known:
@@ -211,11 +211,16 @@ class GraphSnapshot:
 
 
 def blast_radius_view(
-    graph: AssetGraph, resources: Iterable[Mapping[str, Any]], roots: Iterable[str] = ()
+    graph: AssetGraph,
+    resources: Iterable[Mapping[str, Any]],
+    roots: Iterable[str] = (),
+    datasets: Mapping[str, list[str]] | None = None,
 ) -> dict[str, Any]:
     """`incident.blast_radius` for the resources of an incident's events (JSON-ready), with
-    asset ids already known to be its roots (a stored radius's `roots`) first."""
-    datasets = _dataset_names(graph)
+    asset ids already known to be its roots (a stored radius's `roots`) first. `datasets`:
+    the graph's datasets by name, when the caller has them (`LineageIndex.datasets`)."""
+    if datasets is None:
+        datasets = _dataset_names(graph)
     found_roots: list[str] = []
     for root in roots:
         if root not in found_roots and len(found_roots) < MAX_ROOTS:

@@ -26,6 +26,7 @@ class BlastRadii:
         stored = get_radius(session, change.incident_id)
         roots = [] if stored is None else [r for r in stored.get("roots", []) if isinstance(r, str)]
         resources = [e["resource"] for e in change.events if isinstance(e.get("resource"), dict)]
-        radius = blast_radius_view(self.snapshot.graph, resources, roots)
+        index = self.snapshot.index  # one snapshot for the whole computation
+        radius = blast_radius_view(index.graph, resources, roots, index.datasets)
         save_radius(session, change.incident_id, radius)
         return radius
