@@ -4,7 +4,8 @@
 takes the stored radius's roots, adds the resources of the change's events, recomputes the
 radius over the worker's current graph (`assets.lineage.GraphSnapshot`), stores it when it
 changed (`assets.blast_store`) and returns it, so the runs the change starts see it as
-`incident.blast_radius` and the guards can weigh it (`step_rules.blast_guard`).
+`incident.blast_radius` and the guards can weigh it (`blast_guard`). Without any asset graph
+(none synced), nothing is read or stored: the sink pays nothing for a feature not in use.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ class BlastRadii:
         self.snapshot = snapshot
 
     def __call__(self, session: Session, change: IncidentChange) -> dict[str, Any]:
+        index = self.snapshot.index  # one snapshot for the whole computation
+        resources = [e["resource"] for e in change.events if isinstance(e.get("resource"), dict)]
+        if not len(index.graph):  # no asset graph at all: nothing to read or store per change
+            return blast_radius_view(index.graph, resources, (), index.datasets)
         stored = get_radius(session, change.incident_id)
         roots = [] if stored is None else [r for r in stored.get("roots", []) if isinstance(r, str)]
-        resources = [e["resource"] for e in change.events if isinstance(e.get("resource"), dict)]
-        index = self.snapshot.index  # one snapshot for the whole computation
         radius = blast_radius_view(index.graph, resources, roots, index.datasets)
         save_radius(session, change.incident_id, radius)
         return radius

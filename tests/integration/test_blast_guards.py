@@ -112,6 +112,10 @@ async def test_a_small_radius_runs_and_a_critical_one_is_only_planned(
 def test_stored_radii_follow_a_changed_graph(db: Engine, tmp_path: Path) -> None:
     snapshot = GraphSnapshot(AssetGraph())
     kit = kit_with(db, tmp_path, snapshot, "{}")
+    kit.apply(change(1, incident_id="inc-0"))
+    with Session(db) as session:  # no asset graph at all: the sink stores nothing
+        assert get_radius(session, "inc-0") is None
+    snapshot.set(AssetGraph([node(simple_id(NodeKind.team, "elsewhere"), "assets/t.yaml", T0)]))
     kit.apply(change(1))
     with Session(db) as session:
         before = get_radius(session, "inc-1")
