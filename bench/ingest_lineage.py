@@ -4,9 +4,11 @@ Runs the ingest stage's batch work (`streams.ingest_batch.IngestBatch`: validate
 on the pipeline benchmark's synthetic events (`bench/pipeline.py`, the shipped rules) three
 ways: (a) without an asset graph, (b) with an empty graph (a worker before its first sync),
 (c) with a graph in which every endpoint, key and image of the events is an asset, each
-endpoint serving a model alias whose version was trained on a dataset. Prints CPU µs per event
+endpoint serving a model alias whose version was trained on a dataset, and (d) as (c) with one
+more rule, grouped on `lineage.model`, that the adversarial half of the events feeds (so their
+lineage is looked up and routed on). Prints CPU µs per event
 of a first pass (the lineage caches cold, as after a graph change), then the median of
-`--repeat` passes (batches of 5,000 as the stage fetches) and the ratios b/a and c/a.
+`--repeat` passes (batches of 5,000 as the stage fetches) and the ratios to (a).
 Run: `python bench/ingest_lineage.py` (or `-h`).
 """
 
@@ -35,10 +37,22 @@ from responder.assets.model import (
     model_version_id,
     simple_id,
 )
-from responder.correlation.rules import load_rules
+from responder.correlation.rules import Rule, RuleSet, load_rules
 from responder.streams.ingest_batch import IngestBatch
 
 AT = datetime(2026, 11, 25, tzinfo=UTC)
+# (d): half the events (the adversarial inputs) also feed a rule grouped on their lineage
+LINEAGE_RULE = Rule.model_validate(
+    {
+        "id": "bench-by-model",
+        "title": "Adversarial inputs per model",
+        "match": {"type": "input.adversarial"},
+        "group_by": ["lineage.model"],
+        "window": "5m",
+        "correlation": {"type": "event_count", "condition": {"gte": 1000}},
+        "incident": {"kind": "adversarial_attack"},
+    }
+)
 
 
 def graph_for(groups: int) -> AssetGraph:
@@ -83,10 +97,13 @@ def main() -> None:
     args = ap.parse_args()
     values = synthetic(args.events, args.groups)
     rules = load_rules(args.rules)
+    full = GraphSnapshot(graph_for(args.groups))
+    with_lineage_rule = RuleSet([*rules.rules.values(), LINEAGE_RULE])
     ways = {
         "no graph": IngestBatch(rules, 4),
         "empty graph": IngestBatch(rules, 4, GraphSnapshot()),
-        "full graph": IngestBatch(rules, 4, GraphSnapshot(graph_for(args.groups))),
+        "full graph": IngestBatch(rules, 4, full),
+        "+ by model": IngestBatch(with_lineage_rule, 4, full),
     }
     cold = {name: cpu_per_event(work, values, 5000) for name, work in ways.items()}
     print(

@@ -162,6 +162,11 @@ class Rule(_Model):
         return [tuple(p.split(".")) for p in self.group_by]
 
     @cached_property
+    def reads_lineage(self) -> bool:
+        """Matches or groups on the event's lineage: ingest must add it first."""
+        return self.fans_out or any(c.path.split(".")[0] == LINEAGE for c in self.conditions)
+
+    @cached_property
     def fans_out(self) -> bool:
         """Grouped on an event's lineage (lists of asset ids): one group per value."""
         return any(p[0] == LINEAGE for p in self.group_parts)
@@ -216,6 +221,7 @@ class RuleSet:
         self._by_type: dict[str, list[Rule]] = {}
         self._any_type: list[Rule] = []
         self._plans: dict[str, tuple[RoutePlan, ...]] = {}
+        self._lineage: dict[str, bool] = {}
         self.routed: dict[tuple[str, tuple[Any, ...]], Any] = {}  # the router's cache
         for rule in rules:
             if not rule.enabled:
@@ -241,6 +247,16 @@ class RuleSet:
 
     def matching(self, doc: Mapping[str, Any]) -> list[Rule]:
         return [r for r in self.candidates(str(doc.get("type"))) if all_hold(r.residual, doc)]
+
+    def needs_lineage(self, event_type: str) -> bool:
+        """Whether a rule that could match this type reads `lineage` (cached per type), so
+        ingest looks an event's lineage up only when some rule reads it."""
+        known = self._lineage.get(event_type)
+        if known is None:
+            known = self._lineage[event_type] = any(
+                r.reads_lineage for r in self.candidates(event_type)
+            )
+        return known
 
     def plan(self, event_type: str) -> tuple[RoutePlan, ...]:
         """What routing an event of this type checks, rule by rule (cached per type)."""

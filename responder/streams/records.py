@@ -124,8 +124,9 @@ class Router:
     def add(self, doc: dict[str, Any], time: float, body: bytes) -> int:
         """Route one validated event (its dict form, epoch time and serialized body); return
         how many records it became (0: no rule matched). With a lineage index, the event's
-        lineage is routed on under `lineage` (its bytes stay as they came)."""
-        if self.lineage is not None:
+        lineage is routed on under `lineage` (its bytes stay as they came) where a rule that
+        could match its type reads it."""
+        if self.lineage is not None and self.rules.needs_lineage(doc["type"]):
             found = self.lineage.of(doc["resource"])
             if found is not None:
                 doc[LINEAGE] = found
