@@ -57,6 +57,12 @@ class MlflowWebhooks:
     guard: ReplayGuard = field(default_factory=ReplayGuard)
 
     async def receive(self, body: bytes, headers: Mapping[str, str]) -> Accepted:
+        if self.secret is None or not self.secret.get_secret_value():
+            raise WebhookRejected(
+                "not_configured",
+                "MLflow webhooks are not served here (RESPONDER_ASSETS__WEBHOOK_SECRET enables them)",
+                404,
+            )
         delivery = verify(
             body,
             headers,

@@ -113,4 +113,5 @@ def test_without_a_secret_deliveries_are_refused(
 ) -> None:
     with running_api(db, api_settings(db_url, kafka_bootstrap, unique)) as api:
         body, headers = delivery("d-9", VERSION)
-        assert api.client.post(PATH, content=body, headers=headers).status_code == 503
+        refused = api.client.post(PATH, content=body, headers=headers)
+        assert refused.status_code == 404 and "not served here" in refused.json()["detail"]

@@ -3,8 +3,9 @@
 Not behind the API's bearer tokens: MLflow signs each delivery with the webhook's secret
 (`RESPONDER_ASSETS__WEBHOOK_SECRET`; `middleware.Authenticate` exempts exactly this path).
 A refused delivery gets a problem document with the status `assets.webhooks` gives (401
-unauthenticated, 400 malformed or out of time, 409 already received, 413 too large, 503 no
-secret configured), and nothing about timing or content unless the signature matched.
+unauthenticated, 400 malformed or out of time, 409 already received, 413 too large; 404 when
+no secret is configured: not served here), and nothing about timing or content unless the
+signature matched.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class WebhookAccepted(BaseModel):
     MLFLOW_WEBHOOK_PATH,
     status_code=202,
     response_model=WebhookAccepted,
-    responses=responses(400, 401, 409, 413, 503),
+    responses=responses(400, 401, 404, 409, 413),
     openapi_extra=_DOCUMENT,
     summary="MLflow webhook delivery (model versions, aliases, tags), signed with the secret",
 )
