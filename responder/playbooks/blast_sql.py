@@ -10,13 +10,16 @@ changed (`assets.blast_store`) and returns it, so the runs the change starts see
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 from sqlmodel import Session
 
 from responder.assets.blast_store import get_radius, save_radius
+from responder.assets.graph import AssetGraph
 from responder.assets.lineage import GraphSnapshot, blast_radius_view
 from responder.incidents.model import IncidentChange
+
+EMPTY: Final = blast_radius_view(AssetGraph(), ())
 
 
 class BlastRadii:
@@ -25,9 +28,9 @@ class BlastRadii:
 
     def __call__(self, session: Session, change: IncidentChange) -> dict[str, Any]:
         index = self.snapshot.index  # one snapshot for the whole computation
+        if not len(index.graph):  # no asset graph at all: nothing to compute, read or store
+            return {k: list(v) if isinstance(v, list) else v for k, v in EMPTY.items()}
         resources = [e["resource"] for e in change.events if isinstance(e.get("resource"), dict)]
-        if not len(index.graph):  # no asset graph at all: nothing to read or store per change
-            return blast_radius_view(index.graph, resources, (), index.datasets)
         stored = get_radius(session, change.incident_id)
         roots = [] if stored is None else [r for r in stored.get("roots", []) if isinstance(r, str)]
         radius = blast_radius_view(index.graph, resources, roots, index.datasets)
