@@ -21,6 +21,7 @@ from responder.actions.aws_waf import Boto3Waf
 from responder.actions.http import AiohttpAdapter
 from responder.actions.ports import Ports
 from responder.actions.slack import SlackWebAdapter
+from responder.assets.lineage import GraphSnapshot
 from responder.assets.sync import AssetSync
 from responder.audit.chain import ChainKey
 from responder.audit.store import Keyring, use_keys
@@ -30,6 +31,7 @@ from responder.evidence.snapshot import Snapshotter
 from responder.evidence.store import EvidenceStore, open_store
 from responder.incidents.store import SqlIncidents
 from responder.logs import configure
+from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import PlaybookSet, load_playbooks
 from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
@@ -218,9 +220,20 @@ def pipeline(
         raise ValueError(f"unknown stages {sorted(unknown)}: choose from {', '.join(STAGES)}")
     ruleset = rules(settings) if wanted & {"ingest", "correlate"} else None
     built = Pipeline()
+    graph = None
+    if wanted & {"ingest", "sink"}:  # lineage at ingest, blast radius at the sink
+        from responder.assets.snapshot import SnapshotRefresher
+
+        engine = engine or database(settings)
+        graph = GraphSnapshot()
+        built.helpers.append(
+            SnapshotRefresher(
+                engine, graph, settings.assets.refresh_s, refresh_radii="sink" in wanted
+            )
+        )
     if ruleset is not None and "ingest" in wanted:
         built.ingest = IngestStage(
-            settings.kafka, ruleset, max_batch=settings.correlation.max_batch
+            settings.kafka, ruleset, max_batch=settings.correlation.max_batch, assets=graph
         )
     if "reports" in wanted:
         built.reports = ReportStage(settings.kafka)
@@ -234,7 +247,11 @@ def pipeline(
             built.sink = SinkStage(
                 settings.kafka,
                 engine,
-                on_applied=RunStarter(book, kill_switch=settings.playbooks.kill_switch),
+                on_applied=RunStarter(
+                    book,
+                    kill_switch=settings.playbooks.kill_switch,
+                    blast_radii=None if graph is None else BlastRadii(graph),
+                ),
                 applied_hook=wakeup.set,
             )
         if "runner" in wanted:

@@ -236,6 +236,11 @@ class AssetSettings(BaseModel):
     sync_interval_s: float = Field(
         default=300.0, gt=0, description="how often the registry and the files are synced"
     )
+    refresh_s: float = Field(
+        default=30.0,
+        gt=0,
+        description="how often the worker reloads its in-memory graph (lineage, blast radius)",
+    )
     webhook_secret: SecretStr | None = Field(
         default=None, description="the secret of the MLflow webhook (unset: refuse deliveries)"
     )

@@ -241,11 +241,29 @@ def _footer(incident: Mapping[str, Any], *extra: str) -> ContextBlock:
     return ContextBlock(elements=[MarkdownTextObject(text=_clip(" · ".join(parts), TEXT_MAX))])
 
 
+def _blast(incident: Mapping[str, Any]) -> SectionBlock | None:
+    """`incident.blast_radius` in a few lines: its size, the models, endpoints and what is
+    critical (the full list is in the incident)."""
+    radius = incident.get("blast_radius")
+    if not isinstance(radius, Mapping) or not radius.get("size"):
+        return None
+    lines = [f"*Blast radius*: {escape(radius['size'])} assets"]
+    models = [str(m) for m in radius.get("models", [])]
+    endpoints = [str(e.get("id")) for e in radius.get("endpoints", []) if isinstance(e, Mapping)]
+    for label, names in (("models", models), ("endpoints", endpoints)):
+        if names:
+            lines.append(f"• {label}: " + ", ".join(f"`{escape(n)}`" for n in names[:10]))
+    critical = [str(c) for c in radius.get("critical", [])]
+    if critical:
+        lines.append(":warning: critical: " + ", ".join(f"`{escape(c)}`" for c in critical[:10]))
+    return SectionBlock(text=MarkdownTextObject(text=_clip("\n".join(lines), TEXT_MAX)))
+
+
 def _summary(incident: Mapping[str, Any]) -> list[Block]:
     blocks: list[Block] = [_header(incident), _facts(incident)]
-    group = _group(incident)
-    if group is not None:
-        blocks.append(group)
+    for extra in (_group(incident), _blast(incident)):
+        if extra is not None:
+            blocks.append(extra)
     return blocks
 
 

@@ -28,14 +28,16 @@ from responder.api.routes import (
     slack,
     switch,
     tokens,
+    webhooks,
 )
 from responder.metrics.labels import Routes
 
 DESCRIPTION = """Incidents, playbook runs, the audit log and event intake.
 
 Every `/v1` operation needs `Authorization: Bearer <token>` (`responder tokens create`); the
-role each one needs is its `x-required-role`. The one exception is `POST /v1/slack/actions`,
-Slack's request URL for button clicks, which checks Slack's request signature instead. Writes answer 202 with the id of the command
+role each one needs is its `x-required-role`. The exceptions are `POST /v1/slack/actions`,
+Slack's request URL for button clicks, which checks Slack's request signature instead, and
+`POST /v1/webhooks/mlflow`, MLflow's registry webhooks, which checks the webhook's HMAC. Writes answer 202 with the id of the command
 they put on `responder.commands`: a worker applies it, or refuses it to the DLQ with a reason
 (for instance when the incident changed after the `If-Match` ETag was read). Errors are RFC
 9457 problem details."""
@@ -68,6 +70,7 @@ def create_app(context: ApiContext) -> FastAPI:
         v1.include_router(module.router)
     app.include_router(v1)
     app.include_router(slack.router)  # Slack signs its requests: no bearer token
+    app.include_router(webhooks.router)  # so does MLflow
     app.include_router(health.router)
     pages: list[str] = []
     if context.settings.web.enabled:
@@ -81,7 +84,9 @@ def create_app(context: ApiContext) -> FastAPI:
         per_path={f"{API_PREFIX}/events": limits.max_events_bytes},
     )
     app.add_middleware(
-        Authenticate, lookup=context.lookup, exempt=frozenset({slack.SLACK_ACTIONS_PATH})
+        Authenticate,
+        lookup=context.lookup,
+        exempt=frozenset({slack.SLACK_ACTIONS_PATH, webhooks.MLFLOW_WEBHOOK_PATH}),
     )
     app.add_middleware(RequestId, metrics=context.metrics)
 

@@ -18,6 +18,7 @@ from responder.incidents.sla import Target, targets
 from responder.metrics.api import ApiMetrics
 from responder.service import tokens
 from responder.service.identity import Principal
+from responder.service.mlflow_webhooks import MlflowWebhooks
 from responder.service.publish import KafkaPublisher
 from responder.service.sla import breach_counts
 from responder.service.slack.front import SlackFront
@@ -47,6 +48,18 @@ class ApiContext:
     def breaches(self) -> dict[tuple[str, str], int]:
         with Session(self.engine) as session:
             return breach_counts(session, self.sla_targets, datetime.now(UTC))
+
+    @cached_property
+    def mlflow_webhooks(self) -> MlflowWebhooks:
+        """POST /v1/webhooks/mlflow; one replay guard per process."""
+        assets = self.settings.assets
+        return MlflowWebhooks(
+            engine=self.engine,
+            publisher=self.publisher,
+            events_topic=self.settings.kafka.topics.events,
+            secret=assets.webhook_secret,
+            tolerance_s=assets.webhook_tolerance_s,
+        )
 
     @property
     def writer(self) -> Writer:

@@ -258,6 +258,46 @@ def load_graph(session: Session) -> AssetGraph:
     return AssetGraph(nodes, edges)
 
 
+EXPORT_FORMAT = "responder-assets/1"
+
+
+def export_claims(session: Session) -> dict[str, Any]:
+    """Every stored claim as JSON (`responder assets export`): what `graph_from_claims` reads
+    back offline (`responder replay --assets FILE`)."""
+    nodes = [_node(r) for r in session.exec(select(AssetNodeRow))]
+    edges = [_edge(r) for r in session.exec(select(AssetEdgeRow))]
+    return {
+        "format": EXPORT_FORMAT,
+        "nodes": [{**_node_row(n.sources[0], n), "at": n.at.isoformat()} for n in nodes if n],
+        "edges": [{**_edge_row(e.sources[0], e), "at": e.at.isoformat()} for e in edges if e],
+    }
+
+
+def graph_from_claims(data: object) -> AssetGraph:
+    """The graph of an export, every claim checked as a stored row is (`ValueError` when the
+    document is not an export; claims that do not hold are dropped and counted in a log)."""
+    if not isinstance(data, dict) or data.get("format") != EXPORT_FORMAT:
+        raise ValueError(f"not an asset export (format {EXPORT_FORMAT})")
+    raw_nodes, raw_edges = data.get("nodes"), data.get("edges")
+    if not isinstance(raw_nodes, list) or not isinstance(raw_edges, list):
+        raise ValueError("an asset export holds lists `nodes` and `edges`")
+    nodes = [_claim(AssetNodeRow, item, _node) for item in raw_nodes]
+    edges = [_claim(AssetEdgeRow, item, _edge) for item in raw_edges]
+    dropped = nodes.count(None) + edges.count(None)
+    if dropped:
+        log.warning("assets.claims_dropped", dropped=dropped, reason="invalid in the export")
+    return AssetGraph([n for n in nodes if n], [e for e in edges if e])
+
+
+def _claim(model: Any, item: object, check: Any) -> Any:
+    try:
+        row = model.model_validate(item)
+        row.at = datetime.fromisoformat(str(item["at"]))  # type: ignore[index]
+        return check(row)
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
 def alias_facts(session: Session, name: str, alias: str, version: str) -> AliasFacts:
     """`release.alias_facts` from the few rows it needs (the alias's pointers and the versions
     they and the move name), not the whole graph: a webhook receiver calls it per delivery,

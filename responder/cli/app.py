@@ -14,7 +14,7 @@ import typer
 from rich.table import Table
 
 from responder import __version__, bootstrap
-from responder.cli.assets import assets_app
+from responder.cli.assets import assets_app, offline_lineage
 from responder.cli.audit import audit_app
 from responder.cli.command_keys import commands_app
 from responder.cli.console import err, out
@@ -157,6 +157,15 @@ def replay(
         ),
     ] = False,
     playbooks: PlaybooksDir = None,
+    assets: Annotated[
+        Path | None,
+        typer.Option(
+            "--assets",
+            help="route events with their lineage, as the worker's ingest does with its graph: "
+            "from a FILE written by `responder assets export` (the whole stored graph) or from "
+            "the declared assets in a DIR (assets/*.yaml)",
+        ),
+    ] = None,
 ) -> None:
     """Correlate recorded events offline with the worker's engine (no Kafka, no database)."""
     from responder.correlation.replay import replay as run_replay
@@ -171,12 +180,14 @@ def replay(
     if not file.is_file():
         raise fail(f"{file}: no such file")
     correlation = settings.correlation  # the worker's lateness and cap on live groups
+    index = None if assets is None else offline_lineage(assets)
     with file.open("rb") as lines:
         result = run_replay(
             lines,
             ruleset,
             allowed_lateness=timedelta(seconds=correlation.allowed_lateness_s),
             max_groups=correlation.max_groups_per_rule,
+            assets=index,
         )
     for number, reason in result.rejected:
         err.print(f"{file}:{number}: rejected: {plain(reason)}", highlight=False, markup=False)

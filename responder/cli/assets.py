@@ -17,8 +17,9 @@ from sqlmodel import Session
 from responder import bootstrap
 from responder.assets.declared import load_declared
 from responder.assets.graph import MAX_DEPTH, MAX_NODES, AssetGraph
+from responder.assets.lineage import LineageIndex
 from responder.assets.model import Edge, display_name, printable
-from responder.assets.store import load_graph
+from responder.assets.store import export_claims, graph_from_claims, load_graph
 from responder.cli.console import err, out
 from responder.cli.definitions import report
 from responder.cli.options import fail
@@ -64,6 +65,47 @@ def resolve(graph: AssetGraph, given: str) -> str:
     if matches:
         raise fail(f"{printable(given)!r} names {len(matches)} assets: {', '.join(matches)}")
     raise fail(f"no asset {printable(given)!r} (run `responder assets sync` first?)")
+
+
+MAX_EXPORT_BYTES = 512 * 1024 * 1024
+
+
+def offline_lineage(path: Path) -> LineageIndex:
+    """The lineage index `replay --assets PATH` routes with: an export of the stored graph
+    (`responder assets export`, a file) or declared assets (a directory of *.yaml); exit 1
+    saying what is wrong."""
+    from datetime import UTC, datetime
+
+    if path.is_file():
+        if path.stat().st_size > MAX_EXPORT_BYTES:
+            raise fail(f"{printable(str(path))}: larger than {MAX_EXPORT_BYTES} bytes")
+        try:
+            return LineageIndex(graph_from_claims(json.loads(path.read_bytes())))
+        except (ValueError, RecursionError) as exc:  # bad JSON, not an export
+            raise fail(f"{printable(str(path))}: {printable(str(exc)[:200])}") from None
+    if not path.is_dir():
+        raise fail(f"{printable(str(path))}: no such file or directory")
+    try:
+        loaded = load_declared(path, datetime.now(UTC))
+    except YamlFileError as exc:
+        raise report(exc) from None
+    nodes = [n for part in loaded for n in part.nodes]
+    edges = [e for part in loaded for e in part.edges]
+    return LineageIndex(AssetGraph(nodes, edges))
+
+
+@assets_app.command("export")
+def assets_export(
+    file: Annotated[Path, typer.Argument(help="where to write the JSON (`-`: stdout)")],
+) -> None:
+    """Write every stored claim (registry, files, webhooks) as JSON, for `replay --assets FILE`."""
+    with Session(bootstrap.services().engine) as session:
+        data = json.dumps(export_claims(session), ensure_ascii=False)
+    if str(file) == "-":
+        sys.stdout.write(data + "\n")
+        return
+    file.write_text(data + "\n", encoding="utf-8")
+    err.print(f"wrote {printable(str(file))}", markup=False, highlight=False)
 
 
 @assets_app.command("sync")

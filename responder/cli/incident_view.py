@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from responder.cli.blast_view import print_blast_radius
 from responder.cli.reporting import clock_lines, clock_of
 from responder.incidents.store import Incident
 from responder.security.terminal import print_json, text
@@ -70,6 +71,7 @@ def print_incident(console: Console, detail: IncidentDetail, *, as_json: bool) -
             {"id": r.id, "playbook": r.playbook_id, "mode": r.mode, "status": r.status}
             for r in runs
         ]
+        data["blast_radius"] = detail.blast_radius
         print_json(console, data)
         return
     console.print(text(row.title, "bold"))
@@ -109,6 +111,7 @@ def print_incident(console: Console, detail: IncidentDetail, *, as_json: bool) -
             text(e.body.get("title", "") if isinstance(e.body, dict) else ""),
         )
     console.print(evidence)
+    print_blast_radius(console, detail.blast_radius)
     if row.assignee or row.comments:
         console.print(Text.assemble("assignee ", text(row.assignee or "-")))
         for note in row.comments:

@@ -8,6 +8,7 @@ so replaying the same input after a crash yields the same ids and versions.
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import timedelta
 from typing import Any, NamedTuple
@@ -18,7 +19,7 @@ from jinja2 import Template, meta
 from responder.correlation.capacity import GroupStore
 from responder.correlation.change import Change
 from responder.correlation.match import MISSING, get_path
-from responder.correlation.rules import TEMPLATES, Rule, RuleSet
+from responder.correlation.rules import LINEAGE, TEMPLATES, Rule, RuleSet
 from responder.correlation.window import (
     GroupState,
     OpenIncident,
@@ -50,13 +51,16 @@ def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
     """Every rule the event matches, with its group key; no group_by value, no match."""
     out = []
     cache: dict[tuple[str, tuple[Any, ...]], Routed] = rules.routed
-    for rule_id, checks, parts, names in rules.plan(str(doc.get("type"))):
+    for rule_id, checks, parts, names, fans_out in rules.plan(str(doc.get("type"))):
         matched = True
         for check in checks:
             if not check(doc):
                 matched = False
                 break
         if not matched:
+            continue
+        if fans_out:
+            out.extend(_fanned(rule_id, parts, names, doc))
             continue
         values = tuple([get_path(doc, p) for p in parts])
         if MISSING in values or None in values:
@@ -73,6 +77,34 @@ def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
                     cache.clear()
                 cache[(rule_id, values)] = routed
         out.append(routed)
+    return out
+
+
+MAX_FAN_OUT = 64  # groups one event joins under one rule grouped on its lineage
+
+
+def _fanned(
+    rule_id: str, parts: tuple[tuple[str, ...], ...], names: tuple[str, ...], doc: dict[str, Any]
+) -> list[Routed]:
+    """A rule grouped on lineage paths: one group per combination of their values.
+
+    An event belongs to every model (dataset, endpoint, ...) it is connected to, so a
+    `data.poisoning_suspected` on a dataset joins the group of each model trained on it, as a
+    route would send it to several places; at most `MAX_FAN_OUT` groups, in lineage order.
+    A lineage path whose value is missing or empty means no group, like any group_by path."""
+    choices: list[list[Any]] = []
+    for part in parts:
+        value = get_path(doc, part)
+        if part[0] == LINEAGE and type(value) is list:
+            choices.append([v for v in value if type(v) is str])
+        elif value is MISSING or value is None:
+            return []
+        else:
+            choices.append([value])
+    out = []
+    for values in itertools.islice(itertools.product(*choices), MAX_FAN_OUT):
+        key = rule_id + "|" + orjson.dumps(values).decode()
+        out.append(Routed(rule_id, key, dict(zip(names, values, strict=True))))
     return out
 
 
@@ -141,10 +173,14 @@ class Correlator:
         )
         return change
 
-    def process(self, doc: dict[str, Any], time: float) -> list[IncidentChange]:
-        """Route and feed one event against `self.states` (the offline path)."""
+    def process(
+        self, doc: dict[str, Any], time: float, lineage: dict[str, list[str]] | None = None
+    ) -> list[IncidentChange]:
+        """Route and feed one event against `self.states` (the offline path); `lineage`, when
+        given, is routed on as the worker's ingest does (`doc` itself is kept as it came)."""
         changes = []
-        for routed in route(self.rules, doc):
+        routed_doc = doc if lineage is None else {**doc, LINEAGE: lineage}
+        for routed in route(self.rules, routed_doc):
             state = self.states.group(routed.rule_id, routed.key)
             rule = self.rules.rules[routed.rule_id]
             change = self.feed(state, routed, window_event(rule, doc, time))

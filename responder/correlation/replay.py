@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from responder.assets.graph import AssetGraph
+from responder.assets.lineage import LineageIndex
 from responder.correlation.engine import DEFAULT_LATENESS, Correlator
 from responder.correlation.rules import RuleSet
 from responder.events.schema import Rejection, event_to_dict, parse_event, rfc3339
@@ -87,9 +89,13 @@ def replay(
     *,
     allowed_lateness: timedelta = DEFAULT_LATENESS,
     max_groups: int | None = None,
+    assets: LineageIndex | None = None,
 ) -> ReplayResult:
-    """`max_groups`: the live groups per rule the worker keeps (RESPONDER_CORRELATION__
+    """Correlate recorded events, each routed with its lineage as ingest routes it
+    (`assets.lineage`): from `assets`, else from an empty graph (a resource's own id).
+    `max_groups`: the live groups per rule the worker keeps (RESPONDER_CORRELATION__
     MAX_GROUPS_PER_RULE, per correlation partition there; here for the whole file)."""
+    index = assets if assets is not None else LineageIndex(AssetGraph())
     correlator = Correlator(rules, allowed_lateness=allowed_lateness, max_groups=max_groups)
     incidents: dict[str, IncidentSummary] = {}
     rejected: list[tuple[int, str]] = []
@@ -103,7 +109,9 @@ def replay(
             rejected.append((number, parsed.reason))
             continue
         try:
-            changes = correlator.process(event_to_dict(parsed), parsed.time.timestamp())
+            doc = event_to_dict(parsed)
+            lineage = index.of(doc["resource"])
+            changes = correlator.process(doc, parsed.time.timestamp(), lineage)
         except Exception as exc:  # the engine's problem, reported like a bad line
             rejected.append((number, f"replay failed: {type(exc).__name__}: {str(exc)[:300]}"))
             continue

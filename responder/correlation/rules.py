@@ -40,6 +40,9 @@ from responder.yamlfiles import (
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 
+LINEAGE = "lineage"
+"""The routed event's key for its lineage (`assets.lineage`): rules match and group on it."""
+
 TEMPLATES = sandbox.environment()
 """Incident titles (`incident.title`) compile here: the sandbox playbook templates use too."""
 
@@ -159,6 +162,16 @@ class Rule(_Model):
         return [tuple(p.split(".")) for p in self.group_by]
 
     @cached_property
+    def reads_lineage(self) -> bool:
+        """Matches or groups on the event's lineage: ingest must add it first."""
+        return self.fans_out or any(c.path.split(".")[0] == LINEAGE for c in self.conditions)
+
+    @cached_property
+    def fans_out(self) -> bool:
+        """Grouped on an event's lineage (lists of asset ids): one group per value."""
+        return any(p[0] == LINEAGE for p in self.group_parts)
+
+    @cached_property
     def residual(self) -> tuple[Condition, ...]:
         """Conditions left to check once the type index selected this rule."""
         if self.indexed_types is None:
@@ -197,6 +210,7 @@ class RoutePlan(NamedTuple):
     checks: tuple[Callable[[Mapping[str, Any]], bool], ...]  # what the type index left open
     group_parts: tuple[tuple[str, ...], ...]
     group_by: tuple[str, ...]
+    fans_out: bool  # some group path is under `lineage`: one group per value (engine.route)
 
 
 class RuleSet:
@@ -207,6 +221,7 @@ class RuleSet:
         self._by_type: dict[str, list[Rule]] = {}
         self._any_type: list[Rule] = []
         self._plans: dict[str, tuple[RoutePlan, ...]] = {}
+        self._lineage: dict[str, bool] = {}
         self.routed: dict[tuple[str, tuple[Any, ...]], Any] = {}  # the router's cache
         for rule in rules:
             if not rule.enabled:
@@ -233,6 +248,16 @@ class RuleSet:
     def matching(self, doc: Mapping[str, Any]) -> list[Rule]:
         return [r for r in self.candidates(str(doc.get("type"))) if all_hold(r.residual, doc)]
 
+    def needs_lineage(self, event_type: str) -> bool:
+        """Whether a rule that could match this type reads `lineage` (cached per type), so
+        ingest looks an event's lineage up only when some rule reads it."""
+        known = self._lineage.get(event_type)
+        if known is None:
+            known = self._lineage[event_type] = any(
+                r.reads_lineage for r in self.candidates(event_type)
+            )
+        return known
+
     def plan(self, event_type: str) -> tuple[RoutePlan, ...]:
         """What routing an event of this type checks, rule by rule (cached per type)."""
         plan = self._plans.get(event_type)
@@ -243,6 +268,7 @@ class RuleSet:
                     tuple(c.check for c in r.residual),
                     tuple(r.group_parts),
                     tuple(r.group_by),
+                    r.fans_out,
                 )
                 for r in self.candidates(event_type)
             )

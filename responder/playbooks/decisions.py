@@ -44,6 +44,7 @@ from responder.playbooks.statuses import (
     STEP_BLOCKED,
     STEP_CANCELLED,
     STEP_DONE,
+    STEP_FAILED,
     STEP_WAITING,
     UNDOING,
     UNDONE,
@@ -188,7 +189,7 @@ def mark_false_positive(
 ) -> list[str]:
     """Close the incident as a false positive and queue the undo of its runs' completed steps.
 
-    Returns the ids of the runs that will be compensated (steps with an `undo`, done).
+    Returns the ids of the runs that will be compensated (steps with an `undo` that took effect).
     """
     incident = update_incident(
         session,
@@ -200,10 +201,14 @@ def mark_false_positive(
     for run in runs_of_incident(session, incident.id):
         if run.status in (UNDOING, UNDONE) or run.mode == "dry_run":
             continue
-        done = session.exec(
-            select(StepRun).where(StepRun.run_id == run.id).where(StepRun.status == STEP_DONE)
+        finished = session.exec(
+            select(StepRun)
+            .where(StepRun.run_id == run.id)
+            .where(col(StepRun.status).in_([STEP_DONE, STEP_FAILED]))
         ).all()
-        if not done:
+        # done steps, and for_each steps that failed after some items took effect (their
+        # output lists those: `step_rules.undo_order` decides which exactly)
+        if not any(s.status == STEP_DONE or s.output for s in finished):
             continue
         run.status, run.wake_at, run.updated_at = UNDOING, now(), now()
         session.add(run)

@@ -172,8 +172,11 @@ class Journal:
         self, session: Session, state: RunState, position: int, step: Step, exc: StepFailed
     ) -> None:
         row = self._row(session, state, position, step)
+        remember(state.secrets, exc.partial)
         error = mask_text(str(exc), state.secrets)
         row.status, row.error, row.finished_at = S.STEP_FAILED, error, R.now()
+        if exc.partial:  # the for_each items that took effect before the failure
+            row.output = scrub_any(exc.partial, state.secrets)
         session.add(row)
         self._audit(
             session,

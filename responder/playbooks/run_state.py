@@ -21,10 +21,13 @@ class Pause(Exception):
 class StepFailed(Exception):
     """A step failed (`step_rules.Fail`); the runner records it and fails the run or goes on."""
 
-    def __init__(self, fail: Fail) -> None:
+    def __init__(self, fail: Fail, partial: list[Any] | None = None) -> None:
         super().__init__(fail.reason)
         self.fail = fail
         self.attempts = fail.attempts
+        # a for_each step that failed at an item: the outputs of the items before it, which
+        # took effect and are undone on a false positive (`step_rules.undo_order`)
+        self.partial = partial
 
 
 @dataclass

@@ -297,10 +297,17 @@ class Runner:
     async def _execute(
         self, state: RunState, position: int, step: Step, execute: Execute, *, undo: bool = False
     ) -> Any:
-        """Every call of the decision, in order; the output of the one call or their list."""
-        outputs = [
-            await self._call(state, position, step, call, undo=undo) for call in execute.calls
-        ]
+        """Every call of the decision, in order; the output of the one call or their list.
+        A for_each item that fails stops the step and carries the outputs of those before it
+        (`StepFailed.partial`), so what they did can be undone."""
+        outputs: list[Any] = []
+        for call in execute.calls:
+            try:
+                outputs.append(await self._call(state, position, step, call, undo=undo))
+            except StepFailed as exc:
+                if execute.each and not undo and outputs:
+                    raise StepFailed(exc.fail, partial=outputs) from None
+                raise
         return outputs if execute.each else outputs[0] if outputs else None
 
     async def _call(

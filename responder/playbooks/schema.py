@@ -235,6 +235,7 @@ class Guards(_Model):
 
     `require_evidence`: no side-effecting step runs until an evidence snapshot of the incident
     exists (`evidence.snapshot`); unset, it holds for playbooks with an `evidence_first` step.
+    `max_blast_radius`, `critical_requires_approval`, `blast_radius_action`: `blast_guard`.
     """
 
     max_runs_per_hour: int | None = Field(default=None, ge=1)
@@ -242,6 +243,16 @@ class Guards(_Model):
     require_evidence: bool | None = None
     for_each_over: int | None = Field(
         default=None, ge=1, description="a for_each step over more items is blocked first"
+    )
+    max_blast_radius: int | None = Field(
+        default=None, ge=0, description="a run whose incident's blast radius is larger waits"
+    )
+    critical_requires_approval: bool = Field(
+        default=False, description="a run whose blast radius touches a tier: critical asset waits"
+    )
+    blast_radius_action: Literal["approval", "dry_run"] = Field(
+        default="approval",
+        description="what the blast-radius guards do: ask the approvers, or plan only",
     )
     approval: ApprovalPolicy = Field(default_factory=ApprovalPolicy)
 

@@ -17,6 +17,8 @@ from sqlmodel import Session
 from responder.audit.store import append as audit_append
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, incident_events
+from responder.playbooks.blast_guard import blast_guard
+from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.runs import PlaybookRun, kill_switch_on, now, run_id, runs_in_last_hour
 from responder.playbooks.schema import Playbook
@@ -28,19 +30,38 @@ log = structlog.get_logger(__name__)
 
 
 class RunStarter:
-    def __init__(self, playbooks: PlaybookSet, *, kill_switch: bool = False) -> None:
+    def __init__(
+        self,
+        playbooks: PlaybookSet,
+        *,
+        kill_switch: bool = False,
+        blast_radii: BlastRadii | None = None,
+    ) -> None:
         self.playbooks = playbooks
         self.kill_switch = kill_switch
+        self.blast_radii = blast_radii  # incident.blast_radius, kept in SQL (blast_sql)
 
     def wants(self, change: IncidentChange, previous_status: str | None, status: str) -> bool:
-        """Whether this change starts a run (only then does `__call__` read the database)."""
-        return bool(self._matching(change, previous_status, status)[2])
+        """Whether `__call__` must see this change (only then does it read the database): it
+        starts a run, or an asset graph exists and the incident's blast radius is kept."""
+        radius = None
+        if self.blast_radii is not None:
+            if self.blast_radii.active():
+                return True
+            radius = self.blast_radii.empty()
+        return bool(self._matching(change, previous_status, status, radius)[2])
 
     def _matching(
-        self, change: IncidentChange, previous_status: str | None, status: str
+        self,
+        change: IncidentChange,
+        previous_status: str | None,
+        status: str,
+        radius: dict[str, Any] | None = None,
     ) -> tuple[TriggerChange, dict[str, Any], list[Playbook]]:
         trigger = change_kind(change, previous_status)
         view = incident_view(change, previous_status=previous_status, status=status)
+        if radius is not None:
+            view["blast_radius"] = radius
         return trigger, view, self.playbooks.matching(view, trigger)
 
     def __call__(
@@ -51,7 +72,8 @@ class RunStarter:
         previous_status: str | None,
     ) -> list[str]:
         """Create the runs this applied change triggers; return their ids (none if redelivered)."""
-        trigger, view, matching = self._matching(change, previous_status, incident.status)
+        radius = None if self.blast_radii is None else self.blast_radii(session, change)
+        trigger, view, matching = self._matching(change, previous_status, incident.status, radius)
         if not matching:
             return []
         created: list[str] = []
@@ -68,6 +90,18 @@ class RunStarter:
                 and mode != "dry_run"
                 and runs_in_last_hour(session, playbook.id) >= limit
             )
+            guard = f"max_runs_per_hour={limit}"
+            reason = f"guard {guard} reached: a human must approve"
+            held = (
+                None
+                if mode == "dry_run"
+                else blast_guard(playbook.guards, view.get("blast_radius"))
+            )
+            if held is not None and playbook.guards.blast_radius_action == "dry_run":
+                mode, held = "dry_run", f"{held}: planned only (guards.blast_radius_action)"
+            elif held is not None and not blocked:
+                blocked, reason = True, f"{held}: a human must approve"
+                guard = held.removeprefix("guard ").split(":")[0]
             at = now()
             session.add(
                 PlaybookRun(
@@ -80,9 +114,7 @@ class RunStarter:
                     status=BLOCKED if blocked else PENDING,
                     incident=view,
                     events=events,
-                    error=f"guard max_runs_per_hour={limit} reached: a human must approve"
-                    if blocked
-                    else None,
+                    error=reason if blocked else held,
                     approval={**guard_policy(playbook).to_json(), "votes": []} if blocked else None,
                     created_at=at,
                     updated_at=at,
@@ -95,7 +127,9 @@ class RunStarter:
                 "mode": mode,
             }
             if blocked:
-                data["blocked_by_guard"] = f"max_runs_per_hour={limit}"
+                data["blocked_by_guard"] = guard
+            elif held is not None:
+                data["dry_run_by_guard"] = held
             audit_append(
                 session,
                 [

@@ -44,7 +44,13 @@ from pydantic import ValidationError
 from responder.actions.approval import APPROVAL_ACTION, ApprovalRequest
 from responder.playbooks.quorum import ANYONE, Policy
 from responder.playbooks.schema import Mode, Playbook, Step
-from responder.playbooks.statuses import FINISHED_STEPS, STEP_BLOCKED, STEP_DENIED, STEP_DONE
+from responder.playbooks.statuses import (
+    FINISHED_STEPS,
+    STEP_BLOCKED,
+    STEP_DENIED,
+    STEP_DONE,
+    STEP_FAILED,
+)
 from responder.playbooks.templating import TemplateError, render, truthy
 from responder.text.duration import parse_duration
 
@@ -324,32 +330,63 @@ def after_failure(step: Step, attempt: int, error: BaseException) -> Retry | Fai
 
 
 def undo_order(playbook: Playbook, recorded: Mapping[str, Recorded]) -> list[tuple[int, Step]]:
-    """The steps a false positive compensates: completed ones with an `undo`, newest first."""
+    """The steps a false positive compensates, newest first: those with an `undo` that
+    completed, and `for_each` steps that failed at an item after others took effect (their
+    output lists those items)."""
     return [
         (position, step)
         for position, step in reversed(list(enumerate(playbook.steps)))
-        if step.undo is not None and step.id in recorded and recorded[step.id].status == STEP_DONE
+        if step.undo is not None and step.id in recorded and _took_effect(step, recorded[step.id])
     ]
 
 
+def _took_effect(step: Step, recorded: Recorded) -> bool:
+    if recorded.status == STEP_DONE:
+        return True
+    partial = recorded.output
+    return (
+        recorded.status == STEP_FAILED
+        and step.for_each is not None
+        and isinstance(partial, list)
+        and bool(partial)
+    )
+
+
 def undo_calls(step: Step, output: Any, context: Mapping[str, Any]) -> Execute:
-    """The undo of a completed step: once, or once per item of a `for_each` step, where
-    `steps.<own id>.output` is that item's output. Nothing for a step without an `undo`."""
+    """The undo of a completed step: once, or once per item of a `for_each` step that took
+    effect, where `steps.<own id>.output` is that item's output and `item` the item (the
+    for_each list rendered again from the run's snapshot, as it was rendered for the step;
+    `item` is none where it no longer renders). Nothing for a step without an `undo`."""
     if step.undo is None:
         return Execute(())
     action, with_ = step.undo.action, step.undo.with_
     if step.for_each is None:
         return Execute((Call(action, with_, context, f"{step.id}.undo"),))
     steps = context["steps"]
+    done = output if isinstance(output, list) else []
+    items = _items_again(step, context)
     return Execute(
         tuple(
             Call(
                 action,
                 with_,
-                {**context, "steps": {**steps, step.id: {"output": out}}},
+                {
+                    **context,
+                    "item": items[i] if i < len(items) else None,
+                    "steps": {**steps, step.id: {"output": out}},
+                },
                 f"{step.id}[{i}].undo",
             )
-            for i, out in enumerate(output or [])
+            for i, out in enumerate(done)
         ),
         each=True,
     )
+
+
+def _items_again(step: Step, context: Mapping[str, Any]) -> list[Any]:
+    assert step.for_each is not None
+    try:
+        items = render(step.for_each, context, f"steps.{step.id}.for_each")
+    except TemplateError:
+        return []
+    return items if isinstance(items, list) else []

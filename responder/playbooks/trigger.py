@@ -33,8 +33,9 @@ VIEW_FIELDS = (
     "event_count",
     "version",
     "previous_status",
+    "blast_radius",
 )
-"""Keys of `incident_view`; a trigger key must start with one of them."""
+"""Keys of `incident_view` (`blast_radius` where the worker has an asset graph); a trigger key must start with one of them."""
 
 _RANKED_MODIFIERS = ("eq", "gt", "gte", "lt", "lte")
 

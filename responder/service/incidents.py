@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import ColumnElement, and_, or_
 from sqlmodel import Session, col, select
 
+from responder.assets.blast_store import get_radius
 from responder.audit.store import AuditRecord
 from responder.commands import AnyCommand, IncidentCommand, IncidentComment, SeverityChange
 from responder.incidents.etag import incident_etag
@@ -158,6 +159,7 @@ def incident_detail(
         events=[EventView.of(e) for e in events],
         timeline=[AuditView.of(a) for a in reversed(newest)],
         runs=[RunView.of(r) for r in runs_of_incident(session, row.id)],
+        blast_radius=get_radius(session, row.id),
     )
 
 

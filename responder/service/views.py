@@ -205,6 +205,11 @@ class IncidentDetail(IncidentView):
     events: list[EventView] = Field(description="evidence, oldest first (up to events_limit)")
     timeline: list[AuditView] = Field(description="the incident's audit records, in order")
     runs: list[RunView] = Field(description="playbook runs on this incident, oldest first")
+    blast_radius: dict[str, Any] | None = Field(
+        default=None,
+        description="what the incident's assets affect along the asset graph, as playbooks read "
+        "it (incident.blast_radius; README, 'Blast radius'); null before the worker computed it",
+    )
 
 
 class RunDetail(RunView):

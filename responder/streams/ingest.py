@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from responder.assets.lineage import GraphSnapshot
 from responder.correlation.rules import RuleSet
 from responder.metrics import labels
 from responder.metrics.worker import EVENTS_RECEIVED, EVENTS_REJECTED
@@ -45,9 +46,17 @@ class IngestStats:
 
 
 class IngestStage(TopicStage):
-    def __init__(self, kafka: KafkaSettings, rules: RuleSet, *, max_batch: int = 5000) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        rules: RuleSet,
+        *,
+        max_batch: int = 5000,
+        assets: GraphSnapshot | None = None,
+    ) -> None:
         super().__init__(kafka, kafka.topics.events, "ingest", max_records=max_batch)
         self.rules = rules
+        self.assets = assets
         self.stats = IngestStats()
         self.partitions = kafka.partitions
         self.announce_due = 0.0
@@ -68,7 +77,7 @@ class IngestStage(TopicStage):
         self.batcher = BatchSender(self.producer)
         correlate = self.kafka.topics.correlate
         self.partitions = len(await self.producer.partitions_for(correlate))
-        self.work = IngestBatch(self.rules, self.partitions)
+        self.work = IngestBatch(self.rules, self.partitions, self.assets)
 
     def held(self) -> list[int]:
         """The input partitions this ingest reads now."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from responder.assets.lineage import GraphSnapshot
 from responder.correlation.rules import RuleSet
 from responder.events.fast import parse_event_doc
 from responder.events.schema import Rejection
@@ -46,8 +47,11 @@ class IngestOutcome:
 class IngestBatch:
     """Validates, routes and encodes ingest batches for a rule set and a partition count."""
 
-    def __init__(self, rules: RuleSet, partitions: int) -> None:
+    def __init__(
+        self, rules: RuleSet, partitions: int, assets: GraphSnapshot | None = None
+    ) -> None:
         self.router = Router(rules, partitions)
+        self.assets = assets  # lineage enrichment (`assets.lineage`), None: none
 
     def handle(
         self,
@@ -60,6 +64,8 @@ class IngestBatch:
         """`partitions[i]`: the input partition `values[i]` was read from; `held`: every input
         partition this ingest reads; `announce`: send their progress to every correlation
         partition (see `correlation/watermark.py`), not only to those with records."""
+        if self.assets is not None:
+            self.router.lineage = self.assets.index  # one snapshot for the whole batch
         try:
             return self._all_at_once(values, partitions, held, announce)
         except Exception as exc:

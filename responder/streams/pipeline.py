@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from responder.streams.anchors import AnchorStage
@@ -34,11 +34,13 @@ class Pipeline:
     runner: RunnerStage | None = None
     commands: CommandStage | None = None
     anchors: AnchorStage | None = None
+    helpers: list[Stage] = field(default_factory=list)  # not Kafka stages: the graph refresher
 
     @property
     def stages(self) -> list[Stage]:
+        """Helpers first (they start before the stages that read them), then the stages."""
         found = [getattr(self, name) for name in STAGES]
-        return [stage for stage in found if stage is not None]
+        return [*self.helpers, *(stage for stage in found if stage is not None)]
 
     @property
     def names(self) -> list[str]:

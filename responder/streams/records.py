@@ -28,9 +28,10 @@ from typing import Any
 
 import orjson
 
+from responder.assets.lineage import LineageIndex
 from responder.correlation.engine import route
 from responder.correlation.match import MISSING, get_path
-from responder.correlation.rules import RuleSet
+from responder.correlation.rules import LINEAGE, RuleSet
 from responder.correlation.window import WindowEvent
 from responder.events.schema import Severity
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
@@ -113,6 +114,7 @@ class Router:
     CACHE_KEYS = 200_000
 
     def __init__(self, rules: RuleSet, partitions: int) -> None:
+        self.lineage: LineageIndex | None = None  # set per batch by IngestBatch
         self.rules = rules
         self.partitions = partitions
         self.docs: list[Doc] = []
@@ -131,7 +133,13 @@ class Router:
         self, doc: dict[str, Any], time: float, body: bytes, input_partition: int | None = None
     ) -> int:
         """Route one validated event (its dict form, epoch time and serialized body, read from
-        `input_partition`); return how many records it became (0: no rule matched)."""
+        `input_partition`); return how many records it became (0: no rule matched). With a
+        lineage index, the event's lineage is routed on under `lineage` (its bytes stay as they
+        came) where a rule that could match its type reads it."""
+        if self.lineage is not None and self.rules.needs_lineage(doc["type"]):
+            found = self.lineage.of(doc["resource"])
+            if found is not None:
+                doc[LINEAGE] = found
         routes = route(self.rules, doc)
         if input_partition is not None:
             newest = self.progress.get(input_partition)

@@ -59,6 +59,7 @@ def api(db: Engine, db_url: str, kafka_bootstrap: str, unique: str) -> Iterator[
 
 # Authenticated otherwise (Slack's signature): no bearer token, and nothing else is.
 SIGNED_BY_SLACK = {("post", SLACK_ACTIONS_PATH)}
+SIGNED_BY_MLFLOW = {("post", "/v1/webhooks/mlflow")}
 
 
 def operations(api: Api) -> list[tuple[str, str]]:
@@ -69,6 +70,10 @@ def operations(api: Api) -> list[tuple[str, str]]:
             if (method, path) in SIGNED_BY_SLACK:
                 assert operation["security"] == []
                 assert operation["x-authenticated-by"] == "slack-signature"
+                continue
+            if (method, path) in SIGNED_BY_MLFLOW:
+                assert operation["security"] == []
+                assert operation["x-authenticated-by"] == "mlflow-webhook-signature"
                 continue
             if path.startswith("/v1"):
                 assert operation["x-required-role"] == EXPECTED_ROLES[(method, path)].value
@@ -146,7 +151,7 @@ def test_every_v1_route_of_the_app_is_in_the_document_or_signed_by_slack(api: Ap
         for method in getattr(route.original_route, "methods", None) or ()
         if (route.path or "").startswith("/v1")
     }
-    assert routes == documented | SIGNED_BY_SLACK
+    assert routes == documented | SIGNED_BY_SLACK | SIGNED_BY_MLFLOW
 
 
 def test_only_the_exact_slack_path_skips_the_bearer_token(api: Api) -> None:

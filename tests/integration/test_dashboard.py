@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder import bootstrap
+from responder.assets.blast_store import save_radius
 from responder.incidents.store import apply_changes
 from responder.service import tokens
 from responder.service.identity import Role
@@ -190,3 +191,26 @@ def test_live_stream_sends_fragments_and_is_bounded_per_process(
             assert data["target"] == "queue-rows" and "&lt;img src=x" in data["html"]
             busy = client.get("/ui/live/queue")
             assert busy.status_code == 503 and busy.headers["retry-after"] == "30"
+
+
+def test_the_incident_page_shows_its_blast_radius_as_text(api: Api) -> None:
+    """The Blast radius panel lists the stored radius; hostile asset ids stay text."""
+    seed(api.engine)
+    client = sign_in(api, Role.viewer)
+    assert "No known asset" in client.get("/ui/incidents/inc-1").text
+    radius = {
+        "models": ["fraud-detector"],
+        "endpoints": [{"id": f"endpoint:{HOSTILE}", "tier": "critical", "attributes": {}}],
+        "owners": [{"id": "team:fraud-ml", "attributes": {"contact": "#fraud-ml"}}],
+        "critical": [f"endpoint:{HOSTILE}"],
+        "size": 3,
+    }
+    with Session(api.engine) as session, session.begin():
+        save_radius(session, "inc-1", radius)
+    html = client.get("/ui/incidents/inc-1").text
+    panel = html[html.index('id="blast-radius"') :]
+    assert "3 assets" in panel and "fraud-detector" in panel and "#fraud-ml" in panel
+    assert "Touches critical assets" in panel
+    assert "<img src=x" not in html and "<script>alert" not in html
+    detail = api.client.get("/v1/incidents/inc-1", headers=api.auth(Role.viewer)).json()
+    assert detail["blast_radius"] == radius

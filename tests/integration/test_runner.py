@@ -514,3 +514,44 @@ async def test_incidents_show_lists_the_runs_and_comments(
     assert data["comments"][0]["text"] == "run contain"
     text = CliRunner().invoke(app, ["incidents", "show", "inc-1"], env={"COLUMNS": "200"})
     assert "playbook runs" in text.stdout and rid[:8] in text.stdout
+
+
+async def test_a_for_each_step_that_failed_midway_is_undone_for_the_items_that_took_effect(
+    kit: Kit,
+) -> None:
+    """Two keys deactivated, the third missing: the step fails (on_error: continue); the
+    false positive reactivates exactly the two, the undo naming each by `{{ item }}`."""
+    kit.iam.add_key("AKIAEXAMPLE000000002", user_name="ci-bot")
+    keys = [KEY, "AKIAEXAMPLE000000002", "AKIAEXAMPLE00000GONE"]
+    kit.playbook(
+        "contain",
+        f"""
+        id: contain-many
+        title: Deactivate every key
+        on: {{kind: credential_compromise}}
+        guards: {{require_evidence: false}}
+        steps:
+          - id: deactivate
+            action: aws.iam.deactivate_access_key
+            for_each: "{{{{ {keys!r} }}}}"
+            with: {{access_key_id: "{{{{ item }}}}"}}
+            on_error: continue
+            undo:
+              action: aws.iam.activate_access_key
+              with: {{access_key_id: "{{{{ item }}}}"}}
+    """,
+    )
+    [rid] = kit.apply(change(1))
+    await kit.drive()
+    assert kit.run(rid).status == "completed"
+    step = kit.steps(rid)["deactivate"]
+    assert step.status == "failed" and "GONE" in (step.error or "")
+    assert [o["access_key_id"] for o in step.output] == keys[:2]
+    assert {kit.iam.keys[k].status for k in keys[:2]} == {"Inactive"}
+
+    kit.command(IncidentCommand(incident_id="inc-1", status="false_positive", by="carol"))
+    await kit.drive()
+    assert kit.run(rid).status == "undone"
+    assert kit.steps(rid)["deactivate"].status == "undone"
+    assert {kit.iam.keys[k].status for k in keys[:2]} == {"Active"}
+    assert kit.chain_ok()

@@ -13,12 +13,14 @@ from sqlmodel import Session, col, select
 
 import responder.actions.catalog  # noqa: F401  (register every action)
 from responder.actions.ports import ModelRegistryPort, Ports, WafPort
+from responder.assets.lineage import GraphSnapshot
 from responder.audit.store import AuditRecord, verify_chain
 from responder.commands import AnyCommand, apply_command
 from responder.evidence.snapshot import Snapshotter
 from responder.evidence.store import EvidenceStore, LocalEvidenceStore
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, SqlIncidents, apply_changes
+from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
@@ -107,6 +109,7 @@ class Kit:
     waf: WafPort | None = None
     models: ModelRegistryPort = field(default_factory=FakeRegistry)
     evidence_store: EvidenceStore | None = None  # default: `evidence/` beside the playbooks
+    assets: GraphSnapshot | None = None  # the worker's graph: incidents get a blast radius
 
     def __post_init__(self) -> None:
         self.iam.add_key(KEY, user_name="ci-bot")
@@ -144,7 +147,11 @@ class Kit:
         )
 
     def apply(self, *changes: IncidentChange) -> list[str]:
-        starter = RunStarter(load_playbooks(self.directory), kill_switch=self.kill_switch)
+        starter = RunStarter(
+            load_playbooks(self.directory),
+            kill_switch=self.kill_switch,
+            blast_radii=None if self.assets is None else BlastRadii(self.assets),
+        )
         created: list[str] = []
 
         def on_applied(

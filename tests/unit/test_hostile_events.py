@@ -323,10 +323,10 @@ def test_replay_reports_a_line_the_engine_fails_on(monkeypatch: pytest.MonkeyPat
 
     real = Correlator.process
 
-    def process(self: Correlator, doc: dict[str, Any], time: float) -> Any:
+    def process(self: Correlator, doc: dict[str, Any], time: float, lineage: Any = None) -> Any:
         if doc["id"] == "boom":
             raise KeyError("group")
-        return real(self, doc, time)
+        return real(self, doc, time, lineage)
 
     monkeypatch.setattr(Correlator, "process", process)
     result = replay([raw(id="a"), raw(id="boom"), raw(id="c")], RULES)

@@ -15,6 +15,7 @@ from responder.assets.graph import AssetGraph
 from responder.assets.model import MLFLOW, WEBHOOK, EdgeKind, edge, node
 from responder.assets.release import AliasFacts, VersionFacts, alias_facts
 from responder.assets.webhooks import alias_of, convert, verify
+from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from tests.unit.test_assets_webhooks import NOW, SECRET, delivery
 
@@ -151,5 +152,9 @@ def test_the_shipped_poisoning_rule_matches_datasets() -> None:
         "schema_version": "1",
     }
     assert [r.id for r in rules.matching(event)] == ["data-poisoning"]
+    [opened] = replay([json.dumps(event)], rules).incidents
+    assert opened.changes[0].group == {"lineage.dataset": "dataset:transactions@8be7b4a3"}
+    # poisoning reported on a model is model-integrity's: it has no dataset of its own to group
+    # on (with an asset graph it would join the incidents of the datasets it was trained on)
     on_model = {**event, "resource": {"kind": "model", "id": "m", "name": "fraud"}}
-    assert [r.id for r in rules.matching(on_model)] == ["model-integrity"]
+    assert [i.rule for i in replay([json.dumps(on_model)], rules).incidents] == ["model-integrity"]

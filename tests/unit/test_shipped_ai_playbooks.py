@@ -124,7 +124,7 @@ POISON_INCIDENT = {
     "id": "inc-7",
     "title": "Training data transactions@8be7b4a3 suspected poisoned",
     "severity": "high",
-    "group": {"resource.id": "transactions@8be7b4a3"},
+    "group": {"lineage.dataset": "dataset:transactions@8be7b4a3"},
 }
 
 
@@ -139,11 +139,11 @@ def test_poisoning_follows_the_blast_radius_else_the_configured_models() -> None
         "name": "fraud",
         "alias": "champion",
         "strategy": "last_known_good",
-        "exclude_trained_on": "transactions@8be7b4a3",
+        "exclude_trained_on": "dataset:transactions@8be7b4a3",
         "if_no_target": "stay",
     }
     assert [s["with"]["name"] for s in steps["quarantine"]] == ["fraud", "churn"]
-    assert steps["quarantine"][0]["with"]["dataset"] == "transactions@8be7b4a3"
+    assert steps["quarantine"][0]["with"]["dataset"] == "dataset:transactions@8be7b4a3"
     assert steps["notify_owners"][0]["skipped"] == "for_each is empty"
 
     with_graph = {
@@ -159,6 +159,12 @@ def test_poisoning_follows_the_blast_radius_else_the_configured_models() -> None
     steps = planned(plan_run(playbook, incident=with_graph, events=[], variables=configured).steps)
     assert [s["with"]["name"] for s in steps["rollback"]] == ["credit"]
     assert [s["with"]["channel"] for s in steps["notify_owners"]] == ["#fraud-ml"]
+
+    graph_knows_none = {**POISON_INCIDENT, "blast_radius": {"models": [], "owners": []}}
+    steps = planned(
+        plan_run(playbook, incident=graph_knows_none, events=[], variables=configured).steps
+    )
+    assert [s["with"]["name"] for s in steps["rollback"]] == ["fraud", "churn"]
 
     nothing = planned(plan_run(playbook, incident=POISON_INCIDENT, events=[]).steps)
     assert nothing["rollback"][0]["skipped"] == "for_each is empty"

@@ -486,6 +486,29 @@ def test_undo_of_a_for_each_step_sees_each_item_output() -> None:
     outputs = [c.context["steps"]["act"]["output"] for c in execute.calls]
     assert outputs == [{"key_id": "K1"}, {"key_id": "K2"}]
     assert CONTEXT["steps"] == {"approve": {"output": {"approved": True}}}  # not mutated
+    assert [c.context["item"] for c in execute.calls] == [{"id": "e1"}, {"id": "e2"}]
+
+
+def test_a_for_each_step_that_failed_midway_undoes_the_items_that_took_effect() -> None:
+    """A failed for_each step whose output lists the items done before the failure is
+    compensated for those items, each with its `item`; one that failed at its first is not."""
+    pb = playbook(
+        {"id": "a", "action": "test.disable", "for_each": "{{ events }}", "undo": UNDO},
+        {"id": "b", "action": "test.disable", "for_each": "{{ events }}", "undo": UNDO},
+        {"id": "c", "action": "test.disable", "undo": UNDO},
+    )
+    recorded = {
+        "a": rules.Recorded(status="failed", output=[{"key_id": "K1"}]),
+        "b": rules.Recorded(status="failed", output=None),
+        "c": rules.Recorded(status="failed", output=[{"key_id": "K9"}]),  # not a for_each step
+    }
+    [(position, undone)] = rules.undo_order(pb, recorded)
+    assert (position, undone.id) == (0, "a")
+    execute = rules.undo_calls(undone, recorded["a"].output, CONTEXT)
+    assert [c.key for c in execute.calls] == ["a[0].undo"]
+    assert execute.calls[0].context["item"] == {"id": "e1"}
+    broken = step(for_each="{{ nothing.here }}", undo=UNDO)
+    assert rules.undo_calls(broken, [{"key_id": "K1"}], CONTEXT).calls[0].context["item"] is None
 
 
 def test_a_step_without_undo_has_nothing_to_undo() -> None:

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from responder.assets.lineage import blast_rows
 from responder.service.views import ClockView
 
 SEVERITY = {  # name: (shape, label); colours are in app.css under .sev-<name>
@@ -104,7 +105,7 @@ ENV = Environment(
 ENV.filters.update(
     duration=duration, ago=ago, when=when, clock_text=clock_text, compact=compact, pretty=pretty
 )
-ENV.globals.update(SEVERITY=SEVERITY, STATUS=STATUS, CLOCK=CLOCK, STEP=STEP)
+ENV.globals.update(SEVERITY=SEVERITY, STATUS=STATUS, CLOCK=CLOCK, STEP=STEP, blast_rows=blast_rows)
 
 
 def fragment(name: str, **context: Any) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
+import responder.assets.blast_store
 import responder.assets.store
 import responder.audit.store
 import responder.commands
