@@ -24,6 +24,7 @@ from responder.correlation.rules import Rule, RuleSet
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest_batch import IngestBatch
+from responder.streams.kafka import consumer_record
 
 BASE = datetime(2026, 11, 25, tzinfo=UTC)
 BATCH = 2000
@@ -57,19 +58,7 @@ def event(i: int) -> bytes:
 
 
 def record(value: bytes, offset: int) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic="correlate",
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=value,
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=len(value),
-        headers=(),
-    )
+    return consumer_record("correlate", value, offset)
 
 
 def drive(n: int, cap: int) -> tuple[CorrelateStage, float]:

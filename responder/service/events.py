@@ -16,7 +16,7 @@ from responder.events.schema import Rejection
 from responder.service.errors import Invalid
 from responder.service.publish import Publisher, Record
 from responder.settings import Topics
-from responder.streams.kafka import dlq_headers
+from responder.streams.kafka import consumer_record, dlq_headers
 
 SOURCE = "api:/v1/events"  # the DLQ's responder.source.topic for events posted to the API
 
@@ -60,19 +60,7 @@ def split(body: bytes, *, max_items: int) -> list[bytes]:
 
 def _origin(raw: bytes, index: int) -> ConsumerRecord[bytes, bytes]:
     """Where an API event came from, in the shape the DLQ headers describe a source."""
-    return ConsumerRecord(
-        topic=SOURCE,
-        partition=-1,
-        offset=index,
-        timestamp=-1,
-        timestamp_type=0,
-        key=None,
-        value=raw,
-        checksum=None,
-        serialized_key_size=-1,
-        serialized_value_size=len(raw),
-        headers=(),
-    )
+    return consumer_record(SOURCE, raw, index, partition=-1)
 
 
 async def ingest(

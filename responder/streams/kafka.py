@@ -227,3 +227,28 @@ class TopicStage:
         if pending:
             await asyncio.gather(*pending)
         await commit(self.consumer, offsets_after(batch))
+
+
+def consumer_record(
+    topic: str,
+    value: bytes | None,
+    offset: int,
+    *,
+    partition: int = 0,
+    headers: Sequence[tuple[str, bytes]] = (),
+) -> ConsumerRecord[bytes, bytes]:
+    """A record as a consumer would hand it over, for what did not come from Kafka (an API
+    batch, a bench, a test)."""
+    return ConsumerRecord(
+        topic=topic,
+        partition=partition,
+        offset=offset,
+        timestamp=0 if partition >= 0 else -1,
+        timestamp_type=0,
+        key=None,
+        value=value,
+        checksum=None,
+        serialized_key_size=0 if partition >= 0 else -1,
+        serialized_value_size=0 if value is None else len(value),
+        headers=tuple(headers),
+    )

@@ -20,6 +20,7 @@ from responder.correlation.window import GroupState
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest_batch import IngestBatch
+from responder.streams.kafka import consumer_record
 from tests.support.builders import correlator, event, feed, rule
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,19 +66,7 @@ def test_a_flood_of_distinct_keys_keeps_state_bounded() -> None:
 
 
 def _record(value: bytes, offset: int) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic="correlate",
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=value,
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=len(value),
-        headers=(),
-    )
+    return consumer_record("correlate", value, offset)
 
 
 class Sent:

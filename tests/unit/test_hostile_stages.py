@@ -34,7 +34,7 @@ from responder.streams import db_retry, ingest_batch, records
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.ingest_batch import DeadLetter, IngestBatch
-from responder.streams.kafka import Batch, BatchSender
+from responder.streams.kafka import Batch, BatchSender, consumer_record
 from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.records import MessageTooLarge, decode
 from responder.streams.sink import SinkStage
@@ -64,19 +64,7 @@ def event(event_id: str, **overrides: Any) -> bytes:
 
 def message(value: bytes, offset: int, topic: str = "events") -> ConsumerRecord[bytes, bytes]:
     signed = SIGNER.headers(value, now_ms=time.time_ns() // 10**6) if topic == "commands" else ()
-    return ConsumerRecord(
-        topic=topic,
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=value,
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=len(value),
-        headers=tuple(signed),
-    )
+    return consumer_record(topic, value, offset, headers=signed)
 
 
 def batch_of(values: Sequence[bytes], topic: str = "events") -> Batch:

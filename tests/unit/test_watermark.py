@@ -17,6 +17,7 @@ from responder.correlation.watermark import MAX_GAP_S, Watermarks
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest_batch import IngestBatch
+from responder.streams.kafka import consumer_record
 from responder.streams.records import read
 from tests.support.builders import epoch, event, rule
 
@@ -118,19 +119,7 @@ BY_TEAM = rule(
 
 
 def _record(value: bytes, offset: int) -> ConsumerRecord[bytes, bytes]:
-    return ConsumerRecord(
-        topic="correlate",
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=value,
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=len(value),
-        headers=(),
-    )
+    return consumer_record("correlate", value, offset)
 
 
 def stalled_scenario() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
