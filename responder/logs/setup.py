@@ -66,6 +66,20 @@ class RepeatFilter(logging.Filter):
         return True
 
 
+# What a Kafka client says while it retries something that settles by itself: a new topic's
+# leader not yet known everywhere, a leader that moved. The retry succeeds or a real error
+# (a timeout) follows, so the user is told nothing they could act on.
+SELF_HEALING = ("NotLeaderForPartitionError", "LeaderNotAvailableError", "UnknownTopicOrPartition")
+
+
+def self_healing(record: logging.LogRecord) -> bool:
+    """False for a Kafka client's note that it is retrying a self-healing error."""
+    if not record.name.startswith("aiokafka") or record.levelno >= logging.ERROR:
+        return True
+    message = record.getMessage()
+    return not ("retrying" in message and any(e in message for e in SELF_HEALING))
+
+
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Mask secrets: values under secret-looking keys (at any depth), SecretStr values, and
     secret-shaped text anywhere (the message included, and a traceback's text)."""
@@ -110,6 +124,7 @@ def configure(level: str = "INFO", fmt: str = "auto") -> None:
             foreign_pre_chain=shared,
         )
     )
+    handler.addFilter(self_healing)
     handler.addFilter(RepeatFilter(NOISY_LOGGERS))
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -189,6 +189,25 @@ def test_a_third_party_storm_prints_once_per_window(
     ]
 
 
+def test_retries_that_settle_by_themselves_are_not_shown(
+    capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    """A fresh topic's leader not yet known to the producer is retried and settles: the user
+    sees nothing (the demo printed it); other client warnings still print."""
+    configure("INFO", fmt="json")
+    sender = logging.getLogger("aiokafka.producer.sender")
+    sender.warning(
+        "Got error produce response on topic-partition %s, retrying. Error: %s",
+        "TopicPartition(topic='t', partition=3)",
+        "<class 'aiokafka.errors.NotLeaderForPartitionError'>",
+    )
+    sender.warning("Got error produce response: %s", "<class 'aiokafka.errors.KafkaTimeoutError'>")
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert [line["event"] for line in lines] == [
+        "Got error produce response: <class 'aiokafka.errors.KafkaTimeoutError'>"
+    ]
+
+
 def test_repeat_filter_reports_the_count_after_the_window() -> None:
     """After the window, the message prints again with how many were held back."""
     from responder.logs.setup import RepeatFilter
