@@ -5,7 +5,6 @@ it become one incident, as `replay --assets` predicts, and the sink stores its b
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,14 +42,6 @@ TX = dataset_id("transactions", "8be7b4a3")
 V3, V4 = model_version_id("fraud", 3), model_version_id("fraud", 4)
 CHAMPION = alias_id("fraud", "champion")
 API = simple_id(NodeKind.endpoint, "fraud-api")
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        w.stop()
 
 
 def event(n: int, type: str, resource: dict[str, Any]) -> bytes:

@@ -8,7 +8,6 @@ every restart.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -56,14 +55,6 @@ incident: {{kind: big}}
 """
     for n in range(3)
 ]
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        w.stop()
 
 
 def load_rule_text(text: str) -> Rule:

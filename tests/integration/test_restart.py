@@ -3,7 +3,6 @@ at once: it does not wait for the killed process's session to expire."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,14 +11,6 @@ from responder.storage.database import make_engine, upgrade
 from tests.support.harness import EACH_RULE, Worker, wait_for, worker_env, write_rules
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        w.stop()
 
 
 def test_a_killed_worker_restarted_under_its_instance_id_gets_every_partition_back(

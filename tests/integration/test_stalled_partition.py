@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -65,14 +64,6 @@ async def _send(bootstrap: str, name: str, partition: int, values: list[bytes]) 
 
 def send(bootstrap: str, name: str, partition: int, values: list[bytes]) -> None:
     asyncio.run(_send(bootstrap, name, partition, values))
-
-
-@pytest.fixture
-def workers() -> Iterator[list[Worker]]:
-    started: list[Worker] = []
-    yield started
-    for w in started:
-        w.stop()
 
 
 def test_a_stalled_partition_yields_the_incidents_of_replay(
