@@ -7,9 +7,9 @@ every report is sent once, in order, on one partition, when the module starts; e
 test then waits for the incidents its events must be part of. Which events those are is known
 here by converting the same report with the same context (the ids are stable).
 
-detect-secrets is the one format without a test here: no shipped rule opens an incident on its
-findings alone, and its events name the secret only by a hash, so `leaked-key-then-used` cannot
-join them to the key's use.
+detect-secrets names a secret only by its hash, so `leaked-key-then-used` cannot join its
+findings to the key's use; `secrets-committed-together` answers them (three or more in one file
+of one repository, the repository given as the report's asset).
 """
 
 from __future__ import annotations
@@ -129,6 +129,12 @@ CASES = [
     case("gitleaks", "gitleaks/gitleaks.json", "leaked-key-then-used", labels={"env": "prod"}),
     case("trufflehog", "trufflehog/trufflehog.jsonl", "leaked-key-then-used"),
     case(
+        "detect-secrets",
+        "detect-secrets/detect-secrets.json",
+        "secrets-committed-together",
+        asset="ml-platform/fraud-scorer",
+    ),
+    case(
         "cloudtrail",
         "cloudtrail/cloudtrail.json",
         "leaked-key-then-used",
@@ -171,9 +177,9 @@ CASES = [
 ]
 
 
-def test_every_format_but_detect_secrets_has_a_case() -> None:
-    """A new format needs its case here (or its reason in the module docstring)."""
-    assert {c.format for c in CASES} == set(FORMATS) - {"detect-secrets"}
+def test_every_format_has_a_case() -> None:
+    """A new format needs its case here."""
+    assert {c.format for c in CASES} == set(FORMATS)
     assert all(c.refs() and c.rules for c in CASES)  # each converts, with the context given
 
 
