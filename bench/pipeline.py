@@ -504,12 +504,15 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     restore_s = None
     if args.restore_keys:
         sample = json.loads(values[0])
-        restore_s = await restore_run(
-            settings_for(bs, f"{run}r", tmp / "restore.db", args.rules),
-            "adversarial-burst",
-            sample,
-            args.restore_keys,
-        )
+        try:
+            restore_s = await restore_run(
+                settings_for(bs, f"{run}r", tmp / "restore.db", args.rules),
+                "adversarial-burst",
+                sample,
+                args.restore_keys,
+            )
+        except RuntimeError as exc:  # a short restore: say so, keep what was measured
+            print(f"restore: {exc}", flush=True)
 
     print()
     print(f"| measured here ({n:,} events, {size:.0f} B, {cores} cores) | value |")
