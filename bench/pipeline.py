@@ -420,7 +420,7 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     before_runs: list[WorkerRun] = []
     cores = default_processes()
     layout = worker_layout("all", None)  # what the plain `responder worker` runs
-    default_label = f"{len(layout)} processes: " + " | ".join(layout)
+    default_label = f"{len(layout)} processes: " + " / ".join(layout)
 
     async def default_worker(label: str, name: str, source: Path | None = None) -> WorkerRun:
         """The plain `responder worker` (of `source` if given) to PostgreSQL, timed."""
