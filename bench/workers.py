@@ -32,7 +32,7 @@ from sqlalchemy import create_engine, text
 from responder.settings import Settings, as_environment
 from responder.storage.database import make_engine, upgrade
 from responder.streams.correlate import CorrelateStage
-from responder.streams.supervisor import default_processes
+from responder.streams.supervisor import worker_layout
 from responder.streams.topics import create_topics
 
 SETTLE_S = 6.0  # after every child logged "worker started": consumer groups join and settle
@@ -72,16 +72,22 @@ def pg_schema(base: str) -> Any:
         admin.dispose()
 
 
+def children_of(pid: int) -> list[str]:
+    """The live child pids of `pid` (Linux /proc)."""
+    try:
+        return Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except FileNotFoundError:
+        return []
+
+
 def process_tree_cpu(pid: int) -> float:
     """CPU seconds (user + system) of `pid` and its live children (Linux /proc)."""
-    total = 0.0
     try:
-        kids = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except FileNotFoundError:
         return 0.0
-    total += (int(fields[11]) + int(fields[12])) / CLK_TCK
-    return total + sum(process_tree_cpu(int(k)) for k in kids)
+    own = (int(fields[11]) + int(fields[12])) / CLK_TCK
+    return own + sum(process_tree_cpu(int(k)) for k in children_of(pid))
 
 
 class Offsets:
@@ -124,8 +130,9 @@ async def worker_process(
     source: Path | None = None,
 ) -> AsyncIterator[subprocess.Popen[bytes]]:
     """`responder worker ARGS` with the settings `overrides` in its environment (the code of
-    `source`, another checkout, when given: it runs one process); settled on entry, stopped
-    with SIGTERM on exit (the exit code must be 0)."""
+    `source`, another checkout, when given: however many processes it runs, it has started them
+    all before the first logs "worker started"); settled on entry, stopped with SIGTERM on exit
+    (the exit code must be 0)."""
     env = {**os.environ, **as_environment(overrides)}
     env.update(RESPONDER_LOG_FORMAT="json", RESPONDER_LOG_LEVEL="INFO")
     if source is not None:
@@ -133,11 +140,9 @@ async def worker_process(
     argv = [sys.executable, "-m", "responder", "worker", *args]
     if cpus is not None:
         argv = ["taskset", "-c", cpus, *argv]
-    processes = (
-        int(args[args.index("--processes") + 1]) if "--processes" in args else default_processes()
-    )
-    if source is not None:
-        processes = 1
+    stages = args[args.index("--stages") + 1] if "--stages" in args else "all"
+    count = int(args[args.index("--processes") + 1]) if "--processes" in args else None
+    processes = len(worker_layout(stages, count))
     with log_path.open("wb") as log:
         # `python -m` looks in its working directory first: run `source` from there
         proc = subprocess.Popen(  # noqa: ASYNC220
@@ -149,6 +154,8 @@ async def worker_process(
                 started = text.count('"worker started"')
                 if proc.poll() is not None:
                     raise RuntimeError(f"worker exited early; see {log_path}")
+                if source is not None and started:  # its supervisor's children, if any
+                    processes = max(1, len(children_of(proc.pid)))
                 if started >= processes:
                     break
                 await asyncio.sleep(0.1)

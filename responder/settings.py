@@ -149,7 +149,8 @@ class WorkerSettings(BaseModel):
     processes: int | None = Field(
         default=None,
         ge=1,
-        description="worker processes `responder worker` runs (unset: one per core)",
+        description="worker processes `responder worker` runs, each with every chosen stage "
+        "(unset: every stage as a process per stage group, or chosen stages once per core)",
     )
 
 

@@ -90,24 +90,25 @@ def worker(
     stages: Annotated[
         str,
         typer.Option(
-            help="comma-separated stages this process runs: sink, correlate, ingest, reports, "
-            "runner, commands, anchors (split them over processes to use more cores)"
+            help="comma-separated stages to run: sink, correlate, ingest, reports, runner, "
+            "commands, anchors (default all: a process per stage group unless --processes)"
         ),
     ] = "all",
     processes: Annotated[
         int | None,
         typer.Option(
             min=1,
-            help="worker processes, each running the chosen stages, under a supervisor that "
-            "restarts them (default: RESPONDER_WORKER__PROCESSES, else one per core)",
+            help="worker processes, each running all the chosen stages, under a supervisor that "
+            "restarts them (default: RESPONDER_WORKER__PROCESSES; unset: all stages run as one "
+            "process per stage group, chosen stages as one process per core)",
         ),
     ] = None,
     parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
 ) -> None:
-    """Run the stream worker: ingest, correlate, store incidents, run playbooks (one process per
-    core by default; run more workers on other machines to scale out)."""
+    """Run the stream worker: ingest, correlate, store incidents, run playbooks (a process per
+    stage group by default; run more workers on other machines to scale out)."""
     from responder.streams.app import run_worker
-    from responder.streams.supervisor import Supervisor, default_processes, watch_parent
+    from responder.streams.supervisor import Supervisor, watch_parent, worker_layout
 
     overrides = _directories(rules, playbooks)
     settings = bootstrap.load_settings(overrides)
@@ -118,8 +119,8 @@ def worker(
         raise fail(f"rules or playbooks are invalid:\n{exc}") from None
     except ValueError as exc:
         raise fail(str(exc)) from None
-    count = processes or settings.worker.processes or default_processes()
-    if count == 1:
+    layout = worker_layout(stages, processes or settings.worker.processes)
+    if len(layout) == 1:
         if parent_pid is not None:
             watch_parent(parent_pid)
         run_worker(settings, pipeline)
@@ -129,7 +130,7 @@ def worker(
     instance_id = settings.kafka.instance_id
 
     def child(slot: int) -> tuple[list[str], dict[str, str]]:
-        argv = [sys.executable, "-m", "responder", "worker", "--stages", stages]
+        argv = [sys.executable, "-m", "responder", "worker", "--stages", layout[slot]]
         argv += ["--processes", "1", "--parent-pid", str(supervisor)]
         env = as_environment(overrides)
         if metrics_port is not None:  # one endpoint per process: port, port + 1, ...
@@ -138,7 +139,7 @@ def worker(
             env["RESPONDER_KAFKA__INSTANCE_ID"] = f"{instance_id}-{slot}"
         return argv, env
 
-    raise typer.Exit(Supervisor(child, count).run())
+    raise typer.Exit(Supervisor(child, len(layout)).run())
 
 
 @app.command()

@@ -1,8 +1,11 @@
-"""`responder worker` on every core: a supervisor of N worker processes.
+"""`responder worker` on every core: a supervisor of worker processes.
 
-Each child is a whole `responder worker --processes 1` (every stage, its own consumer groups),
-so the children split every topic's partitions between them as N separate workers would. The
-supervisor restarts a child that exits while it is not stopping (after a backoff that grows
+`worker_layout` decides what the children run. By default (every stage, no process count) a
+child per stage group (`stage_groups`: ingest and reports, correlation, the rest), since the
+groups hand over through Kafka topics and each group then has a core's worth of CPU. With a
+process count each child is a whole `responder worker --processes 1` (the chosen stages, their
+own consumer groups), so the children split every topic's partitions between them as N separate
+workers would. The supervisor restarts a child that exits while it is not stopping (after a backoff that grows
 with quick successive deaths), forwards SIGTERM/SIGINT to every child and waits for them to
 stop (each commits its offsets on the way out), ending hard whatever outlives the grace. A
 child watches its parent: orphaned (the supervisor was killed), it stops by itself.
@@ -21,6 +24,8 @@ from types import FrameType
 
 import structlog
 
+from responder.streams.pipeline import STAGES
+
 log = structlog.get_logger(__name__)
 
 POLL_S = 0.1  # how often the supervisor looks at its children
@@ -33,6 +38,30 @@ def default_processes() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not Linux
         return max(1, os.cpu_count() or 1)
+
+
+# the stage groups that get a process each by default; every other stage goes in a last group
+LEADING_GROUPS: tuple[tuple[str, ...], ...] = (("ingest", "reports"), ("correlate",))
+
+
+def stage_groups() -> list[tuple[str, ...]]:
+    """Every stage in STAGES, grouped: LEADING_GROUPS, then the rest (sink, playbooks, ...)."""
+    placed = {stage for group in LEADING_GROUPS for stage in group}
+    return [*LEADING_GROUPS, tuple(stage for stage in STAGES if stage not in placed)]
+
+
+def worker_layout(stages: str, processes: int | None) -> list[str]:
+    """The `--stages` value of each worker process (one entry: run in this process).
+
+    A process count given: that many processes, each running `stages` (N whole pipelines when
+    `stages` is "all"). None given: "all" is split into a process per stage group; a chosen
+    set of stages runs once per core.
+    """
+    if processes is not None:
+        return [stages] * processes
+    if stages == "all":
+        return [",".join(group) for group in stage_groups()]
+    return [stages] * default_processes()
 
 
 @dataclass(frozen=True)

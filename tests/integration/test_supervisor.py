@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 from pathlib import Path
 
 import pytest
 
+from responder.streams.supervisor import stage_groups
 from tests.support.harness import (
     EACH_RULE,
     Worker,
@@ -43,6 +45,90 @@ def alive(pid: int) -> bool:
 
 def started(worker: Worker) -> int:
     return worker.log().count('"worker started"')
+
+
+def stages_of(pid: int) -> str:
+    """The `--stages` argument a child was started with."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    return argv[argv.index(b"--stages") + 1].decode()
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    pairs = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(p.decode().split("=", 1) for p in pairs if b"=" in p)
+
+
+def free_ports(count: int) -> int:
+    """A port such that it and the `count - 1` after it are free now."""
+    while True:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+            return base
+        except OSError:
+            continue
+
+
+def test_the_default_worker_runs_a_process_per_stage_group_and_restarts_only_the_dead_one(
+    kafka_bootstrap: str, tmp_path: Path, unique: str
+) -> None:
+    """Plain `responder worker` (no process count): one child per stage group, each with its
+    own metrics port and static member name; the correlation child killed is restarted alone
+    (the others keep their pids) and the events still become stored incidents."""
+    db = f"sqlite:///{tmp_path / 'w.db'}"
+    env = worker_env(kafka_bootstrap, db, write_rules(tmp_path / "rules", EACH_RULE), unique)
+    del env["RESPONDER_WORKER__PROCESSES"]
+    port = free_ports(3)
+    env["RESPONDER_METRICS__PORT"] = str(port)
+    env["RESPONDER_KAFKA__INSTANCE_ID"] = f"m-{unique}"
+    groups = [",".join(group) for group in stage_groups()]
+    worker = Worker(env, tmp_path / "worker.log")
+    proc = worker.spawn()
+    try:
+        wait_for(lambda: started(worker) == 3 or proc.poll() is not None, 90)
+        assert proc.poll() is None, worker.log()[-3000:]
+        first = wait_for(lambda: len(children(proc.pid)) == 3 and children(proc.pid), 30)
+        by_stages = {stages_of(pid): pid for pid in first}
+        assert sorted(by_stages) == sorted(groups)
+        envs = [environ_of(pid) for pid in first]
+        assert sorted(int(e["RESPONDER_METRICS__PORT"]) for e in envs) == [port, port + 1, port + 2]
+        assert len({e["RESPONDER_KAFKA__INSTANCE_ID"] for e in envs}) == 3
+        started_stages = [e["stages"] for e in worker.log_events("worker started")]
+        assert sorted(",".join(s) for s in started_stages) == sorted(groups)
+
+        victim = by_stages["correlate"]
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: "worker process restarted" in worker.log(), 60)
+        wait_for(lambda: started(worker) == 4, 90)
+        now = children(proc.pid)
+        assert len(now) == 3 and victim not in now and (first - {victim}) <= now
+        (restarted,) = now - first
+        assert stages_of(restarted) == "correlate"
+        assert worker.log_events("worker started")[-1]["stages"] == ["correlate"]
+        assert worker.log().count("worker process restarted") == 1
+
+        produce(
+            kafka_bootstrap,
+            topic(unique, "events"),
+            [event_json(f"leak-{i}", type="secret.leaked", resource=f"AKIA{i}") for i in range(8)],
+        )
+        wait_for(lambda: len(incidents(db)) == 8, 90)
+
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+        assert not any(alive(pid) for pid in now)
+    finally:
+        worker.stop()
+    log = worker.log()
+    assert log.count('"worker stopped"') == 3
+    assert "a pipeline stage failed" not in log
+    assert "did not stop in time" not in log
+    assert caught_up(kafka_bootstrap, f"t-{unique}-ingest", topic(unique, "events"))
+    assert caught_up(kafka_bootstrap, f"t-{unique}-sink", topic(unique, "incidents"))
 
 
 def test_supervisor_restarts_a_killed_child_and_stops_all_on_sigterm(

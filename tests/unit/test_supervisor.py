@@ -6,7 +6,14 @@ import sys
 import threading
 from pathlib import Path
 
-from responder.streams.supervisor import Backoff, Supervisor, default_processes
+from responder.streams.pipeline import STAGES
+from responder.streams.supervisor import (
+    Backoff,
+    Supervisor,
+    default_processes,
+    stage_groups,
+    worker_layout,
+)
 from tests.support.harness import wait_for
 
 
@@ -65,3 +72,25 @@ def test_stopping_forwards_sigterm_to_every_child(tmp_path: Path) -> None:
     assert supervisor.run() == 0
     watcher.join()
     assert [p.read_text().split() for p in logs] == [["up", "term"], ["up", "term"]]
+
+
+def test_stage_groups_hold_every_stage_once_correlation_alone() -> None:
+    groups = stage_groups()
+    flat = [stage for group in groups for stage in group]
+    assert sorted(flat) == sorted(STAGES) and len(flat) == len(set(flat))
+    assert groups[:2] == [("ingest", "reports"), ("correlate",)]
+    assert "sink" in groups[2] and "anchors" in groups[2]
+
+
+def test_the_default_layout_is_a_process_per_stage_group() -> None:
+    assert worker_layout("all", None) == [",".join(group) for group in stage_groups()]
+
+
+def test_a_process_count_means_whole_pipelines() -> None:
+    assert worker_layout("all", 2) == ["all", "all"]
+    assert worker_layout("all", 1) == ["all"]
+    assert worker_layout("ingest", 3) == ["ingest"] * 3
+
+
+def test_chosen_stages_run_once_per_core_by_default() -> None:
+    assert worker_layout("ingest,reports", None) == ["ingest,reports"] * default_processes()
