@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,30 @@ def free_ports(count: int) -> int:
             continue
 
 
+def serves_then_stops_on_sigterm(
+    bootstrap: str, unique: str, db: str, proc: subprocess.Popen[bytes], pids: set[int]
+) -> None:
+    """Eight leaks become eight incidents; then SIGTERM stops the supervisor and every child."""
+    produce(
+        bootstrap,
+        topic(unique, "events"),
+        [event_json(f"leak-{i}", type="secret.leaked", resource=f"AKIA{i}") for i in range(8)],
+    )
+    wait_for(lambda: len(incidents(db)) == 8, 90)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    assert not any(alive(pid) for pid in pids)
+
+
+def stopped_cleanly(worker: Worker, processes: int) -> str:
+    """Every process logged its stop, none failed or had to be killed; the log, for more."""
+    log = worker.log()
+    assert log.count('"worker stopped"') == processes
+    assert "a pipeline stage failed" not in log
+    assert "did not stop in time" not in log
+    return log
+
+
 def test_the_default_worker_runs_a_process_per_stage_group_and_restarts_only_the_dead_one(
     kafka_bootstrap: str, tmp_path: Path, unique: str
 ) -> None:
@@ -111,22 +136,10 @@ def test_the_default_worker_runs_a_process_per_stage_group_and_restarts_only_the
         assert worker.log_events("worker started")[-1]["stages"] == ["correlate"]
         assert worker.log().count("worker process restarted") == 1
 
-        produce(
-            kafka_bootstrap,
-            topic(unique, "events"),
-            [event_json(f"leak-{i}", type="secret.leaked", resource=f"AKIA{i}") for i in range(8)],
-        )
-        wait_for(lambda: len(incidents(db)) == 8, 90)
-
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-        assert not any(alive(pid) for pid in now)
+        serves_then_stops_on_sigterm(kafka_bootstrap, unique, db, proc, now)
     finally:
         worker.stop()
-    log = worker.log()
-    assert log.count('"worker stopped"') == 3
-    assert "a pipeline stage failed" not in log
-    assert "did not stop in time" not in log
+    stopped_cleanly(worker, processes=3)
     assert caught_up(kafka_bootstrap, f"t-{unique}-ingest", topic(unique, "events"))
     assert caught_up(kafka_bootstrap, f"t-{unique}-sink", topic(unique, "incidents"))
 
@@ -153,22 +166,10 @@ def test_supervisor_restarts_a_killed_child_and_stops_all_on_sigterm(
         now = children(proc.pid)
         assert len(now) == 2 and victim not in now and (first - {victim}) <= now
 
-        produce(
-            kafka_bootstrap,
-            topic(unique, "events"),
-            [event_json(f"leak-{i}", type="secret.leaked", resource=f"AKIA{i}") for i in range(8)],
-        )
-        wait_for(lambda: len(incidents(db)) == 8, 90)
-
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-        assert not any(alive(pid) for pid in now)
+        serves_then_stops_on_sigterm(kafka_bootstrap, unique, db, proc, now)
     finally:
         worker.stop()
-    log = worker.log()
-    assert log.count('"worker stopped"') == 2
-    assert "a pipeline stage failed" not in log
-    assert "did not stop in time" not in log
+    log = stopped_cleanly(worker, processes=2)
     assert '"exit_code": -9' in log  # the kill was seen as such
     assert caught_up(kafka_bootstrap, f"t-{unique}-ingest", topic(unique, "events"))
     assert caught_up(kafka_bootstrap, f"t-{unique}-sink", topic(unique, "incidents"))
