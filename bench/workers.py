@@ -247,7 +247,10 @@ async def restore_run(settings: Settings, rule_id: str, body: dict[str, Any], ke
         await producer.stop()
     from responder import bootstrap
 
-    stage = CorrelateStage(kafka, bootstrap.rules(settings), settings.correlation)
+    # Every key must stay live: the default cap on live groups per rule (100k per correlation
+    # partition) would evict most of them while restoring (it once cut 1M keys to ~400k).
+    correlation = settings.correlation.model_copy(update={"max_groups_per_rule": keys})
+    stage = CorrelateStage(kafka, bootstrap.rules(settings), correlation)
     stage._clients()
     await stage.producer.start()
     await stage.restorer.start()
