@@ -47,14 +47,16 @@ WAIT_S = 180.0  # for all of the module's incidents together
 
 
 def burst() -> bytes:
-    """A SecurityEvent JSONL report: ten adversarial inputs against one endpoint in a minute."""
+    """A SecurityEvent JSONL report: ten adversarial inputs against one endpoint in a minute,
+    live traffic newer than every report before it (older, it would be late against the
+    input partitions' progress and rightly dropped, depending on how far each had read)."""
     lines = [
         orjson.dumps(
             {
                 "id": f"adv-{n}",
                 "source": "prompt-guard",
                 "type": "input.adversarial",
-                "time": f"2026-11-25T09:00:{n * 5:02d}Z",
+                "time": f"2026-11-30T11:00:{n * 5:02d}Z",
                 "severity": "medium",
                 "title": "prompt injection attempt",
                 "resource": {"kind": "endpoint", "id": "chat-gateway"},

@@ -23,7 +23,6 @@ from tests.support.runner_kit import change
 
 pytestmark = pytest.mark.integration
 
-NOW = datetime.now(UTC)
 TARGETS = targets(SlaSettings())  # critical: acknowledge 15 min, resolve 4 h
 
 
@@ -39,7 +38,7 @@ def seed(engine: Engine, incident_id: str, age: timedelta, **stamps: timedelta) 
         apply_changes(session, [change(incident_id=incident_id)])
         row = session.get(Incident, incident_id)
         assert row is not None
-        row.created_at = NOW - age
+        row.created_at = datetime.now(UTC) - age  # now, not at import: the suite runs long
         for name, after in stamps.items():
             setattr(row, name, row.created_at + after)
         if "acknowledged_at" in stamps:
