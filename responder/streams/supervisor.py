@@ -55,13 +55,17 @@ def worker_layout(stages: str, processes: int | None) -> list[str]:
 
     A process count given: that many processes, each running `stages` (N whole pipelines when
     `stages` is "all"). None given: "all" is split into a process per stage group; a chosen
-    set of stages runs once per core.
+    set of stages runs once per core. Either way `anchors` runs in the first process only: it
+    appends the audit chain's head to the anchor topic and file, which want one writer.
     """
-    if processes is not None:
-        return [stages] * processes
-    if stages == "all":
+    if processes is None and stages == "all":
         return [",".join(group) for group in stage_groups()]
-    return [stages] * default_processes()
+    count = default_processes() if processes is None else processes
+    chosen = STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
+    if count == 1 or "anchors" not in chosen:
+        return [stages] * count
+    rest = ",".join(stage for stage in chosen if stage != "anchors")
+    return [stages] + ([rest] * (count - 1) if rest else [])
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,21 @@ def test_the_default_layout_is_a_process_per_stage_group() -> None:
 
 
 def test_a_process_count_means_whole_pipelines() -> None:
-    assert worker_layout("all", 2) == ["all", "all"]
+    """N processes of "all" are N pipelines; only the first also anchors the audit chain."""
+    without_anchors = ",".join(stage for stage in STAGES if stage != "anchors")
+    assert worker_layout("all", 2) == ["all", without_anchors]
     assert worker_layout("all", 1) == ["all"]
     assert worker_layout("ingest", 3) == ["ingest"] * 3
+
+
+def test_anchors_run_in_exactly_one_process() -> None:
+    """However many processes, one writer appends the chain's head to the anchor topic/file."""
+    for stages, processes in [("all", 3), ("sink, anchors", 4), ("anchors", 2), ("all", None)]:
+        layout = worker_layout(stages, processes)
+        with_anchors = [entry for entry in layout if "anchors" in entry or entry == "all"]
+        assert len(with_anchors) == 1, layout
+    assert worker_layout("sink, anchors", 3) == ["sink, anchors", "sink", "sink"]
+    assert worker_layout("anchors", 2) == ["anchors"]
 
 
 def test_chosen_stages_run_once_per_core_by_default() -> None:
