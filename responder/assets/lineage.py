@@ -19,18 +19,26 @@ ids. Ingest puts this under the routed event's `lineage` key (never into the eve
 rules match (`lineage.dataset|contains: ...`) and group (`group_by: [lineage.model]`) on it.
 
 The index is built once per snapshot and caches answers per resource, so the hot path pays a
-tuple and a dict lookup for a resource it has seen. A new snapshot means a new index.
+cache lookup for a resource it has seen. Events are written by anyone: the cache is keyed only
+by the fields that change the answer (a model's `name` and `version`, only the `kind` and `id`
+of anything else), holds at most `MAX_CACHED` answers and drops the least recently used, so a
+flood of made-up names costs a bounded amount of memory and evicts the busy resources last. A
+dataset named without digest starts from at most `MAX_ROOTS` of its digests. A new snapshot
+means a new index.
 
 **Blast radius** (`blast_radius_view`): what a compromise of an incident's resources affects
 (the graph's `blast_radius`), in the shape playbook templates read as `incident.blast_radius`:
 `models` as names (what `mlflow.*` actions take), the other kinds as the assets `responder
 assets show --json` prints under `node`, plus `size`, `critical` (ids of `tier: critical`
-assets), `roots`, `unknown` and `truncated`.
+assets), `roots`, `unknown` and `truncated`: the radius was cut, at `MAX_ROOTS` roots or
+at the walk's depth / size limits (`graph.MAX_DEPTH`, `graph.MAX_NODES`), so it may hold more.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
+from functools import lru_cache, partial
 from typing import Any, Final
 
 from responder.assets.graph import AssetGraph
@@ -47,8 +55,8 @@ from responder.assets.model import (
 )
 
 MAX_PER_KIND: Final = 64  # ids per kind in one event's lineage (a rule fans out at most this)
-MAX_CACHED: Final = 100_000  # resources whose lineage the index keeps
-MAX_ROOTS: Final = 200  # resources of one incident a blast radius starts from
+MAX_CACHED: Final = 100_000  # resources whose lineage the index keeps (least recently used out)
+MAX_ROOTS: Final = 200  # assets one lineage or one incident's blast radius starts from
 
 Lineage = dict[str, list[str]]
 
@@ -142,49 +150,58 @@ def resource_ids(
 class LineageIndex:
     """Lineage per event resource over one snapshot, cached (see the module docstring)."""
 
-    def __init__(self, graph: AssetGraph) -> None:
+    def __init__(self, graph: AssetGraph, max_cached: int = MAX_CACHED) -> None:
         self.graph = graph
         self.datasets = _dataset_names(graph)  # dataset name -> ids, built once
-        self._cache: dict[tuple[object, ...], Lineage | None] = {}
+        # over the graph, not `self`: no reference cycle keeps an old snapshot's cache alive
+        self._cached = lru_cache(maxsize=max_cached)(partial(_lineage, graph, self.datasets))
+
+    @property
+    def cached(self) -> int:
+        """How many resources' answers the index holds."""
+        return self._cached.cache_info().currsize
 
     def of(self, resource: object) -> Lineage | None:
         """The lineage of an event's resource (None: nothing to say about it)."""
         if type(resource) is not dict:
             return None
-        key = (
-            resource.get("kind"),
-            resource.get("id"),
-            resource.get("name"),
-            resource.get("version"),
-        )
-        cache = self._cache
-        if key in cache:
-            return cache[key]
-        found = self._compute(resource)
-        if len(cache) >= MAX_CACHED:
-            cache.clear()
-        cache[key] = found
-        return found
+        kind, given = resource.get("kind"), resource.get("id")
+        if type(kind) is not str or type(given) is not str:
+            return None  # not a validated event's resource
+        if kind != "model":  # nothing else reads name and version: no cache entries for them
+            return self._cached(kind, given, None, None)
+        name, version = resource.get("name"), resource.get("version")
+        if (name is None or type(name) is str) and (version is None or type(version) is str):
+            return self._cached(kind, given, name, version)
+        return None
 
-    def _compute(self, resource: Mapping[str, Any]) -> Lineage | None:
-        ids = resource_ids(self.graph, resource, self.datasets)
-        graph = self.graph
-        known = [i for i in ids if i in graph]
-        if not known:
-            own = ids or _unresolved(resource)
-            kind = str(resource.get("kind"))
-            return {kind: own[:MAX_PER_KIND]} if own else None
-        out: Lineage = {}
-        for root in known:
-            reach = graph.lineage(root)
-            if reach is None:
-                continue
-            for kind, members in reach.by_kind().items():
-                listed = out.setdefault(kind.value, [])
-                for member in members:
-                    if len(listed) < MAX_PER_KIND and member not in listed:
-                        listed.append(member)
-        return out
+
+def _lineage(
+    graph: AssetGraph,
+    datasets: Mapping[str, list[str]],
+    kind: str,
+    given: str,
+    name: str | None,
+    version: str | None,
+) -> Lineage | None:
+    """`LineageIndex.of` uncached: the lineage of the resource with these fields."""
+    resource = {"kind": kind, "id": given, "name": name, "version": version}
+    ids = resource_ids(graph, resource, datasets)
+    known = [i for i in ids if i in graph][:MAX_ROOTS]
+    if not known:
+        own = ids or _unresolved(resource)
+        return {str(kind): own[:MAX_PER_KIND]} if own else None
+    out: Lineage = {}
+    for root in known:
+        reach = graph.lineage(root)
+        if reach is None:
+            continue
+        for reached_kind, members in reach.by_kind().items():
+            listed = out.setdefault(reached_kind.value, [])
+            for member in members:
+                if len(listed) < MAX_PER_KIND and member not in listed:
+                    listed.append(member)
+    return out
 
 
 def _unresolved(resource: Mapping[str, Any]) -> list[str]:
@@ -221,15 +238,19 @@ def blast_radius_view(
     the graph's datasets by name, when the caller has them (`LineageIndex.datasets`)."""
     if datasets is None:
         datasets = _dataset_names(graph)
-    found_roots: list[str] = []
-    for root in roots:
-        if root not in found_roots and len(found_roots) < MAX_ROOTS:
-            found_roots.append(root)
-    for resource in resources:
-        for found in resource_ids(graph, resource, datasets):
-            if found not in found_roots and len(found_roots) < MAX_ROOTS:
-                found_roots.append(found)
-    return blast_radius_of(graph, found_roots)
+    named = (found for r in resources for found in resource_ids(graph, r, datasets))
+    found_roots: dict[str, None] = {}
+    cut = False
+    for root in itertools.chain(roots, named):
+        if root in found_roots:
+            continue
+        if len(found_roots) >= MAX_ROOTS:
+            cut = True
+            break
+        found_roots[root] = None
+    view = blast_radius_of(graph, list(found_roots))
+    view["truncated"] = view["truncated"] or cut
+    return view
 
 
 def blast_radius_of(graph: AssetGraph, roots: list[str]) -> dict[str, Any]:

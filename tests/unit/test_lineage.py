@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 from responder.actions.slack import incident_blocks
 from responder.assets.graph import AssetGraph
 from responder.assets.lineage import (
+    MAX_CACHED,
     MAX_PER_KIND,
+    MAX_ROOTS,
     GraphSnapshot,
     LineageIndex,
     blast_radius_view,
@@ -24,6 +26,7 @@ from responder.assets.lineage import (
 from responder.assets.model import (
     EdgeKind,
     NodeKind,
+    dataset_id,
     edge,
     model_id,
     model_version_id,
@@ -137,6 +140,61 @@ def test_a_huge_lineage_is_bounded() -> None:
         {"kind": "dataset", "id": ds}
     )
     assert found is not None and len(found["model"]) == MAX_PER_KIND
+
+
+def test_a_flood_of_made_up_resources_keeps_the_cache_bounded_and_answers_right() -> None:
+    """200,000 distinct names from events: the cache stays at its cap, a resource in use all
+    along stays cached, and known and unknown resources still get their own lineage."""
+    index = LineageIndex(sample_graph())
+    busy = {"kind": "dataset", "id": "chargebacks@77aa01ff"}
+    first = index.of(busy)
+    assert first is not None and first["dataset"] == [DS_CB]
+    for n in range(200_000):
+        if n % 2:
+            found = index.of({"kind": "model", "id": f"m{n}", "version": str(n)})
+            assert found == {"model": [model_version_id(f"m{n}", n)]}
+        else:
+            found = index.of({"kind": "dataset", "id": f"flood-{n}@{n:x}"})
+            assert found == {"dataset": [dataset_id(f"flood-{n}", f"{n:x}")]}
+        if n % 1_000 == 0:
+            assert index.of(busy) is first  # used often: never the least recently used
+        assert index.cached <= MAX_CACHED
+    assert index.cached == MAX_CACHED
+    assert index.of(busy) is first
+    up = index.of({"kind": "endpoint", "id": "fraud-shadow"})
+    assert up is not None and up["model_version"] == [V3] and up["model"] == [FRAUD]
+
+
+def test_fields_that_do_not_change_the_answer_make_no_cache_entries() -> None:
+    """A name or version on anything but a model is not part of the cache key."""
+    index = LineageIndex(sample_graph())
+    answers = [
+        index.of({"kind": "dataset", "id": "chargebacks@77aa01ff", "name": f"x{n}", "version": "1"})
+        for n in range(1_000)
+    ]
+    assert index.cached == 1 and all(a is answers[0] for a in answers)
+    assert index.of({"kind": ["dataset"], "id": "chargebacks@77aa01ff"}) is None  # not validated
+    assert index.of({"kind": "model", "id": "fraud-detector", "version": {"v": 1}}) is None
+
+
+def test_a_dataset_name_with_more_digests_than_the_root_limit_is_bounded() -> None:
+    """An event naming a dataset without digest, when the graph has thousands of its digests:
+    lineage starts from at most MAX_ROOTS of them; the blast radius of many resources says it
+    was cut."""
+    digests = [dataset_id("daily", f"{n:08x}") for n in range(MAX_ROOTS * 10)]
+    edges = [
+        edge(model_version_id("m", n), EdgeKind.trained_on, ds, "mlflow", T0)
+        for n, ds in enumerate(digests)
+    ]
+    graph = AssetGraph([node(ds, "mlflow", T0) for ds in digests], edges)
+    found = LineageIndex(graph).of({"kind": "dataset", "id": "daily"})
+    assert found is not None
+    assert found["dataset"] == digests[:MAX_PER_KIND]
+    assert found["model_version"] == [model_version_id("m", n) for n in range(MAX_PER_KIND)]
+    view = blast_radius_view(graph, [{"kind": "dataset", "id": "daily"}])
+    assert view["roots"] == digests[:MAX_ROOTS] and view["truncated"]
+    few = blast_radius_view(graph, [{"kind": "dataset", "id": digests[0]}])
+    assert few["roots"] == digests[:1] and not few["truncated"] and few["size"] == 2
 
 
 def test_poisoned_data_and_drift_on_one_model_trained_on_it_correlate_into_one_incident() -> None:
