@@ -39,6 +39,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import yaml  # noqa: E402
 from aiokafka import AIOKafkaProducer  # noqa: E402
 from aiokafka.errors import KafkaError  # noqa: E402
 from sqlalchemy import create_engine, text  # noqa: E402
@@ -49,6 +50,7 @@ from responder.playbooks.statuses import ACTIVE  # noqa: E402
 from responder.storage.database import make_engine, upgrade  # noqa: E402
 from tests.conftest import schema_url  # noqa: E402
 from tests.support.aws_server import CREDENTIALS, MotoServer  # noqa: E402
+from tests.support.builders import count_rule  # noqa: E402
 from tests.support.harness import Worker, caught_up, topic, wait_for, worker_env  # noqa: E402
 
 KAFKA_PORT = int(os.environ.get("CHAOS_KAFKA_PORT", "19092"))
@@ -57,18 +59,13 @@ BOOTSTRAP = f"127.0.0.1:{KAFKA_PORT}"
 BASE = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 QUIET = 5.0  # seconds without any change, once drained
 
-RULE = """
-id: chaos-by-actor
-title: One address, inputs flagged adversarial on several endpoints
-match:
-  type: input.adversarial
-group_by: [actor.ip]
-window: 10s
-correlation:
-  type: event_count
-  condition: {gte: 3}
-incident: {kind: chaos_probe, severity: high}
-"""
+# one address, inputs flagged adversarial on several endpoints
+RULE = yaml.safe_dump(
+    count_rule(
+        "chaos-by-actor", "input.adversarial", "actor.ip", "10s", 3, "chaos_probe", severity="high"
+    ),
+    sort_keys=False,
+)
 
 PLAYBOOK = """
 id: chaos-block

@@ -14,9 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import sys
 import time
 import tracemalloc
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aiokafka import ConsumerRecord, TopicPartition
 
@@ -25,20 +29,11 @@ from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest_batch import IngestBatch
 from responder.streams.kafka import consumer_record
+from tests.support.builders import count_rule
 
 BASE = datetime(2026, 11, 25, tzinfo=UTC)
 BATCH = 2000
-RULE = Rule.model_validate(
-    {
-        "id": "burst",
-        "title": "Burst",
-        "match": {"type": "input.adversarial"},
-        "group_by": ["resource.id"],
-        "window": "1h",
-        "correlation": {"type": "event_count", "condition": {"gte": 5}},
-        "incident": {"kind": "adversarial_attack"},
-    }
-)
+RULE = Rule.model_validate(count_rule("burst", "input.adversarial", "resource.id", "1h", 5))
 
 
 def event(i: int) -> bytes:

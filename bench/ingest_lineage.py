@@ -21,37 +21,24 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-from pipeline import synthetic
+from pipeline import synthetic  # noqa: E402
 
-from responder.assets.graph import AssetGraph
-from responder.assets.lineage import GraphSnapshot
-from responder.assets.model import (
-    EdgeKind,
-    NodeKind,
-    alias_id,
-    dataset_id,
-    edge,
-    model_id,
-    model_version_id,
-    simple_id,
-)
-from responder.correlation.rules import Rule, RuleSet, load_rules
-from responder.streams.ingest_batch import IngestBatch
+from responder.assets.graph import AssetGraph  # noqa: E402
+from responder.assets.lineage import GraphSnapshot  # noqa: E402
+from responder.assets.model import EdgeKind, NodeKind, dataset_id, edge, simple_id  # noqa: E402
+from responder.correlation.rules import Rule, RuleSet, load_rules  # noqa: E402
+from responder.streams.ingest_batch import IngestBatch  # noqa: E402
+from tests.support.asset_chain import serving_chain  # noqa: E402
+from tests.support.builders import count_rule  # noqa: E402
 
 AT = datetime(2026, 11, 25, tzinfo=UTC)
 # (d): half the events (the adversarial inputs) also feed a rule grouped on their lineage
 LINEAGE_RULE = Rule.model_validate(
-    {
-        "id": "bench-by-model",
-        "title": "Adversarial inputs per model",
-        "match": {"type": "input.adversarial"},
-        "group_by": ["lineage.model"],
-        "window": "5m",
-        "correlation": {"type": "event_count", "condition": {"gte": 1000}},
-        "incident": {"kind": "adversarial_attack"},
-    }
+    count_rule("bench-by-model", "input.adversarial", "lineage.model", "5m", 1000)
 )
 
 
@@ -59,22 +46,15 @@ def graph_for(groups: int) -> AssetGraph:
     """Every endpoint, key and image the synthetic events name, with a model chain behind each."""
     edges = []
     for g in range(groups):
-        model, version = f"m{g % 200}", g % 5 + 1
-        vid, aid = model_version_id(model, version), alias_id(model, "champion")
-        endpoint = simple_id(NodeKind.endpoint, f"ep-{g}")
+        model, version, endpoint = f"m{g % 200}", g % 5 + 1, f"ep-{g}"
+        trained_on = {version: [dataset_id(f"d{g % 50}", "abc")]}
+        edges += serving_chain(model, trained_on, AT, champion=version, endpoint=endpoint)
+        served = simple_id(NodeKind.endpoint, endpoint)
+        key = simple_id(NodeKind.api_key, f"AKIA{g:012d}")
+        image = simple_id(NodeKind.image, f"registry/ml/serving-{g}:1.0")
         edges += [
-            edge(vid, EdgeKind.trained_on, dataset_id(f"d{g % 50}", "abc"), "mlflow", AT),
-            edge(vid, EdgeKind.version_of, model_id(model), "mlflow", AT),
-            edge(aid, EdgeKind.points_to, vid, "mlflow", AT),
-            edge(endpoint, EdgeKind.serves, aid, "assets/b.yaml", AT),
-            edge(endpoint, EdgeKind.uses, simple_id(NodeKind.api_key, f"AKIA{g:012d}"), "a", AT),
-            edge(
-                endpoint,
-                EdgeKind.runs,
-                simple_id(NodeKind.image, f"registry/ml/serving-{g}:1.0"),
-                "a",
-                AT,
-            ),
+            edge(served, EdgeKind.uses, key, "a", AT),
+            edge(served, EdgeKind.runs, image, "a", AT),
         ]
     return AssetGraph((), edges)
 

@@ -27,8 +27,10 @@ from responder.events.schema import rfc3339
 from responder.incidents.model import IncidentChange
 from responder.settings import PlaybookSettings
 from tests.integration.test_actions_aws_waf import adapter
+from tests.support import builders
 from tests.support.aws_server import MotoServer
-from tests.support.mlflow_registry import add_model, create_registry
+from tests.support.mlflow_lineage import fraud_and_churn
+from tests.support.mlflow_registry import create_registry
 from tests.support.runner_kit import Kit, change, event
 
 pytestmark = pytest.mark.integration
@@ -161,34 +163,24 @@ async def test_a_vetted_release_opens_nothing(
 
 
 def poisoning_event(dataset: str) -> dict[str, Any]:
-    return {
-        "id": "poison-1",
-        "source": "poison-monitor",
-        "type": "data.poisoning_suspected",
-        "time": rfc3339(datetime.now(UTC)),
-        "severity": "high",
-        "title": "Label flipping suspected",
-        "resource": {"kind": "dataset", "id": dataset, "name": dataset.split("@")[0]},
-        "attributes": {"score": 0.93},
-        "labels": {},
-        "schema_version": "1",
-    }
+    return builders.event(
+        "poison-1",
+        type="data.poisoning_suspected",
+        source="poison-monitor",
+        severity="high",
+        attributes={"score": 0.93},
+        time=rfc3339(datetime.now(UTC)),
+        title="Label flipping suspected",
+        resource={"kind": "dataset", "id": dataset, "name": dataset.split("@")[0]},
+    )
 
 
 async def test_poisoned_data_is_quarantined_and_every_model_rolled_back_then_undone(
     db: Engine, tmp_path: Path
 ) -> None:
-    fraud = create_registry(
-        tmp_path / "mlflow",
-        versions=4,
-        clean=(1, 2, 3, 4),
-        champion=4,
-        trained_on={4: ["transactions"], 3: ["transactions"], 2: ["chargebacks"], 1: []},
+    fraud, churn = fraud_and_churn(
+        tmp_path / "mlflow", churn_trained_on={2: ["chargebacks"], 1: ["transactions"]}
     )
-    churn = add_model(
-        fraud, "churn-model", versions=2, clean=(1, 2), champion=2,
-        trained_on={2: ["chargebacks"], 1: ["transactions"]},
-    )  # fmt: skip
     digest = churn.digests["transactions"]
     kit = kit_for(
         db,

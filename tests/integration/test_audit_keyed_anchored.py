@@ -25,6 +25,7 @@ from responder.audit.store import Keyring, append, head, use_keys
 from responder.cli import app
 from responder.settings import AuditSettings, KafkaSettings
 from responder.streams.anchors import AnchorStage, read_topic
+from tests.support.tamper import allow_tampering
 
 pytestmark = pytest.mark.integration
 
@@ -84,16 +85,6 @@ def forged_entry(seq: int) -> Entry:
     return Entry(seq, datetime.now(UTC), "analyst:mallory", "kill_switch.off", "switch", {})
 
 
-def drop_append_only(db: Engine) -> None:
-    """A database owner can drop the triggers that refuse UPDATE and DELETE."""
-    with db.begin() as conn:
-        if db.dialect.name == "postgresql":
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log"))
-        else:
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_update"))
-            conn.execute(text("DROP TRIGGER IF EXISTS audit_log_no_delete"))
-
-
 def test_keyed_records_verify_and_carry_their_key_id(keyed: Engine) -> None:
     write(keyed, 5)
     result = verify()
@@ -137,7 +128,7 @@ def test_a_rechained_log_is_detected_by_its_anchor(keyed: Engine, tmp_path: Path
     )
     anchored = run(stage.anchor_once())
     assert anchored is not None and anchored.seq == 4
-    drop_append_only(keyed)
+    allow_tampering(keyed)
     with keyed.begin() as conn:
         conn.execute(text("DELETE FROM audit_log"))
     prev = GENESIS
@@ -164,7 +155,7 @@ def test_truncation_after_an_anchor_is_detected(keyed: Engine, tmp_path: Path) -
     ok = verify()
     assert ok.exit_code == 0, ok.output
     assert "newest at record 6; 2 records after it are not anchored yet" in flat(ok)
-    drop_append_only(keyed)
+    allow_tampering(keyed)
     with keyed.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq >= 5"))
     result = verify()
@@ -261,7 +252,7 @@ def test_the_worker_anchors_to_kafka_and_verify_reads_them(
     result = verify("--kafka-anchors")
     assert result.exit_code == 0, result.output
     assert f"anchors ({topic}): 2 checked, newest at record 5" in flat(result)
-    drop_append_only(keyed)
+    allow_tampering(keyed)
     with keyed.begin() as conn:
         conn.execute(text("DELETE FROM audit_log WHERE seq = 5"))
     result = verify("--kafka-anchors")

@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import Session, select
 
 from responder.incidents.store import Incident
-from responder.storage.database import make_engine, upgrade
+from responder.storage.database import make_engine
 from responder.streams.failures import TOMBSTONE
 from responder.streams.salvage import REASON as UNDECODABLE
 from tests.support.harness import (
@@ -24,10 +24,11 @@ from tests.support.harness import (
     consume,
     delete_topics,
     event_json,
+    incidents,
     produce,
+    running_worker,
     topic,
     wait_for,
-    worker_env,
     write_rules,
 )
 from tests.support.java_client import (
@@ -60,24 +61,14 @@ def rules(tmp_path: Path) -> Path:
 def worker(
     kafka_bootstrap: str, pg_schema_url: str, unique: str, tmp_path: Path, rules: Path
 ) -> Iterator[Worker]:
-    upgrade(make_engine(pg_schema_url))
-    started = Worker(
-        worker_env(kafka_bootstrap, pg_schema_url, rules, unique), tmp_path / "worker.log"
-    ).start()
-    yield started
-    started.stop()
+    with running_worker(kafka_bootstrap, pg_schema_url, rules, unique, tmp_path / "w.log") as w:
+        yield w
     delete_topics(kafka_bootstrap, unique)
 
 
-def incidents(url: str) -> dict[str, str]:
+def stored(url: str) -> dict[str, str]:
     """Stored incidents: the grouped resource id → the rule."""
-    engine = make_engine(url)
-    try:
-        with Session(engine) as session:
-            rows = session.exec(select(Incident)).all()
-            return {row.group["resource.id"]: row.rule for row in rows}
-    finally:
-        engine.dispose()
+    return {row.group["resource.id"]: row.rule for row in incidents(url)}
 
 
 def leaked(resource: str, n: int) -> bytes:
@@ -118,7 +109,7 @@ def test_java_producer_every_codec_null_keys_and_header_bytes_open_incidents(
     assert java_produce(kafka_bootstrap, events, steps) == len(steps) - len(CODECS) - 2
 
     want = {f"key-{codec}": "each-secret" for codec in CODECS} | {IMAGE: "vulnerable-serving-image"}
-    wait_for(lambda: incidents(pg_schema_url) == want, 90)
+    wait_for(lambda: stored(pg_schema_url) == want, 90)
     dead = consume(kafka_bootstrap, topic(unique, "dlq"), expect=5)
     assert reasons(dead) == sorted(
         [(TOMBSTONE.encode(), events.encode())] * 4 + [(TOMBSTONE.encode(), reports.encode())]
@@ -149,13 +140,13 @@ def test_transactional_producer_only_committed_records_become_events(
     assert java_produce(kafka_bootstrap, events, steps, transactional_id=f"t-{unique}") == 6
 
     want = {"committed-first": "each-secret", "committed-after": "each-secret"}
-    wait_for(lambda: incidents(pg_schema_url) == want, 90)
+    wait_for(lambda: stored(pg_schema_url) == want, 90)
     # ingest read the partition in order: had it read the aborted events, they would be routed
     # to the correlation topic before the second commit's were, and those are stored by now
     routed = consume(kafka_bootstrap, topic(unique, "correlate"), expect=1000, timeout=5)
     assert routed and b"committed-after-1" in b"".join(m.value for m in routed)
     assert not any(b"aborted" in m.value for m in routed)
-    assert incidents(pg_schema_url) == want
+    assert stored(pg_schema_url) == want
     assert consume(kafka_bootstrap, topic(unique, "dlq"), expect=1, timeout=3) == []
 
 
@@ -179,7 +170,7 @@ def test_a_record_the_client_cannot_decode_goes_to_the_dlq_and_the_rest_still_co
     produce(kafka_bootstrap, events, [leaked("elsewhere", 0)])
 
     want = {"before": "each-secret", "after": "each-secret", "elsewhere": "each-secret"}
-    wait_for(lambda: incidents(pg_schema_url) == want, 90)
+    wait_for(lambda: stored(pg_schema_url) == want, 90)
     dead = consume(kafka_bootstrap, topic(unique, "dlq"), expect=2)
     assert reasons(dead) == [(UNDECODABLE.encode(), events.encode())] * 2
     notes = sorted((orjson.loads(d.value) for d in dead), key=lambda n: n["offset"])

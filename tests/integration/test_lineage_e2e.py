@@ -28,7 +28,9 @@ from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.events.schema import rfc3339
 from responder.settings import PlaybookSettings
-from tests.support.mlflow_registry import add_model, create_registry
+from tests.support.builders import event
+from tests.support.mlflow_lineage import fraud_and_churn
+from tests.support.mlflow_registry import add_model
 from tests.support.runner_kit import Kit
 
 pytestmark = pytest.mark.integration
@@ -48,34 +50,17 @@ endpoints:
 
 
 def sent(n: int, type: str, resource: dict[str, Any], at: datetime) -> dict[str, Any]:
-    return {
-        "id": f"ev-{n}",
-        "source": "ml-monitor",
-        "type": type,
-        "time": rfc3339(at),
-        "severity": "high",
-        "title": f"{type} on {resource['id']}",
-        "resource": resource,
-        "attributes": {},
-        "labels": {},
-        "schema_version": "1",
-    }
+    title = f"{type} on {resource['id']}"
+    return event(f"ev-{n}", type=type, source="ml-monitor", severity="high", resource=resource,
+                 time=rfc3339(at), title=title)  # fmt: skip
 
 
 async def test_poisoning_and_drift_along_the_graph_open_one_incident_and_roll_back_its_radius(
     db: Engine, tmp_path: Path
 ) -> None:
-    fraud = create_registry(
-        tmp_path / "mlflow",
-        versions=4,
-        clean=(1, 2, 3, 4),
-        champion=4,
-        trained_on={4: ["transactions"], 3: ["transactions"], 2: ["chargebacks"], 1: []},
+    fraud, churn = fraud_and_churn(
+        tmp_path / "mlflow", churn_trained_on={2: ["transactions"], 1: ["chargebacks"]}
     )
-    churn = add_model(
-        fraud, "churn-model", versions=2, clean=(1, 2), champion=2,
-        trained_on={2: ["transactions"], 1: ["chargebacks"]},
-    )  # fmt: skip
     credit = add_model(
         churn, "credit-model", versions=2, clean=(1, 2), champion=2,
         trained_on={1: ["chargebacks"], 2: ["chargebacks"]},

@@ -17,11 +17,9 @@ from responder.assets.blast_store import get_radius
 from responder.assets.graph import AssetGraph
 from responder.assets.lineage import LineageIndex
 from responder.assets.model import (
-    EdgeKind,
     NodeKind,
     alias_id,
     dataset_id,
-    edge,
     model_id,
     model_version_id,
     node,
@@ -32,6 +30,7 @@ from responder.correlation.rules import load_rules
 from responder.events.schema import rfc3339
 from responder.incidents.store import Incident
 from responder.storage.database import make_engine, upgrade
+from tests.support.asset_chain import serving_chain
 from tests.support.harness import Worker, produce, topic, wait_for, worker_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -64,14 +63,7 @@ def test_the_worker_correlates_along_the_graph_and_stores_the_blast_radius(
     engine = make_engine(pg_schema_url)
     upgrade(engine)
     nodes = [node(n, "mlflow", AT) for n in (TX, V3, V4, CHAMPION, model_id("fraud"))]
-    edges = [
-        edge(V3, EdgeKind.trained_on, TX, "mlflow", AT),
-        edge(V4, EdgeKind.trained_on, TX, "mlflow", AT),
-        edge(V3, EdgeKind.version_of, model_id("fraud"), "mlflow", AT),
-        edge(V4, EdgeKind.version_of, model_id("fraud"), "mlflow", AT),
-        edge(CHAMPION, EdgeKind.points_to, V4, "mlflow", AT),
-        edge(API, EdgeKind.serves, CHAMPION, "mlflow", AT),
-    ]
+    edges = serving_chain("fraud", {3: [TX], 4: [TX]}, AT, champion=4, endpoint="fraud-api")
     with Session(engine) as session, session.begin():
         store.replace_source(session, "mlflow", nodes, edges)
     env = worker_env(kafka_bootstrap, pg_schema_url, ROOT / "rules", unique)

@@ -12,21 +12,22 @@ from typing import Any
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from responder.cli.send import send_report
 from responder.correlation.replay import replay
 from responder.correlation.rules import load_rules
 from responder.events.normalize import Context, convert
 from responder.incidents.store import Incident
-from responder.storage.database import make_engine, upgrade
+from responder.storage.database import make_engine
 from tests.support.harness import (
     Worker,
     consume,
+    incidents,
     kafka_settings,
+    running_worker,
     topic,
     wait_for,
-    worker_env,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -44,12 +45,8 @@ SECRETS = (
 def worker(
     kafka_bootstrap: str, pg_schema_url: str, unique: str, tmp_path: Path
 ) -> Iterator[Worker]:
-    upgrade(make_engine(pg_schema_url))
-    started = Worker(
-        worker_env(kafka_bootstrap, pg_schema_url, RULES, unique), tmp_path / "worker.log"
-    ).start()
-    yield started
-    started.stop()
+    with running_worker(kafka_bootstrap, pg_schema_url, RULES, unique, tmp_path / "w.log") as w:
+        yield w
 
 
 def send(bootstrap: str, unique: str, fixture: str, fmt: str, context: Context) -> None:
@@ -87,13 +84,7 @@ def expected(*events: list[bytes]) -> set[tuple[str, tuple[tuple[str, str], ...]
 
 
 def stored(url: str) -> set[tuple[str, tuple[tuple[str, str], ...]]]:
-    engine = make_engine(url)
-    try:
-        with Session(engine) as s:
-            rows = s.exec(select(Incident).order_by(col(Incident.first_seen))).all()
-            return {(r.rule, tuple((e["source"], e["id"]) for e in r.event_ids)) for r in rows}
-    finally:
-        engine.dispose()
+    return {(r.rule, tuple((e["source"], e["id"]) for e in r.event_ids)) for r in incidents(url)}
 
 
 def test_trivy_report_opens_the_vulnerable_serving_image_incident(

@@ -31,6 +31,7 @@ from responder.incidents.store import (
     list_incidents,
 )
 from responder.storage.database import alembic_config, current_revision, make_engine
+from tests.support.tamper import allow_tampering
 
 pytestmark = pytest.mark.integration
 
@@ -321,16 +322,6 @@ def test_get_incident_by_id_or_unique_prefix(db: Engine) -> None:
 
 
 # --- audit chain in SQL -----------------------------------------------------------------------
-
-
-def allow_tampering(db: Engine) -> None:
-    """What an attacker with the database owner's rights can do: switch the guard off."""
-    with db.begin() as conn:
-        if db.dialect.name == "postgresql":
-            conn.execute(text("ALTER TABLE audit_log DISABLE TRIGGER audit_log_append_only"))
-        else:
-            conn.execute(text("DROP TRIGGER audit_log_no_update"))
-            conn.execute(text("DROP TRIGGER audit_log_no_delete"))
 
 
 def tamper_data(db: Engine, seq: int, data: dict[str, Any]) -> None:

@@ -67,6 +67,29 @@ def rule(**fields: Any) -> Rule:
     return Rule.model_validate(data)
 
 
+def count_rule(
+    id: str,
+    type: str,
+    group_by: str,
+    window: str,
+    gte: int,
+    kind: str = "adversarial_attack",
+    **incident: str,
+) -> dict[str, Any]:
+    """An event_count rule's document (what a rules file holds): an incident of `kind` (more
+    incident fields in `incident`) once `gte` events of `type` share `group_by` within
+    `window`."""
+    return {
+        "id": id,
+        "title": f"{gte} {type} per {group_by}",
+        "match": {"type": type},
+        "group_by": [group_by],
+        "window": window,
+        "correlation": {"type": "event_count", "condition": {"gte": gte}},
+        "incident": {"kind": kind, **incident},
+    }
+
+
 def correlator(*rules: Rule, lateness: float = 600) -> Correlator:
     return Correlator(RuleSet(rules), allowed_lateness=timedelta(seconds=lateness))
 

@@ -10,11 +10,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import yaml
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Engine
@@ -24,8 +26,9 @@ from responder.audit.chain import ChainKey
 from responder.audit.store import Keyring, use_keys
 from responder.incidents.store import Incident
 from responder.settings import KafkaSettings, Topics
-from responder.storage.database import make_engine
+from responder.storage.database import make_engine, upgrade
 from responder.streams import topics
+from tests.support.builders import count_rule
 from tests.support.signing import command_env
 
 T = TypeVar("T")
@@ -159,6 +162,24 @@ class Worker:
         self.proc.wait()
         if self._log:
             self._log.close()
+
+
+@contextmanager
+def running_worker(
+    bootstrap: str, db_url: str, rules_dir: Path, unique: str, log_path: Path
+) -> Iterator[Worker]:
+    """A worker (every stage, one process) on per-test topics and a migrated database, serving
+    until the block ends."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine)
+    finally:
+        engine.dispose()
+    started = Worker(worker_env(bootstrap, db_url, rules_dir, unique), log_path).start()
+    try:
+        yield started
+    finally:
+        started.stop()
 
 
 def wait_for(
@@ -313,18 +334,10 @@ def event_json(
     return json.dumps(doc).encode()
 
 
-BURST_RULE = """
-id: burst
-title: Burst of adversarial inputs
-match:
-  type: input.adversarial
-group_by: [resource.id]
-window: 10m
-correlation:
-  type: event_count
-  condition: {gte: 5}
-incident: {kind: adversarial_attack, severity: high}
-"""
+BURST_RULE = yaml.safe_dump(
+    count_rule("burst", "input.adversarial", "resource.id", "10m", 5, severity="high"),
+    sort_keys=False,
+)
 
 EACH_RULE = """
 id: each-secret

@@ -7,6 +7,9 @@ transactions, v2 on both, v3 on chargebacks (@champion -> 2, @challenger -> 3); 
 v1 on chargebacks (@champion -> 1); `credit-scorer` v1 on transactions (@champion -> 1) and v2
 with no run (registered from a path). Versions are registry entries only (no artifacts): the
 graph reads metadata, never models.
+
+`fraud_and_churn` is the servable registry of the poisoning playbook tests instead
+(`mlflow_registry.py`: versions that load and answer with their version).
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 from mlflow.data.numpy_dataset import from_numpy
 from mlflow.tracking import MlflowClient
 
-from tests.support.mlflow_registry import _template_db
+from tests.support.mlflow_registry import RegistryFixture, _template_db, add_model, create_registry
 
 DATASETS: Mapping[str, str] = {
     "transactions": "s3://datasets/transactions/2026-11.parquet",
@@ -102,3 +105,23 @@ def create_lineage_registry(
         digests={name: ds.digest for name, ds in datasets.items()},
         runs=runs,
     )
+
+
+def fraud_and_churn(
+    root: Path, *, churn_trained_on: Mapping[int, Sequence[str]]
+) -> tuple[RegistryFixture, RegistryFixture]:
+    """(fraud-detector, churn-model) in one servable registry, every version scanned clean:
+    fraud-detector v1..v4 (@champion -> 4; v3 and v4 trained on transactions, v2 on
+    chargebacks, v1 on nothing), churn-model v1..v2 (@champion -> 2) trained on
+    `churn_trained_on` (version -> dataset names)."""
+    fraud = create_registry(
+        root,
+        versions=4,
+        clean=(1, 2, 3, 4),
+        champion=4,
+        trained_on={4: ["transactions"], 3: ["transactions"], 2: ["chargebacks"], 1: []},
+    )
+    churn = add_model(
+        fraud, "churn-model", versions=2, clean=(1, 2), champion=2, trained_on=churn_trained_on
+    )
+    return fraud, churn
