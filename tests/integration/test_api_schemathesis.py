@@ -5,7 +5,6 @@ to the published schema (status codes, content types, bodies, headers)."""
 from __future__ import annotations
 
 import os
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -57,7 +56,6 @@ def test_api_conforms_to_its_schema(
     app = bootstrap.api_app(api_settings(url, kafka_bootstrap, unique), engine=engine)
     failures: dict[str, str] = {}
     tested = []
-    started = time.monotonic()
     with serving(app) as base:
         schema = schemathesis.openapi.from_url(f"{base}/openapi.json")
         for result in schema.get_all_operations():
@@ -86,4 +84,3 @@ def test_api_conforms_to_its_schema(
     engine.dispose()
     assert len(tested) >= 20
     assert failures == {}, "\n\n".join(f"{k}:\n{v}" for k, v in failures.items())
-    assert EXAMPLES > 8 or time.monotonic() - started < 120

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import random
-import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -242,15 +241,12 @@ def test_depth_is_capped() -> None:
 
 
 def test_result_size_is_capped_even_for_a_huge_fan_out() -> None:
-    """A dataset declared as the input of 50,000 versions: the answer stops at the budget,
-    quickly, and says it was cut."""
+    """A dataset declared as the input of 50,000 versions: the answer stops at the budget and
+    says it was cut (its cost is measured in bench/, not asserted here)."""
     versions = [model_version_id("flood", n) for n in range(50_000)]
     graph = AssetGraph([], [Edge(v, K.trained_on, DS_TX, ("mlflow",), T0) for v in versions])
-    started = time.perf_counter()
     reach = graph.lineage(DS_TX, max_nodes=200)
-    elapsed = time.perf_counter() - started
     assert reach is not None and reach.truncated and len(reach.reached) == 200
-    assert elapsed < 0.05
 
 
 def test_tree_shows_each_asset_under_the_one_it_was_reached_from() -> None:
@@ -304,15 +300,12 @@ def flood(models: int = 340, versions: int = 20, datasets: int = 1000) -> AssetG
     return AssetGraph(nodes, edges)
 
 
-def test_lineage_lookups_on_a_10k_asset_graph_take_microseconds() -> None:
-    """Measured: mean µs per lineage lookup over every kind of asset (printed with -s)."""
+def test_lineage_lookups_on_a_10k_asset_graph_reach_past_the_asset_itself() -> None:
+    """Every kind of asset of a 10k-asset graph answers, and the answers reach beyond the asset
+    looked up (the cost of a lookup is measured in bench/, not asserted here)."""
     graph = flood()
     assert len(graph) >= 10_000
     ids = [n.id for n in graph.nodes()]
     sample = random.Random(3).choices(ids, k=5000)
-    started = time.perf_counter()
     found = sum(len(r.reached) for i in sample if (r := graph.lineage(i)) is not None)
-    per_lookup = (time.perf_counter() - started) / len(sample) * 1e6
-    print(f"\nlineage on {len(graph)} assets / {graph.edge_count} edges: {per_lookup:.1f} µs")
     assert found > len(sample)
-    assert per_lookup < 1000  # about 30 µs here; generous for a shared machine

@@ -7,7 +7,6 @@ merge keys, unknown tags and `.inf` durations ended in tracebacks.
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -89,15 +88,12 @@ def messages_of(exc: YamlFileError, path: Path) -> list[re.Match[str]]:
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
 @pytest.mark.parametrize("load", [load_rules, load_playbooks], ids=["rules", "playbooks"])
-def test_hostile_yaml_is_a_located_error_in_well_under_a_second(
-    tmp_path: Path, name: str, load: object
-) -> None:
-    """Each construct is refused with file, line and field, fast, in rules and playbooks."""
+def test_hostile_yaml_is_a_located_error(tmp_path: Path, name: str, load: object) -> None:
+    """Each construct is refused with file, line and field, in rules and playbooks (before it
+    expands: the loader's limits, not a timer, end it)."""
     path = write(tmp_path, name, HOSTILE[name])
-    started = time.monotonic()
     with pytest.raises(YamlFileError) as raised:
         load(tmp_path)  # type: ignore[operator]
-    assert time.monotonic() - started < 1.0
     messages_of(raised.value, path)
 
 

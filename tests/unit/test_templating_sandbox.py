@@ -3,7 +3,6 @@ allocation, no mutation of the context; undefined names fail instead of renderin
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import pytest
@@ -87,11 +86,10 @@ BOMBS = [
 
 
 @pytest.mark.parametrize("template", BOMBS)
-def test_unbounded_constructs_raise_quickly(template: str) -> None:
-    start = time.monotonic()
+def test_unbounded_constructs_raise(template: str) -> None:
+    """The sandbox's budgets end each construct with an error instead of running it out."""
     with pytest.raises(TemplateError):
         render(template, CONTEXT)
-    assert time.monotonic() - start < 1.0
 
 
 def test_undefined_names_and_attributes_raise() -> None:
@@ -177,10 +175,8 @@ RULE_TITLE_ESCAPES = [
 def test_rule_title_cannot_escape_the_sandbox(title: str) -> None:
     """A rule title reaching for internals, mutation or huge allocations gets the rule's title."""
     c = correlator(rule(incident={"kind": "k", "title": title}))
-    start = time.perf_counter()
     (opened,) = feed(c, event("e1"))
     assert opened.title == "Test rule"
-    assert time.perf_counter() - start < 1.0
 
 
 def test_rule_titles_compile_in_the_hardened_environment() -> None:
