@@ -36,7 +36,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 BATCH = 5000  # events per ingest batch (the stage's max_batch)
-FIGURES = ("ingest_us", "correlate_us", "flush_us", "total_us", "correlate_bytes", "changelog_bytes")
+FIGURES = (
+    "ingest_us",
+    "correlate_us",
+    "flush_us",
+    "total_us",
+    "correlate_bytes",
+    "changelog_bytes",
+)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
@@ -199,7 +206,10 @@ def compression(
         ("changelog", [b"".join(batch) for batch in changelog]),
     ):
         out[f"{topic} bytes none"] = sum(map(len, payloads)) / n
-        for codec, encode, decode in (("lz4", lz4_encode, lz4_decode), ("zstd", zstd_encode, zstd_decode)):
+        for codec, encode, decode in (
+            ("lz4", lz4_encode, lz4_decode),
+            ("zstd", zstd_encode, zstd_decode),
+        ):
             began = time.process_time()
             packed = [encode(p) for p in payloads]
             encoded = time.process_time()

@@ -23,8 +23,9 @@ from responder.correlation.rules import LINEAGE, TEMPLATES, Rule, RuleSet
 from responder.correlation.window import (
     GroupState,
     OpenIncident,
+    Test,
     WindowEvent,
-    fires,
+    condition,
     first_firing_end,
     window_event,
 )
@@ -62,12 +63,21 @@ def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
         if fans_out:
             out.extend(_fanned(rule_id, parts, names, doc))
             continue
-        values = tuple([get_path(doc, p) for p in parts])
-        if MISSING in values or None in values:
-            continue
+        found = []
         # Only all-string groups are cached: 1, 1.0 and true are equal as dict keys but are
         # different group values.
-        cacheable = all(type(v) is str for v in values)
+        cacheable = True
+        for part in parts:
+            value = get_path(doc, part)
+            if value is MISSING or value is None:
+                matched = False
+                break
+            if type(value) is not str:
+                cacheable = False
+            found.append(value)
+        if not matched:
+            continue
+        values = tuple(found)
         routed = cache.get((rule_id, values)) if cacheable else None
         if routed is None:
             key = rule_id + "|" + orjson.dumps(values).decode()
@@ -78,6 +88,31 @@ def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
                 cache[(rule_id, values)] = routed
         out.append(routed)
     return out
+
+
+def routed_by_key(rules: RuleSet, key: str) -> Routed | None:
+    """The (rule, group) a group key names (`rule|[values]`, as `route` spells it), rebuilt from
+    the key alone with the rule's `group_by` names: the correlation stage's side of `route`
+    (cached per rule set). None when the rule is not in the set (removed since the record was
+    routed); ValueError for anything `route` could not have written."""
+    cache: dict[str, Routed] = rules.keyed
+    if type(key) is not str:
+        raise ValueError(f"a group key is a string, not {type(key).__name__}")
+    routed = cache.get(key)
+    if routed is not None:
+        return routed
+    rule_id, _, spelled = key.partition("|")
+    rule = rules.rules.get(rule_id)
+    if rule is None:
+        return None
+    values = orjson.loads(spelled)
+    if type(values) is not list or len(values) != len(rule.group_by):
+        raise ValueError(f"group key {key[:200]!r} does not fit rule {rule_id}'s group_by")
+    routed = Routed(rule_id, key, dict(zip(rule.group_by, values, strict=True)))
+    if len(cache) > _ROUTED_MAX:
+        cache.clear()
+    cache[key] = routed
+    return routed
 
 
 MAX_FAN_OUT = 64  # groups one event joins under one rule grouped on its lineage
@@ -108,21 +143,16 @@ def _fanned(
     return out
 
 
-def _firing_window(
-    rule: Rule, state: GroupState, time: float, *, newest: bool = False
-) -> list[WindowEvent] | None:
-    """The earliest window (in event time) that holds the new event and meets the rule.
+def _late_firing_window(rule: Rule, state: GroupState, time: float) -> list[WindowEvent] | None:
+    """The earliest window (in event time) that holds a late event and meets the rule.
 
     Windows end at the group's events. A late event also falls into the windows of events up to
     `window` after it that arrived before it; those are checked too, so the result within the
-    allowed lateness does not depend on arrival order.
+    allowed lateness does not depend on arrival order. (An event in order has one window: its
+    own, which `Correlator.feed` checks.)
     """
-    length = rule.window_s
-    if newest:  # in order: the only window ending at or after it is its own
-        window = state.in_window(time, length)
-        return window if fires(rule, window) else None
     end = first_firing_end(rule, state.events, time)
-    return None if end is None else state.in_window(end, length)
+    return None if end is None else state.in_window(end, rule.window_s)
 
 
 class Correlator:
@@ -140,6 +170,7 @@ class Correlator:
         # used by `process`; the worker keeps its own, one per partition
         self.states = GroupStore(max_groups)
         self._titles: dict[str, tuple[Template, set[str]]] = {}
+        self._tests: dict[str, Test] = {}  # each rule's compiled condition
         self._group_titles: dict[str, str] = {}
 
     def feed(
@@ -161,9 +192,17 @@ class Correlator:
             return None  # a redelivery: counts once
         newest = event.time >= state.max_time
         state.add(event)
-        change = self._attach(rule, state, routed, event)
+        change = None if state.incident is None else self._attach(rule, state, routed, event)
         if change is None:
-            window = _firing_window(rule, state, event.time, newest=newest)
+            if newest:  # in order: the only window ending at or after it is its own
+                window: list[WindowEvent] | None = state.in_window(event.time, rule.window_s)
+                test = self._tests.get(rule.id)
+                if test is None:
+                    test = self._tests[rule.id] = condition(rule)
+                if not test(window):
+                    window = None
+            else:
+                window = _late_firing_window(rule, state, event.time)
             if window is not None:
                 change = self._open(rule, state, routed, window, event)
         horizon = state.max_time if watermark is None else watermark

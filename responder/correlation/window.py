@@ -131,15 +131,17 @@ def window_event(rule: Rule, body: dict[str, Any], time: float, seq: int = -1) -
     )
 
 
-def fires(rule: Rule, window: list[WindowEvent]) -> bool:
-    """Whether the rule's correlation condition holds over the window's events."""
+Test = Callable[[list[WindowEvent]], bool]
+
+
+def condition(rule: Rule) -> Test:
+    """The rule's correlation condition as one function of a window (compiled once per rule)."""
     test = _TESTS.get(rule.id)
     if test is None or test[0] is not rule:
         test = _TESTS[rule.id] = (rule, _compile(rule))
-    return test[1](window)
+    return test[1]
 
 
-Test = Callable[[list[WindowEvent]], bool]
 _TESTS: dict[str, tuple[Rule, Test]] = {}  # per rule id, checked against the rule object
 
 

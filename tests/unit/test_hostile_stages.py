@@ -240,7 +240,7 @@ def test_correlate_survives_a_forged_record(monkeypatch: pytest.MonkeyPatch) -> 
     [value] = correlation_messages(event("a"))
     size = int.from_bytes(value[4:8], "big")
     header = orjson.loads(value[8 : 8 + size])
-    header["recs"][0][3] = "yesterday"
+    header["docs"][0][6] = "yesterday"  # the event's time
     forged_header = orjson.dumps(header)
     forged = value[:4] + len(forged_header).to_bytes(4, "big") + forged_header + value[8 + size :]
     stage.handle(batch_of([forged], topic="correlate"))
