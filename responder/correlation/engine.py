@@ -14,12 +14,12 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import orjson
-from jinja2 import Template, meta
 
 from responder.correlation.capacity import GroupStore
 from responder.correlation.change import Change
 from responder.correlation.match import MISSING, get_path
-from responder.correlation.rules import LINEAGE, TEMPLATES, Rule, RuleSet
+from responder.correlation.rules import LINEAGE, Rule, RuleSet
+from responder.correlation.titles import Titles
 from responder.correlation.window import (
     GroupState,
     OpenIncident,
@@ -34,7 +34,6 @@ from responder.incidents.model import ChangeKind, IncidentChange
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-4f5e-9c7d-1b2a3c4d5e6f")
 DEFAULT_LATENESS = timedelta(minutes=10)
-TITLE_CACHE = 100_000  # rendered titles kept per group key
 
 
 class Routed(NamedTuple):
@@ -169,9 +168,8 @@ class Correlator:
         self.lateness = allowed_lateness.total_seconds()
         # used by `process`; the worker keeps its own, one per partition
         self.states = GroupStore(max_groups)
-        self._titles: dict[str, tuple[Template, set[str]]] = {}
         self._tests: dict[str, Test] = {}  # each rule's compiled condition
-        self._group_titles: dict[str, str] = {}
+        self.titles = Titles()
 
     def feed(
         self,
@@ -260,7 +258,7 @@ class Correlator:
         times = [e.time for e in window]
         inc = OpenIncident(
             id=str(uuid.uuid5(INCIDENT_NAMESPACE, f"{routed.key}|{trigger.source}|{trigger.id}")),
-            title=self._title(rule, routed, trigger, len(window)),
+            title=self.titles.render(rule, routed.key, routed.group, trigger, len(window)),
             severity=severity,
             first_seen=min(times),
             last_seen=max(times),
@@ -293,28 +291,3 @@ class Correlator:
             events=events,
             reportable=rule.incident.reportable,
         )
-
-    def _title(self, rule: Rule, routed: Routed, event: WindowEvent, n: int) -> str:
-        compiled = self._titles.get(rule.id)
-        if compiled is None:
-            source = rule.incident.title or rule.title
-            names = meta.find_undeclared_variables(TEMPLATES.parse(source))
-            compiled = self._titles[rule.id] = (TEMPLATES.from_string(source), names)
-        template, names = compiled
-        by_group = not names & {"event", "count"}  # the same for every incident of a group
-        if by_group and routed.key in self._group_titles:
-            return self._group_titles[routed.key]
-        try:
-            title = template.render(
-                group=routed.group,
-                rule={"id": rule.id, "title": rule.title},
-                event=event.doc() if "event" in names else None,  # parsed only when read
-                count=n,
-            )
-        except Exception:  # a title must never stop correlation; fall back to the rule title
-            title = rule.title
-        if by_group:
-            if len(self._group_titles) > TITLE_CACHE:
-                self._group_titles.clear()
-            self._group_titles[routed.key] = title
-        return title
