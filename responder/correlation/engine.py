@@ -186,10 +186,11 @@ class Correlator:
         group's own newest event time stands in for it.
         """
         rule = self.rules.rules[routed.rule_id]
-        if state.seen((event.source, event.id)):
+        key = (event.source, event.id)
+        if state.seen(key):
             return None  # a redelivery: counts once
         newest = event.time >= state.max_time
-        state.add(event)
+        state.add(event, key)
         change = None if state.incident is None else self._attach(rule, state, routed, event)
         if change is None:
             if newest:  # in order: the only window ending at or after it is its own

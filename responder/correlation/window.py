@@ -86,12 +86,13 @@ class GroupState:
             return True
         return key in self.keys
 
-    def add(self, event: WindowEvent) -> None:
-        """Append an event in arrival order (its `seq` is assigned here)."""
+    def add(self, event: WindowEvent, key: tuple[str, str] | None = None) -> None:
+        """Append an event in arrival order (its `seq` is assigned here); `key`: its
+        (source, id), where the caller has it already."""
         event.seq = self.next_seq
         self.next_seq += 1
         self.events.append(event)
-        self.keys.add((event.source, event.id))
+        self.keys.add((event.source, event.id) if key is None else key)
         if event.time > self.max_time:
             self.max_time = event.time
         if event.time < self.oldest:

@@ -211,29 +211,27 @@ def read(value: bytes) -> tuple[list[DecodedRecord], list[tuple[int, float | Non
             raise ValueError("bad input progress in a correlation message")
         progress.append((partition, newest))
     base = 8 + size
-    events = []  # per doc: its fields and its bytes, cut from the message once
-    for offset, length, source, event_id, event_type, severity, time in header["docs"]:
+    docs = header["docs"]
+    for head in docs:  # each event's bytes cut from the message once, in place of its bounds
+        offset, length = head[0], head[1]
         start = base + offset
         if (
-            type(offset) is not int
+            len(head) != 7
+            or type(offset) is not int
             or type(length) is not int
             or offset < 0
             or length < 0
             or start + length > len(value)
         ):
-            raise ValueError("bad event bounds in a correlation message")
-        events.append((time, source, event_id, event_type, severity, value[start : start + length]))
+            raise ValueError("bad event in a correlation message")
+        head[0] = value[start : start + length]
     out: list[DecodedRecord] = []
     for rec in header["recs"]:
         index = rec[1]
         if type(index) is not int or index < 0:
             raise ValueError("bad event index in a correlation message")
-        time, source, event_id, event_type, severity, raw = events[index]
-        value_of = rec[2] if len(rec) > 2 else MISSING
-        out.append(
-            (
-                rec[0],
-                WindowEvent(time, -1, source, event_id, event_type, severity, value_of, None, raw),
-            )
-        )
+        raw, _, source, event_id, event_type, severity, time = docs[index]
+        counted = rec[2] if len(rec) > 2 else MISSING
+        event = WindowEvent(time, -1, source, event_id, event_type, severity, counted, None, raw)
+        out.append((rec[0], event))
     return out, progress

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from responder.correlation.change import Change
 from responder.correlation.engine import Correlator, route, routed_by_key
 from responder.correlation.match import MISSING
 from responder.correlation.rules import RuleSet
 from responder.correlation.window import GroupState
+from responder.events.schema import rfc3339
 from responder.incidents.model import IncidentChange
 from responder.streams import records
 from responder.streams.records import Router, decode, read
@@ -160,3 +165,12 @@ def test_stream_json_of_a_change_is_the_wire_model() -> None:
     wire = IncidentChange.model_validate_json(opened.to_json())
     assert wire == opened.model()
     assert json.loads(opened.to_json())["events"] == docs
+
+
+@given(st.floats(min_value=-62135596800.0, max_value=253402300799.0))
+def test_a_change_writes_its_times_as_rfc3339_does(ts: float) -> None:
+    """`to_json` lets orjson write the times; the text is the one the events' times use."""
+    change = Change("opened", 1, "i", "r", "k", "t", "low", {}, ts, ts, 0, [])
+    wire = orjson.loads(change.to_json())
+    when = rfc3339(datetime.fromtimestamp(ts, UTC))
+    assert wire["first_seen"] == wire["last_seen"] == when
