@@ -193,13 +193,13 @@ class Correlator:
         state.add(event, key)
         change = None if state.incident is None else self._attach(rule, state, routed, event)
         if change is None:
+            window: list[WindowEvent] | None
             if newest:  # in order: the only window ending at or after it is its own
-                window: list[WindowEvent] | None = state.in_window(event.time, rule.window_s)
+                own = state.in_window(event.time, rule.window_s)
                 test = self._tests.get(rule.id)
                 if test is None:
                     test = self._tests[rule.id] = condition(rule)
-                if not test(window):
-                    window = None
+                window = own if test(own) else None
             else:
                 window = _late_firing_window(rule, state, event.time)
             if window is not None:
