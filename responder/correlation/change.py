@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from responder.correlation.window import WindowEvent
-from responder.events.schema import SeverityName, rfc3339
+from responder.events.schema import SeverityName
 from responder.incidents.model import (
     CHANGE_SCHEMA_VERSION,
     ChangeKind,
@@ -29,10 +29,6 @@ _WIRE_FIELDS = tuple(IncidentChange.model_fields)
 
 def _iso(ts: float) -> datetime:
     return datetime.fromtimestamp(ts, tz=UTC)
-
-
-def _rfc3339(ts: float) -> str:
-    return rfc3339(_iso(ts))
 
 
 @dataclass(slots=True)
@@ -67,4 +63,7 @@ class Change:
         return IncidentChange.model_construct(**self._wire(_iso, [e.doc() for e in self.events]))
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self._wire(_rfc3339, [e.json() for e in self.events]))
+        """orjson writes the times: the same RFC 3339 text as `events.schema.rfc3339` (UTC as
+        `Z`, microseconds only when there are any), without a Python call per time."""
+        wire = self._wire(_iso, [e.json() for e in self.events])
+        return orjson.dumps(wire, option=orjson.OPT_UTC_Z)

@@ -14,17 +14,18 @@ from datetime import timedelta
 from typing import Any, NamedTuple
 
 import orjson
-from jinja2 import Template, meta
 
 from responder.correlation.capacity import GroupStore
 from responder.correlation.change import Change
 from responder.correlation.match import MISSING, get_path
-from responder.correlation.rules import LINEAGE, TEMPLATES, Rule, RuleSet
+from responder.correlation.rules import LINEAGE, Rule, RuleSet
+from responder.correlation.titles import Titles
 from responder.correlation.window import (
     GroupState,
     OpenIncident,
+    Test,
     WindowEvent,
-    fires,
+    condition,
     first_firing_end,
     window_event,
 )
@@ -33,7 +34,6 @@ from responder.incidents.model import ChangeKind, IncidentChange
 
 INCIDENT_NAMESPACE = uuid.UUID("6f1d2c3e-8a4b-4f5e-9c7d-1b2a3c4d5e6f")
 DEFAULT_LATENESS = timedelta(minutes=10)
-TITLE_CACHE = 100_000  # rendered titles kept per group key
 
 
 class Routed(NamedTuple):
@@ -62,12 +62,21 @@ def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
         if fans_out:
             out.extend(_fanned(rule_id, parts, names, doc))
             continue
-        values = tuple([get_path(doc, p) for p in parts])
-        if MISSING in values or None in values:
-            continue
+        found = []
         # Only all-string groups are cached: 1, 1.0 and true are equal as dict keys but are
         # different group values.
-        cacheable = all(type(v) is str for v in values)
+        cacheable = True
+        for part in parts:
+            value = get_path(doc, part)
+            if value is MISSING or value is None:
+                matched = False
+                break
+            if type(value) is not str:
+                cacheable = False
+            found.append(value)
+        if not matched:
+            continue
+        values = tuple(found)
         routed = cache.get((rule_id, values)) if cacheable else None
         if routed is None:
             key = rule_id + "|" + orjson.dumps(values).decode()
@@ -78,6 +87,31 @@ def route(rules: RuleSet, doc: dict[str, Any]) -> list[Routed]:
                 cache[(rule_id, values)] = routed
         out.append(routed)
     return out
+
+
+def routed_by_key(rules: RuleSet, key: str) -> Routed | None:
+    """The (rule, group) a group key names (`rule|[values]`, as `route` spells it), rebuilt from
+    the key alone with the rule's `group_by` names: the correlation stage's side of `route`
+    (cached per rule set). None when the rule is not in the set (removed since the record was
+    routed); ValueError for anything `route` could not have written."""
+    cache: dict[str, Routed] = rules.keyed
+    if type(key) is not str:
+        raise ValueError(f"a group key is a string, not {type(key).__name__}")
+    routed = cache.get(key)
+    if routed is not None:
+        return routed
+    rule_id, _, spelled = key.partition("|")
+    rule = rules.rules.get(rule_id)
+    if rule is None:
+        return None
+    values = orjson.loads(spelled)
+    if type(values) is not list or len(values) != len(rule.group_by):
+        raise ValueError(f"group key {key[:200]!r} does not fit rule {rule_id}'s group_by")
+    routed = Routed(rule_id, key, dict(zip(rule.group_by, values, strict=True)))
+    if len(cache) > _ROUTED_MAX:
+        cache.clear()
+    cache[key] = routed
+    return routed
 
 
 MAX_FAN_OUT = 64  # groups one event joins under one rule grouped on its lineage
@@ -108,21 +142,16 @@ def _fanned(
     return out
 
 
-def _firing_window(
-    rule: Rule, state: GroupState, time: float, *, newest: bool = False
-) -> list[WindowEvent] | None:
-    """The earliest window (in event time) that holds the new event and meets the rule.
+def _late_firing_window(rule: Rule, state: GroupState, time: float) -> list[WindowEvent] | None:
+    """The earliest window (in event time) that holds a late event and meets the rule.
 
     Windows end at the group's events. A late event also falls into the windows of events up to
     `window` after it that arrived before it; those are checked too, so the result within the
-    allowed lateness does not depend on arrival order.
+    allowed lateness does not depend on arrival order. (An event in order has one window: its
+    own, which `Correlator.feed` checks.)
     """
-    length = rule.window_s
-    if newest:  # in order: the only window ending at or after it is its own
-        window = state.in_window(time, length)
-        return window if fires(rule, window) else None
     end = first_firing_end(rule, state.events, time)
-    return None if end is None else state.in_window(end, length)
+    return None if end is None else state.in_window(end, rule.window_s)
 
 
 class Correlator:
@@ -139,8 +168,8 @@ class Correlator:
         self.lateness = allowed_lateness.total_seconds()
         # used by `process`; the worker keeps its own, one per partition
         self.states = GroupStore(max_groups)
-        self._titles: dict[str, tuple[Template, set[str]]] = {}
-        self._group_titles: dict[str, str] = {}
+        self._tests: dict[str, Test] = {}  # each rule's compiled condition
+        self.titles = Titles()
 
     def feed(
         self,
@@ -157,13 +186,22 @@ class Correlator:
         group's own newest event time stands in for it.
         """
         rule = self.rules.rules[routed.rule_id]
-        if state.seen((event.source, event.id)):
+        key = (event.source, event.id)
+        if state.seen(key):
             return None  # a redelivery: counts once
         newest = event.time >= state.max_time
-        state.add(event)
-        change = self._attach(rule, state, routed, event)
+        state.add(event, key)
+        change = None if state.incident is None else self._attach(rule, state, routed, event)
         if change is None:
-            window = _firing_window(rule, state, event.time, newest=newest)
+            window: list[WindowEvent] | None
+            if newest:  # in order: the only window ending at or after it is its own
+                own = state.in_window(event.time, rule.window_s)
+                test = self._tests.get(rule.id)
+                if test is None:
+                    test = self._tests[rule.id] = condition(rule)
+                window = own if test(own) else None
+            else:
+                window = _late_firing_window(rule, state, event.time)
             if window is not None:
                 change = self._open(rule, state, routed, window, event)
         horizon = state.max_time if watermark is None else watermark
@@ -221,7 +259,7 @@ class Correlator:
         times = [e.time for e in window]
         inc = OpenIncident(
             id=str(uuid.uuid5(INCIDENT_NAMESPACE, f"{routed.key}|{trigger.source}|{trigger.id}")),
-            title=self._title(rule, routed, trigger, len(window)),
+            title=self.titles.render(rule, routed.key, routed.group, trigger, len(window)),
             severity=severity,
             first_seen=min(times),
             last_seen=max(times),
@@ -254,28 +292,3 @@ class Correlator:
             events=events,
             reportable=rule.incident.reportable,
         )
-
-    def _title(self, rule: Rule, routed: Routed, event: WindowEvent, n: int) -> str:
-        compiled = self._titles.get(rule.id)
-        if compiled is None:
-            source = rule.incident.title or rule.title
-            names = meta.find_undeclared_variables(TEMPLATES.parse(source))
-            compiled = self._titles[rule.id] = (TEMPLATES.from_string(source), names)
-        template, names = compiled
-        by_group = not names & {"event", "count"}  # the same for every incident of a group
-        if by_group and routed.key in self._group_titles:
-            return self._group_titles[routed.key]
-        try:
-            title = template.render(
-                group=routed.group,
-                rule={"id": rule.id, "title": rule.title},
-                event=event.doc() if "event" in names else None,  # parsed only when read
-                count=n,
-            )
-        except Exception:  # a title must never stop correlation; fall back to the rule title
-            title = rule.title
-        if by_group:
-            if len(self._group_titles) > TITLE_CACHE:
-                self._group_titles.clear()
-            self._group_titles[routed.key] = title
-        return title

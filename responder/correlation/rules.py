@@ -223,6 +223,7 @@ class RuleSet:
         self._plans: dict[str, tuple[RoutePlan, ...]] = {}
         self._lineage: dict[str, bool] = {}
         self.routed: dict[tuple[str, tuple[Any, ...]], Any] = {}  # the router's cache
+        self.keyed: dict[str, Any] = {}  # group key → its Routed (`engine.routed_by_key`)
         for rule in rules:
             if not rule.enabled:
                 continue

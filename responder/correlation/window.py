@@ -86,12 +86,13 @@ class GroupState:
             return True
         return key in self.keys
 
-    def add(self, event: WindowEvent) -> None:
-        """Append an event in arrival order (its `seq` is assigned here)."""
+    def add(self, event: WindowEvent, key: tuple[str, str] | None = None) -> None:
+        """Append an event in arrival order (its `seq` is assigned here); `key`: its
+        (source, id), where the caller has it already."""
         event.seq = self.next_seq
         self.next_seq += 1
         self.events.append(event)
-        self.keys.add((event.source, event.id))
+        self.keys.add((event.source, event.id) if key is None else key)
         if event.time > self.max_time:
             self.max_time = event.time
         if event.time < self.oldest:
@@ -131,15 +132,17 @@ def window_event(rule: Rule, body: dict[str, Any], time: float, seq: int = -1) -
     )
 
 
-def fires(rule: Rule, window: list[WindowEvent]) -> bool:
-    """Whether the rule's correlation condition holds over the window's events."""
+Test = Callable[[list[WindowEvent]], bool]
+
+
+def condition(rule: Rule) -> Test:
+    """The rule's correlation condition as one function of a window (compiled once per rule)."""
     test = _TESTS.get(rule.id)
     if test is None or test[0] is not rule:
         test = _TESTS[rule.id] = (rule, _compile(rule))
-    return test[1](window)
+    return test[1]
 
 
-Test = Callable[[list[WindowEvent]], bool]
 _TESTS: dict[str, tuple[Rule, Test]] = {}  # per rule id, checked against the rule object
 
 

@@ -118,7 +118,7 @@ def parse_event_doc(raw: bytes) -> ParsedEvent | Rejection:
         doc["time"] = _TIME_JSON(moment, mode="json")
         quotes = 0  # `"` characters normalization adds (+) or drops (-)
         resource = doc["resource"]
-        if len(resource) > 2:
+        if len(resource) > 2 and None in resource.values():
             kept = doc["resource"] = _without_none(resource)
             quotes -= 2 * (len(resource) - len(kept))
         if "actor" in doc:
@@ -126,7 +126,7 @@ def parse_event_doc(raw: bytes) -> ParsedEvent | Rejection:
             if actor is None:
                 del doc["actor"]
                 quotes -= 2
-            elif actor:
+            elif None in actor.values():
                 kept = doc["actor"] = _without_none(actor)
                 quotes -= 2 * (len(actor) - len(kept))
         if "attributes" not in doc:

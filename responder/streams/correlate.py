@@ -30,7 +30,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 
 from responder.correlation.capacity import GroupStore, rule_of
-from responder.correlation.engine import Correlator, Routed
+from responder.correlation.engine import Correlator, routed_by_key
 from responder.correlation.rules import RuleSet
 from responder.correlation.watermark import Watermarks
 from responder.correlation.window import (
@@ -193,7 +193,7 @@ class CorrelateStage:
     def handle(self, batch: Batch) -> None:
         """Feed every record of the batch; queue the resulting incident changes."""
         started = clock.process_time()
-        rules, feed, outbox = self.rules.rules, self.engine.feed, self.outbox
+        keyed, feed, outbox = self.rules.keyed, self.engine.feed, self.outbox
         fed = 0
         for tp, messages in batch.items():
             store = self.stores.get(tp.partition)
@@ -206,23 +206,25 @@ class CorrelateStage:
                 if not msg.value:
                     continue
                 try:
-                    decoded, progress = read(msg.value)
-                    records = list(decoded)
+                    records, progress = read(msg.value)
                 except Exception as exc:  # e.g. written by another version
                     self.dead.append((msg, "undecodable correlation message", failure_detail(exc)))
                     continue
                 watermark = marks.current()
                 failed: list[str] = []
                 first: Exception | None = None
-                for rule_id, key, group, event in records:
+                for key, event in records:
                     try:
-                        if rule_id not in rules:
-                            continue  # the rule was removed since this record was routed
+                        routed = keyed.get(key) if type(key) is str else None
+                        if routed is None:
+                            routed = routed_by_key(self.rules, key)
+                            if routed is None:
+                                continue  # the rule was removed since this record was routed
                         state = store.get(key)
                         if state is None:
-                            state = store.group(rule_id, key)
+                            state = store.group(routed.rule_id, key)
                         dirty.add(key)
-                        change = feed(state, Routed(rule_id, key, group), event, watermark)
+                        change = feed(state, routed, event, watermark)
                         if change is not None:
                             value = change.to_json()
                             if len(value) > MAX_CHANGE_BYTES:
@@ -235,6 +237,7 @@ class CorrelateStage:
                     except Exception as exc:
                         first = first or exc
                         if len(failed) < MAX_FAILURES_NAMED:
+                            rule_id = rule_of(key)[:128] if type(key) is str else "?"
                             failed.append(
                                 f"{rule_id} {event.source}/{event.id}: {failure_detail(exc)[0]}"
                             )

@@ -311,7 +311,7 @@ def test_model_fast_path_ingest_and_replay_agree_on_hostile_input(data: bytes) -
     assert outcome.dead == [] and replayed.rejected == []
     records = [r for values in outcome.messages.values() for v in values for r in decode(v)]
     assert len(records) == outcome.records == len(route(RULES, expected))
-    for _, _, _, event in records:
+    for _, event in records:
         assert event.raw is not None and orjson.loads(event.raw) == expected
         assert event.time == time
         datetime.fromtimestamp(event.time, UTC)  # the correlation stage's conversion holds

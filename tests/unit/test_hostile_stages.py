@@ -240,7 +240,7 @@ def test_correlate_survives_a_forged_record(monkeypatch: pytest.MonkeyPatch) -> 
     [value] = correlation_messages(event("a"))
     size = int.from_bytes(value[4:8], "big")
     header = orjson.loads(value[8 : 8 + size])
-    header["recs"][0][3] = "yesterday"
+    header["docs"][0][6] = "yesterday"  # the event's time
     forged_header = orjson.dumps(header)
     forged = value[:4] + len(forged_header).to_bytes(4, "big") + forged_header + value[8 + size :]
     stage.handle(batch_of([forged], topic="correlate"))
@@ -362,17 +362,53 @@ async def test_commands_stage_dead_letters_any_exception_and_goes_on(
     assert stage.stats.applied == 1 and stage.finished == 1
 
 
-@settings(max_examples=200, deadline=None)
+def _framed(header: Any, body: bytes) -> bytes:
+    encoded = orjson.dumps(header)
+    return records.MAGIC + len(encoded).to_bytes(4, "big") + encoded + body
+
+
+_ANY = st.none() | st.booleans() | st.integers(-5, 5) | st.floats() | st.text(max_size=3)
+# headers close to what ingest writes: heads of seven fields, records pointing at them, keys of
+# the stage's rule that fit, do not fit or name no rule
+_HEADS = st.lists(
+    st.tuples(
+        st.integers(-1, 40) | _ANY,
+        st.integers(-1, 40) | _ANY,
+        st.text(max_size=3) | _ANY,
+        st.text(max_size=3) | _ANY,
+        st.text(max_size=3) | _ANY,
+        st.integers(0, 5) | _ANY,
+        st.floats(0, 1e9) | _ANY,
+    ).map(list),
+    max_size=3,
+)
+_KEYS = st.sampled_from(
+    ['every|["res-a"]', "every|[1]", "every|[]", "every|nope", 'gone|["x"]', "every"]
+) | st.lists(_ANY, max_size=2)
+_RECS = st.lists(
+    st.tuples(_KEYS, st.integers(-1, 3) | _ANY).map(list)
+    | st.tuples(_KEYS, st.integers(0, 3), _ANY).map(list),
+    max_size=4,
+)
+
+
+@settings(max_examples=300, deadline=None)
 @given(
     st.one_of(
-        st.binary(max_size=120).map(lambda b: b"RSP2" + b),
         st.builds(
-            lambda n, header: b"RSP2" + n.to_bytes(4, "big") + header,
+            lambda docs, recs, body: _framed({"docs": docs, "recs": recs}, body),
+            _HEADS,
+            _RECS,
+            st.binary(max_size=40) | st.just(event("a") * 2),
+        ),
+        st.binary(max_size=120).map(lambda b: records.MAGIC + b),
+        st.builds(
+            lambda n, header: records.MAGIC + n.to_bytes(4, "big") + header,
             st.integers(0, 300),
             st.binary(max_size=200),
         ),
         st.builds(
-            lambda doc: b"RSP2" + len(doc).to_bytes(4, "big") + doc,
+            lambda doc: records.MAGIC + len(doc).to_bytes(4, "big") + doc,
             st.recursive(
                 st.none()
                 | st.booleans()

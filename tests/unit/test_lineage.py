@@ -36,6 +36,7 @@ from responder.assets.model import (
 from responder.assets.store import graph_from_claims
 from responder.cli import app
 from responder.cli.blast_view import print_blast_radius
+from responder.correlation.engine import routed_by_key
 from responder.correlation.replay import replay
 from responder.correlation.rules import Rule, RuleSet
 from responder.streams.ingest_batch import IngestBatch
@@ -248,8 +249,10 @@ def test_ingest_routes_each_event_to_one_group_per_lineage_value_not_in_its_body
     groups = []
     for values in outcome.messages.values():
         for value in values:
-            for _rule, _key, group, ev in decode(value):
-                groups.append(group["lineage.model"])
+            for key, ev in decode(value):
+                routed = routed_by_key(work.router.rules, key)
+                assert routed is not None
+                groups.append(routed.group["lineage.model"])
                 assert "lineage" not in json.loads(ev.raw or b"")  # routed on, never carried
     assert sorted(groups) == sorted([FRAUD, CHURN])
 
