@@ -31,10 +31,12 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 from workers import pg_schema
 
-import responder.actions.catalog  # noqa: F401  (register every action, as bootstrap does)
+from responder import bootstrap
+from responder.assets.blast_store import IncidentBlastRadius
 from responder.assets.graph import AssetGraph
-from responder.assets.lineage import GraphSnapshot, LineageIndex
+from responder.assets.lineage import LineageIndex
 from responder.assets.model import EdgeKind, NodeKind, edge, node, simple_id
+from responder.assets.snapshot import SnapshotRefresher
 from responder.audit.store import AuditRecord
 from responder.correlation.engine import Correlator
 from responder.correlation.rules import load_rules
@@ -42,13 +44,10 @@ from responder.events.schema import Rejection, event_to_dict, parse_event
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import IncidentEvent
 from responder.logs import configure
-from responder.playbooks.blast_sql import BlastRadii
-from responder.playbooks.loader import load_playbooks
 from responder.playbooks.runs import PlaybookRun
-from responder.playbooks.start_sql import RunStarter
-from responder.settings import KafkaSettings
+from responder.settings import Settings, merged
 from responder.storage.database import make_engine, upgrade
-from responder.streams.sink import SinkStage
+from responder.streams.app import tune_gc
 
 BATCH = 2000  # the sink stage's max_records
 T0 = datetime(2026, 11, 25, tzinfo=UTC)
@@ -102,13 +101,24 @@ def database(kind: str, postgres: str) -> Iterator[str]:
 def store(
     url: str, values: list[bytes], playbooks: Path | None, graph: AssetGraph | None, prof: Any
 ) -> dict[str, float]:
-    """Store every change through the sink's batch step; wall and CPU seconds, rows made."""
-    engine = make_engine(url)
-    starter = RunStarter(
-        load_playbooks(playbooks) if playbooks else load_playbooks(Path(tempfile.mkdtemp())),
-        blast_radii=None if graph is None else BlastRadii(GraphSnapshot(graph)),
+    """Store every change through the sink's batch step, the sink stage built as the worker
+    builds it (`bootstrap.pipeline`, an audit chain key); wall and CPU seconds, rows made."""
+    settings = merged(
+        Settings(),
+        {
+            "database": {"url": url},
+            "playbooks": {"dir": str(playbooks or tempfile.mkdtemp())},
+            "audit": {"key": "bench-chain-key-0123456789abcdef"},
+        },
     )
-    sink = SinkStage(KafkaSettings(), engine, on_applied=starter)
+    engine = bootstrap.database(settings)
+    built = bootstrap.pipeline(settings, engine=engine, stages=("sink",))
+    sink = built.sink
+    assert sink is not None
+    if graph is not None:
+        for helper in built.helpers:  # the snapshot the worker would load from SQL
+            if isinstance(helper, SnapshotRefresher):
+                helper.snapshot.set(graph)
     with Session(engine) as session:  # connect and warm up outside the clock
         session.exec(select(func.count()).select_from(AuditRecord)).one()
     wall, cpu = time.perf_counter(), time.process_time()
@@ -129,6 +139,7 @@ def store(
                 ("runs", PlaybookRun),
                 ("evidence", IncidentEvent),
                 ("audit", AuditRecord),
+                ("radii", IncidentBlastRadius),
             )
         }
     engine.dispose()
@@ -154,6 +165,7 @@ def main() -> None:
     if "postgresql" in kinds and not args.postgres:
         ap.error("--postgres or RESPONDER_BENCH_DATABASE_URL is required for postgresql")
     configure("WARNING", "console")
+    tune_gc()  # as the worker does
     graph = graph_for(args.groups) if args.assets else None
     index = LineageIndex(graph if graph is not None else AssetGraph())
     values = changes_of(synthetic(args.events, args.groups), args.rules, index)
@@ -173,7 +185,8 @@ def main() -> None:
         print(
             f"sink alone, {kind}: {rate:,.0f} incident changes/s, {cpu:.0f} µs CPU per change "
             f"({last['applied']:,.0f} applied, {last['evidence']:,.0f} evidence rows, "
-            f"{last['audit']:,.0f} audit records, {last['runs']:,.0f} runs)",
+            f"{last['audit']:,.0f} audit records, {last['runs']:,.0f} runs, "
+            f"{last['radii']:,.0f} blast radii)",
             flush=True,
         )
 

@@ -22,7 +22,7 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.assets.graph import AssetGraph
 from responder.assets.lineage import blast_radius_of
-from responder.storage.bulk import insert_rows, table_of, update_rows
+from responder.storage.bulk import among, insert_rows, table_of, update_rows
 
 REFRESH_LIMIT: Final = 10_000  # most recently changed radii recomputed per graph change
 
@@ -62,7 +62,9 @@ def get_radii(session: Session, incident_ids: Iterable[str]) -> dict[str, dict[s
     if not ids:
         return {}
     found = session.connection().execute(
-        sa_select(table.c.incident_id, table.c.radius).where(table.c.incident_id.in_(ids))
+        sa_select(table.c.incident_id, table.c.radius).where(
+            among(session, table.c.incident_id, ids)
+        )
     )
     return {incident_id: dict(radius) for incident_id, radius in found}
 

@@ -139,12 +139,20 @@ def as_stored(data: dict[str, Any]) -> dict[str, Any]:
 
 def _plain(value: Any) -> bool:
     kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
     if kind is dict:
-        return all(type(k) is str and _plain(v) for k, v in value.items())
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            inner = type(v)
+            if inner is str or inner is int or inner is bool or v is None:
+                continue
+            if not _plain(v):
+                return False
+        return True
     if kind is list:
         return all(_plain(v) for v in value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
     return kind is float and math.isfinite(value)
 
 

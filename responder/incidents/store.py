@@ -28,7 +28,7 @@ from responder.incidents.model import (
     event_ref,
     reopens,
 )
-from responder.storage.bulk import insert_rows, table_of, update_rows
+from responder.storage.bulk import among, insert_rows, table_of, update_rows
 from responder.storage.database import by_id_or_prefix
 
 
@@ -114,6 +114,7 @@ class Applied:
     previous_status: str | None  # the incident's status before the change; None: it opened
     status: str  # the incident's status once the change is applied
     evidence: int  # the incident's evidence rows once the change is applied (positions below)
+    added: list[dict[str, Any]] = dataclass_field(default_factory=list)  # its new evidence
     audit: list[AuditEntry] = dataclass_field(default_factory=list)
     """The change's audit records; a hook appends the records of what it did for the change."""
 
@@ -158,7 +159,7 @@ def apply_changes(
     session.flush()  # the caller's pending rows first: the batch reads and writes below the ORM
     if ids:
         loaded = session.connection().execute(
-            sa_select(*(table.c[name] for name in _LOADED)).where(table.c.id.in_(ids))
+            sa_select(*(table.c[name] for name in _LOADED)).where(among(session, table.c.id, ids))
         )
         for id_, version, status, event_ids, category in loaded:
             rows[id_] = _Incident(version, status, event_ids, category, {})
@@ -173,7 +174,7 @@ def apply_changes(
         if row is None:
             row = rows[change.incident_id] = _opened(change, now)
         done = Applied(change, previous_status, row.status, 0)
-        new_refs = _new_evidence(row, change, evidence)
+        new_refs = _new_evidence(row, change, evidence, done.added)
         if reopens(previous_status, change.change):
             row.status = done.status = IncidentStatus.open.value
             row.values.update(status=row.status, resolved_at=None)
@@ -251,10 +252,13 @@ def _opened(change: IncidentChange, now: datetime) -> _Incident:
 
 
 def _new_evidence(
-    row: _Incident, change: IncidentChange, evidence: list[dict[str, Any]]
+    row: _Incident,
+    change: IncidentChange,
+    evidence: list[dict[str, Any]],
+    added: list[dict[str, Any]],
 ) -> list[dict[str, str]]:
     """The refs of the change's events the incident does not hold yet; their rows go to
-    `evidence` (the same event twice in a change counts once)."""
+    `evidence` and their bodies to `added` (the same event twice in a change counts once)."""
     if not change.events:
         return []
     known = row.known
@@ -279,6 +283,7 @@ def _new_evidence(
                 "body": body,
             }
         )
+        added.append(body)
         new_refs.append(ref)
     return new_refs
 

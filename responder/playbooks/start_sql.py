@@ -12,7 +12,7 @@ run holds the incident's evidence as it stood once its change was applied.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,7 +29,7 @@ from responder.playbooks.schema import Playbook
 from responder.playbooks.statuses import BLOCKED, PENDING
 from responder.playbooks.step_rules import guard_policy
 from responder.playbooks.trigger import TriggerChange, change_kind, incident_view
-from responder.storage.bulk import insert_rows, table_of
+from responder.storage.bulk import among, insert_rows, table_of
 
 log = structlog.get_logger(__name__)
 
@@ -49,6 +49,10 @@ class RunStarter:
     def __init__(self, playbooks: PlaybookSet, *, kill_switch: bool = False) -> None:
         self.playbooks = playbooks
         self.kill_switch = kill_switch
+        self._by_change: dict[str, list[Playbook]] = {}  # the playbooks each change kind may start
+        for playbook in playbooks.playbooks.values():
+            for kind in playbook.on.change:
+                self._by_change.setdefault(kind, []).append(playbook)
 
     def _matching(
         self,
@@ -57,11 +61,16 @@ class RunStarter:
         status: str,
         radius: dict[str, Any] | None = None,
     ) -> tuple[TriggerChange, dict[str, Any], list[Playbook]]:
+        """The change kind, the incident as the runs see it, and the playbooks it starts (the
+        view is built only when some playbook answers this kind of change)."""
         trigger = change_kind(change, previous_status)
+        candidates = self._by_change.get(trigger)
+        if not candidates:
+            return trigger, {}, []
         view = incident_view(change, previous_status=previous_status, status=status)
         if radius is not None:
             view["blast_radius"] = radius
-        return trigger, view, self.playbooks.matching(view, trigger)
+        return trigger, view, [p for p in candidates if p.on.matches(view, trigger)]
 
     def __call__(
         self,
@@ -85,15 +94,15 @@ class RunStarter:
         if not starts:
             return []
         table = table_of(PlaybookRun)
-        taken = set(
-            session.connection()
-            .execute(select(table.c.id).where(table.c.id.in_([s.id for s in starts])))
-            .scalars()
+        ids = [s.id for s in starts]
+        found = session.connection().execute(
+            select(table.c.id).where(among(session, table.c.id, ids))
         )
+        taken = set(found.scalars())
         starts = [s for s in starts if s.id not in taken]
         if not starts:
             return []
-        evidence = _evidence(session, {s.done.change.incident_id for s in starts})
+        evidence = _evidence(session, applied, {s.done.change.incident_id for s in starts})
         killed = self.kill_switch or kill_switch_on(session)
         recent: dict[str, int] = {}  # runs in the last hour by playbook (those with a limit)
         at = now()
@@ -133,7 +142,7 @@ class RunStarter:
                     "mode": mode,
                     "status": BLOCKED if blocked else PENDING,
                     "incident": start.view,
-                    "events": [b for p, b in evidence.get(incident_id, ()) if p < done.evidence],
+                    "events": evidence[incident_id][: done.evidence],
                     "error": reason if blocked else held,
                     "approval": (
                         {**guard_policy(playbook).to_json(), "votes": []} if blocked else None
@@ -157,20 +166,41 @@ class RunStarter:
                 data["dry_run_by_guard"] = held
             action = "run.blocked_by_guard" if blocked else "run.created"
             done.audit.append((f"playbook:{playbook.id}", action, start.id, data))
-            log.info("playbook run created", run_id=start.id, playbook=playbook.id, mode=mode)
         insert_rows(session, table, rows)
+        if rows:  # one line a batch: a line a run cost more than creating the run
+            log.info(
+                "playbook runs created",
+                runs=len(rows),
+                playbooks=sorted({row["playbook_id"] for row in rows}),
+                blocked=sum(row["status"] == BLOCKED for row in rows),
+            )
         return [row["id"] for row in rows]
 
 
-def _evidence(session: Session, incident_ids: Iterable[str]) -> dict[str, list[tuple[int, Any]]]:
-    """(position, body) of these incidents' evidence, in order (one read)."""
-    table = table_of(IncidentEvent)
-    found = session.connection().execute(
-        select(table.c.incident_id, table.c.position, table.c.body)
-        .where(table.c.incident_id.in_(list(incident_ids)))
-        .order_by(table.c.incident_id, table.c.position)
-    )
-    by_incident: dict[str, list[tuple[int, Any]]] = {}
-    for incident_id, position, body in found:
-        by_incident.setdefault(incident_id, []).append((position, body))
-    return by_incident
+def _evidence(
+    session: Session, applied: Sequence[Applied], incident_ids: set[str]
+) -> dict[str, list[Any]]:
+    """These incidents' evidence bodies in position order, as far as the batch applied them:
+    those stored before the batch (one read, for the incidents that had some) and those the
+    batch added (in memory). A run takes those its change could see (`Applied.evidence`)."""
+    before: dict[str, int] = {}  # evidence an incident held before the batch
+    for done in applied:
+        incident_id = done.change.incident_id
+        if incident_id in incident_ids and incident_id not in before:
+            before[incident_id] = done.evidence - len(done.added)
+    bodies: dict[str, list[Any]] = {incident_id: [] for incident_id in before}
+    held = [incident_id for incident_id, count in before.items() if count]
+    if held:
+        table = table_of(IncidentEvent)
+        found = session.connection().execute(
+            select(table.c.incident_id, table.c.position, table.c.body)
+            .where(among(session, table.c.incident_id, held))
+            .order_by(table.c.incident_id, table.c.position)
+        )
+        for incident_id, position, body in found:
+            if position < before[incident_id]:
+                bodies[incident_id].append(body)
+    for done in applied:
+        if done.change.incident_id in bodies:
+            bodies[done.change.incident_id].extend(done.added)
+    return bodies

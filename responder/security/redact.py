@@ -186,19 +186,30 @@ def scrub(data: dict[str, Any], known: Collection[str] = ()) -> dict[str, Any]:
 
 
 def _copy_masking_keys(key: str, value: Any, texts: list[str]) -> Any:
-    """`scrub_value` with every text kept as it is and gathered in `texts`."""
+    """`scrub_value` with every text kept as it is and gathered in `texts` (plain texts and
+    numbers under a dict are handled in place: a call per value cost more than the rest)."""
     if isinstance(value, SecretStr) or (value is not None and is_secret_key(key)):
         return REDACTED
-    if isinstance(value, str):
-        texts.append(value)
-        return value
     if isinstance(value, dict):
         copied = {}
         for k, v in value.items():
-            name = str(k)
+            name = k if type(k) is str else str(k)
             texts.append(name)
-            copied[name] = _copy_masking_keys(name, v, texts)
+            kind = type(v)
+            if v is None or kind is int or kind is float or kind is bool:
+                copied[name] = REDACTED if v is not None and is_secret_key(name) else v
+            elif kind is str:
+                if is_secret_key(name):
+                    copied[name] = REDACTED
+                else:
+                    texts.append(v)
+                    copied[name] = v
+            else:
+                copied[name] = _copy_masking_keys(name, v, texts)
         return copied
+    if isinstance(value, str):
+        texts.append(value)
+        return value
     if isinstance(value, list | tuple):
         return [_copy_masking_keys(key, v, texts) for v in value]
     return value
