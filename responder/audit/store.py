@@ -102,15 +102,15 @@ def append(
     last = session.exec(
         select(AuditRecord.seq, AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1)
     ).first()
-    seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+    first, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     now = at or datetime.now(UTC)
-    rows = []
-    for actor, action, subject, raw in entries:
-        seq += 1
-        data = as_stored(scrub(raw))  # hash what the DB returns
-        digest = link(prev, Entry(seq, now, actor, action, subject, data), key)
-        rows.append(
-            {
+
+    def rows() -> Iterator[dict[str, Any]]:  # computed while COPY sends the ones before
+        nonlocal prev
+        for seq, (actor, action, subject, raw) in enumerate(entries, start=first):
+            data = as_stored(scrub(raw))  # hash what the DB returns
+            digest = link(prev, Entry(seq, now, actor, action, subject, data), key)
+            yield {
                 "seq": seq,
                 "at": now,
                 "actor": actor,
@@ -121,10 +121,10 @@ def append(
                 "hash": digest,
                 "key_id": key_id,
             }
-        )
-        prev = digest
-    insert_rows(session, table_of(AuditRecord), rows)
-    return seq
+            prev = digest
+
+    insert_rows(session, table_of(AuditRecord), rows())
+    return first + len(entries) - 1
 
 
 def as_stored(data: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ serializer (`database.column_json`), other values adapted by the driver.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
@@ -58,21 +59,28 @@ def among(session: Session, column: ColumnElement[Any], values: Iterable[Any]) -
     return column.in_(select(func.json_array_elements_text(document)))
 
 
-def insert_rows(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """INSERT `rows` (each with the same keys, the columns to write) into `table`."""
-    if not rows:
-        return
+def insert_rows(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
+    """INSERT `rows` (each with the same keys, the columns to write) into `table`.
+
+    On PostgreSQL the rows are taken one by one as COPY sends them: a generator that computes
+    them (the audit chain's hashes) overlaps its work with the server's."""
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        connection.execute(insert(table), list(rows))
+        listed = list(rows)
+        if listed:
+            connection.execute(insert(table), listed)
         return
-    names = list(rows[0])
+    each = iter(rows)
+    first = next(each, None)
+    if first is None:
+        return
+    names = list(first)
     encoded = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
     with _driver(session).cursor() as cursor, cursor.copy(statement) as copy:
-        for row in rows:
+        for row in itertools.chain((first,), each):
             values = [row[n] for n in names]  # the driver adapts them as SQLAlchemy would
             for i in encoded:  # what SQLAlchemy's JSON type does before the driver
                 values[i] = column_json(values[i])
