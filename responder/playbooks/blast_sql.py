@@ -4,7 +4,9 @@ The sink's batch step (`streams.sink.store_changes`) calls `BlastRadii` with the
 changes once their rows are written: each change's radius is recomputed over the worker's current
 graph (`assets.lineage.GraphSnapshot`) from the incident's roots (stored, or those of its previous
 change in the batch) plus the resources of the change's events; the newest radius of each
-incident is stored when it changed (`assets.blast_store`: one read and one write a batch). The
+incident is stored when it changed (`assets.blast_store`: one read and one write a batch).
+Radii are remembered by (roots, the resources' asset ids) until the snapshot holds another
+graph: an incident's later changes usually name the same assets. The
 run starter reads the radii as `incident.blast_radius` and the guards weigh them
 (`blast_guard`). Without any asset graph (none synced), nothing is read or stored: the sink pays
 nothing for a feature not in use.
@@ -27,9 +29,14 @@ EMPTY: Final = blast_radius_view(AssetGraph(), ())
 Radius = dict[str, Any]
 
 
+MAX_REMEMBERED = 20_000  # radii kept between batches (per graph snapshot)
+
+
 class BlastRadii:
     def __init__(self, snapshot: GraphSnapshot) -> None:
         self.snapshot = snapshot
+        self._index: object = None  # the snapshot's index the remembered radii were computed on
+        self._seen: dict[tuple[Any, ...], Radius] = {}
 
     def active(self) -> bool:
         """Whether an asset graph exists (else every radius is empty and nothing is stored)."""
@@ -48,7 +55,9 @@ class BlastRadii:
             return [empty for _ in applied]
         stored = get_radii(session, {done.change.incident_id for done in applied})
         newest = dict(stored)
-        seen: dict[tuple[Any, ...], Radius] = {}  # the same roots and resources: the same radius
+        if index is not self._index or len(self._seen) > MAX_REMEMBERED:
+            self._index, self._seen = index, {}
+        seen = self._seen  # the same roots and resources over the same graph: the same radius
         radii = []
         for done in applied:
             change = done.change

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -16,6 +16,7 @@ from responder.assets.graph import AssetGraph
 from responder.assets.lineage import GraphSnapshot
 from responder.assets.model import EdgeKind, NodeKind, edge, node, simple_id
 from responder.audit.store import AuditRecord, verify_chain
+from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, IncidentEvent
 from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import load_playbooks
@@ -164,3 +165,33 @@ def test_without_an_asset_graph_runs_see_an_empty_radius_and_nothing_is_stored(
         assert get_radius(session, "inc-e") is None
     assert stored.runs == [run.id]
     assert run.incident["blast_radius"] == BlastRadii.empty()
+
+
+def test_a_changed_graph_is_used_by_the_next_batch_whatever_was_remembered(db: Engine) -> None:
+    """Radii are remembered between batches per graph snapshot: once the snapshot holds a new
+    graph, the same roots and resources are weighed on it."""
+    key = simple_id(NodeKind.api_key, KEY)
+    endpoint = simple_id(NodeKind.endpoint, "scoring")
+    at = datetime(2026, 11, 25, tzinfo=UTC)
+
+    def graph(tier: Literal["critical", "high"]) -> AssetGraph:
+        return AssetGraph(
+            [node(endpoint, "assets/x.yaml", at, tier=tier)],
+            [edge(endpoint, EdgeKind.uses, key, "assets/x.yaml", at)],
+        )
+
+    snapshot = GraphSnapshot(graph("high"))
+    radii = BlastRadii(snapshot)
+
+    def updated(version: int) -> IncidentChange:
+        return change(version, incident_id="inc-g", change_kind="updated")
+
+    with Session(db) as session, session.begin():  # v2's roots and resources are v3's
+        store_changes(session, [change(1, incident_id="inc-g"), updated(2)], None, radii)
+    with Session(db) as session:
+        assert (get_radius(session, "inc-g") or {})["critical"] == []
+    snapshot.set(graph("critical"))
+    with Session(db) as session, session.begin():
+        store_changes(session, [updated(3)], None, radii)
+    with Session(db) as session:
+        assert (get_radius(session, "inc-g") or {})["critical"] == [endpoint]
