@@ -20,6 +20,7 @@ import structlog
 from sqlalchemy import select
 from sqlmodel import Session
 
+from responder.correlation.match import MISSING, get_path
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Applied, IncidentEvent
 from responder.playbooks.blast_guard import blast_guard
@@ -32,6 +33,9 @@ from responder.playbooks.trigger import TriggerChange, change_kind, incident_vie
 from responder.storage.bulk import among, insert_rows, table_of
 
 log = structlog.get_logger(__name__)
+
+MAX_MATCHED = 4096  # remembered matchings (by change kind and the fields the conditions read)
+_SCALARS = (str, int, bool, type(None))  # floats: -0.0 == 0.0, but their texts differ
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +57,11 @@ class RunStarter:
         for playbook in playbooks.playbooks.values():
             for kind in playbook.on.change:
                 self._by_change.setdefault(kind, []).append(playbook)
+        self._paths = {  # the incident fields the `on:` conditions of those playbooks read
+            kind: tuple(dict.fromkeys(c.condition.path for p in candidates for c in p.on.compiled))
+            for kind, candidates in self._by_change.items()
+        }
+        self._matched: dict[tuple[Any, ...], list[Playbook]] = {}
 
     def _matching(
         self,
@@ -70,7 +79,27 @@ class RunStarter:
         view = incident_view(change, previous_status=previous_status, status=status)
         if radius is not None:
             view["blast_radius"] = radius
-        return trigger, view, [p for p in candidates if p.on.matches(view, trigger)]
+        key = self._key(trigger, view)
+        found = None if key is None else self._matched.get(key)
+        if found is None:
+            found = [p for p in candidates if p.on.matches(view, trigger)]
+            if key is not None:
+                if len(self._matched) >= MAX_MATCHED:
+                    self._matched.clear()
+                self._matched[key] = found
+        return trigger, view, found
+
+    def _key(self, trigger: str, view: dict[str, Any]) -> tuple[Any, ...] | None:
+        """What the matching depends on: the change kind and the value (with its type) at each
+        path the conditions read, as a condition is a function of the value at its path
+        (`correlation.match.Condition`); None where a value is not a plain scalar."""
+        key: list[Any] = [trigger]
+        for path in self._paths[trigger]:
+            value = get_path(view, path)
+            if value is not MISSING and type(value) not in _SCALARS:
+                return None
+            key.append((type(value), value))
+        return tuple(key)
 
     def __call__(
         self,
