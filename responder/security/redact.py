@@ -132,6 +132,7 @@ def mask_text(text: str, known: Collection[str] = ()) -> str:
     for secret in sorted(known, key=len, reverse=True) if known else ():
         if secret in text:
             text = text.replace(secret, REDACTED)
+    text = encodable(text)
     if len(text) < _MIN_SECRET_TEXT or _ANY.search(text) is None:
         return text
     return mask_every_pattern(text)
@@ -140,9 +141,21 @@ def mask_text(text: str, known: Collection[str] = ()) -> str:
 def mask_every_pattern(text: str) -> str:
     """`text` with every pattern of VALUE_PATTERNS applied in order: what masking by value
     means (`mask_text` and `scrub` skip the work when they can prove it changes nothing)."""
+    text = encodable(text)
     for pattern, replacement in _VALUE_RES:
         text = pattern.sub(replacement, text)
     return text
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """`text` with each lone surrogate (JSON's `\\ud800` escapes make them; UTF-8 cannot
+    carry them, and RE2, the logs and the databases take UTF-8) replaced by U+FFFD."""
+    if text.isascii() or _SURROGATES.search(text) is None:
+        return text
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def scrub_value(key: str, value: Any, known: Collection[str] = ()) -> Any:
@@ -174,13 +187,17 @@ def scrub(data: dict[str, Any], known: Collection[str] = ()) -> dict[str, Any]:
 
     Most records hold no secret: their keys are masked by name as `scrub_value` does, while
     their texts (values and keys) are searched once, joined, for every pattern and every
-    `known` secret; only a record where that search finds something goes through
-    `scrub_value` text by text. The result is the same either way (a property test compares
-    them on random and hostile records)."""
+    `known` secret; only a record where that search finds something (or that holds a lone
+    surrogate, see `encodable`) goes through `scrub_value` text by text. The result is the same
+    either way (a property test compares them on random and hostile records)."""
     texts: list[str] = []
     copied = _copy_masking_keys("", data, texts)
     joined = _JOIN.join(texts)
-    if any(secret in joined for secret in known) or _ANY.search(joined) is not None:
+    if (
+        any(secret in joined for secret in known)
+        or encodable(joined) is not joined
+        or _ANY.search(joined) is not None
+    ):
         return scrub_value("", data, known)  # type: ignore[no-any-return]
     return copied  # type: ignore[no-any-return]
 

@@ -35,7 +35,7 @@ FRAGMENTS = [
     "AIza", "ya29.", "password", "pa\u017fsword", "passwd", "pwd", "secret", "\u017fecret",
     "token", "api_key", "apikey", "credentials", "private_key", "\u212aey", "input_value=",
     ", input_type=", "\n", "\r", " ", "\t", '"', "'", ":", "=", "&", ",", "{", "}", "[", "]",
-    "_", "-", "/", "x", "AKIAIOSFODNN7EXAMPLE", "ok", "\u0130", "\u00df",
+    "_", "-", "/", "x", "AKIAIOSFODNN7EXAMPLE", "ok", "\u0130", "\u00df", "\ud800", "\udfff",
 ]  # fmt: skip
 KEYS = ["id", "title", "note", "token", "api_key", "accessToken", "kid", "Set-Cookie", "url",
         "events", "password_hint", "data", "1"]  # fmt: skip
@@ -96,6 +96,7 @@ HOSTILE: list[dict[str, Any]] = [
 @example({"a": "x", "b": "hooks.slack.com/services/T000/B000/XXXXXXXX"})
 @example({"t": "pa\u017fsword=hunter2xx", "u": "\u212aey=abcdef"})
 @example({"k": "x", "v": "ghp_0123456789abcdefghijABCDEFGHIJ012345"})
+@example({"t": "x\ud800y token=abcdef", "k\udc00": "v", "plain": "a\udfff"})
 def test_scrub_is_every_pattern_on_every_text(record: dict[str, Any]) -> None:
     """The one joined search and the by-key copy give what masking every text gives."""
     assert scrub(record) == reference("", record)
@@ -113,6 +114,14 @@ def test_scrub_with_known_secrets_is_the_same_too(record: dict[str, Any], known:
 def test_mask_text_is_every_pattern(text: str) -> None:
     """The combined pattern and the length floor skip only texts no pattern changes."""
     assert mask_text(text) == reference_text(text)
+
+
+def test_a_lone_surrogate_is_masked_as_the_replacement_character() -> None:
+    """JSON escapes such as `\\ud800` make texts UTF-8 cannot carry: masking hands back an
+    encodable text (RE2, the logs and the databases take UTF-8) instead of failing."""
+    assert mask_text("ok \ud800 token=abcdef") == "ok \ufffd token=***"
+    assert scrub({"k\udc00": "a\ud800"}) == {"k\ufffd": "a\ufffd"}
+    assert mask_text("\ud800").encode("utf-8") == "\ufffd".encode()
 
 
 def test_the_secrets_the_old_literal_filter_let_through_are_masked() -> None:
