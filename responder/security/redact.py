@@ -23,6 +23,11 @@ the linear-time engine, so an attacker's text cannot make masking slow):
   `{"access_token": "..."}`) whose name looks secret, and the `input_value=` a pydantic
   validation error echoes for such a field.
 
+Cost: a record's texts are searched once, joined, with the union of the patterns (`scrub`);
+only a record where that finds something is masked text by text. A lone surrogate (JSON's
+`\\ud800` escapes make them) becomes U+FFFD: UTF-8, which RE2 and every store take, cannot
+carry it.
+
 Learned secrets: a string masked *by key* is a known secret for the rest of the record it came
 from (`secrets_in`), and a caller may carry such values on (the journal does, for the rest of a
 run) so that the same value pasted into free text elsewhere (`"note: see {{ token }}"`) is
