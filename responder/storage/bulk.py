@@ -26,6 +26,7 @@ from psycopg import sql
 from sqlalchemy import (
     JSON,
     ColumnElement,
+    Connection,
     Table,
     Text,
     bindparam,
@@ -65,7 +66,7 @@ def insert_rows(session: Session, table: Table, rows: Iterable[Mapping[str, Any]
     On PostgreSQL the rows are taken one by one as COPY sends them: a generator that computes
     them (the audit chain's hashes) overlaps its work with the server's."""
     connection = session.connection()
-    if connection.dialect.name != "postgresql":
+    if not _copies(connection):
         listed = list(rows)
         if listed:
             connection.execute(insert(table), listed)
@@ -96,7 +97,7 @@ def update_rows(
         return
     connection = session.connection()
     names = [n for n in rows[0] if n != key]
-    if connection.dialect.name != "postgresql":
+    if not _copies(connection):
         marker = f"_{key}_match"
         statement = update(table).where(table.c[key] == bindparam(marker))
         connection.execute(statement, [{marker: r[key], **{n: r[n] for n in names}} for r in rows])
@@ -143,6 +144,11 @@ def _isoformat(value: Any) -> str:
     if isinstance(value, datetime | date | time):
         return value.isoformat()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _copies(connection: Connection) -> bool:
+    """PostgreSQL through psycopg 3 (COPY and the statements below are written for it)."""
+    return connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg"
 
 
 def _driver(session: Session) -> Any:
