@@ -9,7 +9,7 @@
    `--repeat` times, interleaved, and the ratios compare their medians (this machine varies by
    ~10% run to run); `--before DIR` adds another checkout's worker to the interleaving;
    (b') `--stages ingest` and `--stages correlate` processes, for the CPU per stage, then the
-   sink alone on SQLite and PostgreSQL;
+   sink alone on SQLite and PostgreSQL (with the shipped playbooks: runs are created);
 4. latency: events at a steady rate (default 2k/s), each opening an incident; p50/p99 of
    (incident change timestamp - event timestamp) on the broker.
 Prints events/s of each and the ratio b/a. Run: `make bench` (or `python bench/pipeline.py -h`).
@@ -384,6 +384,12 @@ async def main() -> None:
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--restore-keys", type=int, default=1_000_000)
     ap.add_argument("--rules", type=Path, default=Path("rules"))
+    ap.add_argument(
+        "--playbooks",
+        type=Path,
+        default=Path("playbooks"),
+        help="the sink alone creates their runs",
+    )
     ap.add_argument("--repeat", type=int, default=3, help="runs of (a) and (b) (medians)")
     ap.add_argument(
         "--before",
@@ -472,13 +478,16 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     one_eps = n / one.to_incidents_s
     print(f"(b1) one worker process on one core: {one_eps:,.0f} events/s", flush=True)
 
-    # (b') a process per stage, CPU per stage; (c) the sink alone on SQLite and PostgreSQL
+    # (b') a process per stage, CPU per stage; (c) the sink alone on SQLite and PostgreSQL,
+    # with the shipped playbooks: the runs the changes start are created (not run) in its batches
     split = settings_for(bs, f"{run}s", tmp / "split.db", args.rules)
     split.kafka.topics.events = settings.kafka.topics.events  # the same events
+    split.playbooks.dir = args.playbooks.resolve()
     bootstrap.database(split)
     with pg_schema(args.postgres) as url:
         pg = settings_for(bs, f"{run}s", url, args.rules)
         pg.kafka.group_prefix += "-pg"
+        pg.playbooks.dir = split.playbooks.dir
         bootstrap.database(pg)
         res = await split_run(split, n, {"sqlite": split, "postgresql": pg})
     changes = res["changes"]

@@ -247,11 +247,8 @@ def pipeline(
             built.sink = SinkStage(
                 settings.kafka,
                 engine,
-                on_applied=RunStarter(
-                    book,
-                    kill_switch=settings.playbooks.kill_switch,
-                    blast_radii=None if graph is None else BlastRadii(graph),
-                ),
+                on_applied=RunStarter(book, kill_switch=settings.playbooks.kill_switch),
+                blast_radii=None if graph is None else BlastRadii(graph),
                 applied_hook=wakeup.set,
             )
         if "runner" in wanted:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 GENESIS = "0" * 64
 
 
@@ -48,20 +50,44 @@ class ChainKey:
 
 
 def canonical(entry: Entry) -> str:
-    return json.dumps(
-        {
-            "seq": entry.seq,
-            "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
-            "actor": entry.actor,
-            "action": entry.action,
-            "subject": entry.subject,
-            "data": entry.data,
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        default=str,
-    )
+    """The record's hashed text: JSON with sorted keys, no spaces, non-ASCII as it is.
+
+    That is `json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+    default=str)`; for records of plain JSON values without floats orjson writes the same bytes
+    about ten times faster (a property test holds them equal), so it writes those."""
+    doc = {
+        "seq": entry.seq,
+        "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject": entry.subject,
+        "data": entry.data,
+    }
+    if _orjson_writes_the_same(doc):
+        try:
+            return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
+        except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits, a lone surrogate
+            pass
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _orjson_writes_the_same(value: Any) -> bool:
+    """Strings, integers, booleans, None, lists and dicts with string keys (exactly those
+    types: floats, subclasses and anything `default=str` would write are left to json)."""
+    kind = type(value)
+    if kind is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            inner = type(v)
+            if inner is str or inner is int or inner is bool or v is None:
+                continue
+            if not _orjson_writes_the_same(v):
+                return False
+        return True
+    if kind is list:
+        return all(_orjson_writes_the_same(v) for v in value)
+    return kind is str or kind is int or kind is bool or value is None
 
 
 def link(prev_hash: str, entry: Entry, key: ChainKey | None = None) -> str:
@@ -69,7 +95,7 @@ def link(prev_hash: str, entry: Entry, key: ChainKey | None = None) -> str:
     message = (prev_hash + canonical(entry)).encode("utf-8")
     if key is None:
         return hashlib.sha256(message).hexdigest()
-    return hmac.new(key.secret, message, hashlib.sha256).hexdigest()
+    return hmac.digest(key.secret, message, "sha256").hex()  # one call: hmac.new's object costs
 
 
 def expected_hash(

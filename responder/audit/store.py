@@ -10,18 +10,20 @@ installed by the migrations refuses UPDATE and DELETE on the table (on SQLite to
 from __future__ import annotations
 
 import json
+import math
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Engine, func, insert, text
+from sqlalchemy import JSON, Column, Engine, func, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.audit.anchors import Anchor, AnchorCheck, newest
 from responder.audit.chain import GENESIS, Broken, ChainKey, Entry, expected_hash, link, verify
 from responder.security.redact import scrub
+from responder.storage.bulk import insert_rows, table_of
 
 AUDIT_LOCK_ID = 727_001
 
@@ -88,8 +90,9 @@ def append(
 ) -> int:
     """Append (actor, action, subject, data) records in order, inside the caller's transaction.
 
-    One multi-row INSERT (SQLAlchemy Core): building ORM objects cost ~150 µs a record.
-    Returns the sequence number of the last record.
+    One lock, one read of the head and one bulk write however many records (COPY on
+    PostgreSQL, `storage.bulk`): the sink appends a batch's records at once. Returns the
+    sequence number of the last record.
     """
     if not entries:
         return 0
@@ -99,15 +102,15 @@ def append(
     last = session.exec(
         select(AuditRecord.seq, AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1)
     ).first()
-    seq, prev = (last[0], last[1]) if last else (0, GENESIS)
+    first, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     now = at or datetime.now(UTC)
-    rows = []
-    for actor, action, subject, raw in entries:
-        seq += 1
-        data = json.loads(json.dumps(scrub(raw), default=str))  # hash what the DB returns
-        digest = link(prev, Entry(seq, now, actor, action, subject, data), key)
-        rows.append(
-            {
+
+    def rows() -> Iterator[dict[str, Any]]:  # computed while COPY sends the ones before
+        nonlocal prev
+        for seq, (actor, action, subject, raw) in enumerate(entries, start=first):
+            data = as_stored(scrub(raw))  # hash what the DB returns
+            digest = link(prev, Entry(seq, now, actor, action, subject, data), key)
+            yield {
                 "seq": seq,
                 "at": now,
                 "actor": actor,
@@ -118,10 +121,39 @@ def append(
                 "hash": digest,
                 "key_id": key_id,
             }
-        )
-        prev = digest
-    session.execute(insert(AuditRecord), rows)
-    return seq
+            prev = digest
+
+    insert_rows(session, table_of(AuditRecord), rows())
+    return first + len(entries) - 1
+
+
+def as_stored(data: dict[str, Any]) -> dict[str, Any]:
+    """`data` as the database hands it back (JSON), so the hash is of what is read later.
+
+    Data made of plain JSON values (the sink's records) already is; anything else (tuples,
+    enums, datetimes, non-finite floats, ...) takes the JSON round trip."""
+    if _plain(data):
+        return data
+    return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
+
+
+def _plain(value: Any) -> bool:
+    kind = type(value)
+    if kind is dict:
+        for k, v in value.items():
+            if type(k) is not str:
+                return False
+            inner = type(v)
+            if inner is str or inner is int or inner is bool or v is None:
+                continue
+            if not _plain(v):
+                return False
+        return True
+    if kind is list:
+        return all(_plain(v) for v in value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    return kind is float and math.isfinite(value)
 
 
 def _rows(session: Session, batch: int = 5000, after: int = 0) -> Iterator[tuple[Entry, str, str]]:

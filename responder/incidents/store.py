@@ -8,11 +8,14 @@ evidence or audit records. Every applied change is appended to the audit chain w
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import JSON, Column, DateTime, Engine, insert
+from sqlalchemy import JSON, Column, DateTime, Engine
+from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.audit.store import append as audit_append
@@ -25,6 +28,7 @@ from responder.incidents.model import (
     event_ref,
     reopens,
 )
+from responder.storage.bulk import among, insert_rows, table_of, update_rows
 from responder.storage.database import by_id_or_prefix
 
 
@@ -99,44 +103,68 @@ class IncidentEvent(SQLModel, table=True):
     body: dict[str, Any] = Field(sa_column=Column(JSON, nullable=False))
 
 
-class OnApplied(Protocol):
-    """Called for every applied change, in the same transaction (the playbook run starter).
-
-    `previous_status` is the incident's status before the change, None for a new incident.
-    What it returns is the caller's business (`apply_changes` ignores it).
-    """
-
-    def __call__(
-        self,
-        session: Session,
-        change: IncidentChange,
-        incident: Incident,
-        previous_status: str | None,
-    ) -> object: ...
+AuditEntry = tuple[str, str, str, dict[str, Any]]  # (actor, action, subject, data)
 
 
-Wants = Callable[[IncidentChange, str | None, str], bool]  # (change, previous status, status)
+@dataclass(slots=True)
+class Applied:
+    """A change `apply_changes` applied, as the hook after the batch's writes sees it."""
+
+    change: IncidentChange
+    previous_status: str | None  # the incident's status before the change; None: it opened
+    status: str  # the incident's status once the change is applied
+    evidence: int  # the incident's evidence rows once the change is applied (positions below)
+    added: list[dict[str, Any]] = dataclass_field(default_factory=list)  # its new evidence
+    audit: list[AuditEntry] = dataclass_field(default_factory=list)
+    """The change's audit records; a hook appends the records of what it did for the change."""
+
+
+class AfterWrites(Protocol):
+    """Called once per batch, in its transaction, after the incident and evidence rows are
+    written and before the audit records are appended (the playbook run starter, the blast
+    radii: injected by the composition root, so `incidents` imports neither)."""
+
+    def __call__(self, session: Session, applied: list[Applied]) -> object: ...
+
+
+@dataclass(slots=True)
+class _Incident:
+    """One incident's row while a batch is applied: what the batch reads and what it writes."""
+
+    version: int
+    status: str
+    event_ids: list[dict[str, str]]
+    reportable_category: str | None
+    values: dict[str, Any]  # columns to write: every column of a new row, else the changed ones
+    new: bool = False
+    known: set[tuple[str, str]] | None = None  # (source, id) of its evidence, when needed
+
+
+_LOADED = ("id", "version", "status", "event_ids", "reportable_category")
 
 
 def apply_changes(
-    session: Session,
-    changes: Sequence[IncidentChange],
-    on_applied: OnApplied | None = None,
-    wants: Wants | None = None,
+    session: Session, changes: Sequence[IncidentChange], after_writes: AfterWrites | None = None
 ) -> int:
     """Apply a batch in order within the caller's transaction; return how many were new.
 
-    A change to an incident an analyst closed (resolved / false positive) reopens it. With
-    `on_applied`, playbook runs are created atomically with the change that triggers them.
-    `on_applied` may read the database: the rows so far are written before it is called, unless
-    `wants(change, previous_status, status)` says it will not read them for this change (then
-    the whole batch is written in a few statements at the end, which is what makes it fast).
+    A change to an incident an analyst closed (resolved / false positive) reopens it. One read
+    of the batch's incidents, then every row in a few bulk statements (`storage.bulk`: COPY on
+    PostgreSQL), then `after_writes` with the applied changes in order (playbook runs are
+    created atomically with the change that triggers them), then the audit records at once.
     """
-    ids = {c.incident_id for c in changes}
-    rows = {r.id: r for r in session.exec(select(Incident).where(col(Incident.id).in_(ids))).all()}
-    audit: list[tuple[str, str, str, dict[str, Any]]] = []
-    evidence: list[dict[str, Any]] = []  # IncidentEvent rows, inserted in one statement
-    applied = 0
+    table = table_of(Incident)
+    ids = list(dict.fromkeys(c.incident_id for c in changes))
+    rows: dict[str, _Incident] = {}
+    session.flush()  # the caller's pending rows first: the batch reads and writes below the ORM
+    if ids:
+        loaded = session.connection().execute(
+            sa_select(*(table.c[name] for name in _LOADED)).where(among(session, table.c.id, ids))
+        )
+        for id_, version, status, event_ids, category in loaded:
+            rows[id_] = _Incident(version, status, event_ids, category, {})
+    applied: list[Applied] = []
+    evidence: list[dict[str, Any]] = []  # IncidentEvent rows
     now = _now()
     for change in changes:
         row = rows.get(change.incident_id)
@@ -144,48 +172,13 @@ def apply_changes(
             continue  # redelivered: already applied
         previous_status: str | None = None if row is None else row.status
         if row is None:
-            # Every field given: sqlmodel inspects the signature of each default factory it
-            # calls (~250 µs a row), which made new incidents the sink's main cost.
-            row = rows[change.incident_id] = Incident(
-                id=change.incident_id,
-                **change.identity(),
-                **change.progress(),
-                status=IncidentStatus.open,
-                assignee=None,
-                reportable_category=None,
-                reportable_since=None,
-                event_ids=[],
-                version=0,
-                comments=[],
-                created_at=now,
-                updated_at=now,
-                acknowledged_at=None,
-                resolved_at=None,
-            )
-            session.add(row)
-        known = {(r["source"], r["id"]) for r in row.event_ids}
-        new_refs = []
-        for body in change.events:
-            ref = event_ref(body)
-            if (ref["source"], ref["id"]) in known:
-                continue
-            known.add((ref["source"], ref["id"]))
-            new_refs.append(ref)
-            evidence.append(
-                {
-                    "incident_id": row.id,
-                    "source": ref["source"],
-                    "event_id": ref["id"],
-                    "position": len(row.event_ids) + len(new_refs) - 1,
-                    "type": body["type"],
-                    "severity": body["severity"],
-                    "time": datetime.fromisoformat(body["time"]),
-                    "body": body,
-                }
-            )
+            row = rows[change.incident_id] = _opened(change, now)
+        done = Applied(change, previous_status, row.status, 0)
+        new_refs = _new_evidence(row, change, evidence, done.added)
         if reopens(previous_status, change.change):
-            row.status, row.resolved_at = IncidentStatus.open, None
-            audit.append(
+            row.status = done.status = IncidentStatus.open.value
+            row.values.update(status=row.status, resolved_at=None)
+            done.audit.append(
                 (
                     f"rule:{change.rule}",
                     "incident.reopened",
@@ -194,19 +187,12 @@ def apply_changes(
                 )
             )
         row.event_ids = [*row.event_ids, *new_refs]
-        for name, value in change.progress().items():
-            setattr(row, name, value)
         row.version = change.version
-        row.updated_at = now
-        applied += 1
-        if on_applied is not None:
-            if wants is None or wants(change, previous_status, row.status):
-                session.flush()  # it reads the incident and its evidence: write them now
-                if evidence:
-                    session.execute(insert(IncidentEvent), evidence)
-                    evidence.clear()
-            on_applied(session, change, row, previous_status)
-        audit.append(
+        row.values.update(change.progress(), version=change.version, updated_at=now)
+        if new_refs or row.new:
+            row.values["event_ids"] = row.event_ids
+        done.evidence = len(row.event_ids)
+        done.audit.append(
             (
                 f"rule:{change.rule}",
                 f"incident.{change.change}",
@@ -223,8 +209,9 @@ def apply_changes(
             )
         )
         if change.reportable and row.reportable_category is None:
-            row.reportable_category, row.reportable_since = change.reportable, now
-            audit.append(
+            row.reportable_category = change.reportable
+            row.values.update(reportable_category=change.reportable, reportable_since=now)
+            done.audit.append(
                 (
                     f"rule:{change.rule}",
                     "incident.reportable",
@@ -232,11 +219,86 @@ def apply_changes(
                     _reportable(change.reportable, None, now),
                 )
             )
-    session.flush()  # incident rows first: evidence rows refer to them
-    if evidence:
-        session.execute(insert(IncidentEvent), evidence)
-    audit_append(session, audit)  # stamped after the chain lock, so time follows seq
-    return applied
+        applied.append(done)
+    _write(session, rows, evidence)
+    for held in list(session.identity_map.values()):  # rows the caller's session holds: stale
+        if isinstance(held, Incident) and held.id in rows:
+            session.expire(held)
+    if after_writes is not None and applied:
+        after_writes(session, applied)
+    audit_append(session, [record for done in applied for record in done.audit])
+    return len(applied)
+
+
+def _opened(change: IncidentChange, now: datetime) -> _Incident:
+    """A new incident's row, every column given (the bulk writes take no defaults)."""
+    values = {
+        "id": change.incident_id,
+        **change.identity(),
+        **change.progress(),
+        "status": IncidentStatus.open.value,
+        "assignee": None,
+        "reportable_category": None,
+        "reportable_since": None,
+        "event_ids": [],
+        "version": 0,
+        "comments": [],
+        "created_at": now,
+        "updated_at": now,
+        "acknowledged_at": None,
+        "resolved_at": None,
+    }
+    return _Incident(0, IncidentStatus.open.value, [], None, values, new=True, known=set())
+
+
+def _new_evidence(
+    row: _Incident,
+    change: IncidentChange,
+    evidence: list[dict[str, Any]],
+    added: list[dict[str, Any]],
+) -> list[dict[str, str]]:
+    """The refs of the change's events the incident does not hold yet; their rows go to
+    `evidence` and their bodies to `added` (the same event twice in a change counts once)."""
+    if not change.events:
+        return []
+    known = row.known
+    if known is None:
+        known = row.known = {(r["source"], r["id"]) for r in row.event_ids}
+    new_refs: list[dict[str, str]] = []
+    for body in change.events:
+        ref = event_ref(body)
+        pair = (ref["source"], ref["id"])
+        if pair in known:
+            continue
+        known.add(pair)
+        evidence.append(
+            {
+                "incident_id": change.incident_id,
+                "source": pair[0],
+                "event_id": pair[1],
+                "position": len(row.event_ids) + len(new_refs),
+                "type": body["type"],
+                "severity": body["severity"],
+                "time": datetime.fromisoformat(body["time"]),
+                "body": body,
+            }
+        )
+        added.append(body)
+        new_refs.append(ref)
+    return new_refs
+
+
+def _write(session: Session, rows: dict[str, _Incident], evidence: list[dict[str, Any]]) -> None:
+    """The batch's incident rows (new ones first: evidence refers to them), then its evidence."""
+    table = table_of(Incident)
+    insert_rows(session, table, [r.values for r in rows.values() if r.new])
+    changed: dict[tuple[str, ...], list[dict[str, Any]]] = {}  # by the columns they set
+    for id_, row in rows.items():
+        if row.values and not row.new:
+            changed.setdefault(tuple(sorted(row.values)), []).append({"id": id_, **row.values})
+    for group in changed.values():
+        update_rows(session, table, "id", group)
+    insert_rows(session, table_of(IncidentEvent), evidence)
 
 
 def list_incidents(

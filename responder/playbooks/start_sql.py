@@ -1,55 +1,67 @@
-"""Starting runs in SQL: the run rows an applied incident change triggers, in the sink's transaction.
+"""Starting runs in SQL: the run rows a batch's applied incident changes trigger, in its transaction.
 
-The sink calls `RunStarter` for every change it applies (`apply_changes(on_applied=...)`), so a
-run exists exactly when its triggering change is stored: a crash cannot lose it, and a
-redelivered change (skipped by version) cannot start it twice. The run id is derived from
-(playbook, incident, version) as a second guard. Which playbooks match is decided by the pure
-`trigger` and `schema.Trigger.matches`; this module writes the rows and their audit records.
+The sink's batch step (`streams.sink.store_changes`) calls `RunStarter` once per batch with the
+changes it applied, after their rows are written, so a run exists exactly when its triggering
+change is stored: a crash cannot lose it, and a redelivered change (skipped by version) cannot
+start it twice. The run id is derived from (playbook, incident, version) as a second guard.
+Which playbooks match is decided by the pure `trigger` and `schema.Trigger.matches`, with each
+change's blast radius as `BlastRadii` computed it for the batch; this module writes the rows
+(one bulk insert a batch) and adds their audit records to the changes that started them. Each
+run holds the incident's evidence as it stood once its change was applied.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
+from sqlalchemy import select
 from sqlmodel import Session
 
-from responder.audit.store import append as audit_append
+from responder.correlation.match import MISSING, get_path
 from responder.incidents.model import IncidentChange
-from responder.incidents.store import Incident, incident_events
+from responder.incidents.store import Applied, IncidentEvent
 from responder.playbooks.blast_guard import blast_guard
-from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.runs import PlaybookRun, kill_switch_on, now, run_id, runs_in_last_hour
 from responder.playbooks.schema import Playbook
 from responder.playbooks.statuses import BLOCKED, PENDING
 from responder.playbooks.step_rules import guard_policy
 from responder.playbooks.trigger import TriggerChange, change_kind, incident_view
+from responder.storage.bulk import among, insert_rows, table_of
 
 log = structlog.get_logger(__name__)
 
+MAX_MATCHED = 4096  # remembered matchings (by change kind and the fields the conditions read)
+_SCALARS = (str, int, bool, type(None))  # floats: -0.0 == 0.0, but their texts differ
+
+
+@dataclass(frozen=True, slots=True)
+class _Start:
+    """A run an applied change triggers (unless a run of that id exists)."""
+
+    done: Applied
+    playbook: Playbook
+    trigger: TriggerChange
+    view: dict[str, Any]
+    id: str
+
 
 class RunStarter:
-    def __init__(
-        self,
-        playbooks: PlaybookSet,
-        *,
-        kill_switch: bool = False,
-        blast_radii: BlastRadii | None = None,
-    ) -> None:
+    def __init__(self, playbooks: PlaybookSet, *, kill_switch: bool = False) -> None:
         self.playbooks = playbooks
         self.kill_switch = kill_switch
-        self.blast_radii = blast_radii  # incident.blast_radius, kept in SQL (blast_sql)
-
-    def wants(self, change: IncidentChange, previous_status: str | None, status: str) -> bool:
-        """Whether `__call__` must see this change (only then does it read the database): it
-        starts a run, or an asset graph exists and the incident's blast radius is kept."""
-        radius = None
-        if self.blast_radii is not None:
-            if self.blast_radii.active():
-                return True
-            radius = self.blast_radii.empty()
-        return bool(self._matching(change, previous_status, status, radius)[2])
+        self._by_change: dict[str, list[Playbook]] = {}  # the playbooks each change kind may start
+        for playbook in playbooks.playbooks.values():
+            for kind in playbook.on.change:
+                self._by_change.setdefault(kind, []).append(playbook)
+        self._paths = {  # the incident fields the `on:` conditions of those playbooks read
+            kind: tuple(dict.fromkeys(c.condition.path for p in candidates for c in p.on.compiled))
+            for kind, candidates in self._by_change.items()
+        }
+        self._matched: dict[tuple[Any, ...], list[Playbook]] = {}
 
     def _matching(
         self,
@@ -58,89 +70,166 @@ class RunStarter:
         status: str,
         radius: dict[str, Any] | None = None,
     ) -> tuple[TriggerChange, dict[str, Any], list[Playbook]]:
+        """The change kind, the incident as the runs see it, and the playbooks it starts (the
+        view is built only when some playbook answers this kind of change)."""
         trigger = change_kind(change, previous_status)
+        candidates = self._by_change.get(trigger)
+        if not candidates:
+            return trigger, {}, []
         view = incident_view(change, previous_status=previous_status, status=status)
         if radius is not None:
             view["blast_radius"] = radius
-        return trigger, view, self.playbooks.matching(view, trigger)
+        key = self._key(trigger, view)
+        found = None if key is None else self._matched.get(key)
+        if found is None:
+            found = [p for p in candidates if p.on.matches(view, trigger)]
+            if key is not None:
+                if len(self._matched) >= MAX_MATCHED:
+                    self._matched.clear()
+                self._matched[key] = found
+        return trigger, view, found
+
+    def _key(self, trigger: str, view: dict[str, Any]) -> tuple[Any, ...] | None:
+        """What the matching depends on: the change kind and the value (with its type) at each
+        path the conditions read, as a condition is a function of the value at its path
+        (`correlation.match.Condition`); None where a value is not a plain scalar."""
+        key: list[Any] = [trigger]
+        for path in self._paths[trigger]:
+            value = get_path(view, path)
+            if value is not MISSING and type(value) not in _SCALARS:
+                return None
+            key.append((type(value), value))
+        return tuple(key)
 
     def __call__(
         self,
         session: Session,
-        change: IncidentChange,
-        incident: Incident,
-        previous_status: str | None,
+        applied: Sequence[Applied],
+        radii: Sequence[dict[str, Any]] | None = None,
     ) -> list[str]:
-        """Create the runs this applied change triggers; return their ids (none if redelivered)."""
-        radius = None if self.blast_radii is None else self.blast_radii(session, change)
-        trigger, view, matching = self._matching(change, previous_status, incident.status, radius)
-        if not matching:
+        """Create the runs the batch's applied changes trigger, in order; return their ids.
+
+        `radii`: each change's blast radius (`BlastRadii`), which runs see as
+        `incident.blast_radius` (none without an asset snapshot)."""
+        starts = []
+        for i, done in enumerate(applied):
+            radius = None if radii is None else radii[i]
+            trigger, view, matching = self._matching(
+                done.change, done.previous_status, done.status, radius
+            )
+            for playbook in matching:
+                rid = run_id(playbook.id, done.change.incident_id, done.change.version)
+                starts.append(_Start(done, playbook, trigger, view, rid))
+        if not starts:
             return []
-        created: list[str] = []
-        events = [e.body for e in incident_events(session, incident.id)]
+        table = table_of(PlaybookRun)
+        ids = [s.id for s in starts]
+        found = session.connection().execute(
+            select(table.c.id).where(among(session, table.c.id, ids))
+        )
+        taken = set(found.scalars())
+        starts = [s for s in starts if s.id not in taken]
+        if not starts:
+            return []
+        evidence = _evidence(session, applied, {s.done.change.incident_id for s in starts})
         killed = self.kill_switch or kill_switch_on(session)
-        for playbook in matching:
-            rid = run_id(playbook.id, incident.id, change.version)
-            if session.get(PlaybookRun, rid) is not None:
+        recent: dict[str, int] = {}  # runs in the last hour by playbook (those with a limit)
+        at = now()
+        rows: list[dict[str, Any]] = []
+        for start in starts:
+            if start.id in taken:
                 continue
+            taken.add(start.id)
+            playbook, done = start.playbook, start.done
             mode = "dry_run" if killed else playbook.mode
             limit = playbook.guards.max_runs_per_hour
-            blocked = (
-                limit is not None
-                and mode != "dry_run"
-                and runs_in_last_hour(session, playbook.id) >= limit
-            )
+            if limit is not None and mode != "dry_run" and playbook.id not in recent:
+                recent[playbook.id] = runs_in_last_hour(session, playbook.id)
+            blocked = limit is not None and mode != "dry_run" and recent[playbook.id] >= limit
             guard = f"max_runs_per_hour={limit}"
             reason = f"guard {guard} reached: a human must approve"
             held = (
                 None
                 if mode == "dry_run"
-                else blast_guard(playbook.guards, view.get("blast_radius"))
+                else blast_guard(playbook.guards, start.view.get("blast_radius"))
             )
             if held is not None and playbook.guards.blast_radius_action == "dry_run":
                 mode, held = "dry_run", f"{held}: planned only (guards.blast_radius_action)"
             elif held is not None and not blocked:
                 blocked, reason = True, f"{held}: a human must approve"
                 guard = held.removeprefix("guard ").split(":")[0]
-            at = now()
-            session.add(
-                PlaybookRun(
-                    id=rid,
-                    playbook_id=playbook.id,
-                    incident_id=incident.id,
-                    trigger=trigger,
-                    incident_version=change.version,
-                    mode=mode,
-                    status=BLOCKED if blocked else PENDING,
-                    incident=view,
-                    events=events,
-                    error=reason if blocked else held,
-                    approval={**guard_policy(playbook).to_json(), "votes": []} if blocked else None,
-                    created_at=at,
-                    updated_at=at,
-                )
+            if mode != "dry_run" and playbook.id in recent:
+                recent[playbook.id] += 1
+            incident_id = done.change.incident_id
+            rows.append(
+                {
+                    "id": start.id,
+                    "playbook_id": playbook.id,
+                    "incident_id": incident_id,
+                    "trigger": start.trigger,
+                    "incident_version": done.change.version,
+                    "mode": mode,
+                    "status": BLOCKED if blocked else PENDING,
+                    "incident": start.view,
+                    "events": evidence[incident_id][: done.evidence],
+                    "error": reason if blocked else held,
+                    "approval": (
+                        {**guard_policy(playbook).to_json(), "votes": []} if blocked else None
+                    ),
+                    "lease_owner": None,
+                    "lease_until": None,
+                    "wake_at": None,
+                    "created_at": at,
+                    "updated_at": at,
+                }
             )
             data: dict[str, Any] = {
                 "playbook": playbook.id,
-                "incident": incident.id,
-                "trigger": trigger,
+                "incident": incident_id,
+                "trigger": start.trigger,
                 "mode": mode,
             }
             if blocked:
                 data["blocked_by_guard"] = guard
             elif held is not None:
                 data["dry_run_by_guard"] = held
-            audit_append(
-                session,
-                [
-                    (
-                        f"playbook:{playbook.id}",
-                        "run.blocked_by_guard" if blocked else "run.created",
-                        rid,
-                        data,
-                    )
-                ],
+            action = "run.blocked_by_guard" if blocked else "run.created"
+            done.audit.append((f"playbook:{playbook.id}", action, start.id, data))
+        insert_rows(session, table, rows)
+        if rows:  # one line a batch: a line a run cost more than creating the run
+            log.info(
+                "playbook runs created",
+                runs=len(rows),
+                playbooks=sorted({row["playbook_id"] for row in rows}),
+                blocked=sum(row["status"] == BLOCKED for row in rows),
             )
-            created.append(rid)
-            log.info("playbook run created", run_id=rid, playbook=playbook.id, mode=mode)
-        return created
+        return [row["id"] for row in rows]
+
+
+def _evidence(
+    session: Session, applied: Sequence[Applied], incident_ids: set[str]
+) -> dict[str, list[Any]]:
+    """These incidents' evidence bodies in position order, as far as the batch applied them:
+    those stored before the batch (one read, for the incidents that had some) and those the
+    batch added (in memory). A run takes those its change could see (`Applied.evidence`)."""
+    before: dict[str, int] = {}  # evidence an incident held before the batch
+    for done in applied:
+        incident_id = done.change.incident_id
+        if incident_id in incident_ids and incident_id not in before:
+            before[incident_id] = done.evidence - len(done.added)
+    bodies: dict[str, list[Any]] = {incident_id: [] for incident_id in before}
+    held = [incident_id for incident_id, count in before.items() if count]
+    if held:
+        table = table_of(IncidentEvent)
+        found = session.connection().execute(
+            select(table.c.incident_id, table.c.position, table.c.body)
+            .where(among(session, table.c.incident_id, held))
+            .order_by(table.c.incident_id, table.c.position)
+        )
+        for incident_id, position, body in found:
+            if position < before[incident_id]:
+                bodies[incident_id].append(body)
+    for done in applied:
+        if done.change.incident_id in bodies:
+            bodies[done.change.incident_id].extend(done.added)
+    return bodies

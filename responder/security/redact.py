@@ -23,6 +23,11 @@ the linear-time engine, so an attacker's text cannot make masking slow):
   `{"access_token": "..."}`) whose name looks secret, and the `input_value=` a pydantic
   validation error echoes for such a field.
 
+Cost: a record's texts are searched once, joined, with the union of the patterns (`scrub`);
+only a record where that finds something is masked text by text. A lone surrogate (JSON's
+`\\ud800` escapes make them) becomes U+FFFD: UTF-8, which RE2 and every store take, cannot
+carry it.
+
 Learned secrets: a string masked *by key* is a known secret for the rest of the record it came
 from (`secrets_in`), and a caller may carry such values on (the journal does, for the rest of a
 run) so that the same value pasted into free text elsewhere (`"note: see {{ token }}"`) is
@@ -99,16 +104,6 @@ VALUE_PATTERNS: tuple[tuple[str, str], ...] = (
         r"\1\2" + REDACTED,
     ),
 )
-_QUICK = re.compile(
-    r"-----begin|eyj|://|bearer|basic|gh[pousr]_|github_pat_|xox|xapp-|fwog|iqoj|hf_|sk-|k_live"
-    r"|k_test|glpat-|npm_|aiza|ya29\.|pass|pwd|secret|token|key|auth|cred|cookie|sig|code"
-    r"|session|private"
-)
-"""Literals (lower case) at least one pattern needs, plain alternatives without backtracking:
-a short text holding none of them is returned as it is without calling RE2 (about 5 µs a call
-through the binding, against 1 µs for this check); longer texts go to RE2 at once (its DFA
-scans 64 KB in about 0.2 ms, this check in about 6 ms)."""
-_QUICK_MAX_CHARS = 512
 _MIN_SECRET_TEXT = 5  # `pwd=x`: no shorter text matches a pattern
 MIN_KNOWN_CHARS = 8
 MAX_KNOWN = 256
@@ -120,7 +115,14 @@ def _compiled() -> list[tuple[Any, str]]:
 
 _VALUE_RES = _compiled()
 _ANY = compile_linear("|".join(f"(?:{pattern})" for pattern, _ in VALUE_PATTERNS))
-"""One search that says whether any pattern could match: most texts hold no secret."""
+"""One search that says whether any pattern matches: most texts hold no secret. Built from the
+patterns themselves, so it cannot miss what they match (a hand-kept list of literals did:
+`hooks.slack.com/...` without a scheme, and `pa\u017fsword=`, which RE2 folds to `password=`)."""
+_JOIN = "\n"
+"""Between the texts of one record when they are searched at once: not a word character (so
+`\\b` holds at a text's edges as it does alone) and no pattern needs it; a pattern that matches
+within one text matches the joined texts too (the PEM pattern's `\\z` then matches at the end of
+the joined texts), so a joined search that finds nothing proves every text clean."""
 
 
 @lru_cache(maxsize=4096)
@@ -135,14 +137,30 @@ def mask_text(text: str, known: Collection[str] = ()) -> str:
     for secret in sorted(known, key=len, reverse=True) if known else ():
         if secret in text:
             text = text.replace(secret, REDACTED)
-    if len(text) < _MIN_SECRET_TEXT:
+    text = encodable(text)
+    if len(text) < _MIN_SECRET_TEXT or _ANY.search(text) is None:
         return text
-    short = len(text) <= _QUICK_MAX_CHARS
-    if (short and _QUICK.search(text.lower()) is None) or _ANY.search(text) is None:
-        return text
+    return mask_every_pattern(text)
+
+
+def mask_every_pattern(text: str) -> str:
+    """`text` with every pattern of VALUE_PATTERNS applied in order: what masking by value
+    means (`mask_text` and `scrub` skip the work when they can prove it changes nothing)."""
+    text = encodable(text)
     for pattern, replacement in _VALUE_RES:
         text = pattern.sub(replacement, text)
     return text
+
+
+_SURROGATES = re.compile("[\ud800-\udfff]")
+
+
+def encodable(text: str) -> str:
+    """`text` with each lone surrogate (JSON's `\\ud800` escapes make them; UTF-8 cannot
+    carry them, and RE2, the logs and the databases take UTF-8) replaced by U+FFFD."""
+    if text.isascii() or _SURROGATES.search(text) is None:
+        return text
+    return _SURROGATES.sub("\ufffd", text)
 
 
 def scrub_value(key: str, value: Any, known: Collection[str] = ()) -> Any:
@@ -170,8 +188,53 @@ def _mask_plain_key(key: str) -> str:
 
 
 def scrub(data: dict[str, Any], known: Collection[str] = ()) -> dict[str, Any]:
-    """A copy of `data` with secrets masked at any depth (for audit records and stored rows)."""
-    return scrub_value("", data, known)  # type: ignore[no-any-return]
+    """A copy of `data` with secrets masked at any depth (for audit records and stored rows).
+
+    Most records hold no secret: their keys are masked by name as `scrub_value` does, while
+    their texts (values and keys) are searched once, joined, for every pattern and every
+    `known` secret; only a record where that search finds something (or that holds a lone
+    surrogate, see `encodable`) goes through `scrub_value` text by text. The result is the same
+    either way (a property test compares them on random and hostile records)."""
+    texts: list[str] = []
+    copied = _copy_masking_keys("", data, texts)
+    joined = _JOIN.join(texts)
+    if (
+        any(secret in joined for secret in known)
+        or encodable(joined) is not joined
+        or _ANY.search(joined) is not None
+    ):
+        return scrub_value("", data, known)  # type: ignore[no-any-return]
+    return copied  # type: ignore[no-any-return]
+
+
+def _copy_masking_keys(key: str, value: Any, texts: list[str]) -> Any:
+    """`scrub_value` with every text kept as it is and gathered in `texts` (plain texts and
+    numbers under a dict are handled in place: a call per value cost more than the rest)."""
+    if isinstance(value, SecretStr) or (value is not None and is_secret_key(key)):
+        return REDACTED
+    if isinstance(value, dict):
+        copied = {}
+        for k, v in value.items():
+            name = k if type(k) is str else str(k)
+            texts.append(name)
+            kind = type(v)
+            if v is None or kind is int or kind is float or kind is bool:
+                copied[name] = REDACTED if v is not None and is_secret_key(name) else v
+            elif kind is str:
+                if is_secret_key(name):
+                    copied[name] = REDACTED
+                else:
+                    texts.append(v)
+                    copied[name] = v
+            else:
+                copied[name] = _copy_masking_keys(name, v, texts)
+        return copied
+    if isinstance(value, str):
+        texts.append(value)
+        return value
+    if isinstance(value, list | tuple):
+        return [_copy_masking_keys(key, v, texts) for v in value]
+    return value
 
 
 def scrub_any(value: Any, known: Collection[str] = ()) -> Any:

@@ -6,12 +6,18 @@ a crash or rebalance changes nothing. A message that is not a valid change goes 
 storing the batch fails for any other reason than the database being away, the changes are
 stored one by one (a transaction each, in order) and those that still fail go to the DLQ with
 the exception class: one bad change never stops the sink.
+
+A batch is stored in a fixed number of statements whatever its size (`store_changes`): the
+incidents it touches are read at once, their rows and evidence written in bulk, then the blast
+radii of the applied changes are computed and stored (`BlastRadii`), then the playbook runs they
+trigger are created (`RunStarter`, which reads those radii), then every audit record of the
+batch is appended at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -20,8 +26,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder.incidents.model import IncidentChange
-from responder.incidents.store import Incident, apply_changes
+from responder.incidents.store import Applied, apply_changes
 from responder.metrics.worker import INCIDENTS_OPENED, kinds
+from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings
 from responder.streams.db_retry import call_with_db_retry
@@ -29,6 +36,38 @@ from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import Batch, TopicStage
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass
+class Stored:
+    """What storing one batch did."""
+
+    applied: int = 0
+    runs: list[str] = field(default_factory=list)  # ids of the playbook runs it created
+    opened: list[tuple[str, str]] = field(default_factory=list)  # (kind label, severity)
+
+
+def store_changes(
+    session: Session,
+    changes: Sequence[IncidentChange],
+    starter: RunStarter | None = None,
+    blast_radii: BlastRadii | None = None,
+) -> Stored:
+    """The sink's batch step, in the caller's transaction (see the module docstring)."""
+    stored = Stored()
+
+    def after_writes(session: Session, applied: list[Applied]) -> None:
+        radii = None if blast_radii is None else blast_radii(session, applied)
+        if starter is not None:
+            stored.runs = starter(session, applied, radii)
+        stored.opened = [
+            (kinds(done.change.kind), done.change.severity)
+            for done in applied
+            if done.previous_status is None
+        ]
+
+    stored.applied = apply_changes(session, changes, after_writes)
+    return stored
 
 
 @dataclass
@@ -46,11 +85,13 @@ class SinkStage(TopicStage):
         engine: Engine,
         *,
         on_applied: RunStarter | None = None,
+        blast_radii: BlastRadii | None = None,
         applied_hook: Callable[[], None] | None = None,
     ) -> None:
         super().__init__(kafka, kafka.topics.incidents, "sink", max_records=2000)
         self.engine = engine
         self.on_applied = on_applied  # creates playbook runs in the same transaction
+        self.blast_radii = blast_radii  # incident.blast_radius, kept in SQL (blast_sql)
         self.applied_hook = applied_hook  # wakes the runner in this process
         self.stats = SinkStats()
 
@@ -102,27 +143,9 @@ class SinkStage(TopicStage):
         )
 
     def _apply(self, changes: list[IncidentChange]) -> int:
-        opened: list[tuple[str, str]] = []
-
-        starter = self.on_applied
-
-        def wants(change: IncidentChange, previous_status: str | None, status: str) -> bool:
-            return starter is not None and starter.wants(change, previous_status, status)
-
-        def on_applied(
-            session: Session,
-            change: IncidentChange,
-            incident: Incident,
-            previous_status: str | None,
-        ) -> None:
-            if previous_status is None:
-                opened.append((kinds(change.kind), change.severity))
-            if starter is not None and starter.wants(change, previous_status, incident.status):
-                starter(session, change, incident, previous_status)
-
         with Session(self.engine) as session:
-            applied = apply_changes(session, changes, on_applied, wants)
+            stored = store_changes(session, changes, self.on_applied, self.blast_radii)
             session.commit()
-        for kind, severity in opened:  # counted once the transaction holds them
+        for kind, severity in stored.opened:  # counted once the transaction holds them
             INCIDENTS_OPENED.labels(kind, severity).inc()
-        return applied
+        return stored.applied

@@ -1,23 +1,31 @@
-"""The sink's batched transaction: rows are written once per batch unless a playbook run starts,
-and what is stored is the same either way (runs, evidence, audit records, idempotence)."""
+"""The sink's batched transaction: a batch is written in a fixed number of statements, blast
+radii computed once per batch, and what is stored is what storing change by change would store
+(runs with the evidence and radius as of their change, audit records, idempotence)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from responder.assets.blast_store import get_radius
+from responder.assets.graph import AssetGraph
+from responder.assets.lineage import GraphSnapshot
+from responder.assets.model import EdgeKind, NodeKind, edge, node, simple_id
 from responder.audit.store import AuditRecord, verify_chain
+from responder.incidents.model import IncidentChange
 from responder.incidents.store import Incident, IncidentEvent
+from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.runs import PlaybookRun
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings
-from responder.streams.sink import SinkStage
+from responder.streams.sink import SinkStage, store_changes
 from tests.integration.test_runner import CONTAIN
-from tests.support.runner_kit import change, event
+from tests.support.runner_kit import KEY, change, event
 
 
 def stored(db: Engine) -> dict[str, Any]:
@@ -44,8 +52,8 @@ def test_a_mixed_batch_stores_everything_once_and_runs_see_their_evidence(
     db: Engine, tmp_path: Path
 ) -> None:
     """One batch: an incident that starts a run (opened, then updated in the same batch) and
-    one no playbook matches. The run reads the evidence written so far in the transaction; the
-    other changes are written at the end; a redelivered batch changes nothing."""
+    one no playbook matches. The run holds the evidence as of its change, not the batch's
+    later evidence; a redelivered batch changes nothing."""
     (tmp_path / "pb").mkdir()
     (tmp_path / "pb" / "contain.yaml").write_text(CONTAIN)
     sink = SinkStage(KafkaSettings(), db, on_applied=RunStarter(load_playbooks(tmp_path / "pb")))
@@ -81,3 +89,109 @@ def test_a_mixed_batch_stores_everything_once_and_runs_see_their_evidence(
 
     assert sink._apply(batch) == 0  # redelivered: nothing twice
     assert stored(db) == first
+
+
+WATCH = """
+id: watch
+title: Watch the blast radius
+on: {kind: credential_compromise, change: [opened, updated]}
+steps:
+  - {id: tell, action: slack.notify, with: {text: "{{ incident.blast_radius.size }}"}}
+"""
+
+
+def test_blast_radii_are_computed_once_per_batch_and_each_run_sees_its_own(
+    db: Engine, tmp_path: Path
+) -> None:
+    """Two changes of one incident in one batch, the second naming a second asset: the run of
+    each change sees the radius as of that change, the newest radius is stored once, and a
+    redelivered batch starts nothing and stores nothing new."""
+    key = simple_id(NodeKind.api_key, KEY)
+    image = simple_id(NodeKind.image, "registry/ml/serving:1")
+    endpoint = simple_id(NodeKind.endpoint, "scoring")
+    at = datetime(2026, 11, 25, tzinfo=UTC)
+    snapshot = GraphSnapshot(
+        AssetGraph(
+            [node(endpoint, "assets/x.yaml", at, tier="critical")],
+            [
+                edge(endpoint, EdgeKind.uses, key, "assets/x.yaml", at),
+                edge(endpoint, EdgeKind.runs, image, "assets/x.yaml", at),
+            ],
+        )
+    )
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "watch.yaml").write_text(WATCH)
+    starter = RunStarter(load_playbooks(tmp_path / "pb"))
+    radii = BlastRadii(snapshot)
+    on_image = event("e2", 2, resource={"kind": "image", "id": "registry/ml/serving:1"})
+    batch = [
+        change(1, incident_id="inc-a"),
+        change(2, incident_id="inc-a", change_kind="updated", events=[on_image]),
+    ]
+    with Session(db) as session, session.begin():
+        stored = store_changes(session, batch, starter, radii)
+    assert stored.applied == 2 and len(stored.runs) == 2
+    with Session(db) as session:
+        runs = sorted(session.exec(select(PlaybookRun)).all(), key=lambda r: r.incident_version)
+        newest = get_radius(session, "inc-a")
+    first, second = (run.incident["blast_radius"] for run in runs)
+    assert first["roots"] == [key] and second["roots"] == [key, image]
+    assert first["critical"] == [endpoint]
+    assert newest == second
+    assert [len(run.events) for run in runs] == [1, 2]  # the evidence as of each change
+
+    with Session(db) as session, session.begin():
+        again = store_changes(session, batch, starter, radii)
+    assert (again.applied, again.runs) == (0, [])
+    with Session(db) as session:
+        assert get_radius(session, "inc-a") == newest
+        assert len(session.exec(select(PlaybookRun)).all()) == 2
+
+
+def test_without_an_asset_graph_runs_see_an_empty_radius_and_nothing_is_stored(
+    db: Engine, tmp_path: Path
+) -> None:
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "watch.yaml").write_text(WATCH)
+    with Session(db) as session, session.begin():
+        stored = store_changes(
+            session,
+            [change(1, incident_id="inc-e")],
+            RunStarter(load_playbooks(tmp_path / "pb")),
+            BlastRadii(GraphSnapshot()),
+        )
+    with Session(db) as session:
+        [run] = session.exec(select(PlaybookRun)).all()
+        assert get_radius(session, "inc-e") is None
+    assert stored.runs == [run.id]
+    assert run.incident["blast_radius"] == BlastRadii.empty()
+
+
+def test_a_changed_graph_is_used_by_the_next_batch_whatever_was_remembered(db: Engine) -> None:
+    """Radii are remembered between batches per graph snapshot: once the snapshot holds a new
+    graph, the same roots and resources are weighed on it."""
+    key = simple_id(NodeKind.api_key, KEY)
+    endpoint = simple_id(NodeKind.endpoint, "scoring")
+    at = datetime(2026, 11, 25, tzinfo=UTC)
+
+    def graph(tier: Literal["critical", "high"]) -> AssetGraph:
+        return AssetGraph(
+            [node(endpoint, "assets/x.yaml", at, tier=tier)],
+            [edge(endpoint, EdgeKind.uses, key, "assets/x.yaml", at)],
+        )
+
+    snapshot = GraphSnapshot(graph("high"))
+    radii = BlastRadii(snapshot)
+
+    def updated(version: int) -> IncidentChange:
+        return change(version, incident_id="inc-g", change_kind="updated")
+
+    with Session(db) as session, session.begin():  # v2's roots and resources are v3's
+        store_changes(session, [change(1, incident_id="inc-g"), updated(2)], None, radii)
+    with Session(db) as session:
+        assert (get_radius(session, "inc-g") or {})["critical"] == []
+    snapshot.set(graph("critical"))
+    with Session(db) as session, session.begin():
+        store_changes(session, [updated(3)], None, radii)
+    with Session(db) as session:
+        assert (get_radius(session, "inc-g") or {})["critical"] == [endpoint]

@@ -19,7 +19,7 @@ from responder.commands import AnyCommand, apply_command
 from responder.evidence.snapshot import Snapshotter
 from responder.evidence.store import EvidenceStore, LocalEvidenceStore
 from responder.incidents.model import IncidentChange
-from responder.incidents.store import Incident, SqlIncidents, apply_changes
+from responder.incidents.store import SqlIncidents
 from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.quorum import Directory
@@ -27,6 +27,7 @@ from responder.playbooks.runner import Runner
 from responder.playbooks.runs import PlaybookRun, StepRun, steps_of
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import PlaybookSettings, Settings
+from responder.streams.sink import store_changes
 from tests.support.fakes.aws import FakeIam
 from tests.support.fakes.http import FakeHttp
 from tests.support.fakes.mlflow import FakeRegistry
@@ -147,24 +148,11 @@ class Kit:
         )
 
     def apply(self, *changes: IncidentChange) -> list[str]:
-        starter = RunStarter(
-            load_playbooks(self.directory),
-            kill_switch=self.kill_switch,
-            blast_radii=None if self.assets is None else BlastRadii(self.assets),
-        )
-        created: list[str] = []
-
-        def on_applied(
-            session: Session,
-            change: IncidentChange,
-            incident: Incident,
-            previous_status: str | None,
-        ) -> None:
-            created.extend(starter(session, change, incident, previous_status))
-
+        """Store changes as the sink does (one batch); the ids of the runs they started."""
+        starter = RunStarter(load_playbooks(self.directory), kill_switch=self.kill_switch)
+        radii = None if self.assets is None else BlastRadii(self.assets)
         with Session(self.db) as session, session.begin():
-            apply_changes(session, list(changes), on_applied)
-        return created
+            return store_changes(session, list(changes), starter, radii).runs
 
     async def drive(self, runner: Runner | None = None, rounds: int = 10) -> None:
         """Tick until nothing moves (runs waiting for a human stay waiting)."""

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from responder.audit.chain import GENESIS, Entry, canonical, link, verify
 
@@ -205,3 +208,37 @@ def test_canonical_form_is_independent_of_key_order_and_timezone() -> None:
     assert link(GENESIS, shifted) == link(GENESIS, entry)
     # but the instant itself is hashed with microseconds
     assert entry.at.astimezone(UTC).isoformat(timespec="microseconds") in canonical(entry)
+
+
+def reference_canonical(entry: Entry) -> str:
+    """The canonical form as the chain has always written it (the standard library)."""
+    doc = {
+        "seq": entry.seq,
+        "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject": entry.subject,
+        "data": entry.data,
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+plain_text = st.text(
+    st.characters(codec=None, exclude_categories=()) | st.sampled_from('\x00\x1f\x7f\u2028"\\\n')
+)
+plain_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | plain_text,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(plain_text, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(plain_text, plain_json, max_size=6), plain_text, st.integers(1, 2**40))
+@example({"big": 2**70, "f": 1e16, "when": T0}, "x", 1)  # json's path: orjson differs or refuses
+@example({"lone": "\ud800"}, "s", 2)
+def test_the_canonical_form_is_the_standard_librarys_byte_for_byte(
+    data: dict[str, Any], subject: str, seq: int
+) -> None:
+    """Records hashed before the fast path still verify, and new ones hash the same text."""
+    entry = Entry(seq, T0, "rule:r", "incident.opened", subject, data)
+    assert canonical(entry) == reference_canonical(entry)

@@ -9,8 +9,8 @@ ROOT = Path(__file__).resolve().parents[2] / "responder"
 
 # lowest first; the table in docs/architecture.md, "Packages"
 LAYERS: list[set[str]] = [
-    {"settings", "security", "events", "yamlfiles", "text"},
-    {"logs", "metrics", "storage", "audit", "kafka_clients"},
+    {"settings", "security", "events", "yamlfiles", "text", "storage"},
+    {"logs", "metrics", "audit", "kafka_clients"},
     {"incidents", "assets"},
     {"correlation"},
     {"actions"},
