@@ -46,10 +46,11 @@ from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import (
     Batch,
     BatchSender,
+    Committer,
     LagMeter,
-    commit,
     dead_letter,
     membership,
+    run_beside,
 )
 from responder.streams.records import read
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
@@ -147,6 +148,8 @@ class CorrelateStage:
             max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
         )
         self.batcher = BatchSender(self.producer)
+        # offsets committed behind the flush's sends, in the background (streams/kafka.py)
+        self.committer = Committer(self.consumer, every_s=0.0)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -163,11 +166,15 @@ class CorrelateStage:
     async def stop(self) -> None:
         async with self.lock:
             await self._flush()
+            await self.committer.drain()
         await self.consumer.stop()
         await self.restorer.stop()
         await self.producer.stop()
 
     async def run(self) -> None:
+        await run_beside(self._loop(), self.committer.run())
+
+    async def _loop(self) -> None:
         while True:
             batch = await self.consumer.getmany(
                 timeout_ms=200, max_records=max(1, self.settings.max_batch // 100)
@@ -328,7 +335,8 @@ class CorrelateStage:
     # --- durability -----------------------------------------------------------------------
 
     async def _flush(self, partitions: set[int] | None = None) -> None:
-        """Write changed keys to the changelog, wait for every send, then commit offsets."""
+        """Write changed keys to the changelog; the offsets are committed once every send is
+        acknowledged, without waiting here (`drain` the committer to wait)."""
         await self._send_outbox()
         await self._notify()
         now = clock.monotonic()
@@ -356,18 +364,15 @@ class CorrelateStage:
                 )
                 marks.changed = False
         self.sends.extend(await self.batcher.submit())
-        if self.sends:
-            sends, self.sends = self.sends, []
-            await asyncio.gather(*sends)
+        sends, self.sends = self.sends, []
         offsets = {
             tp: off
             for tp, off in self.pending.items()
             if partitions is None or tp.partition in partitions
         }
-        if offsets:
-            await commit(self.consumer, offsets)
-            for tp in offsets:
-                self.pending.pop(tp, None)
+        for tp in offsets:
+            self.pending.pop(tp, None)
+        await self.committer.hand_over(offsets, sends)
         self.last_flush = clock.monotonic()
         self.stats.flushes += 1
         LIVE_GROUPS.set(sum(len(store) for store in self.stores.values()))
@@ -389,6 +394,7 @@ class CorrelateStage:
         parts = {tp.partition for tp in revoked}
         async with self.lock:
             await self._flush(parts)
+            await self.committer.drain()
             for p in parts:
                 self.stores.pop(p, None)
                 self.dirty.pop(p, None)
