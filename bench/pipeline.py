@@ -39,6 +39,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from workers import (
     WorkerRun,
     drain_with_worker,
@@ -321,25 +322,27 @@ async def probe_worker(
     events at a steady rate, each opening an incident: latency, and the cores it used."""
     kafka = settings.kafka
     await create_topics(kafka.bootstrap_servers, [kafka.topics.events], kafka.partitions)
+    await append_time(kafka.bootstrap_servers, kafka.topics.events)
     async with worker_process(overrides, [], log_path, source=source) as proc:
         return await _probe(settings, rate, seconds, lambda: process_tree_cpu(proc.pid))
 
 
-async def _probe(settings: Settings, rate: int, seconds: float, cpu: Callable[[], float]) -> Probe:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=0)
-    await producer.start()
-    total = int(rate * seconds)
-    sent: dict[str, float] = {}
-    cpu0 = cpu()
-    start = time.perf_counter()
-    for i in range(total):
-        target = start + i / rate
-        delay = target - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        eid = f"lat-{i}"
-        doc = {
-            "id": eid,
+async def append_time(bootstrap_servers: str, topic: str) -> None:
+    """Stamp `topic`'s records with the broker's append time: a probe event's latency starts
+    when it is in Kafka, not when the probe's own client queued it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        config = {"message.timestamp.type": "LogAppendTime"}
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, config)])
+    finally:
+        await admin.close()
+
+
+def probe_event(i: int) -> bytes:
+    return json.dumps(
+        {
+            "id": f"lat-{i}",
             "source": "bench",
             "type": "vulnerability.found",
             "time": (T0 + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
@@ -349,30 +352,67 @@ async def _probe(settings: Settings, rate: int, seconds: float, cpu: Callable[[]
             "labels": {"component": "model-serving"},
             "attributes": {"cvss": 9.9},
         }
-        sent[eid] = time.time()
-        await producer.send(settings.kafka.topics.events, json.dumps(doc).encode())
-    await producer.flush()
+    ).encode()
+
+
+PROBE_TICK_S = 0.001  # the probe writes the events due every tick, a record batch a partition
+
+
+async def _probe(settings: Settings, rate: int, seconds: float, cpu: Callable[[], float]) -> Probe:
+    """Events at `rate` (whole record batches, so the probe's own client keeps up at 5k/s on a
+    loaded machine), each opening an incident; latency = the incident's timestamp (set by the
+    correlation stage's producer) - the event's (the broker's append time)."""
+    kafka = settings.kafka
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    total = int(rate * seconds)
+    futures = []
+    written = 0
+    cpu0 = cpu()
+    start = time.perf_counter()
+    while written < total:
+        due = min(total, int((time.perf_counter() - start) * rate) + 1)
+        batches = [producer.create_batch() for _ in range(kafka.partitions)]
+        for i in range(written, due):
+            batches[i % kafka.partitions].append(key=None, value=probe_event(i), timestamp=None)
+        for partition, batch in enumerate(batches):
+            if batch.record_count():
+                futures.append(
+                    await producer.send_batch(batch, kafka.topics.events, partition=partition)
+                )
+        written = due
+        await asyncio.sleep(PROBE_TICK_S)
+    await asyncio.gather(*futures)
     cores = (cpu() - cpu0) / (time.perf_counter() - start)
+    await producer.stop()
+    appended = await _read(kafka.bootstrap_servers, kafka.topics.events, total)
+    arrived: dict[str, float] = {}
+    for m in appended:
+        arrived[json.loads(m.value)["id"]] = m.timestamp / 1000
+    lat: list[float] = []
+    for m in await _read(kafka.bootstrap_servers, kafka.topics.incidents, total):
+        for e in json.loads(m.value)["events"]:
+            if e["id"] in arrived:
+                lat.append(m.timestamp / 1000 - arrived[e["id"]])
+    return Probe(lat, cores)
+
+
+async def _read(bootstrap_servers: str, topic: str, expect: int, wait_s: float = 60) -> list[Any]:
+    """The records of `topic` from its start, until `expect` were read or `wait_s` passed."""
     consumer = AIOKafkaConsumer(
-        settings.kafka.topics.incidents,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
+        topic, bootstrap_servers=bootstrap_servers, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
-    lat: list[float] = []
-    deadline = time.perf_counter() + 60
-    while len(lat) < total and time.perf_counter() < deadline:
-        batch = await consumer.getmany(timeout_ms=500)
-        for msgs in batch.values():
-            for m in msgs:
-                change = json.loads(m.value)
-                for e in change["events"]:
-                    if e["id"] in sent:
-                        lat.append(m.timestamp / 1000 - sent[e["id"]])
-    await consumer.stop()
-    await producer.stop()
-    return Probe(lat, cores)
+    got: list[Any] = []
+    deadline = time.perf_counter() + wait_s
+    try:
+        while len(got) < expect and time.perf_counter() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                got.extend(msgs)
+    finally:
+        await consumer.stop()
+    return got
 
 
 def quantiles_ms(lat: list[float]) -> tuple[float, float]:

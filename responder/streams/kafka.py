@@ -229,6 +229,7 @@ class BatchSender:
         self.open: dict[tuple[str, int], Any] = {}
         self.full: list[tuple[Any, str, int]] = []
         self.count = 0
+        self.flying: list[asyncio.Future[Any]] = []  # the batches of the last submit
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         batch = self.open.get((topic, partition))
@@ -242,10 +243,22 @@ class BatchSender:
         self.count += 1
 
     async def submit(self) -> list[asyncio.Future[Any]]:
-        """Queue every batch for delivery; the futures resolve when the broker acknowledged."""
+        """Queue every batch for delivery; the futures resolve when the broker acknowledged.
+
+        The batches of the previous submit are waited for first (what failed is left to whoever
+        holds their futures): the client sends one batch per partition per request, so batches
+        queued behind one in flight would each cost a round trip. Waiting here instead lets the
+        consumer's next fetch gather what arrived meanwhile: batches stay small (no delay) when
+        the stream is quiet and grow with the load.
+        """
         pending = self.full + [(b, t, p) for (t, p), b in self.open.items() if b.record_count()]
         self.full, self.open, self.count = [], {}, 0
-        return [await self.producer.send_batch(b, t, partition=p) for b, t, p in pending]
+        if not pending:
+            return []
+        if self.flying:
+            await asyncio.wait(self.flying)
+        self.flying = [await self.producer.send_batch(b, t, partition=p) for b, t, p in pending]
+        return list(self.flying)
 
 
 class LagMeter:
