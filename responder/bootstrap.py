@@ -35,7 +35,6 @@ from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import PlaybookSet, load_playbooks
 from responder.playbooks.quorum import Directory
 from responder.playbooks.runner import Runner
-from responder.playbooks.start_sql import RunStarter
 from responder.security.signatures import Signer
 from responder.service.publish import OneShotPublisher
 from responder.service.writer import Writer
@@ -45,7 +44,7 @@ from responder.streams.anchors import AnchorStage
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.pipeline import STAGES, Pipeline
-from responder.streams.playbooks import CommandStage, RunnerStage, Wakeup
+from responder.streams.playbooks import CommandStage, RunnerStage, Wakeup, WakingStarter
 from responder.streams.reports import ReportStage
 from responder.streams.sink import SinkStage
 
@@ -244,15 +243,14 @@ def pipeline(
         wakeup = Wakeup()
         book = playbooks(settings)
         if "sink" in wanted:
+            starter = WakingStarter(
+                book,
+                kill_switch=settings.playbooks.kill_switch,
+                blast_radii=None if graph is None else BlastRadii(graph),
+                wakeup=wakeup,
+            )
             built.sink = SinkStage(
-                settings.kafka,
-                engine,
-                on_applied=RunStarter(
-                    book,
-                    kill_switch=settings.playbooks.kill_switch,
-                    blast_radii=None if graph is None else BlastRadii(graph),
-                ),
-                applied_hook=wakeup.set,
+                settings.kafka, engine, on_applied=starter, applied_hook=starter.applied
             )
         if "runner" in wanted:
             runner = Runner(

@@ -52,7 +52,7 @@ async def settle() -> None:
 
 async def test_an_offset_is_committed_only_after_its_sends_and_those_before_it() -> None:
     consumer = Commits()
-    committer = Committer(consumer, every_s=0.0)  # type: ignore[arg-type]
+    committer = Committer(consumer, every_s=0.0)
     first, second = send(), send()
     task = asyncio.ensure_future(committer.run())
     try:
@@ -75,7 +75,7 @@ async def test_an_offset_is_committed_only_after_its_sends_and_those_before_it()
 
 async def test_a_failed_send_stops_the_committer_and_nothing_after_it_is_committed() -> None:
     consumer = Commits()
-    committer = Committer(consumer, every_s=0.0)  # type: ignore[arg-type]
+    committer = Committer(consumer, every_s=0.0)
     failed, fine = send(), send()
     await committer.hand_over({P0: 3}, [failed])
     await committer.hand_over({P0: 7}, [fine])
@@ -89,7 +89,7 @@ async def test_a_failed_send_stops_the_committer_and_nothing_after_it_is_committ
 async def test_commits_are_coalesced_and_drain_commits_the_rest_at_once() -> None:
     """A quiet stream pays a commit per interval, not per batch; stopping commits it all."""
     consumer = Commits()
-    committer = Committer(consumer, every_s=3600.0)  # type: ignore[arg-type]
+    committer = Committer(consumer, every_s=3600.0)
     task = asyncio.ensure_future(committer.run())
     try:
         for offset in range(1, 51):
@@ -104,7 +104,7 @@ async def test_commits_are_coalesced_and_drain_commits_the_rest_at_once() -> Non
 
 async def test_drain_waits_for_every_send_handed_over() -> None:
     consumer = Commits()
-    committer = Committer(consumer, every_s=3600.0)  # type: ignore[arg-type]
+    committer = Committer(consumer, every_s=3600.0)
     pending = send()
     await committer.hand_over({P1: 4}, [pending])
     asyncio.get_running_loop().call_later(0.01, pending.set_result, None)
@@ -114,7 +114,7 @@ async def test_drain_waits_for_every_send_handed_over() -> None:
 
 async def test_offsets_of_a_partition_no_longer_assigned_are_left_to_its_new_owner() -> None:
     consumer = Commits(assigned={P1})
-    committer = Committer(consumer, every_s=0.0)  # type: ignore[arg-type]
+    committer = Committer(consumer, every_s=0.0)
     await committer.hand_over({P0: 9, P1: 2}, [])
     assert await committer.drain()
     assert consumer.commits == [{P1: 2}]
@@ -122,7 +122,7 @@ async def test_offsets_of_a_partition_no_longer_assigned_are_left_to_its_new_own
 
 async def test_hand_over_waits_while_too_many_batches_are_unacknowledged() -> None:
     consumer = Commits()
-    committer = Committer(consumer, every_s=0.0, max_in_flight=2)  # type: ignore[arg-type]
+    committer = Committer(consumer, every_s=0.0, max_in_flight=2)
     sends = [send() for _ in range(3)]
     task = asyncio.ensure_future(committer.run())
     try:
