@@ -168,6 +168,8 @@ class Committer:
             return await self._commit()
 
     async def _settle_first(self) -> None:
+        if not self.handed:  # a drain settled it while this waited for the lock
+            return
         first = self.handed[0]
         if first.sends:
             await asyncio.wait(first.sends)  # (a cancelled wait leaves the sends alone)
@@ -252,12 +254,12 @@ class BatchSender:
         consumer's next fetch gather what arrived meanwhile: batches stay small (no delay) when
         the stream is quiet and grow with the load.
         """
-        pending = self.full + [(b, t, p) for (t, p), b in self.open.items() if b.record_count()]
-        self.full, self.open, self.count = [], {}, 0
-        if not pending:
+        if not self.count:
             return []
         if self.flying:
-            await asyncio.wait(self.flying)
+            await asyncio.wait(self.flying)  # (cancelled here, the records stay for the next)
+        pending = self.full + [(b, t, p) for (t, p), b in self.open.items() if b.record_count()]
+        self.full, self.open, self.count = [], {}, 0
         self.flying = [await self.producer.send_batch(b, t, partition=p) for b, t, p in pending]
         return list(self.flying)
 
