@@ -32,7 +32,6 @@ LAG_EVERY_S = 1.0  # how often a stage measures its consumer lag
 COMMIT_EVERY_S = 0.2  # a stage commits its acknowledged offsets at most this often
 MAX_IN_FLIGHT = 32  # batches handed to the committer and not yet acknowledged: the loop waits
 FETCH_WAIT_MS = 200  # `getmany` returns at once when records are there, else after this
-LINGER_MIN_BYTES = 1024 * 1024  # a lingering stage's fetch returns early with this much
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -297,11 +296,6 @@ class TopicStage:
     the stream is quiet and grow with the load (up to `max_records`).
     """
 
-    linger_ms = 0
-    """How long the broker may hold this stage's fetch for more records: 0 answers as soon as
-    one is there (the latency path). A stage off it (the sink) lingers, so a quiet stream still
-    arrives in batches: a transaction per linger, not per record."""
-
     def __init__(self, kafka: KafkaSettings, topic: str, role: str, max_records: int) -> None:
         self.kafka = kafka
         self.topic = topic
@@ -313,13 +307,6 @@ class TopicStage:
     def consumer_options(self) -> dict[str, Any]:
         """Extra `AIOKafkaConsumer` options of this stage."""
         return {}
-
-    def fetch_options(self) -> dict[str, Any]:
-        """The fetch's wait: `linger_ms`, or at once (the broker answers a fetch when it has
-        `fetch_min_bytes`, or after `fetch_max_wait_ms` with what it has)."""
-        if not self.linger_ms:
-            return {"fetch_min_bytes": 1}
-        return {"fetch_max_wait_ms": self.linger_ms, "fetch_min_bytes": LINGER_MIN_BYTES}
 
     def producer_options(self) -> dict[str, Any]:
         """Extra `AIOKafkaProducer` options of this stage."""
@@ -336,7 +323,7 @@ class TopicStage:
             # a transactional producer's records only once committed; aborted ones never
             isolation_level="read_committed",
             **membership(kafka, self.role),
-            **{**self.fetch_options(), **self.consumer_options()},
+            **self.consumer_options(),
         )
         self.producer = AIOKafkaProducer(
             **client_options(kafka),

@@ -40,8 +40,6 @@ class SinkStats:
 
 
 class SinkStage(TopicStage):
-    linger_ms = 100  # off the event → incident path: batches, not a transaction per change
-
     def __init__(
         self,
         kafka: KafkaSettings,
