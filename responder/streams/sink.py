@@ -40,6 +40,8 @@ class SinkStats:
 
 
 class SinkStage(TopicStage):
+    linger_ms = 100  # off the event → incident path: a quiet stream is stored in batches
+
     def __init__(
         self,
         kafka: KafkaSettings,
