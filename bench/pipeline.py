@@ -10,8 +10,10 @@
    ~10% run to run); `--before DIR` adds another checkout's worker to the interleaving;
    (b') `--stages ingest` and `--stages correlate` processes, for the CPU per stage, then the
    sink alone on SQLite and PostgreSQL (with the shipped playbooks: runs are created);
-4. latency: events at a steady rate (default 2k/s), each opening an incident; p50/p99 of
-   (incident change timestamp - event timestamp) on the broker.
+4. latency: the plain `responder worker` (its own process tree, PostgreSQL) fed events at a
+   steady rate (`--rates`, default 500, 2k and 5k/s), each opening an incident; p50/p99 of
+   (incident change timestamp - event timestamp) on the broker; and the cores its process tree
+   uses at a low rate (`--low-load-rate`, 100/s); `--only latency` measures only these.
 Prints events/s of each and the ratio b/a. Run: `make bench` (or `python bench/pipeline.py -h`).
 """
 
@@ -29,14 +31,23 @@ import statistics
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
-from workers import WorkerRun, drain_with_worker, pg_schema, restore_run
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from workers import (
+    WorkerRun,
+    drain_with_worker,
+    pg_schema,
+    process_tree_cpu,
+    restore_run,
+    worker_process,
+)
 
 from responder import bootstrap
 from responder.logs import configure
@@ -293,28 +304,45 @@ async def split_run(
     return result
 
 
-async def latency(settings: Settings, rate: int, seconds: float) -> list[float]:
-    """Events at a steady rate, each opening an incident; broker timestamps of both ends (one
-    worker process, every stage, in this process's event loop)."""
-    async with running(settings):
-        await asyncio.sleep(3)  # let the consumer groups settle
-        return await _probe(settings, rate, seconds)
+@dataclass
+class Probe:
+    latencies: list[float]  # seconds, event written → incident change written (broker clocks)
+    cores: float  # CPU of the worker's whole process tree / wall time, while events were sent
 
 
-async def _probe(settings: Settings, rate: int, seconds: float) -> list[float]:
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, linger_ms=1)
-    await producer.start()
-    total = int(rate * seconds)
-    sent: dict[str, float] = {}
-    start = time.perf_counter()
-    for i in range(total):
-        target = start + i / rate
-        delay = target - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        eid = f"lat-{i}"
-        doc = {
-            "id": eid,
+async def probe_worker(
+    settings: Settings,
+    overrides: dict[str, Any],
+    rate: int,
+    seconds: float,
+    log_path: Path,
+    source: Path | None = None,
+) -> Probe:
+    """The plain `responder worker` (of `source` if given; its own process tree, settled) fed
+    events at a steady rate, each opening an incident: latency, and the cores it used."""
+    kafka = settings.kafka
+    await create_topics(kafka.bootstrap_servers, [kafka.topics.events], kafka.partitions)
+    await append_time(kafka.bootstrap_servers, kafka.topics.events)
+    async with worker_process(overrides, [], log_path, source=source) as proc:
+        return await _probe(settings, rate, seconds, lambda: process_tree_cpu(proc.pid))
+
+
+async def append_time(bootstrap_servers: str, topic: str) -> None:
+    """Stamp `topic`'s records with the broker's append time: a probe event's latency starts
+    when it is in Kafka, not when the probe's own client queued it."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        config = {"message.timestamp.type": "LogAppendTime"}
+        await admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, config)])
+    finally:
+        await admin.close()
+
+
+def probe_event(i: int) -> bytes:
+    return json.dumps(
+        {
+            "id": f"lat-{i}",
             "source": "bench",
             "type": "vulnerability.found",
             "time": (T0 + timedelta(seconds=i)).isoformat().replace("+00:00", "Z"),
@@ -324,29 +352,67 @@ async def _probe(settings: Settings, rate: int, seconds: float) -> list[float]:
             "labels": {"component": "model-serving"},
             "attributes": {"cvss": 9.9},
         }
-        sent[eid] = time.time()
-        await producer.send(settings.kafka.topics.events, json.dumps(doc).encode())
-    await producer.flush()
+    ).encode()
+
+
+PROBE_TICK_S = 0.001  # the probe writes the events due every tick, a record batch a partition
+
+
+async def _probe(settings: Settings, rate: int, seconds: float, cpu: Callable[[], float]) -> Probe:
+    """Events at `rate` (whole record batches, so the probe's own client keeps up at 5k/s on a
+    loaded machine), each opening an incident; latency = the incident's timestamp (set by the
+    correlation stage's producer) - the event's (the broker's append time)."""
+    kafka = settings.kafka
+    producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, linger_ms=0)
+    await producer.start()
+    total = int(rate * seconds)
+    futures = []
+    written = 0
+    cpu0 = cpu()
+    start = time.perf_counter()
+    while written < total:
+        due = min(total, int((time.perf_counter() - start) * rate) + 1)
+        batches = [producer.create_batch() for _ in range(kafka.partitions)]
+        for i in range(written, due):
+            batches[i % kafka.partitions].append(key=None, value=probe_event(i), timestamp=None)
+        for partition, batch in enumerate(batches):
+            if batch.record_count():
+                futures.append(
+                    await producer.send_batch(batch, kafka.topics.events, partition=partition)
+                )
+        written = due
+        await asyncio.sleep(PROBE_TICK_S)
+    await asyncio.gather(*futures)
+    cores = (cpu() - cpu0) / (time.perf_counter() - start)
+    await producer.stop()
+    appended = await _read(kafka.bootstrap_servers, kafka.topics.events, total)
+    arrived: dict[str, float] = {}
+    for m in appended:
+        arrived[json.loads(m.value)["id"]] = m.timestamp / 1000
+    lat: list[float] = []
+    for m in await _read(kafka.bootstrap_servers, kafka.topics.incidents, total):
+        for e in json.loads(m.value)["events"]:
+            if e["id"] in arrived:
+                lat.append(m.timestamp / 1000 - arrived[e["id"]])
+    return Probe(lat, cores)
+
+
+async def _read(bootstrap_servers: str, topic: str, expect: int, wait_s: float = 60) -> list[Any]:
+    """The records of `topic` from its start, until `expect` were read or `wait_s` passed."""
     consumer = AIOKafkaConsumer(
-        settings.kafka.topics.incidents,
-        bootstrap_servers=settings.kafka.bootstrap_servers,
-        group_id=None,
-        auto_offset_reset="earliest",
+        topic, bootstrap_servers=bootstrap_servers, group_id=None, auto_offset_reset="earliest"
     )
     await consumer.start()
-    lat: list[float] = []
-    deadline = time.perf_counter() + 60
-    while len(lat) < total and time.perf_counter() < deadline:
-        batch = await consumer.getmany(timeout_ms=500)
-        for msgs in batch.values():
-            for m in msgs:
-                change = json.loads(m.value)
-                for e in change["events"]:
-                    if e["id"] in sent:
-                        lat.append(m.timestamp / 1000 - sent[e["id"]])
-    await consumer.stop()
-    await producer.stop()
-    return lat
+    got: list[Any] = []
+    deadline = time.perf_counter() + wait_s
+    try:
+        while len(got) < expect and time.perf_counter() < deadline:
+            batch = await consumer.getmany(timeout_ms=500)
+            for msgs in batch.values():
+                got.extend(msgs)
+    finally:
+        await consumer.stop()
+    return got
 
 
 def quantiles_ms(lat: list[float]) -> tuple[float, float]:
@@ -381,7 +447,22 @@ async def main() -> None:
     ap.add_argument("--events", type=int, default=200_000)
     ap.add_argument("--groups", type=int, default=10_000)
     ap.add_argument("--rates", default="500,2000,5000", help="latency probe rates, events/s")
-    ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--seconds", type=float, default=10, help="of each latency probe")
+    ap.add_argument(
+        "--low-load-rate",
+        type=int,
+        default=100,
+        help="events/s, each opening an incident, at which the cores the default worker uses "
+        "are measured (0: not measured)",
+    )
+    ap.add_argument("--low-load-seconds", type=float, default=20)
+    ap.add_argument("--latency-repeat", type=int, default=1, help="runs of each latency probe")
+    ap.add_argument(
+        "--only",
+        choices=("all", "latency"),
+        default="all",
+        help="latency: only the latency probes and the low-load cost (with --before too)",
+    )
     ap.add_argument("--restore-keys", type=int, default=1_000_000)
     ap.add_argument("--rules", type=Path, default=Path("rules"))
     ap.add_argument(
@@ -410,6 +491,14 @@ async def main() -> None:
 
 
 async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
+    if args.only == "latency":
+        rows, low_load = await measure_latency(args, run)
+        print()
+        for what, value in rows:
+            print(f"| {what} | {value} |")
+        print()
+        print(low_load, flush=True)
+        return
     bs = args.bootstrap
     settings = settings_for(bs, run, tmp / "bench.db", args.rules)
     print(f"generating {args.events:,} events over {args.groups:,} groups ...", flush=True)
@@ -497,18 +586,7 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
         flush=True,
     )
 
-    latencies: dict[int, tuple[float, float]] = {}
-    for rate in (int(r) for r in args.rates.split(",")):
-        lat_settings = settings_for(bs, f"{run}l{rate}", tmp / f"lat{rate}.db", args.rules)
-        bootstrap.database(lat_settings)
-        lat = await latency(lat_settings, rate, args.seconds)
-        if len(lat) >= 2:
-            latencies[rate] = quantiles_ms(lat)
-            print(
-                f"latency at {rate:,} events/s: p50 / p99 = "
-                f"{latencies[rate][0]:.1f} / {latencies[rate][1]:.1f} ms",
-                flush=True,
-            )
+    latency_rows, low_load = await measure_latency(args, run)
 
     restore_s = None
     if args.restore_keys:
@@ -545,8 +623,7 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
         ("one worker process on one core", f"{one_eps:,.0f} events/s"),
         ("default worker vs one process on one core", f"{worker_eps / one_eps:.2f}x"),
     ]
-    for rate, (p50, p99) in latencies.items():
-        rows.append((f"latency p50 / p99 at {rate:,} events/s", f"{p50:.0f} / {p99:.0f} ms"))
+    rows += latency_rows
     if restore_s is not None:
         rows.append(
             (
@@ -574,6 +651,64 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     print()
     print(f"default worker: {worker_eps:.0f} events/s, ratio {worker_eps / raw_eps:.2f}")
     print(f"end to end: {e2e_eps:.0f} events/s, ratio {e2e_eps / raw_eps:.2f}", flush=True)
+    print(low_load, flush=True)
+
+
+async def measure_latency(args: argparse.Namespace, run: str) -> tuple[list[tuple[str, str]], str]:
+    """Latency at each `--rates` and the cores used at `--low-load-rate`, of the plain
+    `responder worker` (and of `--before`'s, interleaved); table rows and the low-load line."""
+    bs = args.bootstrap
+    rates = [int(r) for r in args.rates.split(",") if r]
+    workers: list[tuple[str, Path | None]] = [("now", None)]
+    if args.before is not None:
+        workers.append(("before", args.before))
+    found: dict[tuple[str, int], list[Probe]] = {}
+    plan = [(rate, args.seconds) for rate in rates]
+    if args.low_load_rate:
+        plan.append((args.low_load_rate, args.low_load_seconds))
+    for i in range(args.latency_repeat):
+        for rate, seconds in plan:
+            for name, source in workers:
+                with pg_schema(args.postgres) as url:
+                    over = overrides_for(bs, f"{run}l{name[0]}{rate}x{i}", url, args.rules)
+                    probe = await probe_worker(
+                        merged(Settings(), over),
+                        over,
+                        rate,
+                        seconds,
+                        Path(tempfile.gettempdir()) / f"bench-{run}-lat-{name}-{rate}-{i}.log",
+                        source,
+                    )
+                found.setdefault((name, rate), []).append(probe)
+                p50, p99 = quantiles_ms(probe.latencies) if len(probe.latencies) >= 2 else (0, 0)
+                print(
+                    f"latency ({name}) at {rate:,} events/s: p50 / p99 = {p50:.1f} / {p99:.1f} ms, "
+                    f"{probe.cores:.2f} cores, {len(probe.latencies):,} of {int(rate * seconds):,}",
+                    flush=True,
+                )
+    rows: list[tuple[str, str]] = []
+    for name, _ in workers:
+        prefix = "" if name == "now" else "before: "
+        for rate in rates:
+            probes = found[(name, rate)]
+            p50 = statistics.median(quantiles_ms(p.latencies)[0] for p in probes)
+            p99 = statistics.median(quantiles_ms(p.latencies)[1] for p in probes)
+            rows.append(
+                (f"{prefix}latency p50 / p99 at {rate:,} events/s", f"{p50:.0f} / {p99:.0f} ms")
+            )
+        if args.low_load_rate:
+            cores = statistics.median(p.cores for p in found[(name, args.low_load_rate)])
+            rows.append(
+                (
+                    f"{prefix}cores used at {args.low_load_rate} events/s, each an incident",
+                    f"{cores:.2f}",
+                )
+            )
+    low_load = ""
+    if args.low_load_rate:
+        cores = statistics.median(p.cores for p in found[("now", args.low_load_rate)])
+        low_load = f"low load: {cores:.2f} cores at {args.low_load_rate} events/s"
+    return rows, low_load
 
 
 if __name__ == "__main__":  # spawn children re-import this module: keep the guard

@@ -249,7 +249,7 @@ def pipeline(
                 engine,
                 on_applied=RunStarter(book, kill_switch=settings.playbooks.kill_switch),
                 blast_radii=None if graph is None else BlastRadii(graph),
-                applied_hook=wakeup.set,
+                runs_created=wakeup.set,
             )
         if "runner" in wanted:
             runner = Runner(

@@ -70,14 +70,20 @@ class RepeatFilter(logging.Filter):
 # leader not yet known everywhere, a leader that moved. The retry succeeds or a real error
 # (a timeout) follows, so the user is told nothing they could act on.
 SELF_HEALING = ("NotLeaderForPartitionError", "LeaderNotAvailableError", "UnknownTopicOrPartition")
+# aiokafka's fetcher logs a failed offset lookup at error level, then waits and looks again
+RETRIED_AT_ERROR = ("Failed fetch offsets from",)
 
 
 def self_healing(record: logging.LogRecord) -> bool:
     """False for a Kafka client's note that it is retrying a self-healing error."""
-    if not record.name.startswith("aiokafka") or record.levelno >= logging.ERROR:
+    if not record.name.startswith("aiokafka"):
         return True
     message = record.getMessage()
-    return not ("retrying" in message and any(e in message for e in SELF_HEALING))
+    if not any(e in message for e in SELF_HEALING):
+        return True
+    if record.levelno >= logging.ERROR:
+        return not message.startswith(RETRIED_AT_ERROR)
+    return "retrying" not in message
 
 
 def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -2,9 +2,10 @@
 
 Consumes the micro-batched records of the correlation topic, feeds them to the pure engine and
 emits incident changes. Changed keys are written to the compacted changelog once per commit
-interval (as Kafka Streams' record cache does), then offsets are committed: a crash replays only
-what was not yet flushed, and the engine's dedup plus deterministic incident ids make the replay
-harmless. On assignment a partition's state is restored from its changelog partition.
+interval (as Kafka Streams' record cache does), a step of keys per loop round between batches,
+then offsets are committed in the background once every send is acknowledged
+(`streams/kafka.py` `Committer`): a crash replays only what was not yet flushed, and the
+engine's dedup plus deterministic incident ids make the replay harmless. On assignment a partition's state is restored from its changelog partition.
 
 Poison never stops the stage: a message it cannot decode goes to the DLQ; a record whose
 correlation raises (or whose incident change cannot be written) is skipped and its message goes
@@ -46,10 +47,11 @@ from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import (
     Batch,
     BatchSender,
+    Committer,
     LagMeter,
-    commit,
     dead_letter,
     membership,
+    run_beside,
 )
 from responder.streams.records import read
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
@@ -70,6 +72,7 @@ WATERMARK_KEY = "watermarks"
 NOTICE_EVERY_S = 600.0
 """At most one `correlation.groups_evicted` event per rule and partition this often."""
 
+FLUSH_STEP_KEYS = 1000  # changelog keys a flush writes per loop round, between batches
 STATE_TTL = timedelta(days=1)  # event time a group may stay idle before its state is forgotten
 SWEEP_EVERY_S = 30.0
 
@@ -82,6 +85,16 @@ class CorrelateStats:
     keys_written: int = 0
     restored_keys: int = 0
     cpu_s: float = 0.0  # process CPU spent correlating batches
+
+
+@dataclass
+class _Flush:
+    """A flush under way: the changed keys it writes and the offsets they cover."""
+
+    keys: list[tuple[int, str]]
+    offsets: dict[TopicPartition, int]
+    partitions: set[int] | None
+    done: int = 0  # keys written so far
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -113,6 +126,7 @@ class CorrelateStage:
         self.dead: list[tuple[Any, str, list[str]]] = []  # (message, reason, detail)
         self.sends: list[asyncio.Future[Any]] = []
         self.lock = asyncio.Lock()
+        self.writing: _Flush | None = None  # a flush under way (`_flush_step`)
         self.last_flush = clock.monotonic()
         self.last_sweep = clock.monotonic()
         self.lag = LagMeter("correlate")
@@ -147,6 +161,8 @@ class CorrelateStage:
             max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
         )
         self.batcher = BatchSender(self.producer)
+        # offsets committed behind the flush's sends, in the background (streams/kafka.py)
+        self.committer = Committer(self.consumer, every_s=0.0)
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -163,22 +179,29 @@ class CorrelateStage:
     async def stop(self) -> None:
         async with self.lock:
             await self._flush()
+            await self.committer.drain()
         await self.consumer.stop()
         await self.restorer.stop()
         await self.producer.stop()
 
     async def run(self) -> None:
+        await run_beside(self._loop(), self.committer.run())
+
+    async def _loop(self) -> None:
         while True:
             batch = await self.consumer.getmany(
-                timeout_ms=200, max_records=max(1, self.settings.max_batch // 100)
+                timeout_ms=0 if self.writing else 200,  # a flush under way goes on at once
+                max_records=max(1, self.settings.max_batch // 100),
             )
             async with self.lock:
                 if batch:
                     self.handle(batch)
                     await self._send_outbox()
                     await self._dead_letter()
-                if self._flush_due(idle=not batch):
-                    await self._flush()
+                if self.writing is None and self._flush_due(idle=not batch):
+                    await self._start_flush()
+                if self.writing is not None:
+                    await self._flush_step(FLUSH_STEP_KEYS)
             await self.lag.measure(self.consumer)
 
     def _flush_due(self, *, idle: bool) -> bool:
@@ -331,46 +354,70 @@ class CorrelateStage:
     # --- durability -----------------------------------------------------------------------
 
     async def _flush(self, partitions: set[int] | None = None) -> None:
-        """Write changed keys to the changelog, wait for every send, then commit offsets."""
+        """Write every changed key to the changelog now (stop, revocation), after the rest of a
+        flush under way; the offsets are committed once every send is acknowledged, without
+        waiting here (`drain` the committer to wait)."""
+        while self.writing is not None:
+            await self._flush_step(None)
+        await self._start_flush(partitions)
+        while self.writing is not None:
+            await self._flush_step(None)
+
+    async def _start_flush(self, partitions: set[int] | None = None) -> None:
+        """Take the changed keys and the offsets they cover; `_flush_step` writes them."""
         await self._send_outbox()
         await self._notify()
         now = clock.monotonic()
         if now - self.last_sweep >= SWEEP_EVERY_S:
             self._sweep()
             self.last_sweep = now
+        keys: list[tuple[int, str]] = []
         for partition in list(self.dirty):
-            if partitions is not None and partition not in partitions:
-                continue
-            keys = self.dirty.pop(partition)
-            store = self.stores.get(partition) or self.new_store()
-            for key in keys:
-                state = store.get(key)
-                if state is not None and state.empty:
-                    store.drop(key)
-                    state = None
-                value = None if state is None else orjson.dumps(state_to_dict(state))
-                self.batcher.add(self.kafka.topics.changelog, partition, key.encode(), value)
-                self.stats.keys_written += 1
-        for partition, marks in self.progress.items():
-            if marks.changed and (partitions is None or partition in partitions):
-                value = orjson.dumps(marks.to_dict())
-                self.batcher.add(
-                    self.kafka.topics.changelog, partition, WATERMARK_KEY.encode(), value
-                )
-                marks.changed = False
-        self.sends.extend(await self.batcher.submit())
-        if self.sends:
-            sends, self.sends = self.sends, []
-            await asyncio.gather(*sends)
+            if partitions is None or partition in partitions:
+                keys.extend((partition, key) for key in self.dirty.pop(partition))
         offsets = {
             tp: off
             for tp, off in self.pending.items()
             if partitions is None or tp.partition in partitions
         }
-        if offsets:
-            await commit(self.consumer, offsets)
-            for tp in offsets:
-                self.pending.pop(tp, None)
+        for tp in offsets:
+            self.pending.pop(tp, None)
+        self.writing = _Flush(keys, offsets, partitions)
+
+    async def _flush_step(self, limit: int | None) -> None:
+        """Write up to `limit` keys (None: all) of the flush under way; after the last, the
+        input progress, and hand its offsets to the committer behind every send so far.
+
+        A flush of many keys is written a step per loop round, between batches, so it never
+        holds up the events behind it for long. A key written later than the flush began may
+        already hold newer events than the offsets it commits: a replay after a crash is then
+        deduplicated by the engine, as any replay is."""
+        flush = self.writing
+        assert flush is not None
+        end = len(flush.keys) if limit is None else min(len(flush.keys), flush.done + limit)
+        changelog = self.kafka.topics.changelog
+        for partition, key in flush.keys[flush.done : end]:
+            store = self.stores.get(partition) or self.new_store()
+            state = store.get(key)
+            if state is not None and state.empty:
+                store.drop(key)
+                state = None
+            value = None if state is None else orjson.dumps(state_to_dict(state))
+            self.batcher.add(changelog, partition, key.encode(), value)
+        self.stats.keys_written += end - flush.done
+        flush.done = end
+        if end < len(flush.keys):
+            self.sends.extend(await self.batcher.submit())
+            return
+        for partition, marks in self.progress.items():
+            if marks.changed and (flush.partitions is None or partition in flush.partitions):
+                value = orjson.dumps(marks.to_dict())
+                self.batcher.add(changelog, partition, WATERMARK_KEY.encode(), value)
+                marks.changed = False
+        self.sends.extend(await self.batcher.submit())
+        sends, self.sends = self.sends, []
+        self.writing = None
+        await self.committer.hand_over(flush.offsets, sends)
         self.last_flush = clock.monotonic()
         self.stats.flushes += 1
         LIVE_GROUPS.set(sum(len(store) for store in self.stores.values()))
@@ -392,6 +439,7 @@ class CorrelateStage:
         parts = {tp.partition for tp in revoked}
         async with self.lock:
             await self._flush(parts)
+            await self.committer.drain()
             for p in parts:
                 self.stores.pop(p, None)
                 self.dirty.pop(p, None)

@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
-from functools import partial
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from responder.kafka_clients import client_options
@@ -21,6 +29,11 @@ from responder.streams.salvage import UNDECODABLE, Salvage
 log = structlog.get_logger(__name__)
 
 LAG_EVERY_S = 1.0  # how often a stage measures its consumer lag
+COMMIT_EVERY_S = 0.2  # a stage commits its acknowledged offsets at most this often
+MAX_IN_FLIGHT = 32  # batches handed to the committer and not yet acknowledged: the loop waits
+FETCH_WAIT_MS = 200  # `getmany` returns at once when records are there, else after this
+QUIET_BATCH = 100  # a lingering stage's fetch lingers after a batch smaller than this
+LINGER_MIN_BYTES = 1024 * 1024  # ... and the broker answers it early with this much
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -76,6 +89,137 @@ async def commit(consumer: AIOKafkaConsumer, offsets: dict[TopicPartition, int])
     return True
 
 
+@dataclass
+class _Handed:
+    offsets: dict[TopicPartition, int]
+    sends: list[asyncio.Future[Any]]
+
+
+class Committer:
+    """Commits a stage's offsets in the background, so the stage fetches its next batch while
+    the records of the previous ones are still on their way to the broker.
+
+    A batch is handed over with the offsets after it and the futures of everything it produced
+    (`hand_over`); batches settle in order, and an offset is committed only once its batch and
+    every batch before it were acknowledged (at least once: a crash may redeliver, never lose).
+    Commits go out at most every `every_s` (a quiet stream costs a commit request per interval,
+    not per record). A send that failed stops the committer with its error: nothing after it
+    is committed. `drain` settles and commits everything handed over (on stop, on revocation).
+    """
+
+    def __init__(
+        self,
+        consumer: AIOKafkaConsumer,
+        *,
+        every_s: float = COMMIT_EVERY_S,
+        max_in_flight: int = MAX_IN_FLIGHT,
+    ) -> None:
+        self.consumer = consumer
+        self.every_s = every_s
+        self.max_in_flight = max_in_flight
+        self.handed: deque[_Handed] = deque()
+        self.acked: dict[TopicPartition, int] = {}  # settled, not yet committed
+        self.last = 0.0  # when the last commit went out (monotonic)
+        self.lock = asyncio.Lock()
+        self.changed = asyncio.Event()  # a batch was handed over
+        self.settled = asyncio.Event()  # a batch settled
+
+    async def hand_over(
+        self, offsets: dict[TopicPartition, int], sends: list[asyncio.Future[Any]]
+    ) -> None:
+        """Queue a batch's offsets behind its sends; wait while `max_in_flight` are queued."""
+        if not offsets and not sends:
+            return
+        self.handed.append(_Handed(offsets, sends))
+        self.changed.set()
+        while len(self.handed) > self.max_in_flight:
+            self.settled.clear()
+            await self.settled.wait()
+
+    async def run(self) -> None:
+        """Forever: settle what was handed over, in order; commit when due."""
+        while True:
+            if self.handed:
+                async with self.lock:
+                    await self._settle_first()
+                if time.monotonic() >= self.last + self.every_s:
+                    await self.commit_settled()
+                continue
+            self.changed.clear()
+            timeout = None
+            if self.acked:
+                timeout = self.last + self.every_s - time.monotonic()
+                if timeout <= 0:
+                    await self.commit_settled()
+                    continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.changed.wait(), timeout)
+
+    async def drain(self, offsets: dict[TopicPartition, int] | None = None) -> bool:
+        """Settle everything handed over and commit it now, with `offsets` on top (a record
+        passed by the salvage); False if the broker refused the commit."""
+        async with self.lock:
+            while self.handed:
+                await self._settle_first()
+            self.acked.update(offsets or {})
+            return await self._commit()
+
+    async def commit_settled(self) -> bool:
+        async with self.lock:
+            return await self._commit()
+
+    async def _settle_first(self) -> None:
+        if not self.handed:  # a drain settled it while this waited for the lock
+            return
+        first = self.handed[0]
+        if first.sends:
+            await asyncio.wait(first.sends)  # (a cancelled wait leaves the sends alone)
+            for send in first.sends:
+                send.result()  # raises what failed: nothing after it is committed
+        self.handed.popleft()
+        self.acked.update(first.offsets)
+        self.settled.set()
+
+    async def _commit(self) -> bool:
+        self.last = time.monotonic()
+        if not self.acked:
+            return True
+        assigned = self.consumer.assignment()
+        # a partition revoked meanwhile: its new owner starts from the last commit (redelivery)
+        offsets = {tp: offset for tp, offset in self.acked.items() if tp in assigned}
+        done = await commit(self.consumer, offsets)
+        self.acked.clear()  # (under the lock: nothing settled meanwhile)
+        return done
+
+
+class DrainOnRevoke(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Commits everything a stage handled before its partitions go to another member."""
+
+    def __init__(self, committer: Committer) -> None:
+        self.committer = committer
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        if revoked:
+            await self.committer.drain()
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        return None
+
+
+async def run_beside(main: Any, helper: Any) -> None:
+    """Run two coroutines until one fails (both loop forever); the failure is raised, the
+    other cancelled. Cancelled from outside, both are cancelled."""
+    tasks = [asyncio.ensure_future(main), asyncio.ensure_future(helper)]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
 class BatchSender:
     """Builds aiokafka record batches per (topic, partition) and submits them in one go.
 
@@ -89,6 +233,7 @@ class BatchSender:
         self.open: dict[tuple[str, int], Any] = {}
         self.full: list[tuple[Any, str, int]] = []
         self.count = 0
+        self.flying: list[asyncio.Future[Any]] = []  # the batches of the last submit
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         batch = self.open.get((topic, partition))
@@ -102,10 +247,22 @@ class BatchSender:
         self.count += 1
 
     async def submit(self) -> list[asyncio.Future[Any]]:
-        """Queue every batch for delivery; the futures resolve when the broker acknowledged."""
+        """Queue every batch for delivery; the futures resolve when the broker acknowledged.
+
+        The batches of the previous submit are waited for first (what failed is left to whoever
+        holds their futures): the client sends one batch per partition per request, so batches
+        queued behind one in flight would each cost a round trip. Waiting here instead lets the
+        consumer's next fetch gather what arrived meanwhile: batches stay small (no delay) when
+        the stream is quiet and grow with the load.
+        """
+        if not self.count:
+            return []
+        if self.flying:
+            await asyncio.wait(self.flying)  # (cancelled here, the records stay for the next)
         pending = self.full + [(b, t, p) for (t, p), b in self.open.items() if b.record_count()]
         self.full, self.open, self.count = [], {}, 0
-        return [await self.producer.send_batch(b, t, partition=p) for b, t, p in pending]
+        self.flying = [await self.producer.send_batch(b, t, partition=p) for b, t, p in pending]
+        return list(self.flying)
 
 
 class LagMeter:
@@ -134,9 +291,17 @@ class TopicStage:
     worker process shares the topic's partitions), with a producer for its output and the DLQ.
 
     Subclasses implement `handle(batch)`: they `reject` what they cannot use (it goes to the
-    DLQ with the reason) and end with `done(batch)`, which waits until the broker acknowledged
-    everything the batch produced and only then commits its offsets (at least once).
+    DLQ with the reason) and end with `done(batch)`, which hands the batch's offsets and the
+    futures of everything it produced to the stage's `Committer`: the offsets are committed
+    once the broker acknowledged those records (at least once), while the loop already fetches
+    the next batch. Each fetch returns as soon as records are there, so batches are small when
+    the stream is quiet and grow with the load (up to `max_records`).
     """
+
+    linger_ms = 0
+    """How long the broker may hold this stage's fetch for more records while the stream is
+    quiet: 0 on the latency path (a fetch is answered as soon as a record is there). A stage
+    off it (the sink) lingers, so a quiet stream arrives in batches; under load it does not."""
 
     def __init__(self, kafka: KafkaSettings, topic: str, role: str, max_records: int) -> None:
         self.kafka = kafka
@@ -157,7 +322,6 @@ class TopicStage:
     async def start(self) -> None:
         kafka = self.kafka
         self.consumer = AIOKafkaConsumer(
-            self.topic,
             **client_options(kafka),
             group_id=f"{kafka.group_prefix}-{self.role}",
             client_id=f"{kafka.client_id}-{self.role}",
@@ -173,6 +337,8 @@ class TopicStage:
             client_id=f"{kafka.client_id}-{self.role}",
             **self.producer_options(),
         )
+        self.committer = Committer(self.consumer)
+        self.consumer.subscribe([self.topic], listener=DrainOnRevoke(self.committer))
         await self.producer.start()
         await self.consumer.start()
         self.salvage = Salvage(
@@ -180,27 +346,50 @@ class TopicStage:
             self.producer,
             kafka.topics.dlq,
             rounds=self.max_records,
-            commit=partial(commit, self.consumer),
+            commit=self.committer.drain,
         )
 
     async def stop(self) -> None:
-        await self.consumer.stop()
-        await self.producer.stop()
+        """Commit everything handled (once acknowledged), then close the clients."""
+        try:
+            await self.committer.drain()
+        finally:
+            await self.consumer.stop()
+            await self.producer.stop()
 
     async def run(self) -> None:
+        await run_beside(self._loop(), self.committer.run())
+
+    async def _loop(self) -> None:
         while True:
             batch = await self.fetch()
+            if self.linger_ms:
+                self._linger(sum(len(records) for records in batch.values()))
             if batch:
                 await self.handle(batch)
             await self.lag.measure(self.consumer)
+
+    def _linger(self, fetched: int) -> None:
+        """After a small batch, let the broker hold the next fetch up to `linger_ms` (or until
+        LINGER_MIN_BYTES are there); after a big one, answer at once. (aiokafka reads these
+        two fetcher fields whenever it builds a fetch request.)"""
+        consumer = self.consumer
+        quiet = fetched < QUIET_BATCH
+        consumer._fetcher._fetch_max_wait_ms = (
+            self.linger_ms if quiet else consumer._fetch_max_wait_ms
+        )
+        consumer._fetcher._fetch_min_bytes = LINGER_MIN_BYTES if quiet else 1
 
     async def fetch(self) -> Batch:
         """The next batch; past a record the client cannot decode (`streams/salvage.py`)."""
         if self.salvage.active:
             return await self.salvage.step()
         try:
-            batch: Batch = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            batch: Batch = await self.consumer.getmany(
+                timeout_ms=FETCH_WAIT_MS, max_records=self.max_records
+            )
         except UNDECODABLE as exc:
+            await self.committer.drain()  # the rewind goes back to what was handled
             await self.salvage.begin(exc)
             return {}
         return batch
@@ -211,7 +400,8 @@ class TopicStage:
     async def reject(
         self, msg: ConsumerRecord[bytes, bytes], reason: str, detail: Sequence[str] = ()
     ) -> None:
-        """Queue the original message for the DLQ with why and where from (`done` waits)."""
+        """Queue the original message for the DLQ with why and where from (`done` hands the
+        send to the committer with the batch)."""
         self.pending.append(
             await self.producer.send(
                 self.kafka.topics.dlq,
@@ -222,11 +412,10 @@ class TopicStage:
         )
 
     async def done(self, batch: Batch) -> None:
-        """Wait for every record this batch produced (DLQ included), then commit its offsets."""
+        """Hand the batch's offsets to the committer, behind every record it produced (DLQ
+        included): committed once those are acknowledged, without waiting here."""
         pending, self.pending = self.pending, []
-        if pending:
-            await asyncio.gather(*pending)
-        await commit(self.consumer, offsets_after(batch))
+        await self.committer.hand_over(offsets_after(batch), pending)
 
 
 def consumer_record(

@@ -1,8 +1,9 @@
 """Worker stages for playbooks: the runner loop and the consumer of `responder.commands`.
 
 Runs are created by the sink (same transaction as the incident change), so the runner needs no
-topic of its own: it advances whatever SQL says is runnable, woken early by the sink or by a
-command, otherwise every `poll_s`. Several workers may run it; a lease per run keeps one owner.
+topic of its own: it advances whatever SQL says is runnable, woken early by the sink (once a
+transaction created runs: `SinkStage.runs_created`) or by a command, otherwise every `poll_s`.
+Several workers may run it; a lease per run keeps one owner.
 """
 
 from __future__ import annotations

@@ -5,10 +5,13 @@ child per stage group (`stage_groups`: ingest and reports, correlation, the rest
 groups hand over through Kafka topics and each group then has a core's worth of CPU. With a
 process count each child is a whole `responder worker --processes 1` (the chosen stages, their
 own consumer groups), so the children split every topic's partitions between them as N separate
-workers would. The supervisor restarts a child that exits while it is not stopping (after a backoff that grows
-with quick successive deaths), forwards SIGTERM/SIGINT to every child and waits for them to
-stop (each commits its offsets on the way out), ending hard whatever outlives the grace. A
-child watches its parent: orphaned (the supervisor was killed), it stops by itself.
+workers would. A child whose stages are all off the event → incident path (by default
+the sink and playbook group) runs at a lower CPU priority (`niceness`), so on a busy machine
+storing lags rather than correlating. The supervisor restarts a child that exits while it is
+not stopping (after a backoff that grows with quick successive deaths), forwards
+SIGTERM/SIGINT to every child and waits for them to stop (each commits its offsets on the way
+out), ending hard whatever outlives the grace. A child watches its parent: orphaned (the
+supervisor was killed), it stops by itself.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ log = structlog.get_logger(__name__)
 
 POLL_S = 0.1  # how often the supervisor looks at its children
 PARENT_POLL_S = 0.5  # how often a child looks whether its supervisor is still there
+# the stages between an event and its incident; a child with none of them (the sink, the
+# playbooks) yields the CPU to those that have: under contention storage lags, not incidents
+LATENCY_PATH = frozenset({"ingest", "reports", "correlate"})
+OFF_PATH_NICE = 10
 
 
 def default_processes() -> int:
@@ -66,6 +73,15 @@ def worker_layout(stages: str, processes: int | None) -> list[str]:
         return [stages] * count
     rest = ",".join(stage for stage in chosen if stage != "anchors")
     return [stages] + ([rest] * (count - 1) if rest else [])
+
+
+def niceness(argv: Sequence[str]) -> int:
+    """The scheduling niceness of a child `responder worker` with this argv: OFF_PATH_NICE if
+    its `--stages` are all off the latency path (the CPU still goes to it whenever the others
+    do not need it), else 0."""
+    stages = argv[argv.index("--stages") + 1] if "--stages" in argv else "all"
+    chosen = set(STAGES) if stages == "all" else {s.strip() for s in stages.split(",")}
+    return 0 if chosen & LATENCY_PATH else OFF_PATH_NICE
 
 
 @dataclass(frozen=True)
@@ -129,6 +145,12 @@ class Supervisor:
         # our own interpreter and `responder worker` argv, built by the CLI: no outside input
         child.proc = subprocess.Popen(list(argv), env={**os.environ, **env})  # noqa: S603
         child.started = time.monotonic()
+        nice = niceness(argv)
+        if nice:
+            try:
+                os.setpriority(os.PRIO_PROCESS, child.proc.pid, nice)
+            except OSError as exc:  # already gone: the watch loop restarts it
+                log.warning("could not lower a worker process's priority", error=str(exc))
         return child.proc
 
     def _watch(self, child: _Child) -> None:

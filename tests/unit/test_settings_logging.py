@@ -202,9 +202,17 @@ def test_retries_that_settle_by_themselves_are_not_shown(
         "<class 'aiokafka.errors.NotLeaderForPartitionError'>",
     )
     sender.warning("Got error produce response: %s", "<class 'aiokafka.errors.KafkaTimeoutError'>")
+    fetcher = logging.getLogger("aiokafka.consumer.fetcher")  # a fresh topic's offset lookup
+    fetcher.error(
+        "Failed fetch offsets from %s: %s",
+        1,
+        "[Error 6] NotLeaderForPartitionError: TopicPartition(topic='t', partition=3)",
+    )
+    fetcher.error("Failed fetch offsets from %s: %s", 1, "[Error 7] RequestTimedOutError")
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert [line["event"] for line in lines] == [
-        "Got error produce response: <class 'aiokafka.errors.KafkaTimeoutError'>"
+        "Got error produce response: <class 'aiokafka.errors.KafkaTimeoutError'>",
+        "Failed fetch offsets from 1: [Error 7] RequestTimedOutError",
     ]
 
 

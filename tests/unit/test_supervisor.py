@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 from pathlib import Path
 
 from responder.streams.pipeline import STAGES
 from responder.streams.supervisor import (
+    OFF_PATH_NICE,
     Backoff,
     Supervisor,
     default_processes,
+    niceness,
     stage_groups,
     worker_layout,
 )
@@ -106,3 +109,39 @@ def test_anchors_run_in_exactly_one_process() -> None:
 
 def test_chosen_stages_run_once_per_core_by_default() -> None:
     assert worker_layout("ingest,reports", None) == ["ingest,reports"] * default_processes()
+
+
+def test_only_children_off_the_event_to_incident_path_run_at_a_lower_priority() -> None:
+    layout = worker_layout("all", None)
+    nice = [niceness(["responder", "worker", "--stages", stages]) for stages in layout]
+    assert nice == [0, 0, OFF_PATH_NICE]  # ingest+reports, correlate | sink, playbooks, anchors
+    assert niceness(["responder", "worker", "--stages", "all"]) == 0  # whole pipelines
+    assert niceness(["responder", "worker"]) == 0
+
+
+def test_the_supervisor_lowers_the_priority_of_a_child_off_the_path(tmp_path: Path) -> None:
+    """Each child writes the niceness it runs at when it is stopped; only the sink's is
+    raised."""
+    script = (
+        "import os, signal, sys, time\n"
+        "out = sys.argv[1]\n"
+        "def term(*_):\n"
+        "    open(out, 'w').write(str(os.nice(0))); sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, term)\n"
+        "open(out + '.up', 'w').write('up')\n"
+        "time.sleep(120)\n"
+    )
+    stages = ["correlate", "sink,runner"]
+    outs = [tmp_path / "correlate", tmp_path / "sink"]
+    supervisor = Supervisor(
+        lambda slot: (
+            [sys.executable, "-c", script, str(outs[slot]), "--stages", stages[slot]],
+            {},
+        ),
+        processes=2,
+    )
+    watcher = _stop_when(supervisor, lambda: all(Path(f"{p}.up").exists() for p in outs))
+    assert supervisor.run() == 0
+    watcher.join()
+    base = os.nice(0)
+    assert [int(p.read_text()) for p in outs] == [base, min(19, base + OFF_PATH_NICE)]
