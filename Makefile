@@ -23,7 +23,7 @@ help:
 	@echo "make kafka-down  stop it"
 	@echo "make pg-up       start the local PostgreSQL test server"
 	@echo "make demo        run 'responder demo' against the local broker"
-	@echo "make lint        ruff check, ruff format --check, mypy responder tests"
+	@echo "make lint        ruff check, ruff format --check, mypy responder tests bench"
 	@echo "make test        lint, start Kafka + PostgreSQL, run pytest, then the short fault suite (CHAOS=short)"
 	@echo "make bench       run bench/pipeline.py against the local broker"
 	@echo "make chaos       the fault suite on its own broker and PostgreSQL (CHAOS=short: the CI version)"
@@ -67,7 +67,7 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy responder tests
+	$(BIN)/mypy responder tests bench
 
 test: lint
 	scripts/kafka up
