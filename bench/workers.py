@@ -264,6 +264,7 @@ async def restore_run(settings: Settings, rule_id: str, body: dict[str, Any], ke
     finally:
         await stage.restorer.stop()
         await stage.producer.stop()
+        await stage.consumer.stop()  # made by `_clients`, never started: closed all the same
     if restored != keys:
         raise RuntimeError(f"restored {restored} of {keys} keys")
     return took
