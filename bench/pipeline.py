@@ -28,6 +28,7 @@ import os
 import random
 import resource
 import statistics
+import sys
 import tempfile
 import time
 import uuid
@@ -55,6 +56,9 @@ from responder.settings import Settings, merged
 from responder.streams.app import tune_gc
 from responder.streams.supervisor import default_processes, worker_layout
 from responder.streams.topics import create_topics, ensure_topics
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers
+from tests.support.harness import consume_all
 
 T0 = datetime(2026, 11, 25, 0, 0, tzinfo=UTC)
 
@@ -385,34 +389,16 @@ async def _probe(settings: Settings, rate: int, seconds: float, cpu: Callable[[]
     await asyncio.gather(*futures)
     cores = (cpu() - cpu0) / (time.perf_counter() - start)
     await producer.stop()
-    appended = await _read(kafka.bootstrap_servers, kafka.topics.events, total)
+    appended = await consume_all(kafka.bootstrap_servers, kafka.topics.events, total, timeout=60)
     arrived: dict[str, float] = {}
     for m in appended:
         arrived[json.loads(m.value)["id"]] = m.timestamp / 1000
     lat: list[float] = []
-    for m in await _read(kafka.bootstrap_servers, kafka.topics.incidents, total):
+    for m in await consume_all(kafka.bootstrap_servers, kafka.topics.incidents, total, timeout=60):
         for e in json.loads(m.value)["events"]:
             if e["id"] in arrived:
                 lat.append(m.timestamp / 1000 - arrived[e["id"]])
     return Probe(lat, cores)
-
-
-async def _read(bootstrap_servers: str, topic: str, expect: int, wait_s: float = 60) -> list[Any]:
-    """The records of `topic` from its start, until `expect` were read or `wait_s` passed."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap_servers, group_id=None, auto_offset_reset="earliest"
-    )
-    await consumer.start()
-    got: list[Any] = []
-    deadline = time.perf_counter() + wait_s
-    try:
-        while len(got) < expect and time.perf_counter() < deadline:
-            batch = await consumer.getmany(timeout_ms=500)
-            for msgs in batch.values():
-                got.extend(msgs)
-    finally:
-        await consumer.stop()
-    return got
 
 
 def quantiles_ms(lat: list[float]) -> tuple[float, float]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -55,15 +56,8 @@ def canonical(entry: Entry) -> str:
     That is `json.dumps(..., sort_keys=True, separators=(",", ":"), ensure_ascii=False,
     default=str)`; for records of plain JSON values without floats orjson writes the same bytes
     about ten times faster (a property test holds them equal), so it writes those."""
-    doc = {
-        "seq": entry.seq,
-        "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": entry.actor,
-        "action": entry.action,
-        "subject": entry.subject,
-        "data": entry.data,
-    }
-    if _orjson_writes_the_same(doc):
+    doc = hashed_fields(entry)
+    if plain_json(doc):
         try:
             return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode()
         except TypeError:  # orjson.JSONEncodeError: an integer past 64 bits, a lone surrogate
@@ -71,9 +65,22 @@ def canonical(entry: Entry) -> str:
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
-def _orjson_writes_the_same(value: Any) -> bool:
-    """Strings, integers, booleans, None, lists and dicts with string keys (exactly those
-    types: floats, subclasses and anything `default=str` would write are left to json)."""
+def hashed_fields(entry: Entry) -> dict[str, Any]:
+    """What of a record its hash covers (the time in UTC, to the microsecond)."""
+    return {
+        "seq": entry.seq,
+        "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "actor": entry.actor,
+        "action": entry.action,
+        "subject": entry.subject,
+        "data": entry.data,
+    }
+
+
+def plain_json(value: Any, *, finite_floats: bool = False) -> bool:
+    """Strings, integers, booleans, None, lists and dicts with string keys, exactly those types
+    (and finite floats with `finite_floats`): what orjson writes as json does (floats aside), and
+    what JSON hands back unchanged. Subclasses and anything `default=str` would write are not."""
     kind = type(value)
     if kind is dict:
         for k, v in value.items():
@@ -82,12 +89,14 @@ def _orjson_writes_the_same(value: Any) -> bool:
             inner = type(v)
             if inner is str or inner is int or inner is bool or v is None:
                 continue
-            if not _orjson_writes_the_same(v):
+            if not plain_json(v, finite_floats=finite_floats):
                 return False
         return True
     if kind is list:
-        return all(_orjson_writes_the_same(v) for v in value)
-    return kind is str or kind is int or kind is bool or value is None
+        return all(plain_json(v, finite_floats=finite_floats) for v in value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    return finite_floats and kind is float and math.isfinite(value)
 
 
 def link(prev_hash: str, entry: Entry, key: ChainKey | None = None) -> str:

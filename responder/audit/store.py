@@ -10,7 +10,6 @@ installed by the migrations refuses UPDATE and DELETE on the table (on SQLite to
 from __future__ import annotations
 
 import json
-import math
 import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +20,16 @@ from sqlalchemy import JSON, Column, Engine, func, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from responder.audit.anchors import Anchor, AnchorCheck, newest
-from responder.audit.chain import GENESIS, Broken, ChainKey, Entry, expected_hash, link, verify
+from responder.audit.chain import (
+    GENESIS,
+    Broken,
+    ChainKey,
+    Entry,
+    expected_hash,
+    link,
+    plain_json,
+    verify,
+)
 from responder.security.redact import scrub
 from responder.storage.bulk import insert_rows, table_of
 
@@ -132,28 +140,9 @@ def as_stored(data: dict[str, Any]) -> dict[str, Any]:
 
     Data made of plain JSON values (the sink's records) already is; anything else (tuples,
     enums, datetimes, non-finite floats, ...) takes the JSON round trip."""
-    if _plain(data):
+    if plain_json(data, finite_floats=True):
         return data
     return json.loads(json.dumps(data, default=str))  # type: ignore[no-any-return]
-
-
-def _plain(value: Any) -> bool:
-    kind = type(value)
-    if kind is dict:
-        for k, v in value.items():
-            if type(k) is not str:
-                return False
-            inner = type(v)
-            if inner is str or inner is int or inner is bool or v is None:
-                continue
-            if not _plain(v):
-                return False
-        return True
-    if kind is list:
-        return all(_plain(v) for v in value)
-    if kind is str or kind is int or kind is bool or value is None:
-        return True
-    return kind is float and math.isfinite(value)
 
 
 def _rows(session: Session, batch: int = 5000, after: int = 0) -> Iterator[tuple[Entry, str, str]]:

@@ -18,7 +18,7 @@ from responder.incidents.store import apply_changes, get_incident
 from responder.service.identity import Role
 from responder.streams.playbooks import CommandStage, Wakeup
 from tests.support.api import Api, api_settings, kafka_of, running_api
-from tests.support.harness import _consume_all, event_json
+from tests.support.harness import consume_all, event_json
 from tests.support.runner_kit import ASK, Kit, change
 from tests.support.signing import GATE
 from tests.support.stages import running, settle
@@ -60,7 +60,7 @@ async def test_ack_through_the_api_is_applied_with_the_token_identity(api: Api) 
     assert sent.status_code == 202, sent.text
     accepted = sent.json()
     assert accepted["command"] == "incident" and accepted["target"] == "inc-1"
-    [message] = await _consume_all(
+    [message] = await consume_all(
         api.settings.kafka.bootstrap_servers, api.settings.kafka.topics.commands, 1, timeout=30
     )
     command = json.loads(message.value)
@@ -98,7 +98,7 @@ async def test_stale_etags_are_refused_by_the_api_and_by_the_worker(api: Api) ->
     assert first.status_code == second.status_code == 202
     stage = await apply_commands(api, 2)
     assert (stage.stats.applied, stage.stats.refused) == (1, 1)
-    [dead] = await _consume_all(
+    [dead] = await consume_all(
         api.settings.kafka.bootstrap_servers, api.settings.kafka.topics.dlq, 1, timeout=30
     )
     headers = dict(dead.headers)
@@ -164,10 +164,10 @@ async def test_posted_events_are_published_or_dead_lettered_with_reasons(api: Ap
     assert broken.status_code == 202 and broken.json()["items"][0]["reason"] == "invalid JSON"
 
     kafka = api.settings.kafka
-    published = await _consume_all(kafka.bootstrap_servers, kafka.topics.events, 2, timeout=30)
+    published = await consume_all(kafka.bootstrap_servers, kafka.topics.events, 2, timeout=30)
     assert sorted(json.loads(m.value)["id"] for m in published) == ["e1", "e9"]
     assert {m.key for m in published} == {b"model-a", b"model-b"}
-    dead = await _consume_all(kafka.bootstrap_servers, kafka.topics.dlq, 4, timeout=30)
+    dead = await consume_all(kafka.bootstrap_servers, kafka.topics.dlq, 4, timeout=30)
     assert len(dead) == 4
     for message in dead:
         headers = dict(message.headers)

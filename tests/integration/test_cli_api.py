@@ -16,7 +16,7 @@ from responder import bootstrap
 from responder.cli import app
 from responder.service.identity import Role
 from tests.support.api import api_settings, issue_tokens, serving
-from tests.support.harness import _consume_all
+from tests.support.harness import consume_all
 from tests.support.runner_kit import ASK, Kit, change
 
 pytestmark = pytest.mark.integration
@@ -85,7 +85,7 @@ async def test_analyst_commands_through_the_api(
     topic = bootstrap.load_settings().kafka.topics.commands
     commands = [
         json.loads(m.value)
-        for m in await _consume_all(kafka_bootstrap, topic, len(sends), timeout=30)
+        for m in await consume_all(kafka_bootstrap, topic, len(sends), timeout=30)
     ]
     assert sorted(c["type"] for c in commands) == sorted(
         ["incident"] * 4 + ["comment", "severity", "decision", "kill_switch"]

@@ -19,7 +19,7 @@ from responder.security.signatures import Signer, generate, private_key
 from responder.storage.database import make_engine, upgrade
 from responder.streams.playbooks import CommandStage, Wakeup
 from responder.streams.topics import ensure_topics
-from tests.support.harness import _consume_all, kafka_settings, topic
+from tests.support.harness import consume_all, kafka_settings, topic
 from tests.support.runner_kit import ASK, change
 from tests.support.signing import GATE, ISSUER, SIGNER, VERIFIER, command_env
 from tests.support.stages import running, settle
@@ -61,14 +61,14 @@ async def test_commands_apply_or_go_to_the_dlq_with_a_reason(
             )
             for raw, headers in forged:
                 await producer.send_and_wait(kafka.topics.commands, raw, b"inc-1", headers=headers)
-            dead = await _consume_all(kafka_bootstrap, kafka.topics.dlq, 7, timeout=30)
-            applied = await _consume_all(kafka_bootstrap, kafka.topics.commands, 8, timeout=30)
+            dead = await consume_all(kafka_bootstrap, kafka.topics.dlq, 7, timeout=30)
+            applied = await consume_all(kafka_bootstrap, kafka.topics.commands, 8, timeout=30)
             # the signed acknowledgement, copied to the topic again by someone who read it
             copy = next(m for m in applied if b"acknowledged" in m.value)
             await producer.send_and_wait(
                 kafka.topics.commands, copy.value, copy.key, headers=list(copy.headers)
             )
-            dead = await _consume_all(kafka_bootstrap, kafka.topics.dlq, 8, timeout=30)
+            dead = await consume_all(kafka_bootstrap, kafka.topics.dlq, 8, timeout=30)
         finally:
             await producer.stop()
         # commands on other partitions may still be on their way
@@ -145,7 +145,7 @@ async def test_runs_cli_lists_shows_and_sends_a_decision(
         cli.invoke, app, ["playbooks", "kill-switch", "on", "--by", "bob", "--wait", "0"]
     )
     assert switched.exit_code == 0, switched.output
-    [switch] = await _consume_all(kafka_bootstrap, commands, 1, timeout=30)
+    [switch] = await consume_all(kafka_bootstrap, commands, 1, timeout=30)
     assert json.loads(switch.value)["type"] == "kill_switch"
     signed = VERIFIER.verify(switch.value, switch.headers, now_ms=time.time_ns() // 10**6)
     assert signed.issuer == ISSUER
@@ -154,7 +154,7 @@ async def test_runs_cli_lists_shows_and_sends_a_decision(
         cli.invoke, app, ["runs", "approve", rid[:8], "--by", "alice", "--wait", "0"]
     )
     assert sent.exit_code == 0, sent.output
-    message = (await _consume_all(kafka_bootstrap, commands, 2, timeout=30))[-1]
+    message = (await consume_all(kafka_bootstrap, commands, 2, timeout=30))[-1]
     assert message.key == rid.encode()
     decision = json.loads(message.value)
     assert len(decision.pop("id")) == 32  # every command has an id of its own

@@ -22,7 +22,7 @@ from responder.service import tokens
 from responder.service.identity import Role
 from responder.settings import merged
 from tests.support.api import Api, api_settings, issue_tokens, running_api, serving
-from tests.support.harness import _consume_all
+from tests.support.harness import consume_all
 from tests.support.runner_kit import change
 
 pytestmark = pytest.mark.integration
@@ -145,7 +145,7 @@ async def test_actions_need_the_csrf_secret_and_the_same_origin(api: Api) -> Non
     )
     assert sent.status_code == 303
     assert sent.headers["location"] == "/ui/incidents/inc-1?sent=comment"
-    [message] = await _consume_all(
+    [message] = await consume_all(
         api.settings.kafka.bootstrap_servers, api.settings.kafka.topics.commands, 1, timeout=30
     )
     command: dict[str, Any] = json.loads(message.value)

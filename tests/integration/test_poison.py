@@ -25,10 +25,10 @@ from tests.support.faults import routing_raises
 from tests.support.harness import (
     EACH_RULE,
     Worker,
-    _consume_all,
     _produce,
     caught_up,
     consume,
+    consume_all,
     event_json,
     kafka_settings,
     produce,
@@ -126,8 +126,8 @@ async def test_ingest_stage_on_the_broker_dead_letters_what_raises_with_its_clas
             event_json("after", type="secret.leaked", resource="k1"),
         ]
         await _produce(kafka_bootstrap, kafka.topics.events, values, [b"k1", b"k1"])
-        dead = await _consume_all(kafka_bootstrap, kafka.topics.dlq, 1, timeout=30)
-        routed = await _consume_all(kafka_bootstrap, kafka.topics.correlate, 1, timeout=30)
+        dead = await consume_all(kafka_bootstrap, kafka.topics.dlq, 1, timeout=30)
+        routed = await consume_all(kafka_bootstrap, kafka.topics.correlate, 1, timeout=30)
     [message] = dead
     headers = dict(message.headers)
     assert message.value == values[0]

@@ -230,7 +230,7 @@ def produce(
     asyncio.run(_produce(bootstrap, name, values, keys))
 
 
-async def _consume_all(bootstrap: str, name: str, expect: int, timeout: float) -> list[Any]:
+async def consume_all(bootstrap: str, name: str, expect: int, timeout: float) -> list[Any]:
     consumer = AIOKafkaConsumer(
         name, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
     )
@@ -248,7 +248,7 @@ async def _consume_all(bootstrap: str, name: str, expect: int, timeout: float) -
 
 
 def consume(bootstrap: str, name: str, expect: int, timeout: float = 30) -> list[Any]:
-    return asyncio.run(_consume_all(bootstrap, name, expect, timeout))
+    return asyncio.run(consume_all(bootstrap, name, expect, timeout))
 
 
 def create_topics(bootstrap: str, names: list[str], partitions: int = 4) -> None:

