@@ -32,8 +32,7 @@ LAG_EVERY_S = 1.0  # how often a stage measures its consumer lag
 COMMIT_EVERY_S = 0.2  # a stage commits its acknowledged offsets at most this often
 MAX_IN_FLIGHT = 32  # batches handed to the committer and not yet acknowledged: the loop waits
 FETCH_WAIT_MS = 200  # `getmany` returns at once when records are there, else after this
-QUIET_BATCH = 100  # a lingering stage's fetch lingers after a batch smaller than this
-LINGER_MIN_BYTES = 1024 * 1024  # ... and the broker answers it early with this much
+QUIET_BATCH = 100  # a lingering stage waits before its next fetch after a batch smaller than this
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -299,9 +298,10 @@ class TopicStage:
     """
 
     linger_ms = 0
-    """How long the broker may hold this stage's fetch for more records while the stream is
-    quiet: 0 on the latency path (a fetch is answered as soon as a record is there). A stage
-    off it (the sink) lingers, so a quiet stream arrives in batches; under load it does not."""
+    """How long this stage waits before its next fetch while the stream is quiet (the client
+    keeps prefetching meanwhile): 0 on the latency path (a fetch is answered as soon as a record
+    is there). A stage off it (the sink) lingers, so a quiet stream arrives in batches; under
+    load it does not."""
 
     def __init__(self, kafka: KafkaSettings, topic: str, role: str, max_records: int) -> None:
         self.kafka = kafka
@@ -363,22 +363,11 @@ class TopicStage:
     async def _loop(self) -> None:
         while True:
             batch = await self.fetch()
-            if self.linger_ms:
-                self._linger(sum(len(records) for records in batch.values()))
             if batch:
                 await self.handle(batch)
             await self.lag.measure(self.consumer)
-
-    def _linger(self, fetched: int) -> None:
-        """After a small batch, let the broker hold the next fetch up to `linger_ms` (or until
-        LINGER_MIN_BYTES are there); after a big one, answer at once. (aiokafka reads these
-        two fetcher fields whenever it builds a fetch request.)"""
-        consumer = self.consumer
-        quiet = fetched < QUIET_BATCH
-        consumer._fetcher._fetch_max_wait_ms = (
-            self.linger_ms if quiet else consumer._fetch_max_wait_ms
-        )
-        consumer._fetcher._fetch_min_bytes = LINGER_MIN_BYTES if quiet else 1
+            if self.linger_ms and sum(len(records) for records in batch.values()) < QUIET_BATCH:
+                await asyncio.sleep(self.linger_ms / 1000)  # quiet: let a batch gather
 
     async def fetch(self) -> Batch:
         """The next batch; past a record the client cannot decode (`streams/salvage.py`)."""
