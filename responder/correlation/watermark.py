@@ -67,7 +67,12 @@ class Watermarks:
 
     def current(self) -> float | None:
         """The effective watermark: the least progress among active partitions (-inf while one
-        has read nothing yet); None when no partition is known or every one is idle."""
+        has read nothing yet, and while no partition is known: a message's progress comes after
+        its records, so the first message of a partition may hold hours of one input
+        partition's events, and none of them may make another's late); None when every known
+        partition is idle (each group's own newest event then stands in)."""
+        if not self.parts:
+            return NO_PROGRESS
         active = [
             p.progress for p in self.parts.values() if self.activity - p.advanced_at <= self.idle_s
         ]
