@@ -6,7 +6,9 @@ restore then runs in a fresh process, as a restarted worker would (`workers.time
 `--repeat` times this checkout's code and, with `--before DIR` (another checkout, e.g.
 `git archive main | tar -x -C DIR`), that checkout's code too, interleaved on the same topic.
 Prints wall seconds, keys/s and the restoring process's CPU seconds of every run and the
-medians. `--profile FILE` writes a cProfile of one more restore with this checkout's code.
+medians. A fresh process pays for every page of its new state (on this machine that was most of
+a restore's time before restored bodies stayed serialized); `--warm` times a second restore in
+each process instead, on a heap that has freed memory to reuse, as `make bench` does. `--profile FILE` writes a cProfile of one more restore with this checkout's code.
 
 Run: `.venv/bin/python bench/restore.py [--keys N] [--repeat 3] [--before DIR]`.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import statistics
@@ -58,6 +61,9 @@ def child(args: argparse.Namespace) -> None:
 
     configure("WARNING", "console")
     s = settings(args.bootstrap, args.child)
+    if args.warm:  # a restore first, its state let go: the heap then holds freed memory
+        asyncio.run(time_restore(s, args.keys))
+        gc.collect()
     if args.profile:
         import cProfile
 
@@ -79,6 +85,8 @@ def restore_in_child(
         env["PYTHONPATH"] = str(source.resolve())
     argv = [sys.executable, __file__, "--child", run, "--keys", str(args.keys)]
     argv += ["--bootstrap", args.bootstrap]
+    if args.warm:
+        argv.append("--warm")
     if profile is not None:
         argv += ["--profile", str(profile)]
     out = subprocess.run(argv, env=env, check=True, capture_output=True, text=True)
@@ -107,6 +115,12 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--before", type=Path, help="another checkout, measured interleaved")
     ap.add_argument("--profile", type=Path, help="a cProfile of one more restore (this code)")
+    ap.add_argument(
+        "--warm",
+        action="store_true",
+        help="time a second restore in each process (after one let go), as `make bench` times "
+        "its restore in a process that has done other work: its heap reuses freed memory",
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:

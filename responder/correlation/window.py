@@ -332,27 +332,38 @@ def state_to_dict(state: GroupState) -> dict[str, Any]:
 _SEVERITY_BY_NAME: dict[str, Severity] = dict(Severity.__members__)  # as `Severity[name]`
 
 
-def state_from_dict(rule: Rule, data: dict[str, Any]) -> GroupState:
+def state_from_dict(
+    rule: Rule, data: dict[str, Any], strings: dict[str, str] | None = None
+) -> GroupState:
     """The state `state_to_dict` wrote. Its events keep their bodies serialized (`raw`), as the
     events of live correlation do, not parsed: a parsed body is most of a restored window's
     memory (~1.4 KB of ~2.4 KB a one-event group) and a million of them make the restore spend
     its time on fresh memory. Raises (KeyError, TypeError, ValueError) on an entry it cannot
     restore; the fields are read in the order the parsed form read them, so an entry fails with
     the same exception as it did. One more entry fails here: a body nested deeper than orjson
-    writes (JSONEncodeError), which the parsed form let through to fail the next flush."""
+    writes (JSONEncodeError), which the parsed form let through to fail the next flush.
+
+    `strings`, shared by the states of one restore, holds one copy of each event source and type
+    for all of them (a million windows of a few sources and types need not hold a million)."""
     inc = data.get("incident")
     field = rule.value_field
     severity = _SEVERITY_BY_NAME
     dumps = orjson.dumps
+    shared = {} if strings is None else strings
     events = []
     for t, seq, body in data["events"]:
+        source, event_id, event_type = body["source"], body["id"], body["type"]
+        if type(source) is str:
+            source = shared.setdefault(source, source)
+        if type(event_type) is str:
+            event_type = shared.setdefault(event_type, event_type)
         events.append(
             WindowEvent(
                 t,
                 seq,
-                body["source"],
-                body["id"],
-                body["type"],
+                source,
+                event_id,
+                event_type,
                 severity[body["severity"]],
                 MISSING if field is None else get_path(body, field),
                 None,

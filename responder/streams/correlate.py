@@ -499,6 +499,7 @@ class CorrelateStage:
             self.progress.pop(p, None)
             watermark = self.watermark[p]
             records = stores[p]
+            strings: dict[str, str] = {}  # one copy of each event source and type
             try:
                 for key, msg in records.items():
                     records[key] = None  # the record is not needed once its state is built
@@ -510,7 +511,7 @@ class CorrelateStage:
                     if rule is None:
                         continue
                     try:
-                        state = state_from_dict(rule, orjson.loads(msg.value))
+                        state = state_from_dict(rule, orjson.loads(msg.value), strings)
                         newest = state.max_time  # max(watermark, newest), raising alike:
                         newest = newest if newest > watermark else watermark
                     except Exception as exc:  # the group starts afresh; its next flush replaces it

@@ -201,6 +201,12 @@ def test_a_corrupt_entry_fails_as_it_did_and_a_sound_one_restores_the_same(
     else:
         data = replaced(base, spot, new)
     data = orjson.loads(orjson.dumps(data))  # what a changelog value parses to
+    shared = {"unit": "unit", "test.seen": "test.seen"}  # as another window restored them
+
+    def restore(rule: Rule, data: dict[str, Any]) -> GroupState:
+        return state_from_dict(rule, data, shared)
+
+    assert outcome(restore, data) == outcome(parsed_form, data)
     assert outcome(state_from_dict, data) == outcome(parsed_form, data)
 
 
@@ -279,6 +285,10 @@ def test_the_stage_restores_every_sound_entry_and_dead_letters_each_corrupt_one(
     for key, value in good.items():
         rule_ = BY_IP if key.startswith("by-ip") else COUNT
         assert same_state(stage.stores[0][key], parsed_form(rule_, orjson.loads(value)))
+    # the restored windows share one copy of an event source or type
+    by_ip, count_ = stage.stores[0]['by-ip|["r1"]'], stage.stores[0]['count|["r2"]']
+    assert by_ip.events[0].source is count_.events[0].source is count_.events[1].source
+    assert by_ip.events[0].type is count_.events[1].type
     assert stage.watermark[0] == 1010.0  # the newest of the restored windows, no corrupt one's
     failed = [e["key"] for e in logs if e["event"] == "changelog entry not restored"]
     assert failed == [f'count|["{n}"]' for n in CORRUPT]
