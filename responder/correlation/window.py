@@ -24,9 +24,9 @@ from responder.events.schema import Severity
 class WindowEvent:
     """A matching event as the window keeps it: what correlation reads, plus its JSON body.
 
-    The body is either parsed (`body`, offline replay and restored state) or the serialized
-    bytes as ingest shipped them (`raw`): the worker's hot path never parses an event again,
-    it embeds the bytes in incident changes and the changelog as they are.
+    The body is either parsed (`body`, offline replay) or serialized (`raw`: the bytes as ingest
+    shipped them, or as restored from the changelog): the worker's hot path never parses an
+    event again, it embeds the bytes in incident changes and the changelog as they are.
     """
 
     time: float
@@ -329,11 +329,51 @@ def state_to_dict(state: GroupState) -> dict[str, Any]:
     }
 
 
-def state_from_dict(rule: Rule, data: dict[str, Any]) -> GroupState:
+_SEVERITY_BY_NAME: dict[str, Severity] = dict(Severity.__members__)  # as `Severity[name]`
+
+
+def state_from_dict(
+    rule: Rule, data: dict[str, Any], strings: dict[str, str] | None = None
+) -> GroupState:
+    """The state `state_to_dict` wrote. Its events keep their bodies serialized (`raw`), as the
+    events of live correlation do, not parsed: a parsed body is most of a restored window's
+    memory (~1.4 KB of ~2.4 KB a one-event group) and a million of them make the restore spend
+    its time on fresh memory. Raises (KeyError, TypeError, ValueError) on an entry it cannot
+    restore; the fields are read in the order the parsed form read them, so an entry fails with
+    the same exception as it did. One more entry fails here: a body nested deeper than orjson
+    writes (JSONEncodeError), which the parsed form let through to fail the next flush.
+
+    `strings`, shared by the states of one restore, holds one copy of each event source and type
+    for all of them (a million windows of a few sources and types need not hold a million)."""
     inc = data.get("incident")
-    return GroupState(
-        events=[window_event(rule, body, t, seq) for t, seq, body in data["events"]],
-        incident=None
+    field = rule.value_field
+    severity = _SEVERITY_BY_NAME
+    dumps = orjson.dumps
+    shared = {} if strings is None else strings
+    events = []
+    for t, seq, body in data["events"]:
+        source, event_id, event_type = body["source"], body["id"], body["type"]
+        if type(source) is str:
+            source = shared.setdefault(source, source)
+        if type(event_type) is str:
+            event_type = shared.setdefault(event_type, event_type)
+        events.append(
+            WindowEvent(
+                t,
+                seq,
+                source,
+                event_id,
+                event_type,
+                severity[body["severity"]],
+                MISSING if field is None else get_path(body, field),
+                None,
+                # the body's bytes, what `json()` embeds as it did the dict; copied: orjson's
+                # own result keeps the 4 KiB buffer it was written into
+                bytes(memoryview(dumps(body))),
+            )
+        )
+    incident = (
+        None
         if inc is None
         else OpenIncident(
             id=inc["id"],
@@ -343,7 +383,11 @@ def state_from_dict(rule: Rule, data: dict[str, Any]) -> GroupState:
             last_seen=inc["last_seen"],
             version=inc["version"],
             event_keys={(s, i) for s, i in inc["event_keys"]},
-        ),
-        max_time=data["max_time"],
-        next_seq=data["next_seq"],
+        )
     )
+    max_time, next_seq = data["max_time"], data["next_seq"]
+    if not events:
+        return GroupState(events, incident, max_time, next_seq)
+    keys = {(e.source, e.id) for e in events}
+    oldest = events[0].time if len(events) == 1 else min(e.time for e in events)
+    return GroupState(events, incident, max_time, next_seq, keys, oldest)

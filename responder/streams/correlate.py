@@ -490,32 +490,43 @@ class CorrelateStage:
         return count
 
     async def _build_stores(self, parts: list[int], stores: dict[int, dict[str, Any]]) -> int:
-        """Window states from the newest changelog record of each key."""
+        """Window states from the newest changelog record of each key. Each record is let go
+        once its state is built, so the states take the memory the records leave."""
+        rules = self.rules.rules
         count = 0
         for p in parts:
             store = self.new_store()
             self.progress.pop(p, None)
-            for key, msg in stores[p].items():
-                if key == WATERMARK_KEY:
-                    self._restore_progress(p, msg)
-                    continue
-                rule = self.rules.rules.get(key.split("|", 1)[0])
-                if rule is None:
-                    continue
-                try:
-                    state = state_from_dict(rule, orjson.loads(msg.value))
-                    watermark = max(self.watermark[p], state.max_time)
-                except Exception as exc:  # the group starts afresh; its next flush replaces it
-                    log.error("changelog entry not restored", key=key, error=repr(exc)[:300])
-                    await dead_letter(
-                        self.producer,
-                        self.kafka.topics.dlq,
-                        msg,
-                        failure_reason("correlate restore", exc),
-                        failure_detail(exc),
-                    )
-                    continue
-                store.put(key, state)
+            watermark = self.watermark[p]
+            records = stores[p]
+            strings: dict[str, str] = {}  # one copy of each event source and type
+            try:
+                for key, msg in records.items():
+                    records[key] = None  # the record is not needed once its state is built
+                    if key == WATERMARK_KEY:
+                        self._restore_progress(p, msg)
+                        continue
+                    rule_id = key.split("|", 1)[0]
+                    rule = rules.get(rule_id)
+                    if rule is None:
+                        continue
+                    try:
+                        state = state_from_dict(rule, orjson.loads(msg.value), strings)
+                        newest = state.max_time  # max(watermark, newest), raising alike:
+                        newest = newest if newest > watermark else watermark
+                    except Exception as exc:  # the group starts afresh; its next flush replaces it
+                        log.error("changelog entry not restored", key=key, error=repr(exc)[:300])
+                        await dead_letter(
+                            self.producer,
+                            self.kafka.topics.dlq,
+                            msg,
+                            failure_reason("correlate restore", exc),
+                            failure_detail(exc),
+                        )
+                        continue
+                    store.put(key, state, rule_id)
+                    watermark = newest
+            finally:
                 self.watermark[p] = watermark
             self.stores[p] = store
             self._evicted(p, store)

@@ -1,22 +1,328 @@
-"""The correlation stage's restore keeps the garbage collector out of its way."""
+"""The correlation stage's restore: a restored window serializes and correlates as the one that
+was written; an entry that cannot be restored is logged, dead-lettered and skipped (its group
+starts afresh) while the others are restored; the garbage collector stays out of its way."""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import gc
+from typing import Any
 
-from responder.streams.correlate import collection_paused
+import orjson
+import pytest
+import structlog
+from aiokafka import ConsumerRecord
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from structlog.testing import capture_logs
+
+from responder.correlation.match import MISSING
+from responder.correlation.rules import Rule, RuleSet
+from responder.correlation.window import (
+    GroupState,
+    OpenIncident,
+    WindowEvent,
+    state_from_dict,
+    state_to_dict,
+    window_event,
+)
+from responder.settings import CorrelationSettings, KafkaSettings
+from responder.streams import correlate
+from responder.streams.correlate import WATERMARK_KEY, CorrelateStage, collection_paused
+from responder.streams.kafka import consumer_record
+from tests.support.builders import event, rule
+
+BY_IP = rule(
+    id="by-ip",
+    window="10m",
+    correlation={"type": "value_count", "condition": {"field": "actor.ip", "gte": 3}},
+)
+COUNT = rule(id="count", window="10m")
 
 
-def test_restore_pauses_garbage_collection_and_puts_it_back() -> None:
+def written(rule: Rule, docs: list[dict[str, Any]], incident: bool = True) -> bytes:
+    """A changelog value as a flush writes it: a state fed parsed events, one open incident."""
+    state = GroupState()
+    for i, doc in enumerate(docs):
+        state.add(window_event(rule, doc, 1000.0 + 10 * i))
+    if incident:
+        state.incident = OpenIncident(
+            "inc-1", "Burst", 3, 1000.0, 1010.0, 2, {(d["source"], d["id"]) for d in docs}
+        )
+    return orjson.dumps(state_to_dict(state))
+
+
+def parsed_form(rule: Rule, data: dict[str, Any]) -> GroupState:
+    """The restore as it was, with every event body parsed: what an entry must restore to (or
+    fail with) still."""
+    inc = data.get("incident")
+    return GroupState(
+        events=[window_event(rule, body, t, seq) for t, seq, body in data["events"]],
+        incident=None
+        if inc is None
+        else OpenIncident(
+            id=inc["id"],
+            title=inc["title"],
+            severity=inc["severity"],
+            first_seen=inc["first_seen"],
+            last_seen=inc["last_seen"],
+            version=inc["version"],
+            event_keys={(s, i) for s, i in inc["event_keys"]},
+        ),
+        max_time=data["max_time"],
+        next_seq=data["next_seq"],
+    )
+
+
+def same_event(a: WindowEvent, b: WindowEvent) -> bool:
+    return (
+        (a.time, a.seq, a.key, a.type, a.severity, a.doc())
+        == (
+            b.time,
+            b.seq,
+            b.key,
+            b.type,
+            b.severity,
+            b.doc(),
+        )
+        and (a.value is MISSING) == (b.value is MISSING)
+        and (a.value is MISSING or a.value == b.value)
+    )
+
+
+def same_state(a: GroupState, b: GroupState) -> bool:
+    return (
+        len(a.events) == len(b.events)
+        and all(same_event(x, y) for x, y in zip(a.events, b.events, strict=True))
+        and a.incident == b.incident
+        and (a.max_time, a.next_seq, a.keys, a.oldest) == (b.max_time, b.next_seq, b.keys, b.oldest)
+    )
+
+
+def test_a_restored_window_is_the_written_one_and_writes_the_same_bytes() -> None:
+    docs = [
+        event("e1", actor={"ip": "10.0.0.1"}, attributes={"score": 0.25, "tags": ["a", "b"]}),
+        event("e2", actor={"ip": "10.0.0.2"}, severity="critical"),
+        event("e3", source="other", labels={"app.kubernetes.io/name": "x"}),  # no actor.ip
+    ]
+    value = written(BY_IP, docs)
+    restored = state_from_dict(BY_IP, orjson.loads(value))
+    # the bodies stay serialized, as live events' do, and are written back byte for byte
+    assert all(e.body is None and e.raw is not None for e in restored.events)
+    assert same_state(restored, parsed_form(BY_IP, orjson.loads(value)))
+    assert [e.value for e in restored.events][:2] == ["10.0.0.1", "10.0.0.2"]
+    assert restored.events[2].value is MISSING
+    assert restored.seen(("unit", "e2")) and not restored.seen(("unit", "e4"))
+    assert orjson.dumps(state_to_dict(restored)) == value
+    assert [e.doc() for e in restored.events] == docs
+
+
+def test_restored_windows_of_no_event_and_of_events_out_of_order() -> None:
+    empty = state_from_dict(COUNT, orjson.loads(written(COUNT, [], incident=True)))
+    assert empty.events == [] and empty.keys == set() and empty.oldest == float("inf")
+    assert empty.incident is not None
+    data = orjson.loads(written(COUNT, [event("a"), event("b"), event("c")], incident=False))
+    data["events"].reverse()  # arrival order is not time order
+    restored = state_from_dict(COUNT, data)
+    assert restored.oldest == 1000.0 and restored.keys == {
+        ("unit", "a"),
+        ("unit", "b"),
+        ("unit", "c"),
+    }
+    assert same_state(restored, parsed_form(COUNT, data))
+
+
+JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+SPOTS = [
+    (),
+    ("events",),
+    ("events", 0),
+    ("events", 0, 0),
+    ("events", 0, 1),
+    ("events", 0, 2),
+    ("events", 0, 2, "source"),
+    ("events", 0, 2, "id"),
+    ("events", 0, 2, "type"),
+    ("events", 0, 2, "severity"),
+    ("events", 0, 2, "actor"),
+    ("events", 0, 2, "actor", "ip"),
+    ("events", 1, 0),
+    ("incident",),
+    ("incident", "id"),
+    ("incident", "event_keys"),
+    ("incident", "event_keys", 0),
+    ("max_time",),
+    ("next_seq",),
+]
+
+
+def replaced(data: Any, spot: tuple[Any, ...], new: Any) -> Any:
+    if not spot:
+        return new
+    head, rest = spot[0], spot[1:]
+    if isinstance(data, dict) and isinstance(head, str):
+        return {**data, head: replaced(data.get(head), rest, new)}
+    if isinstance(data, list) and isinstance(head, int) and head < len(data):
+        return [replaced(v, rest, new) if i == head else v for i, v in enumerate(data)]
+    return data
+
+
+def outcome(build: Any, data: Any) -> tuple[str, Any]:
+    try:
+        state = build(BY_IP, data)
+    except Exception as exc:
+        return ("raises", type(exc))
+    return ("state", orjson.dumps(state_to_dict(state)))
+
+
+@settings(max_examples=400, deadline=None)
+@given(spot=st.sampled_from(SPOTS), new=JSON, drop=st.booleans())
+def test_a_corrupt_entry_fails_as_it_did_and_a_sound_one_restores_the_same(
+    spot: tuple[Any, ...], new: Any, drop: bool
+) -> None:
+    """Any one field of a written entry replaced by any JSON value (or removed): restoring it
+    raises the exception the parsed form raised, or gives the state the parsed form gave."""
+    base = orjson.loads(
+        written(BY_IP, [event("e1", actor={"ip": "10.0.0.1"}), event("e2", actor={"ip": "b"})])
+    )
+    if drop and len(spot) == 1:
+        data = {k: v for k, v in base.items() if k != spot[0]}
+    else:
+        data = replaced(base, spot, new)
+    data = orjson.loads(orjson.dumps(data))  # what a changelog value parses to
+    shared = {"unit": "unit", "test.seen": "test.seen"}  # as another window restored them
+
+    def restore(rule: Rule, data: dict[str, Any]) -> GroupState:
+        return state_from_dict(rule, data, shared)
+
+    assert outcome(restore, data) == outcome(parsed_form, data)
+    assert outcome(state_from_dict, data) == outcome(parsed_form, data)
+
+
+class DeadLetters:
+    """The producer's send_and_wait, as the DLQ gets it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, bytes]]] = []
+
+    async def send_and_wait(
+        self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.sent.append((topic, value, key, dict(headers)))
+
+
+def changelog_record(key: str, value: bytes, offset: int) -> ConsumerRecord[bytes, bytes]:
+    record = consumer_record("changelog", value, offset)
+    return dataclasses.replace(record, key=key.encode())
+
+
+CORRUPT = {
+    "not JSON": b"{not json",
+    "not an object": b"[1, 2]",
+    "no events": orjson.dumps({"incident": None, "max_time": 5.0, "next_seq": 0}),
+    "an event without a source": orjson.dumps(
+        {
+            "events": [[5.0, 0, {"id": "x", "type": "t", "severity": "low"}]],
+            "incident": None,
+            "max_time": 5.0,
+            "next_seq": 1,
+        }
+    ),
+    "an unknown severity": orjson.dumps(
+        {
+            "events": [[5.0, 0, {"source": "s", "id": "x", "type": "t", "severity": "dire"}]],
+            "incident": None,
+            "max_time": 5.0,
+            "next_seq": 1,
+        }
+    ),
+    "a newest time that is text": orjson.dumps(
+        {"events": [], "incident": None, "max_time": "late", "next_seq": 0}
+    ),
+    "a body nested deeper than it could be written": b'{"events": [[5.0, 0, {"source": "s", '
+    b'"id": "x", "type": "t", "severity": "low", "deep": '
+    + b"[" * 300
+    + b"]" * 300
+    + b'}]], "incident": null, "max_time": 9e9, "next_seq": 1}',
+}
+
+
+def test_the_stage_restores_every_sound_entry_and_dead_letters_each_corrupt_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # a logger of its own: the module's may be bound already (cached) by an earlier test
+    monkeypatch.setattr(correlate, "log", structlog.get_logger(correlate.__name__))
+    stage = CorrelateStage(KafkaSettings(), RuleSet([BY_IP, COUNT]), CorrelationSettings())
+    dlq = DeadLetters()
+    stage.producer = dlq
+    good = {
+        'by-ip|["r1"]': written(BY_IP, [event("e1", actor={"ip": "10.0.0.1"})]),
+        'count|["r2"]': written(COUNT, [event("e2"), event("e3")], incident=False),
+    }
+    records: dict[str, Any] = {}
+    entries = [*good.items(), *((f'count|["{n}"]', v) for n, v in CORRUPT.items())]
+    offsets = {}
+    for offset, (name, value) in enumerate(entries):
+        records[name] = changelog_record(name, value, offset)
+        offsets[name.encode()] = str(offset).encode()
+    records['unknown-rule|["x"]'] = changelog_record('unknown-rule|["x"]', good['count|["r2"]'], 99)
+
+    with capture_logs() as logs:
+        count = asyncio.run(stage._build_stores([0], {0: records}))
+
+    assert count == 2 and set(stage.stores[0]) == set(good)
+    for key, value in good.items():
+        rule_ = BY_IP if key.startswith("by-ip") else COUNT
+        assert same_state(stage.stores[0][key], parsed_form(rule_, orjson.loads(value)))
+    # the restored windows share one copy of an event source or type
+    by_ip, count_ = stage.stores[0]['by-ip|["r1"]'], stage.stores[0]['count|["r2"]']
+    assert by_ip.events[0].source is count_.events[0].source is count_.events[1].source
+    assert by_ip.events[0].type is count_.events[1].type
+    assert stage.watermark[0] == 1010.0  # the newest of the restored windows, no corrupt one's
+    failed = [e["key"] for e in logs if e["event"] == "changelog entry not restored"]
+    assert failed == [f'count|["{n}"]' for n in CORRUPT]
+    assert [(t, v, k) for t, v, k, _ in dlq.sent] == [
+        (KafkaSettings().topics.dlq, v, f'count|["{n}"]'.encode()) for n, v in CORRUPT.items()
+    ]
+    for _, _, sent_key, headers in dlq.sent:
+        assert sent_key is not None
+        assert headers["responder.reason"].startswith(b"correlate restore")
+        assert headers["responder.source.offset"] == offsets[sent_key]
+    # a corrupt entry's group starts afresh, as a group never seen
+    assert 'count|["not JSON"]' not in stage.stores[0]
+
+
+def test_the_input_progress_entry_is_restored_as_progress_not_as_a_window() -> None:
+    stage = CorrelateStage(KafkaSettings(), RuleSet([COUNT]), CorrelationSettings())
+    marks = orjson.dumps({"partitions": [[0, 5000.0], [1, 7000.0]]})
+    records = {
+        WATERMARK_KEY: changelog_record(WATERMARK_KEY, marks, 0),
+        'count|["r"]': changelog_record('count|["r"]', written(COUNT, [event("e")]), 1),
+    }
+    assert asyncio.run(stage._build_stores([0], {0: records})) == 1
+    assert set(stage.stores[0]) == {'count|["r"]'}
+    assert stage.progress[0].current() == 5000.0
+
+
+@pytest.mark.parametrize("was_enabled", [True, False])
+def test_restore_pauses_garbage_collection_and_puts_it_back(was_enabled: bool) -> None:
     """Inside, no collection runs; afterwards the collector is as it was (on, or left off)."""
-    assert gc.isenabled()
-    with collection_paused():
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
+    if not was_enabled:
+        gc.disable()
     try:
         with collection_paused():
             assert not gc.isenabled()
-        assert not gc.isenabled()
+        assert gc.isenabled() == was_enabled
     finally:
         gc.enable()
