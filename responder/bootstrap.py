@@ -233,7 +233,12 @@ def pipeline(
         )
     if ruleset is not None and "ingest" in wanted:
         built.ingest = IngestStage(
-            settings.kafka, ruleset, max_batch=settings.correlation.max_batch, assets=graph
+            settings.kafka,
+            ruleset,
+            max_batch=settings.correlation.max_batch,
+            assets=graph,
+            gather_bytes=settings.worker.gather_bytes,
+            gather_ms=settings.worker.gather_ms,
         )
     if "reports" in wanted:
         built.reports = ReportStage(settings.kafka)

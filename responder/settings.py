@@ -152,6 +152,21 @@ class WorkerSettings(BaseModel):
         description="worker processes `responder worker` runs, each with every chosen stage "
         "(unset: every stage as a process per stage group, or chosen stages once per core)",
     )
+    gather_bytes: int = Field(
+        default=2048,
+        ge=1,
+        le=1024 * 1024,
+        description="the broker answers the ingest stage's fetch once this many bytes of events "
+        "are there (or after gather_ms): a quiet stream is read a few events at a time, so each "
+        "stage pays its per-fetch cost once for several; 1: every event at once",
+    )
+    gather_ms: int = Field(
+        default=50,
+        ge=0,
+        le=1000,
+        description="the longest the broker holds the ingest stage's fetch for gather_bytes: the "
+        "most latency a quiet stream gains (a busy one fills gather_bytes at once)",
+    )
 
 
 class DatabaseSettings(BaseModel):

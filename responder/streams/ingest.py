@@ -53,16 +53,27 @@ class IngestStage(TopicStage):
         *,
         max_batch: int = 5000,
         assets: GraphSnapshot | None = None,
+        gather_bytes: int = 1,
+        gather_ms: int = 500,
     ) -> None:
         super().__init__(kafka, kafka.topics.events, "ingest", max_records=max_batch)
         self.rules = rules
+        self.gather_bytes = gather_bytes
+        self.gather_ms = gather_ms
         self.assets = assets
         self.stats = IngestStats()
         self.partitions = kafka.partitions
         self.announce_due = 0.0
 
     def consumer_options(self) -> dict[str, Any]:
-        return {"max_partition_fetch_bytes": MAX_MESSAGE_BYTES, "fetch_max_bytes": 16 * 1024 * 1024}
+        return {
+            "max_partition_fetch_bytes": MAX_MESSAGE_BYTES,
+            "fetch_max_bytes": 16 * 1024 * 1024,
+            # the broker gathers a quiet stream into small batches (WorkerSettings.gather_*):
+            # every stage downstream then pays its per-fetch cost once per batch, not per event
+            "fetch_min_bytes": self.gather_bytes,
+            "fetch_max_wait_ms": self.gather_ms,
+        }
 
     def producer_options(self) -> dict[str, Any]:
         return {

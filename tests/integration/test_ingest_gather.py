@@ -1,0 +1,82 @@
+"""A quiet stream on the real broker is read a few events at a time (WorkerSettings.gather_*):
+the broker holds the ingest stage's fetch until enough bytes are there or the wait is over, so
+the stages downstream pay their per-fetch cost once per batch, not once per event."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from responder import bootstrap
+from responder.correlation.rules import RuleSet
+from responder.settings import WorkerSettings
+from responder.streams.ingest import IngestStage
+from responder.streams.records import decode
+from responder.streams.topics import ensure_topics
+from tests.support.builders import rule
+from tests.support.harness import consume_all, event_json, kafka_settings
+from tests.support.stages import running, settle
+
+pytestmark = [pytest.mark.integration]
+
+
+async def trickle(bootstrap: str, name: str, values: list[bytes], gap_s: float) -> None:
+    """Each value acknowledged on its own, `gap_s` apart: a quiet stream."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=0)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send_and_wait(name, value=value, partition=0)
+            await asyncio.sleep(gap_s)
+    finally:
+        await producer.stop()
+
+
+async def routed_ids(bootstrap: str, name: str, expect: int) -> list[str]:
+    """The ids of the events routed to the correlation topic, once `expect` are there."""
+    ids: list[str] = []
+    for _ in range(30):
+        messages = await consume_all(bootstrap, name, 10**9, timeout=1)
+        ids = [e.id for m in messages for *_, e in decode(m.value)]
+        if len(ids) >= expect:
+            break
+    return ids
+
+
+async def test_a_quiet_stream_is_ingested_in_gathered_batches(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    kafka = kafka_settings(kafka_bootstrap, unique)
+    await ensure_topics(kafka)
+    rules = RuleSet([rule(id="each-secret", match={"type": "secret.leaked"})])
+    stage = IngestStage(kafka, rules, gather_bytes=1024 * 1024, gather_ms=1000)
+    values = [event_json(f"e{i}", type="secret.leaked", resource=f"k{i}") for i in range(10)]
+    async with running(stage):
+        await trickle(kafka_bootstrap, kafka.topics.events, values, gap_s=0.03)
+        await settle(lambda: stage.stats.events == len(values))
+        routed = await routed_ids(kafka_bootstrap, kafka.topics.correlate, len(values))
+    assert stage.stats.events == len(values)
+    # ten events ~0.3 s apart in all, each its own produce request: one or two broker waits of
+    # a second gather them all (read one by one, they would be ten batches)
+    assert stage.stats.batches <= 2
+    assert sorted(routed) == sorted(f"e{i}" for i in range(10))
+
+
+def test_the_defaults_gather_a_quiet_stream() -> None:
+    """The plain worker gathers (cost per event at low load), within a latency bound."""
+    worker = WorkerSettings()
+    assert worker.gather_bytes > 1
+    assert 0 < worker.gather_ms <= 100
+
+
+def test_the_worker_fetches_as_configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("RESPONDER_WORKER__GATHER_BYTES", "4096")
+    monkeypatch.setenv("RESPONDER_WORKER__GATHER_MS", "7")
+    monkeypatch.setenv("RESPONDER_DATABASE__URL", f"sqlite:///{tmp_path / 'r.db'}")
+    built = bootstrap.pipeline(bootstrap.load_settings(), stages=["ingest"])
+    assert built.ingest is not None
+    options = built.ingest.consumer_options()
+    assert (options["fetch_min_bytes"], options["fetch_max_wait_ms"]) == (4096, 7)
