@@ -371,6 +371,10 @@ async def _probe(settings: Settings, rate: int, seconds: float, cpu: Callable[[]
     await producer.start()
     total = int(rate * seconds)
     futures = []
+
+    async def send(batch: Any, partition: int) -> Any:
+        return await producer.send_batch(batch, kafka.topics.events, partition=partition)
+
     written = 0
     cpu0 = cpu()
     start = time.perf_counter()
@@ -378,12 +382,15 @@ async def _probe(settings: Settings, rate: int, seconds: float, cpu: Callable[[]
         due = min(total, int((time.perf_counter() - start) * rate) + 1)
         batches = [producer.create_batch() for _ in range(kafka.partitions)]
         for i in range(written, due):
-            batches[i % kafka.partitions].append(key=None, value=probe_event(i), timestamp=None)
+            partition = i % kafka.partitions
+            value = probe_event(i)
+            # a full batch refuses the record (after a stall of the probe, many are due at once)
+            while batches[partition].append(key=None, value=value, timestamp=None) is None:
+                futures.append(await send(batches[partition], partition))
+                batches[partition] = producer.create_batch()
         for partition, batch in enumerate(batches):
             if batch.record_count():
-                futures.append(
-                    await producer.send_batch(batch, kafka.topics.events, partition=partition)
-                )
+                futures.append(await send(batch, partition))
         written = due
         await asyncio.sleep(PROBE_TICK_S)
     await asyncio.gather(*futures)
