@@ -152,6 +152,9 @@ class _Worker(faust.Worker):
     def __init__(self, app: faust.App, service: PipelineService, **kwargs: Any) -> None:
         super().__init__(app, service, **kwargs)
         self.pipeline_service = service
+        # faust's progress spinner writes cursor control codes to stdout, terminal or not: a
+        # worker's output is a log (structlog's lines, "Ready" once started)
+        self.spinner = None
 
     async def on_stop(self) -> None:
         await self.pipeline_service.stop()

@@ -79,7 +79,8 @@ class SinkStats:
 
 
 class SinkStage(TopicStage):
-    linger_ms = 100  # off the event → incident path: a quiet stream is stored in batches
+    linger_ms = 250  # off the event → incident path: a quiet stream is stored in batches
+    # (at 100 changes/s: 0.17-0.18 -> 0.13 cores for the whole worker against 100 ms)
 
     def __init__(
         self,

@@ -96,5 +96,6 @@ def test_a_worker_on_fresh_topics_joins_only_its_groups_and_stops_cleanly_on_sig
     log = worker.log()
     assert log.count('"worker stopped"') == 1
     assert complaints(log) == []  # no NotLeaderForPartition, no failed stage, no CancelledError
+    assert "\x1b" not in log  # no terminal control codes (faust's spinner) in a log
     for stage, name in (("ingest", "events"), ("correlate", "correlate"), ("sink", "incidents")):
         assert caught_up(kafka_bootstrap, f"{prefix}-{stage}", topic(unique, name)), stage
