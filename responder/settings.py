@@ -162,8 +162,11 @@ class WorkerSettings(BaseModel):
     )
     gather_ms: int = Field(
         default=50,
-        ge=0,
-        le=1000,
+        # at least 10: a fetch the broker answers at once, empty, is sent again at once (an idle
+        # stream would spin); at most 250: a salvage's seek waits out the fetch in flight and one
+        # more within its own deadline (streams/salvage.py WAIT_MS)
+        ge=10,
+        le=250,
         description="the longest the broker holds the ingest stage's fetch for gather_bytes: the "
         "most latency a quiet stream gains (a busy one fills gather_bytes at once)",
     )

@@ -5,14 +5,11 @@ the stages downstream pay their per-fetch cost once per batch, not once per even
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from responder import bootstrap
 from responder.correlation.rules import RuleSet
-from responder.settings import WorkerSettings
 from responder.streams.ingest import IngestStage
 from responder.streams.records import decode
 from responder.streams.topics import ensure_topics
@@ -63,20 +60,3 @@ async def test_a_quiet_stream_is_ingested_in_gathered_batches(
     # a second gather them all (read one by one, they would be ten batches)
     assert stage.stats.batches <= 2
     assert sorted(routed) == sorted(f"e{i}" for i in range(10))
-
-
-def test_the_defaults_gather_a_quiet_stream() -> None:
-    """The plain worker gathers (cost per event at low load), within a latency bound."""
-    worker = WorkerSettings()
-    assert worker.gather_bytes > 1
-    assert 0 < worker.gather_ms <= 100
-
-
-def test_the_worker_fetches_as_configured(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("RESPONDER_WORKER__GATHER_BYTES", "4096")
-    monkeypatch.setenv("RESPONDER_WORKER__GATHER_MS", "7")
-    monkeypatch.setenv("RESPONDER_DATABASE__URL", f"sqlite:///{tmp_path / 'r.db'}")
-    built = bootstrap.pipeline(bootstrap.load_settings(), stages=["ingest"])
-    assert built.ingest is not None
-    options = built.ingest.consumer_options()
-    assert (options["fetch_min_bytes"], options["fetch_max_wait_ms"]) == (4096, 7)
