@@ -7,6 +7,7 @@ and the incident currently open for attachment. Times are epoch seconds (floats)
 
 from __future__ import annotations
 
+import math
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable
@@ -353,10 +354,14 @@ def state_from_dict(
     events = []
     for t, seq, body in data["events"]:
         source, event_id, event_type = body["source"], body["id"], body["type"]
-        if type(source) is str:
-            source = shared.setdefault(source, source)
-        if type(event_type) is str:
-            event_type = shared.setdefault(event_type, event_type)
+        # check_restored's checks of an event, inline (a million windows): t - t is 0.0 for a
+        # finite number, nan for inf and nan
+        if type(t) not in _NUMBERS or t - t != 0 or type(seq) is not int:
+            raise ValueError("a restored event's time or sequence is not a number")
+        if type(source) is not str or type(event_id) is not str or type(event_type) is not str:
+            raise ValueError("a restored event's source, id or type is not text")
+        source = shared.setdefault(source, source)
+        event_type = shared.setdefault(event_type, event_type)
         events.append(
             WindowEvent(
                 t,
@@ -386,8 +391,68 @@ def state_from_dict(
         )
     )
     max_time, next_seq = data["max_time"], data["next_seq"]
+    if max_time is None and not events:  # a window that never had an event: orjson wrote -inf
+        max_time = NEVER
+    _check_window(bool(events), incident, max_time, next_seq)
     if not events:
         return GroupState(events, incident, max_time, next_seq)
     keys = {(e.source, e.id) for e in events}
     oldest = events[0].time if len(events) == 1 else min(e.time for e in events)
     return GroupState(events, incident, max_time, next_seq, keys, oldest)
+
+
+_NUMBERS = (int, float)
+NEVER = float("-inf")  # the newest time of a window without events
+
+
+def _time(value: Any) -> bool:
+    return type(value) in _NUMBERS and math.isfinite(value)
+
+
+def check_restored(
+    events: list[WindowEvent], incident: OpenIncident | None, max_time: Any, next_seq: Any
+) -> None:
+    """Raise ValueError unless a restored state has the types its flush wrote: a changelog
+    entry of another shape (a string for a time, a number for an id) would restore, then fail
+    every later event of its group (the group never correlated again) or its next flush."""
+    for e in events:
+        if not (_time(e.time) and type(e.seq) is int):
+            raise ValueError("a restored event's time or sequence is not a number")
+        if not (type(e.source) is str and type(e.id) is str and type(e.type) is str):
+            raise ValueError("a restored event's source, id or type is not text")
+    _check_window(bool(events), incident, max_time, next_seq)
+
+
+def _check_window(
+    has_events: bool, incident: OpenIncident | None, max_time: Any, next_seq: Any
+) -> None:
+    """The window's own fields and its incident's (once a window: kept to plain type tests)."""
+    if (
+        type(next_seq) is not int
+        or type(max_time) not in _NUMBERS
+        or (max_time - max_time != 0 and (has_events or max_time != NEVER))
+    ):
+        raise ValueError("a restored window's newest time or next sequence is not a number")
+    if incident is None:
+        return
+    first, last = incident.first_seen, incident.last_seen
+    if (
+        type(incident.id) is not str
+        or type(incident.title) is not str
+        or type(incident.version) is not int
+        or type(incident.severity) is not int
+        or incident.severity not in _SEVERITIES
+        or type(first) not in _NUMBERS
+        or type(last) not in _NUMBERS
+        or first - first != 0
+        or last - last != 0
+    ):
+        raise ValueError(
+            "a restored incident's id, title, severity, version or times are not valid"
+        )
+    for source, event_id in incident.event_keys:
+        if type(source) is not str or type(event_id) is not str:
+            raise ValueError("a restored incident's event keys are not text")
+
+
+_SEVERITIES = frozenset(int(s) for s in Severity)
