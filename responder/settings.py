@@ -136,6 +136,14 @@ class CorrelationSettings(BaseModel):
         description="an input partition that has not advanced while others did for this long "
         "stops holding lateness back",
     )
+    max_clock_skew_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=86400,
+        description="event-time progress (what lateness and pruning are judged by) is never "
+        "taken further than this past the worker's wall clock: a future-dated event, by mistake "
+        "or by an attacker, is still correlated but cannot make every other event late",
+    )
     max_batch: int = Field(default=5000, ge=1, description="records per consumer fetch")
     max_groups_per_rule: int = Field(
         default=100_000,

@@ -18,6 +18,7 @@ No I/O and no clock of its own: callers pass the current time (monotonic seconds
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,14 @@ class Watermarks:
         ]
         return min(active) if active else None
 
+    def cap(self, limit: float) -> None:
+        """No partition's progress beyond `limit` (event time: the caller's wall clock plus the
+        skew it allows); progress written before such a limit existed is brought back to it."""
+        for part in self.parts.values():
+            if part.progress > limit:
+                part.progress = limit
+                self.changed = True
+
     # --- changelog form -------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
@@ -96,7 +105,9 @@ class Watermarks:
         for number, progress in data["partitions"]:
             if not isinstance(number, int) or isinstance(number, bool):
                 raise ValueError(f"bad input partition {number!r}")
-            if progress is not None and not isinstance(progress, int | float):
+            if progress is not None and (
+                type(progress) not in (int, float) or not math.isfinite(progress)
+            ):
                 raise ValueError(f"bad progress {progress!r}")
             marks.parts[number] = InputPartition(
                 NO_PROGRESS if progress is None else float(progress), 0.0

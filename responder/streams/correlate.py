@@ -218,6 +218,7 @@ class CorrelateStage:
         started = clock.process_time()
         keyed, feed, outbox = self.rules.keyed, self.engine.feed, self.outbox
         fed = 0
+        horizon = self.horizon()
         for tp, messages in batch.items():
             store = self.stores.get(tp.partition)
             if store is None:
@@ -270,12 +271,20 @@ class CorrelateStage:
                     self.dead.append((msg, failure_reason("correlate", first), failed))
                 now = clock.monotonic()
                 for input_partition, input_newest in progress:  # after its records
+                    if input_newest is not None and input_newest > horizon:
+                        input_newest = horizon
                     marks.observe(input_partition, input_newest, now)
-            self.watermark[tp.partition] = newest
+            self.watermark[tp.partition] = newest if newest < horizon else horizon
             self.pending[tp] = messages[-1].offset + 1
             self._evicted(tp.partition, store)
         self.stats.records += fed
         self.stats.cpu_s += clock.process_time() - started
+
+    def horizon(self) -> float:
+        """The furthest event time progress may be taken to: the wall clock plus the allowed
+        skew. An event dated years ahead (one per input partition would do) would otherwise make
+        every later event late and prune every window, for good: progress never goes back."""
+        return clock.time() + self.settings.max_clock_skew_s
 
     def new_store(self) -> GroupStore:
         return GroupStore(self.settings.max_groups_per_rule)
@@ -527,7 +536,8 @@ class CorrelateStage:
                     store.put(key, state, rule_id)
                     watermark = newest
             finally:
-                self.watermark[p] = watermark
+                horizon = self.horizon()  # a restored window's newest time is no progress
+                self.watermark[p] = watermark if watermark < horizon else horizon
             self.stores[p] = store
             self._evicted(p, store)
             count += len(store)
@@ -539,6 +549,7 @@ class CorrelateStage:
         except Exception as exc:  # progress starts afresh: lateness waits for every partition
             log.error("input progress not restored", partition=partition, error=repr(exc)[:300])
             return
+        marks.cap(self.horizon())
         self.progress[partition] = marks
 
 

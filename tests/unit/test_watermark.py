@@ -4,6 +4,7 @@ stage fed by ingest with one input partition stalled, against replay of the same
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import orjson
@@ -20,7 +21,7 @@ from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest_batch import IngestBatch
 from responder.streams.kafka import consumer_record
 from responder.streams.records import read
-from tests.support.builders import epoch, event, rule
+from tests.support.builders import BASE, epoch, event, rule
 
 IDLE = 60.0
 
@@ -204,3 +205,46 @@ def test_the_stage_restores_progress_from_its_changelog_entry() -> None:
     assert stage.progress[7].current() == 1200.0
     stage._restore_progress(8, _record(b'{"partitions": [["x", 1]]}', 1))
     assert 8 not in stage.progress
+
+
+@pytest.mark.parametrize("progress", ["true", "1e999", '"late"'])
+def test_restored_progress_that_is_no_time_is_refused(progress: str) -> None:
+    stage = CorrelateStage(KafkaSettings(), RuleSet([BY_TEAM]), CorrelationSettings())
+    stage._restore_progress(2, _record(b'{"partitions": [[0, %s]]}' % progress.encode(), 0))
+    assert 2 not in stage.progress
+
+
+def test_restored_progress_beyond_the_wall_clock_is_brought_back_to_it() -> None:
+    """Progress written before the limit existed (or forged in the changelog) is capped."""
+    stage = CorrelateStage(KafkaSettings(), RuleSet([BY_TEAM]), CorrelationSettings())
+    stage._restore_progress(2, _record(b'{"partitions": [[0, 1e300], [1, 1000.0]]}', 0))
+    assert stage.progress[2].parts[0].progress <= time.time() + 300
+    assert stage.progress[2].current() == 1000.0
+
+
+def test_a_future_dated_event_cannot_make_every_other_event_late() -> None:
+    """An event dated 9999 on each input partition is correlated in its own group, but progress
+    stops at the wall clock plus the allowed skew: the events of now still complete their window
+    as replay says (uncapped, the watermark stayed at 9999 for good and nothing correlated)."""
+    rules = RuleSet([BY_TEAM])
+    now = time.time() - BASE.timestamp()
+    red = [
+        event(f"r{i}", at=now - 120 + 30 * i, resource_id=f"r{i % 2}", labels={"team": "red"})
+        for i in range(3)
+    ]
+    forged = [
+        event(f"x{p}", resource_id=f"r{p}", labels={"team": "blue"}, time="9999-12-31T23:59:59Z")
+        for p in (0, 1)
+    ]
+    arrivals = [(red[0], 0), (forged[0], 0), (forged[1], 1), (red[1], 1), (red[2], 0)]
+    ingest = IngestBatch(rules, partitions=1)
+    stage = CorrelateStage(KafkaSettings(), rules, CorrelationSettings())
+    stage.stores[0] = stage.new_store()
+    for offset, (doc, partition) in enumerate(arrivals):
+        outcome = ingest.handle([json.dumps(doc).encode()], [partition], held=[0, 1], announce=True)
+        for value in outcome.messages[0]:
+            stage.handle({TopicPartition("correlate", 0): [_record(value, offset)]})
+    assert stage.dead == []
+    assert (stage.progress[0].current() or 0) <= time.time() + 300
+    opened = [orjson.loads(value) for _, value in stage.outbox]
+    assert [sorted(e["id"] for e in change["events"]) for change in opened] == [["r0", "r1", "r2"]]
