@@ -54,6 +54,7 @@ from responder.streams.kafka import (
     run_beside,
 )
 from responder.streams.records import read
+from responder.streams.salvage import UNDECODABLE, WAIT_MS, pass_undecodable
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
 MAX_CHANGE_BYTES = MAX_MESSAGE_BYTES - 64 * 1024  # room for the record batch framing
@@ -476,27 +477,53 @@ class CorrelateStage:
         self.restorer.assign(tps)
         await self.restorer.seek_to_beginning(*tps)
         ends = await self.restorer.end_offsets(tps)
-        remaining = {tp for tp in tps if ends[tp] > 0}
+        read_to = await self.restorer.beginning_offsets(tps)  # one past the last record kept
+        remaining = {tp for tp in tps if ends[tp] > read_to[tp]}
         while remaining:
-            fetched = await self.restorer.getmany(*remaining, timeout_ms=500, max_records=10000)
-            for tp, messages in fetched.items():
-                raw = stores[tp.partition]
-                for msg in messages:
-                    try:
-                        key = msg.key.decode()
-                    except (AttributeError, UnicodeDecodeError):
-                        log.error("changelog entry without a usable key", offset=msg.offset)
-                        continue
-                    if msg.value is None:
-                        raw.pop(key, None)
-                    else:
-                        raw[key] = msg
-            for tp in list(remaining):
+            for tp in sorted(remaining):
+                try:
+                    fetched = await self.restorer.getmany(tp, timeout_ms=500, max_records=10000)
+                except UNDECODABLE as exc:
+                    await self._pass_undecodable(tp, read_to, stores[tp.partition], exc)
+                else:
+                    messages = fetched.get(tp)
+                    if messages:
+                        _keep_newest(stores[tp.partition], messages)
+                        read_to[tp] = messages[-1].offset + 1
                 if await self.restorer.position(tp) >= ends[tp]:
                     remaining.discard(tp)
         count = await self._build_stores(parts, stores)
         self.stats.restored_keys += count
         return count
+
+    async def _pass_undecodable(
+        self,
+        tp: TopicPartition,
+        read_to: dict[TopicPartition, int],
+        raw: dict[str, Any],
+        error: BaseException,
+    ) -> None:
+        """A changelog record the client cannot decode (see streams/salvage.py): the records
+        decoded before it in the same read are lost with the exception, so read again from the
+        last one kept, a record at a time, up to the bad one; note it in the DLQ and pass it.
+        Left to escape, the error would leave the partition without state on every restart."""
+        log.warning("a changelog record could not be decoded", partition=tp.partition)
+        self.restorer.seek(tp, read_to[tp])
+        while True:
+            try:
+                fetched = await self.restorer.getmany(tp, timeout_ms=WAIT_MS, max_records=1)
+            except UNDECODABLE as exc:
+                offset = await pass_undecodable(
+                    self.restorer, self.producer, self.kafka.topics.dlq, tp, exc
+                )
+                read_to[tp] = offset + 1
+                return
+            messages = fetched.get(tp)
+            if not messages:  # the error was not this partition's to repeat
+                log.warning("changelog read failed once", error=failure_detail(error)[0])
+                return
+            _keep_newest(raw, messages)
+            read_to[tp] = messages[-1].offset + 1
 
     async def _build_stores(self, parts: list[int], stores: dict[int, dict[str, Any]]) -> int:
         """Window states from the newest changelog record of each key. Each record is let go
@@ -551,6 +578,20 @@ class CorrelateStage:
             return
         marks.cap(self.horizon())
         self.progress[partition] = marks
+
+
+def _keep_newest(raw: dict[str, Any], messages: list[Any]) -> None:
+    """The newest changelog record of each key (a tombstone forgets the key)."""
+    for msg in messages:
+        try:
+            key = msg.key.decode()
+        except (AttributeError, UnicodeDecodeError):
+            log.error("changelog entry without a usable key", offset=msg.offset)
+            continue
+        if msg.value is None:
+            raw.pop(key, None)
+        else:
+            raw[key] = msg
 
 
 @contextlib.contextmanager

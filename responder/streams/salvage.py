@@ -117,21 +117,34 @@ class Salvage:
 
     async def skip(self, tp: TopicPartition, error: BaseException) -> None:
         """A note for the record at the partition's position, then one past it, committed."""
-        offset = await self.consumer.position(tp)
-        detail = failure_detail(error)
-        note = {"topic": tp.topic, "partition": tp.partition, "offset": offset, "error": detail[0]}
-        await self.producer.send_and_wait(
-            self.dlq,
-            value=orjson.dumps(note),
-            headers=source_headers(tp.topic, tp.partition, offset, REASON, detail),
-        )
-        self.consumer.seek(tp, offset + 1)
+        offset = await pass_undecodable(self.consumer, self.producer, self.dlq, tp, error)
         await self.commit({tp: offset + 1})
         self.skipped += 1
-        log.warning(
-            "undecodable record to DLQ",
-            topic=tp.topic,
-            partition=tp.partition,
-            offset=offset,
-            error=detail[0],
-        )
+
+
+async def pass_undecodable(
+    consumer: AIOKafkaConsumer,
+    producer: AIOKafkaProducer,
+    dlq: str,
+    tp: TopicPartition,
+    error: BaseException,
+) -> int:
+    """The record at `tp`'s position could not be decoded: a note to the DLQ (where it is, and
+    why), and the consumer sought one past it. Returns its offset."""
+    offset = int(await consumer.position(tp))
+    detail = failure_detail(error)
+    note = {"topic": tp.topic, "partition": tp.partition, "offset": offset, "error": detail[0]}
+    await producer.send_and_wait(
+        dlq,
+        value=orjson.dumps(note),
+        headers=source_headers(tp.topic, tp.partition, offset, REASON, detail),
+    )
+    consumer.seek(tp, offset + 1)
+    log.warning(
+        "undecodable record to DLQ",
+        topic=tp.topic,
+        partition=tp.partition,
+        offset=offset,
+        error=detail[0],
+    )
+    return offset
