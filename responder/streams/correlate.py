@@ -52,6 +52,7 @@ from responder.streams.kafka import (
     dead_letter,
     membership,
     run_beside,
+    send_dead_letter,
 )
 from responder.streams.records import read
 from responder.streams.salvage import UNDECODABLE, WAIT_MS, pass_undecodable
@@ -73,6 +74,7 @@ WATERMARK_KEY = "watermarks"
 NOTICE_EVERY_S = 600.0
 """At most one `correlation.groups_evicted` event per rule and partition this often."""
 
+LOGGED_CORRUPT = 20  # corrupt changelog entries a restore logs one by one (each goes to the DLQ)
 FLUSH_STEP_KEYS = 1000  # changelog keys a flush writes per loop round, between batches
 STATE_TTL = timedelta(days=1)  # event time a group may stay idle before its state is forgotten
 SWEEP_EVERY_S = 30.0
@@ -530,11 +532,12 @@ class CorrelateStage:
         once its state is built, so the states take the memory the records leave."""
         rules = self.rules.rules
         count = 0
+        corrupt: list[asyncio.Future[Any]] = []  # their DLQ sends, awaited once at the end
         for p in parts:
             store = self.new_store()
             self.progress.pop(p, None)
             watermark = self.watermark[p]
-            records = stores[p]
+            records = stores.pop(p)  # let go with its partition, not with the whole restore
             strings: dict[str, str] = {}  # one copy of each event source and type
             try:
                 for key, msg in records.items():
@@ -551,13 +554,18 @@ class CorrelateStage:
                         newest = state.max_time  # max(watermark, newest), raising alike:
                         newest = newest if newest > watermark else watermark
                     except Exception as exc:  # the group starts afresh; its next flush replaces it
-                        log.error("changelog entry not restored", key=key, error=repr(exc)[:300])
-                        await dead_letter(
-                            self.producer,
-                            self.kafka.topics.dlq,
-                            msg,
-                            failure_reason("correlate restore", exc),
-                            failure_detail(exc),
+                        if len(corrupt) < LOGGED_CORRUPT:
+                            log.error(
+                                "changelog entry not restored", key=key, error=repr(exc)[:300]
+                            )
+                        corrupt.append(
+                            await send_dead_letter(
+                                self.producer,
+                                self.kafka.topics.dlq,
+                                msg,
+                                failure_reason("correlate restore", exc),
+                                failure_detail(exc),
+                            )
                         )
                         continue
                     store.put(key, state, rule_id)
@@ -568,6 +576,7 @@ class CorrelateStage:
             self.stores[p] = store
             self._evicted(p, store)
             count += len(store)
+        await _delivered(corrupt)
         return count
 
     def _restore_progress(self, partition: int, msg: Any) -> None:
@@ -578,6 +587,22 @@ class CorrelateStage:
             return
         marks.cap(self.horizon())
         self.progress[partition] = marks
+
+
+async def _delivered(corrupt: list[asyncio.Future[Any]]) -> None:
+    """Wait for the DLQ copies of a restore's corrupt entries. One that cannot be sent is
+    logged, not raised: the entry is still in the changelog, and the partition's other windows
+    must not be lost with it."""
+    if not corrupt:
+        return
+    results = await asyncio.gather(*corrupt, return_exceptions=True)
+    failed = [r for r in results if isinstance(r, BaseException)]
+    log.error(
+        "changelog entries not restored",
+        dead_lettered=len(results) - len(failed),
+        not_sent=len(failed),
+        error=failure_detail(failed[0])[0] if failed else None,
+    )
 
 
 def _keep_newest(raw: dict[str, Any], messages: list[Any]) -> None:

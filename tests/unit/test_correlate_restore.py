@@ -13,6 +13,7 @@ import orjson
 import pytest
 import structlog
 from aiokafka import ConsumerRecord
+from aiokafka.errors import KafkaTimeoutError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
@@ -241,15 +242,22 @@ def test_a_corrupt_entry_fails_as_it_did_and_a_sound_one_restores_the_same(
 
 
 class DeadLetters:
-    """The producer's send_and_wait, as the DLQ gets it."""
+    """The producer's send, as the DLQ gets it: queued, acknowledged once awaited."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail: bool = False) -> None:
         self.sent: list[tuple[str, bytes | None, bytes | None, dict[str, bytes]]] = []
+        self.fail = fail
 
-    async def send_and_wait(
+    async def send(
         self, topic: str, value: bytes | None, key: bytes | None, headers: list[tuple[str, bytes]]
-    ) -> None:
+    ) -> asyncio.Future[None]:
         self.sent.append((topic, value, key, dict(headers)))
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail:
+            done.set_exception(KafkaTimeoutError())
+        else:
+            done.set_result(None)
+        return done
 
 
 def changelog_record(key: str, value: bytes, offset: int) -> ConsumerRecord[bytes, bytes]:
@@ -351,6 +359,35 @@ def test_the_stage_restores_every_sound_entry_and_dead_letters_each_corrupt_one(
         assert headers["responder.source.offset"] == offsets[sent_key]
     # a corrupt entry's group starts afresh, as a group never seen
     assert 'count|["not JSON"]' not in stage.stores[0]
+
+
+@pytest.mark.parametrize("dlq_down", [False, True], ids=["dlq-up", "dlq-down"])
+def test_a_flood_of_corrupt_entries_is_dead_lettered_in_one_go_and_the_windows_stay(
+    monkeypatch: pytest.MonkeyPatch, dlq_down: bool
+) -> None:
+    """Each corrupt entry goes to the DLQ (awaited once, not one round trip each) but only the
+    first few are logged one by one; a DLQ that cannot take them loses no sound window."""
+    monkeypatch.setattr(correlate, "log", structlog.get_logger(correlate.__name__))
+    stage = CorrelateStage(KafkaSettings(), RuleSet([COUNT]), CorrelationSettings())
+    dlq = DeadLetters(fail=dlq_down)
+    stage.producer = dlq
+    good = written(COUNT, [event("e1")], incident=False)
+    records: dict[str, Any] = {'count|["ok"]': changelog_record('count|["ok"]', good, 0)}
+    flood = 3 * correlate.LOGGED_CORRUPT
+    for n in range(flood):
+        key = f'count|["bad{n}"]'
+        records[key] = changelog_record(key, b"{not json", n + 1)
+
+    with capture_logs() as logs:
+        count = asyncio.run(stage._build_stores([0], {0: records}))
+
+    assert count == 1 and set(stage.stores[0]) == {'count|["ok"]'}
+    assert len(dlq.sent) == flood
+    one_by_one = [e for e in logs if e["event"] == "changelog entry not restored"]
+    assert len(one_by_one) == correlate.LOGGED_CORRUPT
+    (summary,) = [e for e in logs if e["event"] == "changelog entries not restored"]
+    sent = 0 if dlq_down else flood
+    assert (summary["dead_lettered"], summary["not_sent"]) == (sent, flood - sent)
 
 
 def test_the_input_progress_entry_is_restored_as_progress_not_as_a_window() -> None:
