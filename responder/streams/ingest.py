@@ -94,6 +94,25 @@ class IngestStage(TopicStage):
         """The input partitions this ingest reads now."""
         return [tp.partition for tp in self.consumer.assignment()]
 
+    async def quiet(self) -> None:
+        """Nothing to read: still tell every correlation partition, once a second, which input
+        partitions this ingest holds. With several ingest processes, one whose partitions are
+        all stalled would otherwise never be heard of, and the others' progress alone would make
+        its partitions' events late (see `correlation/watermark.py`)."""
+        now = time.monotonic()
+        held = self.held()
+        if now < self.announce_due or not held:
+            return
+        self.announce_due = now + ANNOUNCE_EVERY_S
+        topic = self.kafka.topics.correlate
+        for partition, values in self.work.handle(
+            [], [], held=held, announce=True
+        ).messages.items():
+            for value in values:
+                self.batcher.add(topic, partition, None, value)
+        self.pending.extend(await self.batcher.submit())
+        await self.done({})  # nothing to commit: its sends are settled in order with the rest
+
     async def handle(self, batch: Batch) -> None:
         started = time.process_time()
         stats = self.stats

@@ -378,6 +378,8 @@ class TopicStage:
             batch = await self.fetch()
             if batch:
                 await self.handle(batch)
+            else:
+                await self.quiet()
             await self.lag.measure(self.consumer)
             if self.linger_ms and sum(len(records) for records in batch.values()) < QUIET_BATCH:
                 await asyncio.sleep(self.linger_ms / 1000)  # quiet: let a batch gather
@@ -398,6 +400,9 @@ class TopicStage:
 
     async def handle(self, batch: Batch) -> None:
         raise NotImplementedError
+
+    async def quiet(self) -> None:
+        """After a fetch that brought nothing."""
 
     async def reject(
         self, msg: ConsumerRecord[bytes, bytes], reason: str, detail: Sequence[str] = ()

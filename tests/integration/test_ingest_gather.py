@@ -10,8 +10,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from responder.correlation.rules import RuleSet
+from responder.correlation.watermark import Watermarks
 from responder.streams.ingest import IngestStage
-from responder.streams.records import decode
+from responder.streams.records import decode, read
 from responder.streams.topics import ensure_topics
 from tests.support.builders import rule
 from tests.support.harness import consume_all, event_json, kafka_settings
@@ -60,3 +61,29 @@ async def test_a_quiet_stream_is_ingested_in_gathered_batches(
     # a second gather them all (read one by one, they would be ten batches)
     assert stage.stats.batches <= 2
     assert sorted(routed) == sorted(f"e{i}" for i in range(10))
+
+
+async def test_an_ingest_with_nothing_to_read_still_announces_the_partitions_it_holds(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """With several ingest processes, one whose input partitions are all stalled must still be
+    heard of: every correlation partition then waits for those partitions (progress unknown)
+    instead of judging their events by the other processes' progress alone."""
+    kafka = kafka_settings(kafka_bootstrap, unique)
+    await ensure_topics(kafka)
+    stage = IngestStage(kafka, RuleSet([rule(id="r", match={"type": "x"})]))
+    async with running(stage):
+        await settle(lambda: len(stage.held()) == kafka.partitions)
+        messages = await consume_all(kafka_bootstrap, kafka.topics.correlate, 2 * 4, timeout=10)
+    assert stage.stats.events == 0
+    heard: dict[int, set[tuple[int, float | None]]] = {}
+    for m in messages:
+        records, progress = read(m.value)
+        assert list(records) == []
+        heard.setdefault(m.partition, set()).update((p, t) for p, t in progress)
+    everything = {(p, None) for p in range(kafka.partitions)}
+    assert heard == dict.fromkeys(range(kafka.partitions), everything)
+    marks = Watermarks(idle_s=60)
+    for partition, newest in everything:
+        marks.observe(partition, newest, now=0)
+    assert marks.current() == float("-inf")  # held back until they report or go idle
