@@ -7,7 +7,6 @@ and the incident currently open for attachment. Times are epoch seconds (floats)
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Callable
@@ -354,8 +353,8 @@ def state_from_dict(
     events = []
     for t, seq, body in data["events"]:
         source, event_id, event_type = body["source"], body["id"], body["type"]
-        # check_restored's checks of an event, inline (a million windows): t - t is 0.0 for a
-        # finite number, nan for inf and nan
+        # the types a flush writes (else the group's later events would fail), checked inline
+        # (a million windows): t - t is 0.0 for a finite number, nan for inf and nan
         if type(t) not in _NUMBERS or t - t != 0 or type(seq) is not int:
             raise ValueError("a restored event's time or sequence is not a number")
         if type(source) is not str or type(event_id) is not str or type(event_type) is not str:
@@ -403,24 +402,6 @@ def state_from_dict(
 
 _NUMBERS = (int, float)
 NEVER = float("-inf")  # the newest time of a window without events
-
-
-def _time(value: Any) -> bool:
-    return type(value) in _NUMBERS and math.isfinite(value)
-
-
-def check_restored(
-    events: list[WindowEvent], incident: OpenIncident | None, max_time: Any, next_seq: Any
-) -> None:
-    """Raise ValueError unless a restored state has the types its flush wrote: a changelog
-    entry of another shape (a string for a time, a number for an id) would restore, then fail
-    every later event of its group (the group never correlated again) or its next flush."""
-    for e in events:
-        if not (_time(e.time) and type(e.seq) is int):
-            raise ValueError("a restored event's time or sequence is not a number")
-        if not (type(e.source) is str and type(e.id) is str and type(e.type) is str):
-            raise ValueError("a restored event's source, id or type is not text")
-    _check_window(bool(events), incident, max_time, next_seq)
 
 
 def _check_window(

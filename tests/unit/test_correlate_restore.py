@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import gc
+import math
 from typing import Any
 
 import orjson
@@ -24,11 +25,11 @@ from responder.correlation.window import (
     GroupState,
     OpenIncident,
     WindowEvent,
-    check_restored,
     state_from_dict,
     state_to_dict,
     window_event,
 )
+from responder.events.schema import Severity
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams import correlate
 from responder.streams.correlate import WATERMARK_KEY, CorrelateStage, collection_paused
@@ -75,7 +76,32 @@ def parsed_form(rule: Rule, data: dict[str, Any]) -> GroupState:
         max_time=data["max_time"],
         next_seq=data["next_seq"],
     )
-    check_restored(state.events, state.incident, state.max_time, state.next_seq)
+    return shaped_as_written(state)
+
+
+def shaped_as_written(state: GroupState) -> GroupState:
+    """The restore's refusals, written out plainly: the types a flush writes, or ValueError."""
+
+    def finite(value: Any) -> bool:
+        return type(value) in (int, float) and math.isfinite(value)
+
+    def texts(*values: Any) -> bool:
+        return all(type(v) is str for v in values)
+
+    sound = all(
+        finite(e.time) and type(e.seq) is int and texts(e.source, e.id, e.type)
+        for e in state.events
+    )
+    sound = sound and type(state.next_seq) is int
+    sound = sound and (finite(state.max_time) or (state.max_time is None and not state.events))
+    i = state.incident
+    if i is not None:
+        sound = sound and texts(i.id, i.title) and type(i.version) is int
+        sound = sound and type(i.severity) is int and i.severity in {int(s) for s in Severity}
+        sound = sound and finite(i.first_seen) and finite(i.last_seen)
+        sound = sound and all(texts(s, k) for s, k in i.event_keys)
+    if not sound:
+        raise ValueError("not the shape a flush writes")
     return state
 
 
