@@ -32,8 +32,8 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,7 +53,8 @@ from workers import (
 from responder import bootstrap
 from responder.logs import configure
 from responder.settings import Settings, merged
-from responder.streams.app import tune_gc
+from responder.streams.collector import tune_gc
+from responder.streams.records import read
 from responder.streams.supervisor import default_processes, worker_layout
 from responder.streams.topics import create_topics, ensure_topics
 
@@ -312,6 +313,22 @@ async def split_run(
 class Probe:
     latencies: list[float]  # seconds, event written → incident change written (broker clocks)
     cores: float  # CPU of the worker's whole process tree / wall time, while events were sent
+    written_at: list[float] = field(default_factory=list)  # of each latency's event, from the first
+    ingest_hop: list[tuple[float, float]] = field(default_factory=list)
+    """(written at, seconds from the event written to its correlation record written)"""
+
+    def timeline(self) -> str:
+        """Max latency per second of the probe, whole and of the ingest hop alone (where the
+        p99 comes from: spikes or a level, ingest or correlation)."""
+        whole = _worst_per_second(zip(self.written_at, self.latencies, strict=True))
+        return f"{whole}\n  ... of the ingest hop: {_worst_per_second(self.ingest_hop)}"
+
+
+def _worst_per_second(latencies: Iterable[tuple[float, float]]) -> str:
+    worst: dict[int, float] = {}
+    for at, latency in latencies:
+        worst[int(at)] = max(worst.get(int(at), 0.0), latency)
+    return " ".join(f"{worst[s] * 1000:.0f}" for s in sorted(worst))
 
 
 async def probe_worker(
@@ -321,6 +338,8 @@ async def probe_worker(
     seconds: float,
     log_path: Path,
     source: Path | None = None,
+    *,
+    timeline: bool = False,
 ) -> Probe:
     """The plain `responder worker` (of `source` if given; its own process tree, settled) fed
     events at a steady rate, each opening an incident: latency, and the cores it used."""
@@ -328,7 +347,8 @@ async def probe_worker(
     await create_topics(kafka.bootstrap_servers, [kafka.topics.events], kafka.partitions)
     await append_time(kafka.bootstrap_servers, kafka.topics.events)
     async with worker_process(overrides, [], log_path, source=source) as proc:
-        return await _probe(settings, rate, seconds, lambda: process_tree_cpu(proc.pid))
+        cpu = lambda: process_tree_cpu(proc.pid)  # noqa: E731
+        return await _probe(settings, rate, seconds, cpu, timeline=timeline)
 
 
 async def append_time(bootstrap_servers: str, topic: str) -> None:
@@ -362,7 +382,14 @@ def probe_event(i: int) -> bytes:
 PROBE_TICK_S = 0.001  # the probe writes the events due every tick, a record batch a partition
 
 
-async def _probe(settings: Settings, rate: int, seconds: float, cpu: Callable[[], float]) -> Probe:
+async def _probe(
+    settings: Settings,
+    rate: int,
+    seconds: float,
+    cpu: Callable[[], float],
+    *,
+    timeline: bool = False,
+) -> Probe:
     """Events at `rate` (whole record batches, so the probe's own client keeps up at 5k/s on a
     loaded machine), each opening an incident; latency = the incident's timestamp (set by the
     correlation stage's producer) - the event's (the broker's append time)."""
@@ -400,12 +427,22 @@ async def _probe(settings: Settings, rate: int, seconds: float, cpu: Callable[[]
     arrived: dict[str, float] = {}
     for m in appended:
         arrived[json.loads(m.value)["id"]] = m.timestamp / 1000
-    lat: list[float] = []
+    first = min(arrived.values(), default=0.0)
+    probe = Probe([], cores)
     for m in await consume_all(kafka.bootstrap_servers, kafka.topics.incidents, total, timeout=60):
         for e in json.loads(m.value)["events"]:
             if e["id"] in arrived:
-                lat.append(m.timestamp / 1000 - arrived[e["id"]])
-    return Probe(lat, cores)
+                probe.latencies.append(m.timestamp / 1000 - arrived[e["id"]])
+                probe.written_at.append(arrived[e["id"]] - first)
+    if timeline:
+        for m in await consume_all(
+            kafka.bootstrap_servers, kafka.topics.correlate, 10**9, timeout=5
+        ):
+            for _, event in read(m.value)[0]:
+                if event.id in arrived:
+                    sent_at = arrived[event.id]
+                    probe.ingest_hop.append((sent_at - first, m.timestamp / 1000 - sent_at))
+    return probe
 
 
 def quantiles_ms(lat: list[float]) -> tuple[float, float]:
@@ -450,6 +487,9 @@ async def main() -> None:
     )
     ap.add_argument("--low-load-seconds", type=float, default=20)
     ap.add_argument("--latency-repeat", type=int, default=1, help="runs of each latency probe")
+    ap.add_argument(
+        "--timeline", action="store_true", help="print each latency probe's max latency per second"
+    )
     ap.add_argument(
         "--only",
         choices=("all", "latency"),
@@ -671,6 +711,7 @@ async def measure_latency(args: argparse.Namespace, run: str) -> tuple[list[tupl
                         seconds,
                         Path(tempfile.gettempdir()) / f"bench-{run}-lat-{name}-{rate}-{i}.log",
                         source,
+                        timeline=args.timeline,
                     )
                 found.setdefault((name, rate), []).append(probe)
                 p50, p99 = quantiles_ms(probe.latencies) if len(probe.latencies) >= 2 else (0, 0)
@@ -679,6 +720,8 @@ async def measure_latency(args: argparse.Namespace, run: str) -> tuple[list[tupl
                     f"{probe.cores:.2f} cores, {len(probe.latencies):,} of {int(rate * seconds):,}",
                     flush=True,
                 )
+                if args.timeline:
+                    print(f"  max latency per second, ms: {probe.timeline()}", flush=True)
     rows: list[tuple[str, str]] = []
     for name, _ in workers:
         prefix = "" if name == "now" else "before: "

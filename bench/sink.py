@@ -47,7 +47,7 @@ from responder.logs import configure
 from responder.playbooks.runs import PlaybookRun
 from responder.settings import Settings, merged
 from responder.storage.database import make_engine, upgrade
-from responder.streams.app import tune_gc
+from responder.streams.collector import tune_gc
 
 BATCH = 2000  # the sink stage's max_records
 T0 = datetime(2026, 11, 25, tzinfo=UTC)

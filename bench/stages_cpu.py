@@ -55,7 +55,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
     from responder.correlation.rules import load_rules
     from responder.settings import CorrelationSettings, KafkaSettings
-    from responder.streams.app import tune_gc
+    from responder.streams.collector import tune_gc
     from responder.streams.correlate import CorrelateStage
     from responder.streams.ingest_batch import IngestBatch
     from responder.streams.kafka import consumer_record

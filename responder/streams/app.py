@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import signal
 import threading
@@ -26,26 +25,14 @@ from mode import Service
 from responder.kafka_clients import faust_credentials
 from responder.metrics.worker import Endpoint, serve
 from responder.settings import Settings
+from responder.streams.collector import tune_gc
 from responder.streams.pipeline import Pipeline
 from responder.streams.topics import ensure_topics, wait_for_broker
 
 log = structlog.get_logger(__name__)
 
-GC_THRESHOLDS = (50_000, 20, 100)
 STOP_GRACE_S = 10.0  # a worker that has not exited this long after SIGTERM is ended hard
 STAGE_STOP_S = 3.0  # each stage's clients get this long to close
-
-
-def tune_gc() -> None:
-    """Fewer, cheaper garbage collections for a long-running stream process.
-
-    Window state keeps many small dicts alive, and the default thresholds (700 allocations)
-    rescan them over and over: in the benchmark that cost about a third of the CPU. Objects
-    alive at start (modules, rules, clients) are frozen out of collection altogether.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 class PipelineService(Service):

@@ -43,6 +43,7 @@ from responder.kafka_clients import client_options
 from responder.metrics.worker import GROUPS_EVICTED, LIVE_GROUPS
 from responder.metrics.worker import rules as metric_rules
 from responder.settings import CorrelationSettings, KafkaSettings
+from responder.streams.collector import Promoter
 from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import (
     Batch,
@@ -76,6 +77,7 @@ NOTICE_EVERY_S = 600.0
 
 LOGGED_CORRUPT = 20  # corrupt changelog entries a restore logs one by one (each goes to the DLQ)
 FLUSH_STEP_KEYS = 1000  # changelog keys a flush writes per loop round, between batches
+FLUSH_ACK_POLL_MS = 5  # how long an idle loop waits for events while a flush step is in flight
 STATE_TTL = timedelta(days=1)  # event time a group may stay idle before its state is forgotten
 SWEEP_EVERY_S = 30.0
 
@@ -133,6 +135,7 @@ class CorrelateStage:
         self.last_flush = clock.monotonic()
         self.last_sweep = clock.monotonic()
         self.lag = LagMeter("correlate")
+        self.promoter = Promoter()  # window state kept out of the collector's scans
         self.evictions: dict[tuple[str, int], int] = {}  # (rule, partition) → groups evicted
         self.noticed: dict[tuple[str, int], float] = {}  # (rule, partition) → when reported
 
@@ -155,15 +158,22 @@ class CorrelateStage:
             client_id=f"{kafka.client_id}-restore",
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
         )
-        self.producer = AIOKafkaProducer(
+        producer = {
             **common,
-            client_id=f"{kafka.client_id}-correlate",
-            acks="all",
-            linger_ms=0,  # BatchSender hands over whole batches: lingering only adds latency
-            max_batch_size=1024 * 1024,
-            max_request_size=MAX_MESSAGE_BYTES + 64 * 1024,
-        )
+            "client_id": f"{kafka.client_id}-correlate",
+            "acks": "all",
+            "linger_ms": 0,  # BatchSender hands over whole batches: lingering only adds latency
+            "max_batch_size": 1024 * 1024,
+            "max_request_size": MAX_MESSAGE_BYTES + 64 * 1024,
+        }
+        self.producer = AIOKafkaProducer(**producer)
         self.batcher = BatchSender(self.producer)
+        # The changelog has a connection of its own: the client keeps one request in flight per
+        # broker, so incident changes would otherwise wait behind each step of a flush.
+        self.changelog_producer = AIOKafkaProducer(
+            **{**producer, "client_id": f"{kafka.client_id}-changelog"}
+        )
+        self.changelog = BatchSender(self.changelog_producer)
         # offsets committed behind the flush's sends, in the background (streams/kafka.py)
         self.committer = Committer(self.consumer, every_s=0.0)
 
@@ -172,6 +182,7 @@ class CorrelateStage:
     async def start(self) -> None:
         self._clients()
         await self.producer.start()
+        await self.changelog_producer.start()
         await self.restorer.start()
         self.incident_partitions = len(
             await self.producer.partitions_for(self.kafka.topics.incidents)
@@ -185,6 +196,7 @@ class CorrelateStage:
             await self.committer.drain()
         await self.consumer.stop()
         await self.restorer.stop()
+        await self.changelog_producer.stop()
         await self.producer.stop()
 
     async def run(self) -> None:
@@ -192,20 +204,32 @@ class CorrelateStage:
 
     async def _loop(self) -> None:
         while True:
-            batch = await self.consumer.getmany(
-                timeout_ms=0 if self.writing else 200,  # a flush under way goes on at once
-                max_records=max(1, self.settings.max_batch // 100),
-            )
-            async with self.lock:
-                if batch:
-                    self.handle(batch)
-                    await self._send_outbox()
-                    await self._dead_letter()
-                if self.writing is None and self._flush_due(idle=not batch):
-                    await self._start_flush()
-                if self.writing is not None:
-                    await self._flush_step(FLUSH_STEP_KEYS)
-            await self.lag.measure(self.consumer)
+            await self.round()
+
+    async def round(self) -> None:
+        """One round: correlate what the fetch brought, send its incident changes, and write
+        the next step of a flush under way once the previous step was acknowledged."""
+        batch = await self.consumer.getmany(
+            timeout_ms=self._fetch_wait_ms(), max_records=max(1, self.settings.max_batch // 100)
+        )
+        async with self.lock:
+            if batch:
+                self.handle(batch)
+                await self._send_outbox()
+                await self._dead_letter()
+            if self.writing is None and self._flush_due(idle=not batch):
+                await self._start_flush()
+            if self.writing is not None and not self.changelog.flying_now():
+                await self._flush_step(FLUSH_STEP_KEYS)
+        await self.lag.measure(self.consumer)
+        self.promoter.step(idle=not batch and self.writing is None)
+
+    def _fetch_wait_ms(self) -> int:
+        """A flush under way goes on at once, or as soon as its last step was acknowledged (its
+        sends are never waited for here: events keep being correlated meanwhile)."""
+        if self.writing is None:
+            return 200
+        return FLUSH_ACK_POLL_MS if self.changelog.flying_now() else 0
 
     def _flush_due(self, *, idle: bool) -> bool:
         """Flush once per commit interval, and as soon as the consumer is idle (a quiet stream
@@ -415,18 +439,18 @@ class CorrelateStage:
                 store.drop(key)
                 state = None
             value = None if state is None else orjson.dumps(state_to_dict(state))
-            self.batcher.add(changelog, partition, key.encode(), value)
+            self.changelog.add(changelog, partition, key.encode(), value)
         self.stats.keys_written += end - flush.done
         flush.done = end
         if end < len(flush.keys):
-            self.sends.extend(await self.batcher.submit())
+            self.sends.extend(await self.changelog.submit())
             return
         for partition, marks in self.progress.items():
             if marks.changed and (flush.partitions is None or partition in flush.partitions):
                 value = orjson.dumps(marks.to_dict())
-                self.batcher.add(changelog, partition, WATERMARK_KEY.encode(), value)
+                self.changelog.add(changelog, partition, WATERMARK_KEY.encode(), value)
                 marks.changed = False
-        self.sends.extend(await self.batcher.submit())
+        self.sends.extend(await self.changelog.submit())
         sends, self.sends = self.sends, []
         self.writing = None
         await self.committer.hand_over(flush.offsets, sends)

@@ -258,6 +258,10 @@ class BatchSender:
                 raise ValueError(f"record of {len(value or b'')} bytes exceeds the batch size")
         self.count += 1
 
+    def flying_now(self) -> bool:
+        """Whether batches of the last submit still wait for the broker's acknowledgement."""
+        return any(not future.done() for future in self.flying)
+
     async def submit(self) -> list[asyncio.Future[Any]]:
         """Queue every batch for delivery; the futures resolve when the broker acknowledged.
 

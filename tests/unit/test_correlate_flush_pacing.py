@@ -1,0 +1,137 @@
+"""A flush of the window state never holds up incident changes: the changelog is written on a
+connection of its own, a step at a time, each once the previous step was acknowledged, while
+the stage goes on correlating and sending incident changes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+
+from responder.correlation.rules import RuleSet
+from responder.settings import CorrelationSettings, KafkaSettings
+from responder.streams import correlate
+from responder.streams.correlate import FLUSH_ACK_POLL_MS, CorrelateStage
+from responder.streams.ingest_batch import IngestBatch
+from responder.streams.kafka import Batch, BatchSender, Committer, consumer_record
+from tests.support.builders import event, rule
+
+EACH_AN_INCIDENT = rule(
+    id="each",
+    match={"type": "test.seen"},
+    group_by=["resource.id"],
+    window="10m",
+    correlation={"type": "event_count", "condition": {"gte": 1}},
+)
+RULES = RuleSet([EACH_AN_INCIDENT])
+TP = TopicPartition("correlate", 0)
+
+
+class Consumer:
+    """Hands out the queued batches, one per fetch; nothing once they are gone."""
+
+    def __init__(self) -> None:
+        self.batches: deque[Batch] = deque()
+        self.waits: list[int] = []
+
+    async def getmany(self, *, timeout_ms: int, max_records: int) -> Batch:
+        self.waits.append(timeout_ms)
+        return self.batches.popleft() if self.batches else {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set()
+
+
+class Sender(BatchSender):
+    """Records each submit; its batches are acknowledged at once, or when the test says."""
+
+    def __init__(self, *, acknowledged: bool) -> None:
+        self.acknowledged = acknowledged
+        self.queued: list[tuple[str, bytes | None]] = []
+        self.submitted: list[list[tuple[str, bytes | None]]] = []
+        self.flying: list[asyncio.Future[Any]] = []
+
+    def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
+        self.queued.append(((key or b"").decode(), value))
+
+    async def submit(self) -> list[asyncio.Future[Any]]:
+        if not self.queued:
+            return []
+        assert not self.flying_now(), "a submit waited for the batches in flight"
+        sent: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.acknowledged:
+            sent.set_result(None)
+        self.submitted.append(self.queued)
+        self.queued, self.flying = [], [sent]
+        return [sent]
+
+    def acknowledge(self) -> None:
+        for future in self.flying:
+            future.set_result(None)
+
+
+def stage_with(consumer: Consumer) -> tuple[CorrelateStage, Sender, Sender]:
+    stage = CorrelateStage(KafkaSettings(), RULES, CorrelationSettings())
+    stage.stores[0] = stage.new_store()
+    stage.consumer = consumer
+    stage.committer = Committer(consumer, every_s=0.0)
+    stage.incident_partitions = 1
+    stage.batcher = incidents = Sender(acknowledged=True)
+    stage.changelog = changelog = Sender(acknowledged=False)
+    return stage, incidents, changelog
+
+
+def batch_of(ids: list[str], offset: int) -> Batch:
+    """The correlation messages ingest writes for these events (each on its own resource)."""
+    raws = [json.dumps(event(i, at=n, resource_id=i)).encode() for n, i in enumerate(ids)]
+    outcome = IngestBatch(RULES, partitions=1).handle(raws, [0] * len(raws))
+    values = outcome.messages[0]
+    return {TP: [consumer_record("correlate", v, offset + n) for n, v in enumerate(values)]}
+
+
+def incident_events(sender: Sender) -> list[list[str]]:
+    return [
+        sorted(e["id"] for _, value in submit for e in orjson.loads(value or b"{}")["events"])
+        for submit in sender.submitted
+    ]
+
+
+async def test_incident_changes_go_out_while_a_flush_step_waits_for_its_acknowledgement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(correlate, "FLUSH_STEP_KEYS", 2)
+    consumer = Consumer()
+    stage, incidents, changelog = stage_with(consumer)
+    consumer.batches.extend([batch_of(["a", "b", "c"], 0), batch_of(["d"], 3)])
+    stage.last_flush -= stage.settings.commit_interval_s  # a flush is due after this batch
+
+    await asyncio.wait_for(stage.round(), 5)
+    assert incident_events(incidents) == [["a", "b", "c"]]
+    assert len(changelog.submitted) == 1 and len(changelog.submitted[0]) == 2  # the first step
+    assert stage.writing is not None and changelog.flying_now()
+
+    # the step is not acknowledged yet: the next batch is correlated and its change sent at once,
+    # and no further step is written behind the one in flight
+    await asyncio.wait_for(stage.round(), 5)
+    assert incident_events(incidents) == [["a", "b", "c"], ["d"]]
+    assert len(changelog.submitted) == 1
+    assert consumer.waits[-1] == FLUSH_ACK_POLL_MS  # the next fetch waits a little, not 200 ms
+
+    changelog.acknowledge()
+    await asyncio.wait_for(stage.round(), 5)  # nothing fetched: the flush goes on
+    assert len(changelog.submitted) == 2
+    written = [key for submit in changelog.submitted for key, _ in submit]
+    assert sorted(key.split("|")[0] for key in written) == ["each"] * 3 + ["watermarks"]
+    assert stage.writing is None  # the flush ended: the third key and the progress
+    assert len(stage.committer.handed) == 1  # its offsets go to the committer behind every send
+    handed = stage.committer.handed[0]
+    assert handed.offsets == {TP: 1}
+    # behind every send so far: both incident submits and both changelog steps, the last of
+    # which the broker has not acknowledged yet (the committer waits for it, not the stage)
+    assert len(handed.sends) == 4
+    assert [send.done() for send in handed.sends] == [True, True, True, False]
