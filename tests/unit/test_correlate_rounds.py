@@ -1,6 +1,7 @@
-"""A flush of the window state never holds up incident changes: the changelog is written on a
-connection of its own, a step at a time, each once the previous step was acknowledged, while
-the stage goes on correlating and sending incident changes."""
+"""What a round of the correlation stage's loop does besides correlating: a flush of the window
+state never holds up incident changes (the changelog is written on a connection of its own, a
+step at a time, each once the previous step was acknowledged), and the sweep of idle groups
+looks at a bounded number of groups per round."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ import pytest
 from aiokafka import TopicPartition
 
 from responder.correlation.rules import RuleSet
+from responder.correlation.window import GroupState
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams import correlate
-from responder.streams.correlate import FLUSH_ACK_POLL_MS, CorrelateStage
+from responder.streams.correlate import FLUSH_ACK_POLL_MS, STATE_TTL, CorrelateStage
 from responder.streams.ingest_batch import IngestBatch
 from responder.streams.kafka import Batch, BatchSender, Committer, consumer_record
 from tests.support.builders import event, rule
@@ -135,3 +137,42 @@ async def test_incident_changes_go_out_while_a_flush_step_waits_for_its_acknowle
     # which the broker has not acknowledged yet (the committer waits for it, not the stage)
     assert len(handed.sends) == 4
     assert [send.done() for send in handed.sends] == [True, True, True, False]
+
+
+async def test_idle_groups_are_swept_a_step_per_round_and_tombstoned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Groups idle (in event time) for longer than the state TTL are forgotten and their
+    tombstones queued for the next flush; a round looks at no more than SWEEP_STEP_KEYS of them,
+    so a sweep over many groups never stops the stage for long."""
+    monkeypatch.setattr(correlate, "SWEEP_STEP_KEYS", 4)
+    consumer = Consumer()
+    stage, _, changelog = stage_with(consumer)
+    changelog.acknowledged = True
+    stage.stores[1] = stage.new_store()
+    now = 10 * STATE_TTL.total_seconds()
+    for partition in (0, 1):
+        stage._marks(partition).observe(0, now, 0.0)
+        for n in range(5):
+            for age, name in ((STATE_TTL.total_seconds() + 1, "idle"), (60.0, "live")):
+                state = GroupState()
+                state.max_time = now - age
+                stage.stores[partition].put(f'each|["{name}-{n}"]', state, "each")
+    stage.last_sweep -= correlate.SWEEP_EVERY_S
+    await stage._start_flush()  # (nothing to write: the flush starts the sweep)
+    assert stage.sweeping is not None
+
+    remaining: list[int] = []
+    while stage.sweeping is not None:
+        before = sum(len(store) for store in stage.stores.values())
+        await asyncio.wait_for(stage.round(), 5)
+        remaining.append(sum(len(store) for store in stage.stores.values()))
+        assert before - remaining[-1] <= 4  # never more than a step's worth looked at
+    assert len(remaining) == 5  # 20 groups, 4 a round
+    for partition in (0, 1):
+        assert sorted(stage.stores[partition]) == [f'each|["live-{n}"]' for n in range(5)]
+    # each forgotten group's tombstone: written by a flush since (the stage was idle), or queued
+    await asyncio.wait_for(stage.round(), 5)
+    tombstones = [key for submit in changelog.submitted for key, value in submit if value is None]
+    queued = [key for keys in stage.dirty.values() for key in keys]
+    assert sorted(tombstones + queued) == sorted(2 * [f'each|["idle-{n}"]' for n in range(5)])
