@@ -15,9 +15,10 @@ it does when the stage is idle (or, on a stream that is never idle, at the lates
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import structlog
 
@@ -84,3 +85,18 @@ class Promoter:
             frozen=gc.get_freeze_count(),
             seconds=round(time.perf_counter() - started, 3),
         )
+
+
+@contextlib.contextmanager
+def collection_paused() -> Iterator[None]:
+    """No garbage collection inside; what was built inside is frozen out of later collections
+    (a restore: millions of long-lived objects with no cycles to find, which the next young
+    collection would otherwise scan all at once)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        if enabled:
+            gc.enable()

@@ -17,11 +17,8 @@ its group starts afresh.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import time as clock
 from collections import defaultdict
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,7 +40,7 @@ from responder.kafka_clients import client_options
 from responder.metrics.worker import GROUPS_EVICTED, LIVE_GROUPS
 from responder.metrics.worker import rules as metric_rules
 from responder.settings import CorrelationSettings, KafkaSettings
-from responder.streams.collector import Promoter
+from responder.streams.collector import Promoter, collection_paused
 from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import (
     Batch,
@@ -672,15 +669,3 @@ def _keep_newest(raw: dict[str, Any], messages: list[Any]) -> None:
             raw.pop(key, None)
         else:
             raw[key] = msg
-
-
-@contextlib.contextmanager
-def collection_paused() -> Iterator[None]:
-    """No garbage collection inside (restored state is long-lived and has no cycles to find)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()

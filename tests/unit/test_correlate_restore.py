@@ -32,7 +32,8 @@ from responder.correlation.window import (
 from responder.events.schema import Severity
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams import correlate
-from responder.streams.correlate import WATERMARK_KEY, CorrelateStage, collection_paused
+from responder.streams.collector import collection_paused
+from responder.streams.correlate import WATERMARK_KEY, CorrelateStage
 from responder.streams.kafka import consumer_record
 from tests.support.builders import event, rule
 
@@ -430,12 +431,18 @@ def test_the_input_progress_entry_is_restored_as_progress_not_as_a_window() -> N
 
 @pytest.mark.parametrize("was_enabled", [True, False])
 def test_restore_pauses_garbage_collection_and_puts_it_back(was_enabled: bool) -> None:
-    """Inside, no collection runs; afterwards the collector is as it was (on, or left off)."""
+    """Inside, no collection runs; afterwards the collector is as it was (on, or left off), and
+    what was built inside is out of its scans (frozen), not all in the youngest generation."""
     if not was_enabled:
         gc.disable()
+    gc.unfreeze()
     try:
         with collection_paused():
             assert not gc.isenabled()
+            built = [{"n": [n]} for n in range(1000)]
         assert gc.isenabled() == was_enabled
+        assert gc.get_freeze_count() >= 2000
+        assert not any(o is built[0] for o in gc.get_objects())
     finally:
+        gc.unfreeze()
         gc.enable()
