@@ -414,12 +414,7 @@ class TopicStage:
         """Queue the original message for the DLQ with why and where from (`done` hands the
         send to the committer with the batch)."""
         self.pending.append(
-            await self.producer.send(
-                self.kafka.topics.dlq,
-                value=msg.value,
-                key=msg.key,
-                headers=dlq_headers(msg, reason, detail),
-            )
+            await send_dead_letter(self.producer, self.kafka.topics.dlq, msg, reason, detail)
         )
 
     async def done(self, batch: Batch) -> None:
