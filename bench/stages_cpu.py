@@ -70,6 +70,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         stage.stores[p] = stage.new_store()
     sink = Written()
     stage.batcher = sink  # type: ignore[assignment]
+    stage.changelog = sink  # type: ignore[assignment]
     stage.incident_partitions = args.partitions
 
     class NoCommits:

@@ -279,7 +279,9 @@ async def time_restore(settings: Settings, keys: int) -> Restored:
     finally:
         await stage.restorer.stop()
         await stage.producer.stop()
-        await stage.consumer.stop()  # made by `_clients`, never started: closed all the same
+        # made by `_clients`, never started: closed all the same
+        await stage.changelog_producer.stop()
+        await stage.consumer.stop()
     if restored != keys:
         raise RuntimeError(f"restored {restored} of {keys} keys")
     return Restored(restored, took, cpu)

@@ -67,11 +67,18 @@ class RepeatFilter(logging.Filter):
 
 
 # What a Kafka client says while it retries something that settles by itself: a new topic's
-# leader not yet known everywhere, a leader that moved. The retry succeeds or a real error
-# (a timeout) follows, so the user is told nothing they could act on.
-SELF_HEALING = ("NotLeaderForPartitionError", "LeaderNotAvailableError", "UnknownTopicOrPartition")
-# aiokafka's fetcher logs a failed offset lookup at error level, then waits and looks again
-RETRIED_AT_ERROR = ("Failed fetch offsets from",)
+# leader not yet known everywhere, a leader that moved, a group coordinator not yet elected (a
+# fresh broker creates its offsets topic on the first group's request). The retry succeeds or
+# a real error (a timeout) follows, so the user is told nothing they could act on.
+SELF_HEALING = (
+    "NotLeaderForPartitionError",
+    "LeaderNotAvailableError",
+    "UnknownTopicOrPartition",
+    "GroupCoordinatorNotAvailableError",
+)
+# aiokafka logs these at error level, then waits and tries again: a failed offset lookup (the
+# fetcher), a failed coordinator lookup (the group coordinator, for a retriable error only)
+RETRIED_AT_ERROR = ("Failed fetch offsets from", "Group Coordinator Request failed")
 
 
 def self_healing(record: logging.LogRecord) -> bool:

@@ -209,10 +209,18 @@ def test_retries_that_settle_by_themselves_are_not_shown(
         "[Error 6] NotLeaderForPartitionError: TopicPartition(topic='t', partition=3)",
     )
     fetcher.error("Failed fetch offsets from %s: %s", 1, "[Error 7] RequestTimedOutError")
+    coordinator = logging.getLogger("aiokafka.consumer.group_coordinator")  # a fresh broker
+    coordinator.error(
+        "Group Coordinator Request failed: %s", "[Error 15] GroupCoordinatorNotAvailableError"
+    )
+    coordinator.error(
+        "Group Coordinator Request failed: %s", "[Error 30] GroupAuthorizationFailedError"
+    )
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert [line["event"] for line in lines] == [
         "Got error produce response: <class 'aiokafka.errors.KafkaTimeoutError'>",
         "Failed fetch offsets from 1: [Error 7] RequestTimedOutError",
+        "Group Coordinator Request failed: [Error 30] GroupAuthorizationFailedError",
     ]
 
 
