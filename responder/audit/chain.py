@@ -22,6 +22,7 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -69,12 +70,22 @@ def hashed_fields(entry: Entry) -> dict[str, Any]:
     """What of a record its hash covers (the time in UTC, to the microsecond)."""
     return {
         "seq": entry.seq,
-        "at": entry.at.astimezone(UTC).isoformat(timespec="microseconds"),
+        "at": utc_text(entry.at) if entry.at.tzinfo is not None else _utc_text(entry.at),
         "actor": entry.actor,
         "action": entry.action,
         "subject": entry.subject,
         "data": entry.data,
     }
+
+
+def _utc_text(at: datetime) -> str:
+    """A record's time as its hash covers it."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+# The records of one append share their time: each distinct (aware) time is written once. A
+# naive time is not cached: equal naive times may differ in `fold`, which `astimezone` reads.
+utc_text = lru_cache(maxsize=256)(_utc_text)
 
 
 def plain_json(value: Any, *, finite_floats: bool = False) -> bool:

@@ -2,9 +2,8 @@
 
 Appends take a database-wide lock first (PostgreSQL advisory transaction lock; SQLite's write
 lock via BEGIN IMMEDIATE), so concurrent writers cannot fork the chain. Every record's data is
-masked (`security.redact.scrub`: secrets by key and by value) before it is hashed and stored,
-whoever the caller is. On PostgreSQL a trigger
-installed by the migrations refuses UPDATE and DELETE on the table (on SQLite too, since 0004).
+masked (`security.redact.scrub_each`: secrets by key and by value) before it is hashed and
+stored, whoever the caller is. On PostgreSQL a trigger installed by the migrations refuses UPDATE and DELETE on the table (on SQLite too, since 0004).
 """
 
 from __future__ import annotations
@@ -30,7 +29,7 @@ from responder.audit.chain import (
     plain_json,
     verify,
 )
-from responder.security.redact import scrub
+from responder.security.redact import scrub_each
 from responder.storage.bulk import insert_rows, table_of
 
 AUDIT_LOCK_ID = 727_001
@@ -113,10 +112,13 @@ def append(
     first, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     now = at or datetime.now(UTC)
 
+    scrubbed = scrub_each([raw for _, _, _, raw in entries])  # one search for the batch
+
     def rows() -> Iterator[dict[str, Any]]:  # computed while COPY sends the ones before
         nonlocal prev
-        for seq, (actor, action, subject, raw) in enumerate(entries, start=first):
-            data = as_stored(scrub(raw))  # hash what the DB returns
+        pairs = zip(entries, scrubbed, strict=True)
+        for seq, ((actor, action, subject, _), clean) in enumerate(pairs, start=first):
+            data = as_stored(clean)  # hash what the DB returns
             digest = link(prev, Entry(seq, now, actor, action, subject, data), key)
             yield {
                 "seq": seq,

@@ -31,15 +31,17 @@ def column_json(value: Any) -> str:
     """The text of a JSON column: the same JSON value as `json.dumps(value)`, faster.
 
     orjson refuses integers beyond 64 bits, keys that are not strings, lone surrogates and the
-    types above, and writes NaN and infinities as `null`: those values (and anything holding
-    `null`, which a NaN may have become) take the standard library's path, so no value is ever
-    changed on the way in (PostgreSQL refuses NaN there, as before).
+    types above, and writes NaN and infinities as `null`: those values take the standard
+    library's path, so no value is ever changed on the way in (PostgreSQL refuses NaN there, as
+    before). A text holding `null` is read back and compared with `value` (both in C, a few
+    times cheaper than the standard library's writer): a NaN that became `null` makes them
+    differ (NaN equals neither None nor itself), and so does a tuple, which reads back a list.
     """
     try:
         text = orjson.dumps(value, option=_ORJSON_OPTIONS)
     except TypeError:  # orjson.JSONEncodeError is one
         return json.dumps(value)
-    if b"null" in text:
+    if b"null" in text and orjson.loads(text) != value:
         return json.dumps(value)
     return text.decode()
 

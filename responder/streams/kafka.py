@@ -131,7 +131,7 @@ class Committer:
         self.max_in_flight = max_in_flight
         self.handed: deque[_Handed] = deque()
         self.acked: dict[TopicPartition, int] = {}  # settled, not yet committed
-        self.last = 0.0  # when the last commit went out (monotonic)
+        self.last = float("-inf")  # when the last commit went out (monotonic; none yet)
         self.lock = asyncio.Lock()
         self.changed = asyncio.Event()  # a batch was handed over
         self.settled = asyncio.Event()  # a batch settled

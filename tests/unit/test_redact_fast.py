@@ -20,6 +20,7 @@ from responder.security.redact import (
     mask_every_pattern,
     mask_text,
     scrub,
+    scrub_each,
 )
 
 # Pieces of the shapes the patterns look for, their near misses, and characters that play on
@@ -100,6 +101,17 @@ HOSTILE: list[dict[str, Any]] = [
 def test_scrub_is_every_pattern_on_every_text(record: dict[str, Any]) -> None:
     """The one joined search and the by-key copy give what masking every text gives."""
     assert scrub(record) == reference("", record)
+
+
+@given(st.lists(records, max_size=5))
+@example([{"a": "x"}, {"b": "hooks.slack.com/services/T000/B000/XXXXXXXX"}, {"c": "y"}])
+@example([{"k": "-----BEGIN RSA PRIVATE KEY-----"}, {"k": "abc"}])
+@example([{"t": "token="}, {"t": "abcdef"}])  # a secret split across two records is not one
+@example([{"plain": "a"}, {"s": "x\ud800y"}])
+def test_scrub_each_is_scrub_of_every_record(batch: list[dict[str, Any]]) -> None:
+    """One search over a whole batch (the audit append's) masks what a search per record does,
+    and only that: texts are joined across records as within one."""
+    assert scrub_each(batch) == [reference("", record) for record in batch]
 
 
 @given(records, st.lists(texts.filter(lambda t: len(t) >= 3), max_size=3))
