@@ -239,6 +239,7 @@ def pipeline(
             assets=graph,
             gather_bytes=settings.worker.gather_bytes,
             gather_ms=settings.worker.gather_ms,
+            gather_window_ms=settings.worker.gather_window_ms,
         )
     if "reports" in wanted:
         built.reports = ReportStage(settings.kafka)

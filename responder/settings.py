@@ -178,6 +178,15 @@ class WorkerSettings(BaseModel):
         description="the longest the broker holds the ingest stage's fetch for gather_bytes: the "
         "most latency a quiet stream gains (a busy one fills gather_bytes at once)",
     )
+    gather_window_ms: int = Field(
+        default=10,
+        ge=0,
+        le=250,
+        description="a busy stream is read about one fetch per window: the ingest fetch waits "
+        "for the bytes the recent rate brings in this long (at least gather_bytes, at most "
+        "1 MiB, never past gather_ms), so each stage's per-fetch cost is paid once for more "
+        "events as the load grows; 0: always gather_bytes",
+    )
 
 
 class DatabaseSettings(BaseModel):

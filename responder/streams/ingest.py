@@ -24,8 +24,9 @@ from responder.correlation.rules import RuleSet
 from responder.metrics import labels
 from responder.metrics.worker import EVENTS_RECEIVED, EVENTS_REJECTED
 from responder.settings import KafkaSettings
+from responder.streams.gather import GatherPace
 from responder.streams.ingest_batch import IngestBatch
-from responder.streams.kafka import Batch, BatchSender, TopicStage
+from responder.streams.kafka import Batch, BatchSender, TopicStage, set_fetch_gather
 from responder.streams.topics import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
@@ -55,11 +56,14 @@ class IngestStage(TopicStage):
         assets: GraphSnapshot | None = None,
         gather_bytes: int = 1,
         gather_ms: int = 500,
+        gather_window_ms: int = 0,
     ) -> None:
         super().__init__(kafka, kafka.topics.events, "ingest", max_records=max_batch)
         self.rules = rules
         self.gather_bytes = gather_bytes
         self.gather_ms = gather_ms
+        self.pace = GatherPace(gather_bytes, gather_ms, gather_window_ms / 1000)
+        self.asked = (gather_bytes, gather_ms)  # what the client's fetches were last given
         self.assets = assets
         self.stats = IngestStats()
         self.partitions = kafka.partitions
@@ -89,6 +93,25 @@ class IngestStage(TopicStage):
         correlate = self.kafka.topics.correlate
         self.partitions = len(await self.producer.partitions_for(correlate))
         self.work = IngestBatch(self.rules, self.partitions, self.assets)
+
+    async def fetch(self) -> Batch:
+        """The next batch, read with a `fetch_min_bytes` that follows the rate (`gather.py`)."""
+        pace = self.pace
+        if pace.window_s:
+            wanted = pace.ask()
+            if wanted != self.asked:
+                if set_fetch_gather(self.consumer, *wanted):
+                    self.asked = wanted
+                else:
+                    pace.window_s = 0.0  # another client version: the fixed gather stays
+                    log.warning("the Kafka client cannot change its fetch size; gather fixed")
+        batch = await super().fetch()
+        size = 0
+        for messages in batch.values():
+            for msg in messages:
+                size += msg.serialized_value_size
+        pace.observe(size, time.monotonic())
+        return batch
 
     def held(self) -> list[int]:
         """The input partitions this ingest reads now."""

@@ -85,6 +85,23 @@ def membership(kafka: KafkaSettings, role: str) -> dict[str, Any]:
     return options
 
 
+def set_fetch_gather(consumer: AIOKafkaConsumer, size: int, wait_ms: int) -> bool:
+    """Make the consumer's next fetch requests wait for `size` bytes for at most `wait_ms`
+    (`fetch_min_bytes`, `fetch_max_wait_ms`).
+
+    aiokafka reads both from its fetcher each time it builds a fetch request and has no public
+    way to change them once started (`tests/integration/test_ingest_gather.py` holds this on the
+    locked version). False when the client has no such attributes (another version): its
+    fetches keep what they were started with."""
+    fetcher = getattr(consumer, "_fetcher", None)
+    names = ("_fetch_min_bytes", "_fetch_max_wait_ms")
+    if fetcher is None or not all(isinstance(getattr(fetcher, n, None), int) for n in names):
+        return False
+    fetcher._fetch_min_bytes = size
+    fetcher._fetch_max_wait_ms = wait_ms
+    return True
+
+
 def offsets_after(batch: Batch) -> dict[TopicPartition, int]:
     return {tp: msgs[-1].offset + 1 for tp, msgs in batch.items() if msgs}
 

@@ -1,21 +1,23 @@
 """A quiet stream on the real broker is read a few events at a time (WorkerSettings.gather_*):
 the broker holds the ingest stage's fetch until enough bytes are there or the wait is over, so
-the stages downstream pay their per-fetch cost once per batch, not once per event."""
+the stages downstream pay their per-fetch cost once per batch, not once per event. A busy
+stream makes the stage wait for more (`streams/gather.py`), on the running client."""
 
 from __future__ import annotations
 
 import asyncio
 
 import pytest
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from responder.correlation.rules import RuleSet
 from responder.correlation.watermark import Watermarks
 from responder.streams.ingest import IngestStage
+from responder.streams.kafka import set_fetch_gather
 from responder.streams.records import decode, read
 from responder.streams.topics import ensure_topics
 from tests.support.builders import rule
-from tests.support.harness import consume_all, event_json, kafka_settings
+from tests.support.harness import _produce, consume_all, event_json, kafka_settings
 from tests.support.stages import running, settle
 
 pytestmark = [pytest.mark.integration]
@@ -87,3 +89,57 @@ async def test_an_ingest_with_nothing_to_read_still_announces_the_partitions_it_
     for partition, newest in everything:
         marks.observe(partition, newest, now=0)
     assert marks.current() == float("-inf")  # held back until they report or go idle
+
+
+async def test_the_gather_of_a_running_client_can_be_changed(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    """aiokafka has no public way to change `fetch_min_bytes` once started: `set_fetch_gather`
+    sets what its fetcher reads for each request. Held here on the locked client version: the
+    broker holds the next fetch for the new size, and answers at once after it is set back."""
+    name = f"{unique}.gather"
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=kafka_bootstrap,
+        fetch_min_bytes=1,
+        fetch_max_wait_ms=5000,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    await _produce(kafka_bootstrap, name, [b"first"])  # (creates the topic)
+    consumer.assign([TopicPartition(name, 0)])
+    await consumer.start()
+    try:
+        assert set_fetch_gather(consumer, 1024 * 1024, 5000)
+        first = await consumer.getmany(timeout_ms=15_000)
+        assert [m.value for ms in first.values() for m in ms] == [b"first"]
+        await _produce(kafka_bootstrap, name, [b"second"])
+        assert await consumer.getmany(timeout_ms=1000) == {}  # held: 1 MiB are not there
+        assert set_fetch_gather(consumer, 1, 5000)
+        second = await consumer.getmany(timeout_ms=15_000)  # the held fetch runs out
+        assert [m.value for ms in second.values() for m in ms] == [b"second"]
+        await _produce(kafka_bootstrap, name, [b"third"])
+        third = await consumer.getmany(timeout_ms=2500)  # answered as soon as it is there
+        assert [m.value for ms in third.values() for m in ms] == [b"third"]
+    finally:
+        await consumer.stop()
+
+
+async def test_a_busy_stream_raises_the_ingest_gather_and_a_stopped_one_lowers_it(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    kafka = kafka_settings(kafka_bootstrap, unique)
+    await ensure_topics(kafka)
+    rules = RuleSet([rule(id="each-secret", match={"type": "secret.leaked"})])
+    stage = IngestStage(kafka, rules, gather_bytes=2048, gather_ms=250, gather_window_ms=100)
+    values = [event_json(f"e{i}", type="secret.leaked", resource=f"k{i}") for i in range(3000)]
+    async with running(stage):
+        fetcher = stage.consumer._fetcher
+        assert (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) == (2048, 250)
+        await _produce(kafka_bootstrap, kafka.topics.events, values)
+        await settle(lambda: stage.asked[0] > 2048)
+        size, wait_ms = stage.asked
+        assert size > 2048 and wait_ms == 200  # a tenth of a second of ~1 MB/s, two windows
+        assert (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) == (size, wait_ms)
+        await settle(lambda: stage.asked == (2048, 250))  # nothing more: back to the quiet ask
+        assert (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) == (2048, 250)
+    assert stage.stats.events == len(values)
