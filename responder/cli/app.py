@@ -312,7 +312,16 @@ def demo() -> None:
     # The demo prints its own story; the worker's log is in a file. Keep ours to warnings
     # unless a level was asked for.
     level = None if "RESPONDER_LOG_LEVEL" in os.environ else "WARNING"
-    raise typer.Exit(run_demo(bootstrap.load_settings(log_level=level), out, err))
+    settings = bootstrap.load_settings(log_level=level)
+    try:
+        code = run_demo(settings, out, err)
+    except YamlFileError as exc:  # e.g. run outside the repository: no ./rules
+        raise fail(
+            f"rules or playbooks are invalid:\n{exc}\n(the demo uses the shipped rules and "
+            "playbooks: run it from the repository, or set RESPONDER_RULES_DIR and "
+            "RESPONDER_PLAYBOOKS__DIR)"
+        ) from None
+    raise typer.Exit(code)
 
 
 @schema_app.command("event")

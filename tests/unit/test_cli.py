@@ -96,6 +96,19 @@ def test_slack_runs_socket_mode_only_and_never_shows_the_token(
     assert "xoxb-pasted" not in wrong.output
 
 
+def test_demo_outside_the_repository_says_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ./rules where it runs: one clear error naming the setting, not a traceback (before
+    any broker is looked for)."""
+    monkeypatch.chdir(tmp_path)
+    result = invoke("demo")
+    assert result.exit_code == 1
+    assert "rules directory not found" in result.output
+    assert "RESPONDER_RULES_DIR" in flat(result.output)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 def test_worker_refuses_unknown_stages() -> None:
     result = invoke("worker", "--stages", "ingest,bogus")
     assert result.exit_code == 1
