@@ -492,9 +492,10 @@ async def main() -> None:
     )
     ap.add_argument(
         "--only",
-        choices=("all", "latency"),
+        choices=("all", "latency", "throughput"),
         default="all",
-        help="latency: only the latency probes and the low-load cost (with --before too)",
+        help="latency: only the latency probes and the low-load cost; throughput: only (a) and "
+        "(b), the raw drain and the default worker's (with --before too)",
     )
     ap.add_argument("--restore-keys", type=int, default=1_000_000)
     ap.add_argument("--rules", type=Path, default=Path("rules"))
@@ -584,6 +585,9 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     worker_eps = statistics.median(n / r.to_incidents_s for r in worker_runs)
     e2e_eps = statistics.median(n / (r.stored_s or 1) for r in worker_runs)
     worker_cpu = statistics.median(r.cpu_s / n * 1e6 for r in worker_runs)
+    if args.only == "throughput":
+        print_throughput(n, raw_eps, worker_runs, before_runs)
+        return
 
     # one worker process pinned to one core (the scale-out reference)
     over = overrides_for(bs, f"{run}one", f"sqlite:///{tmp / 'one.db'}", args.rules)
@@ -685,6 +689,25 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     print(f"default worker: {worker_eps:.0f} events/s, ratio {worker_eps / raw_eps:.2f}")
     print(f"end to end: {e2e_eps:.0f} events/s, ratio {e2e_eps / raw_eps:.2f}", flush=True)
     print(low_load, flush=True)
+
+
+def print_throughput(
+    n: int, raw_eps: float, worker_runs: list[WorkerRun], before_runs: list[WorkerRun]
+) -> None:
+    """`--only throughput`: each checkout's default worker against the raw drain, medians."""
+    print()
+    for label, runs in (("now", worker_runs), ("before", before_runs)):
+        if not runs:
+            continue
+        eps = statistics.median(n / r.to_incidents_s for r in runs)
+        e2e = statistics.median(n / (r.stored_s or 1) for r in runs)
+        cpu = statistics.median(r.cpu_s / n * 1e6 for r in runs)
+        print(
+            f"| {label}: to the incidents topic / stored / CPU per event | "
+            f"{eps:,.0f} ({eps / raw_eps:.2f}) / {e2e:,.0f} ({e2e / raw_eps:.2f}) events/s / "
+            f"{cpu:.0f} µs |"
+        )
+    print(f"| raw aiokafka getmany + json.loads (median) | {raw_eps:,.0f} events/s |", flush=True)
 
 
 async def measure_latency(args: argparse.Namespace, run: str) -> tuple[list[tuple[str, str]], str]:
