@@ -32,7 +32,6 @@ LAG_EVERY_S = 1.0  # how often a stage measures its consumer lag
 COMMIT_EVERY_S = 0.2  # a stage commits its acknowledged offsets at most this often
 MAX_IN_FLIGHT = 32  # batches handed to the committer and not yet acknowledged: the loop waits
 FETCH_WAIT_MS = 200  # `getmany` returns at once when records are there, else after this
-QUIET_BATCH = 100  # a lingering stage waits before its next fetch after a batch smaller than this
 
 Batch = Mapping[TopicPartition, Sequence[ConsumerRecord[bytes, bytes]]]
 
@@ -328,14 +327,9 @@ class TopicStage:
     futures of everything it produced to the stage's `Committer`: the offsets are committed
     once the broker acknowledged those records (at least once), while the loop already fetches
     the next batch. Each fetch returns as soon as records are there, so batches are small when
-    the stream is quiet and grow with the load (up to `max_records`).
+    the stream is quiet and grow with the load (up to `max_records`); a stage that wants more
+    per fetch asks the broker to hold it (`consumer_options`: the ingest's gather, the sink's).
     """
-
-    linger_ms = 0
-    """How long this stage waits before its next fetch while the stream is quiet (the client
-    keeps prefetching meanwhile): 0 on the latency path (a fetch is answered as soon as a record
-    is there). A stage off it (the sink) lingers, so a quiet stream arrives in batches; under
-    load it does not."""
 
     def __init__(self, kafka: KafkaSettings, topic: str, role: str, max_records: int) -> None:
         self.kafka = kafka
@@ -402,8 +396,6 @@ class TopicStage:
             else:
                 await self.quiet()
             await self.lag.measure(self.consumer)
-            if self.linger_ms and sum(len(records) for records in batch.values()) < QUIET_BATCH:
-                await asyncio.sleep(self.linger_ms / 1000)  # quiet: let a batch gather
 
     async def fetch(self) -> Batch:
         """The next batch; past a record the client cannot decode (`streams/salvage.py`)."""
