@@ -6,8 +6,10 @@ Left to the collector, every object that survives a young collection is scanned 
 next older one: with 5,000 new groups a second, one generation-1 collection scanned about a
 million objects and stopped the stage for ~0.5 s (the p99 spikes of the latency benchmark).
 
-So: fewer, cheaper collections from the start (`tune_gc`), and what has survived for a while is
-frozen out of collection (`Promoter`): it is still freed by reference counting when its last
+The ingest stage's routing caches grow the same way (a route and a partition per new group
+key): one generation-1 collection there stopped it 68 ms. So: fewer, cheaper collections from
+the start (`tune_gc`), and what has survived for a while is frozen out of collection
+(`Promoter`, stepped by both stages' loops): it is still freed by reference counting when its last
 reference goes, but a cycle among frozen objects is only found when the promoter reclaims, which
 it does when the stage is idle (or, on a stream that is never idle, at the latest every
 `reclaim_within_s`): everything is unfrozen and collected in one full pass.

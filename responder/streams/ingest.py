@@ -24,6 +24,7 @@ from responder.correlation.rules import RuleSet
 from responder.metrics import labels
 from responder.metrics.worker import EVENTS_RECEIVED, EVENTS_REJECTED
 from responder.settings import KafkaSettings
+from responder.streams.collector import Promoter
 from responder.streams.gather import GatherPace
 from responder.streams.ingest_batch import IngestBatch
 from responder.streams.kafka import Batch, BatchSender, TopicStage, set_fetch_gather
@@ -62,6 +63,9 @@ class IngestStage(TopicStage):
         self.rules = rules
         self.gather_bytes = gather_bytes
         self.gather_ms = gather_ms
+        # the routing caches (a route and a partition per group key: 5,000 new ones a second at
+        # 5,000 new groups) are long-lived: out of the collector's scans, as window state is
+        self.promoter = Promoter()
         self.pace = GatherPace(gather_bytes, gather_ms, gather_window_ms / 1000)
         self.asked = (gather_bytes, gather_ms)  # what the client's fetches were last given
         self.assets = assets
@@ -106,6 +110,7 @@ class IngestStage(TopicStage):
                     pace.window_s = 0.0  # another client version: the fixed gather stays
                     log.warning("the Kafka client cannot change its fetch size; gather fixed")
         batch = await super().fetch()
+        self.promoter.step(idle=not batch)
         size = 0
         for messages in batch.values():
             for msg in messages:

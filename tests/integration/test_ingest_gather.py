@@ -132,6 +132,7 @@ async def test_a_busy_stream_raises_the_ingest_gather_and_a_stopped_one_lowers_i
     rules = RuleSet([rule(id="each-secret", match={"type": "secret.leaked"})])
     stage = IngestStage(kafka, rules, gather_bytes=2048, gather_ms=250, gather_window_ms=100)
     values = [event_json(f"e{i}", type="secret.leaked", resource=f"k{i}") for i in range(3000)]
+    started = stage.promoter.frozen
     async with running(stage):
         fetcher = stage.consumer._fetcher
         assert (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) == (2048, 250)
@@ -143,3 +144,5 @@ async def test_a_busy_stream_raises_the_ingest_gather_and_a_stopped_one_lowers_i
         await settle(lambda: stage.asked == (2048, 250))  # nothing more: back to the quiet ask
         assert (fetcher._fetch_min_bytes, fetcher._fetch_max_wait_ms) == (2048, 250)
     assert stage.stats.events == len(values)
+    # the loop froze its survivors (routing caches) out of the collector's scans meanwhile
+    assert stage.promoter.frozen > started
