@@ -70,7 +70,7 @@ def hashed_fields(entry: Entry) -> dict[str, Any]:
     """What of a record its hash covers (the time in UTC, to the microsecond)."""
     return {
         "seq": entry.seq,
-        "at": utc_text(entry.at) if entry.at.tzinfo is not None else _utc_text(entry.at),
+        "at": utc_text(entry.at),
         "actor": entry.actor,
         "action": entry.action,
         "subject": entry.subject,
@@ -78,14 +78,18 @@ def hashed_fields(entry: Entry) -> dict[str, Any]:
     }
 
 
-def _utc_text(at: datetime) -> str:
-    """A record's time as its hash covers it."""
+def utc_text(at: datetime) -> str:
+    """A record's time as its hash covers it. The records of one append share their time, so
+    each distinct aware time is written once; a naive one is not cached (equal naive times may
+    differ in `fold`, which `astimezone` reads)."""
+    return _aware_utc_text(at) if at.tzinfo is not None else _written(at)
+
+
+def _written(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-# The records of one append share their time: each distinct (aware) time is written once. A
-# naive time is not cached: equal naive times may differ in `fold`, which `astimezone` reads.
-utc_text = lru_cache(maxsize=256)(_utc_text)
+_aware_utc_text = lru_cache(maxsize=256)(_written)
 
 
 def plain_json(value: Any, *, finite_floats: bool = False) -> bool:

@@ -3,7 +3,8 @@
 Appends take a database-wide lock first (PostgreSQL advisory transaction lock; SQLite's write
 lock via BEGIN IMMEDIATE), so concurrent writers cannot fork the chain. Every record's data is
 masked (`security.redact.scrub_each`: secrets by key and by value) before it is hashed and
-stored, whoever the caller is. On PostgreSQL a trigger installed by the migrations refuses UPDATE and DELETE on the table (on SQLite too, since 0004).
+stored, whoever the caller is. On PostgreSQL a trigger installed by the migrations refuses
+UPDATE and DELETE on the table (on SQLite too, since 0004).
 """
 
 from __future__ import annotations

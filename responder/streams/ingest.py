@@ -111,11 +111,9 @@ class IngestStage(TopicStage):
                     log.warning("the Kafka client cannot change its fetch size; gather fixed")
         batch = await super().fetch()
         self.promoter.step(idle=not batch)
-        size = 0
-        for messages in batch.values():
-            for msg in messages:
-                size += msg.serialized_value_size
-        pace.observe(size, time.monotonic())
+        if pace.window_s:
+            size = sum(msg.serialized_value_size for ms in batch.values() for msg in ms)
+            pace.observe(size, time.monotonic())
         return batch
 
     def held(self) -> list[int]:

@@ -46,14 +46,32 @@ async def routed_ids(bootstrap: str, name: str, expect: int) -> list[str]:
     return ids
 
 
+async def secrets_stage(
+    bootstrap: str, unique: str, gather_bytes: int, gather_ms: int, gather_window_ms: int = 0
+) -> IngestStage:
+    """An ingest stage with one rule every `secrets(n)` event matches, on fresh topics."""
+    kafka = kafka_settings(bootstrap, unique)
+    await ensure_topics(kafka)
+    rules = RuleSet([rule(id="each-secret", match={"type": "secret.leaked"})])
+    return IngestStage(
+        kafka,
+        rules,
+        gather_bytes=gather_bytes,
+        gather_ms=gather_ms,
+        gather_window_ms=gather_window_ms,
+    )
+
+
+def secrets(n: int) -> list[bytes]:
+    return [event_json(f"e{i}", type="secret.leaked", resource=f"k{i}") for i in range(n)]
+
+
 async def test_a_quiet_stream_is_ingested_in_gathered_batches(
     kafka_bootstrap: str, unique: str
 ) -> None:
-    kafka = kafka_settings(kafka_bootstrap, unique)
-    await ensure_topics(kafka)
-    rules = RuleSet([rule(id="each-secret", match={"type": "secret.leaked"})])
-    stage = IngestStage(kafka, rules, gather_bytes=1024 * 1024, gather_ms=1000)
-    values = [event_json(f"e{i}", type="secret.leaked", resource=f"k{i}") for i in range(10)]
+    stage = await secrets_stage(kafka_bootstrap, unique, gather_bytes=1024 * 1024, gather_ms=1000)
+    kafka = stage.kafka
+    values = secrets(10)
     async with running(stage):
         await trickle(kafka_bootstrap, kafka.topics.events, values, gap_s=0.03)
         await settle(lambda: stage.stats.events == len(values))
@@ -127,11 +145,11 @@ async def test_the_gather_of_a_running_client_can_be_changed(
 async def test_a_busy_stream_raises_the_ingest_gather_and_a_stopped_one_lowers_it(
     kafka_bootstrap: str, unique: str
 ) -> None:
-    kafka = kafka_settings(kafka_bootstrap, unique)
-    await ensure_topics(kafka)
-    rules = RuleSet([rule(id="each-secret", match={"type": "secret.leaked"})])
-    stage = IngestStage(kafka, rules, gather_bytes=2048, gather_ms=250, gather_window_ms=100)
-    values = [event_json(f"e{i}", type="secret.leaked", resource=f"k{i}") for i in range(3000)]
+    stage = await secrets_stage(
+        kafka_bootstrap, unique, gather_bytes=2048, gather_ms=250, gather_window_ms=100
+    )
+    kafka = stage.kafka
+    values = secrets(3000)
     started = stage.promoter.frozen
     async with running(stage):
         fetcher = stage.consumer._fetcher
