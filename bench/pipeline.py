@@ -566,9 +566,9 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
                 source=source,
             )
         print(
-            f"{label}: {n / done.to_incidents_s:,.0f} events/s to the incidents topic, "
-            f"{n / (done.stored_s or 1):,.0f} events/s stored in PostgreSQL; "
-            f"{done.cpu_s / n * 1e6:.0f} µs CPU per event",
+            f"{label}: {done.rate:,.0f} events/s to the incidents topic, "
+            f"{done.stored_rate:,.0f} events/s stored in PostgreSQL; "
+            f"{done.cpu_us:.0f} µs CPU per event ({done.events:,} events timed)",
             flush=True,
         )
         return done
@@ -582,9 +582,9 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
                 await default_worker("(before) responder worker", f"b{i}", args.before)
             )
     raw_eps = statistics.median(raw_runs)
-    worker_eps = statistics.median(n / r.to_incidents_s for r in worker_runs)
-    e2e_eps = statistics.median(n / (r.stored_s or 1) for r in worker_runs)
-    worker_cpu = statistics.median(r.cpu_s / n * 1e6 for r in worker_runs)
+    worker_eps = statistics.median(r.rate for r in worker_runs)
+    e2e_eps = statistics.median(r.stored_rate for r in worker_runs)
+    worker_cpu = statistics.median(r.cpu_us for r in worker_runs)
     if args.only == "throughput":
         print_throughput(n, raw_eps, worker_runs, before_runs)
         return
@@ -601,7 +601,7 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
         stored=False,
         cpus="0",
     )
-    one_eps = n / one.to_incidents_s
+    one_eps = one.rate
     print(f"(b1) one worker process on one core: {one_eps:,.0f} events/s", flush=True)
 
     # (b') a process per stage, CPU per stage; (c) the sink alone on SQLite and PostgreSQL,
@@ -669,9 +669,9 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
             )
         )
     if before_runs:
-        b_eps = statistics.median(n / r.to_incidents_s for r in before_runs)
-        b_e2e = statistics.median(n / (r.stored_s or 1) for r in before_runs)
-        b_cpu = statistics.median(r.cpu_s / n * 1e6 for r in before_runs)
+        b_eps = statistics.median(r.rate for r in before_runs)
+        b_e2e = statistics.median(r.stored_rate for r in before_runs)
+        b_cpu = statistics.median(r.cpu_us for r in before_runs)
         rows += [
             (
                 "before: `responder worker` to the incidents topic",
@@ -699,9 +699,9 @@ def print_throughput(
     for label, runs in (("now", worker_runs), ("before", before_runs)):
         if not runs:
             continue
-        eps = statistics.median(n / r.to_incidents_s for r in runs)
-        e2e = statistics.median(n / (r.stored_s or 1) for r in runs)
-        cpu = statistics.median(r.cpu_s / n * 1e6 for r in runs)
+        eps = statistics.median(r.rate for r in runs)
+        e2e = statistics.median(r.stored_rate for r in runs)
+        cpu = statistics.median(r.cpu_us for r in runs)
         print(
             f"| {label}: to the incidents topic / stored / CPU per event | "
             f"{eps:,.0f} ({eps / raw_eps:.2f}) / {e2e:,.0f} ({e2e / raw_eps:.2f}) events/s / "
