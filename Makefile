@@ -23,18 +23,26 @@ help:
 	@echo "make kafka-down  stop it"
 	@echo "make pg-up       start the local PostgreSQL test server"
 	@echo "make demo        run 'responder demo' against the local broker"
-	@echo "make lint        ruff check, ruff format --check, mypy responder tests bench"
+	@echo "make lint        ruff check, ruff format --check, mypy responder tests bench; cargo fmt --check, clippy (native/)"
 	@echo "make test        lint, start Kafka + PostgreSQL, run pytest, then the short fault suite (CHAOS=short)"
 	@echo "make bench       run bench/pipeline.py against the local broker"
 	@echo "make chaos       the fault suite on its own broker and PostgreSQL (CHAOS=short: the CI version)"
 
 install: $(VENV)/.installed
 
-# Exactly the locked versions (runtime, dev and mlflow extras), then responder itself.
-$(VENV)/.installed: pyproject.toml requirements-dev.lock
+# Exactly the locked versions (runtime, dev and mlflow extras), then responder itself, then its
+# compiled ingest path (native/, Rust: cargo fetches the crates in native/Cargo.lock). Without
+# cargo, responder runs its Python path (the same results, slower) and this says so.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
+	@if command -v cargo >/dev/null; then \
+		PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pip install -q --no-build-isolation \
+			--no-deps ./native; \
+	else \
+		echo "cargo not found: responder-native (the compiled ingest path) is not built"; \
+	fi
 	@touch $@
 
 # Pins that still fit pyproject.toml are kept unless UPGRADE=1. requirements.lock (the image)
@@ -68,6 +76,10 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy responder tests bench
+	@if command -v cargo >/dev/null; then \
+		cargo fmt --manifest-path native/Cargo.toml --check && \
+		cargo clippy --manifest-path native/Cargo.toml --release --quiet -- -D warnings; \
+	fi
 
 test: lint
 	scripts/kafka up

@@ -240,6 +240,7 @@ def pipeline(
             gather_bytes=settings.worker.gather_bytes,
             gather_ms=settings.worker.gather_ms,
             gather_window_ms=settings.worker.gather_window_ms,
+            native=settings.worker.native,
         )
     if "reports" in wanted:
         built.reports = ReportStage(settings.kafka)

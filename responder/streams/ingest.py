@@ -28,6 +28,7 @@ from responder.streams.collector import Promoter
 from responder.streams.gather import GatherPace
 from responder.streams.ingest_batch import IngestBatch
 from responder.streams.kafka import Batch, BatchSender, TopicStage, set_fetch_gather
+from responder.streams.native import NativeRouter
 from responder.streams.topics import MAX_MESSAGE_BYTES
 
 log = structlog.get_logger(__name__)
@@ -58,8 +59,10 @@ class IngestStage(TopicStage):
         gather_bytes: int = 1,
         gather_ms: int = 500,
         gather_window_ms: int = 0,
+        native: bool = True,
     ) -> None:
         super().__init__(kafka, kafka.topics.events, "ingest", max_records=max_batch)
+        self.native = native
         self.rules = rules
         self.gather_bytes = gather_bytes
         self.gather_ms = gather_ms
@@ -96,7 +99,12 @@ class IngestStage(TopicStage):
         self.batcher = BatchSender(self.producer)
         correlate = self.kafka.topics.correlate
         self.partitions = len(await self.producer.partitions_for(correlate))
-        self.work = IngestBatch(self.rules, self.partitions, self.assets)
+        self.work = IngestBatch(self.rules, self.partitions, self.assets, native=self.native)
+        if self.native and not isinstance(self.work.router, NativeRouter):
+            log.info(
+                "ingest runs its Python path: responder-native is not installed "
+                "(`make install` builds it where cargo is found)"
+            )
 
     async def fetch(self) -> Batch:
         """The next batch, read with a `fetch_min_bytes` that follows the rate (`gather.py`)."""

@@ -18,7 +18,7 @@ from responder.correlation.rules import RuleSet
 from responder.events.fast import parse_event_doc
 from responder.events.schema import Rejection
 from responder.streams.failures import TOMBSTONE, failure_detail, failure_reason
-from responder.streams.records import Router
+from responder.streams.native import router
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,9 +48,14 @@ class IngestBatch:
     """Validates, routes and encodes ingest batches for a rule set and a partition count."""
 
     def __init__(
-        self, rules: RuleSet, partitions: int, assets: GraphSnapshot | None = None
+        self,
+        rules: RuleSet,
+        partitions: int,
+        assets: GraphSnapshot | None = None,
+        *,
+        native: bool = True,
     ) -> None:
-        self.router = Router(rules, partitions)
+        self.router = router(rules, partitions, native)  # compiled where installed
         self.assets = assets  # lineage enrichment (`assets.lineage`), None: none
 
     def handle(
@@ -85,15 +90,19 @@ class IngestBatch:
         router.hold(held)
         outcome = IngestOutcome()
         dead = outcome.dead
+        add_raw = getattr(router, "add_raw", None)  # the compiled path takes what it is sure of
         for index, raw in enumerate(values):
             if raw is None:
                 dead.append(DeadLetter(index, TOMBSTONE, []))
+                continue
+            where = None if partitions is None else partitions[index]
+            if add_raw is not None and add_raw(raw, where) >= 0:
                 continue
             parsed = parse_event_doc(raw)
             if isinstance(parsed, Rejection):
                 dead.append(DeadLetter(index, parsed.reason, parsed.detail))
                 continue
-            router.add(*parsed, None if partitions is None else partitions[index])
+            router.add(*parsed, where)
         outcome.messages = router.messages(announce)
         outcome.records = router.records
         return outcome
