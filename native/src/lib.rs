@@ -76,7 +76,8 @@ struct Record {
 struct Router {
     rules: RuleSet,
     partitions: u32,
-    chunks: BTreeMap<u32, Vec<Chunk>>,
+    chunks: Vec<(u32, Vec<Chunk>)>, // per partition, in the order partitions were first used
+    slot: Vec<Option<usize>>,       // partition → its index in `chunks`
     #[pyo3(get)]
     events: i64,
     #[pyo3(get)]
@@ -105,10 +106,15 @@ impl Router {
         let n = records.len();
         for record in records {
             let partition = partition_for(&record.key, self.partitions);
-            let cut = self
-                .chunks
-                .entry(partition)
-                .or_insert_with(|| vec![Chunk::new()]);
+            let at = match self.slot[partition as usize] {
+                Some(at) => at,
+                None => {
+                    self.chunks.push((partition, vec![Chunk::new()]));
+                    self.slot[partition as usize] = Some(self.chunks.len() - 1);
+                    self.chunks.len() - 1
+                }
+            };
+            let cut = &mut self.chunks[at].1;
             if cut
                 .last()
                 .is_some_and(|c| c.last != index && c.size > CHUNK_BYTES)
@@ -238,7 +244,8 @@ impl Router {
         Ok(Router {
             rules: RuleSet::new(specs),
             partitions,
-            chunks: BTreeMap::new(),
+            chunks: Vec::new(),
+            slot: vec![None; partitions as usize],
             events: 0,
             records: 0,
             progress: BTreeMap::new(),
@@ -249,6 +256,7 @@ impl Router {
         self.events = 0;
         self.records = 0;
         self.chunks.clear();
+        self.slot.fill(None);
         self.progress.clear();
     }
 
@@ -321,6 +329,7 @@ impl Router {
         let progress = self.progress_json();
         let out = PyDict::new(py);
         for (p, cut) in &self.chunks {
+            // (in first-use order, as Python's dict: a message too large is found first alike)
             let list = PyList::empty(py);
             for (i, chunk) in cut.iter().enumerate() {
                 let wm = if i + 1 == cut.len() {
@@ -335,7 +344,7 @@ impl Router {
         if announce {
             if let Some(wm) = progress.as_deref() {
                 for p in 0..self.partitions {
-                    if !self.chunks.contains_key(&p) {
+                    if self.slot[p as usize].is_none() {
                         let message = Chunk::new().message(Some(wm));
                         out.set_item(p, PyList::new(py, [PyBytes::new(py, &message)])?)?;
                     }

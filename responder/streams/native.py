@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import orjson
+import structlog
 
 from responder.assets.lineage import LineageIndex
 from responder.correlation.engine import route
@@ -27,6 +28,8 @@ try:
     import responder_native
 except ImportError:  # not built: the Python router runs
     responder_native = None  # type: ignore[assignment]
+
+log = structlog.get_logger(__name__)
 
 _INT_RANGE = (-(2**63), 2**64 - 1)
 
@@ -100,6 +103,8 @@ class NativeRouter:
 
     def add_raw(self, raw: bytes, input_partition: int | None = None) -> int:
         """Records the raw event became, or -1: parse it in Python and `add` it."""
+        if type(raw) is not bytes:  # a bytearray, a memoryview: Python reads those
+            return -1
         return int(self.core.add_raw(raw, input_partition, self.lineage is not None))
 
     def add(
@@ -133,7 +138,10 @@ class NativeRouter:
 def router(rules: RuleSet, partitions: int, native: bool = True) -> Router | NativeRouter:
     """The compiled router where it is installed and wanted, else the Python one."""
     if native and responder_native is not None:
-        return NativeRouter(rules, partitions)
+        try:
+            return NativeRouter(rules, partitions)
+        except TypeError as exc:  # orjson.JSONEncodeError: e.g. a lone surrogate in a rule
+            log.warning("the compiled ingest path cannot take these rules", error=str(exc))
     return Router(rules, partitions)
 
 
