@@ -28,22 +28,27 @@ help:
 	@echo "make bench       run bench/pipeline.py against the local broker"
 	@echo "make chaos       the fault suite on its own broker and PostgreSQL (CHAOS=short: the CI version)"
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(VENV)/.native
 
-# Exactly the locked versions (runtime, dev and mlflow extras), then responder itself, then its
-# compiled ingest path (native/, Rust: cargo fetches the crates in native/Cargo.lock). Without
-# cargo, responder runs its Python path (the same results, slower) and this says so.
-$(VENV)/.installed: pyproject.toml requirements-dev.lock native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+# Exactly the locked versions (runtime, dev and mlflow extras), then responder itself.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --require-hashes -r requirements-dev.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
-	@if command -v cargo >/dev/null; then \
-		PATH="$(abspath $(BIN)):$$PATH" $(BIN)/python -m pip install -q --no-build-isolation \
-			--no-deps ./native; \
+	@touch $@
+
+# Then its compiled ingest path (native/, Rust; cargo fetches the crates pinned in
+# native/Cargo.lock), where cargo is found (on PATH or in ~/.cargo/bin). Without it responder
+# runs its Python path (the same results, slower), and the next `make install` tries again.
+CARGO := $(or $(shell command -v cargo),$(wildcard $(HOME)/.cargo/bin/cargo))
+$(VENV)/.native: $(VENV)/.installed native/Cargo.toml native/Cargo.lock native/pyproject.toml \
+		native/responder_native.pyi $(wildcard native/src/*.rs)
+	@if [ -n "$(CARGO)" ]; then \
+		PATH="$(abspath $(BIN)):$(dir $(CARGO)):$$PATH" $(BIN)/python -m pip install -q \
+			--no-build-isolation --no-deps ./native && touch $@; \
 	else \
 		echo "cargo not found: responder-native (the compiled ingest path) is not built"; \
 	fi
-	@touch $@
 
 # Pins that still fit pyproject.toml are kept unless UPGRADE=1. requirements.lock (the image)
 # and requirements-mlflow.lock (the image with EXTRAS=mlflow) take their versions from
@@ -76,9 +81,9 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy responder tests bench
-	@if command -v cargo >/dev/null; then \
-		cargo fmt --manifest-path native/Cargo.toml --check && \
-		cargo clippy --manifest-path native/Cargo.toml --release --quiet -- -D warnings; \
+	@if [ -n "$(CARGO)" ]; then \
+		$(CARGO) fmt --manifest-path native/Cargo.toml --check && \
+		$(CARGO) clippy --manifest-path native/Cargo.toml --release --quiet -- -D warnings; \
 	fi
 
 test: lint

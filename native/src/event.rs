@@ -22,7 +22,7 @@ pub fn parse_event(raw: &[u8]) -> Option<Event> {
     if raw.len() > MAX_EVENT_BYTES || has(raw, b"\\u0000") || has(raw, b"\\u0022") {
         return None;
     }
-    let Value::Object(fields) = json::parse(raw)? else {
+    let Value::Object(fields, _) = json::parse(raw)? else {
         return None;
     };
     let mut id = None;
@@ -98,15 +98,15 @@ pub fn parse_event(raw: &[u8]) -> Option<Event> {
         out.push(("schema_version".into(), value));
     }
     if !had_attributes {
-        out.push(("attributes".into(), Value::Object(Vec::new())));
+        out.push(("attributes".into(), Value::object(Vec::new())));
     }
     if !had_labels {
-        out.push(("labels".into(), Value::Object(Vec::new())));
+        out.push(("labels".into(), Value::object(Vec::new())));
     }
     if !had_version {
         out.push(("schema_version".into(), Value::Str("1".into())));
     }
-    let doc = Value::Object(out);
+    let doc = Value::object(out);
     let mut body = Vec::with_capacity(raw.len() + 64);
     json::write(&mut body, &doc);
     // Python's fast path asks the model about any `null` in the body (a non-finite number
@@ -176,7 +176,7 @@ fn one_line(value: Value) -> Option<Value> {
 }
 
 fn resource_of(value: Value) -> Option<Value> {
-    let Value::Object(items) = value else {
+    let Value::Object(items, _) = value else {
         return None;
     };
     let mut slots: [Option<Value>; 5] = Default::default();
@@ -198,11 +198,11 @@ fn resource_of(value: Value) -> Option<Value> {
             Some(_) => return None,
         }
     }
-    Some(Value::Object(out))
+    Some(Value::object(out))
 }
 
 fn actor_of(value: Value) -> Option<Value> {
-    let Value::Object(items) = value else {
+    let Value::Object(items, _) = value else {
         return None;
     };
     let mut id = None;
@@ -231,19 +231,19 @@ fn actor_of(value: Value) -> Option<Value> {
         }
     }
     out.extend(extras);
-    Some(Value::Object(out))
+    Some(Value::object(out))
 }
 
 fn attributes_of(value: Value) -> Option<Value> {
     match &value {
-        Value::Object(items) if items.iter().all(|(k, _)| !edged(k)) => Some(value),
+        Value::Object(items, _) if items.iter().all(|(k, _)| !edged(k)) => Some(value),
         _ => None,
     }
 }
 
 fn labels_of(value: Value) -> Option<Value> {
     match &value {
-        Value::Object(items) if items.iter().all(|(k, v)| !edged(k) && optional_text(v)) => {
+        Value::Object(items, _) if items.iter().all(|(k, v)| !edged(k) && optional_text(v)) => {
             Some(value)
         }
         _ => None,

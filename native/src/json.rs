@@ -6,7 +6,7 @@
 //! the integer 0 in Python). Integers are those of 64 bits, signed or not, as in Python's
 //! carriable range (`responder.events.limits`).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -19,19 +19,38 @@ pub enum Value {
     Float(f64),
     Str(String),
     Array(Vec<Value>),
-    Object(Vec<(String, Value)>),
+    /// Its pairs in order and, for an object of more than `SMALL_OBJECT` keys, where each key is.
+    Object(Vec<(String, Value)>, Option<Box<KeyIndex>>),
 }
 
+pub type KeyIndex = HashMap<String, usize>;
+
 impl Value {
+    /// An object of these pairs (keys distinct), indexed when large.
+    pub fn object(items: Vec<(String, Value)>) -> Value {
+        let index = (items.len() > SMALL_OBJECT).then(|| {
+            Box::new(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (k, _))| (k.clone(), i))
+                    .collect(),
+            )
+        });
+        Value::Object(items, index)
+    }
+
+    /// The value under `key` of an object (a hash lookup where large, as Python's dict).
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {
-            Value::Object(items) => items.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            Value::Object(items, Some(index)) => index.get(key).map(|&i| &items[i].1),
+            Value::Object(items, None) => items.iter().find(|(k, _)| k == key).map(|(_, v)| v),
             _ => None,
         }
     }
 }
 
-const SMALL_OBJECT: usize = 12; // up to this many keys, duplicates are found by a scan
+const SMALL_OBJECT: usize = 12; // up to this many keys, lookups and duplicates are a scan
 
 struct ValueVisitor;
 
@@ -91,15 +110,20 @@ impl<'de> Visitor<'de> for ValueVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut out: Vec<(String, Value)> = Vec::new();
-        let mut seen: Option<HashSet<String>> = None;
+        let mut index: Option<Box<KeyIndex>> = None;
         while let Some(key) = map.next_key::<String>()? {
-            let duplicate = match seen.as_mut() {
-                Some(set) => !set.insert(key.clone()),
+            let duplicate = match index.as_mut() {
+                Some(index) => index.insert(key.clone(), out.len()).is_some(),
                 None => {
                     let found = out.iter().any(|(k, _)| *k == key);
-                    if out.len() >= SMALL_OBJECT {
-                        seen = Some(out.iter().map(|(k, _)| k.clone()).collect());
-                        seen.as_mut().map(|set| set.insert(key.clone()));
+                    if !found && out.len() == SMALL_OBJECT {
+                        let mut built: KeyIndex = out
+                            .iter()
+                            .enumerate()
+                            .map(|(i, (k, _))| (k.clone(), i))
+                            .collect();
+                        built.insert(key.clone(), out.len());
+                        index = Some(Box::new(built));
                     }
                     found
                 }
@@ -110,7 +134,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
             let value = map.next_value::<Value>()?;
             out.push((key, value));
         }
-        Ok(Value::Object(out))
+        Ok(Value::Object(out, index))
     }
 }
 
@@ -144,7 +168,7 @@ pub fn write(out: &mut Vec<u8>, value: &Value) {
             }
             out.push(b']');
         }
-        Value::Object(items) => {
+        Value::Object(items, _) => {
             out.push(b'{');
             for (i, (k, v)) in items.iter().enumerate() {
                 if i > 0 {

@@ -56,7 +56,9 @@ impl Chunk {
         header.push(b'}');
         let mut out = Vec::with_capacity(8 + header.len() + self.blobs.len());
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(header.len() as u32).to_be_bytes());
+        // (a header beyond 4 GiB cannot be framed; far beyond any message the topic takes)
+        let size = u32::try_from(header.len()).unwrap_or(u32::MAX);
+        out.extend_from_slice(&size.to_be_bytes());
         out.extend_from_slice(&header);
         out.extend_from_slice(&self.blobs);
         out
@@ -294,7 +296,7 @@ impl Router {
         rank: u8,
         time: f64,
         body: &[u8],
-        records: Vec<(String, Option<Vec<u8>>)>,
+        records: Vec<(String, Option<Bound<'_, PyBytes>>)>,
         input_partition: Option<i64>,
     ) -> usize {
         self.note_progress(input_partition, time);
@@ -305,7 +307,10 @@ impl Router {
         let head = head_of(source, id, kind, rank, time);
         let records = records
             .into_iter()
-            .map(|(key, value)| Record { key, value })
+            .map(|(key, value)| Record {
+                key,
+                value: value.map(|v| v.as_bytes().to_vec()),
+            })
             .collect();
         self.pack(&head, body, records)
     }

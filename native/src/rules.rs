@@ -180,7 +180,7 @@ fn get_dotted<'a>(doc: &'a Value, parts: &[String]) -> Option<&'a Value> {
     let mut current = doc;
     let mut i = 0;
     while i < parts.len() {
-        if !matches!(current, Value::Object(_)) {
+        if !matches!(current, Value::Object(..)) {
             return None;
         }
         let mut found = false;

@@ -105,7 +105,10 @@ class NativeRouter:
         """Records the raw event became, or -1: parse it in Python and `add` it."""
         if type(raw) is not bytes:  # a bytearray, a memoryview: Python reads those
             return -1
-        return int(self.core.add_raw(raw, input_partition, self.lineage is not None))
+        try:
+            return int(self.core.add_raw(raw, input_partition, self.lineage is not None))
+        except BaseException as exc:
+            raise _ordinary(exc) from None
 
     def add(
         self, doc: dict[str, Any], time: float, body: bytes, input_partition: int | None = None
@@ -121,10 +124,16 @@ class NativeRouter:
             value = MISSING if field is None else get_path(doc, field)
             routed.append((key, None if value is MISSING else orjson.dumps(value)))
         head = (doc["source"], doc["id"], doc["type"], RANK[doc["severity"]], time)
-        return int(self.core.add_routed(*head, body, routed, input_partition))
+        try:
+            return int(self.core.add_routed(*head, body, routed, input_partition))
+        except BaseException as exc:
+            raise _ordinary(exc) from None
 
     def messages(self, announce: bool = False) -> dict[int, list[bytes]]:
-        out: dict[int, list[bytes]] = self.core.messages(announce)
+        try:
+            out: dict[int, list[bytes]] = self.core.messages(announce)
+        except BaseException as exc:
+            raise _ordinary(exc) from None
         for values in out.values():
             for value in values:
                 if len(value) > records.MAX_CORRELATION_MESSAGE:
@@ -135,14 +144,45 @@ class NativeRouter:
         return out
 
 
+class NativePanic(RuntimeError):
+    """The compiled path panicked (a bug there): the batch is redone record by record, and
+    what panics again goes to the DLQ with this as its reason, as anything else that raises."""
+
+
+def _ordinary(exc: BaseException) -> BaseException:
+    """pyo3 raises a Rust panic as a BaseException (`PanicException`), which would pass the
+    ingest's `except Exception` and stop the stage: it becomes a NativePanic."""
+    if isinstance(exc, Exception) or type(exc).__name__ != "PanicException":
+        return exc
+    return NativePanic(f"the compiled ingest path panicked: {exc}")
+
+
+def python_only(rules: RuleSet) -> list[str]:
+    """The rules whose events the compiled path hands to Python (`re`, grouping on lineage,
+    values it cannot read back the same)."""
+    return [r.id for r in rules.rules.values() if rule_spec(r)["python_only"]]
+
+
 def router(rules: RuleSet, partitions: int, native: bool = True) -> Router | NativeRouter:
-    """The compiled router where it is installed and wanted, else the Python one."""
-    if native and responder_native is not None:
-        try:
-            return NativeRouter(rules, partitions)
-        except TypeError as exc:  # orjson.JSONEncodeError: e.g. a lone surrogate in a rule
-            log.warning("the compiled ingest path cannot take these rules", error=str(exc))
-    return Router(rules, partitions)
+    """The compiled router where it is installed and wanted, else the Python one.
+
+    A rule the compiled path cannot evaluate sends every event of the types it could match to
+    Python, parsed twice: one such rule without a `type` (every type) means the Python router."""
+    if not native or responder_native is None:
+        return Router(rules, partitions)
+    slow = python_only(rules)
+    if any(rules.rules[r].indexed_types is None for r in slow):
+        log.info("ingest runs its Python path: a rule for every event type needs it", rules=slow)
+        return Router(rules, partitions)
+    try:
+        made = NativeRouter(rules, partitions)
+    except TypeError as exc:  # orjson.JSONEncodeError: e.g. a lone surrogate in a rule
+        log.warning("the compiled ingest path cannot take these rules", error=str(exc))
+        return Router(rules, partitions)
+    if slow:
+        types = sorted({t for r in slow for t in rules.rules[r].indexed_types or ()})
+        log.info("events of these types take the Python path", rules=slow, types=types)
+    return made
 
 
-__all__ = ["NativeRouter", "Progress", "available", "router"]
+__all__ = ["NativePanic", "NativeRouter", "Progress", "available", "python_only", "router"]
