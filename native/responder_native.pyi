@@ -1,5 +1,7 @@
 """The ingest stage's compiled path (see native/src/lib.rs and responder/streams/native.py)."""
 
+from typing import Any
+
 class Router:
     events: int
     records: int
@@ -24,4 +26,7 @@ class Router:
     def messages(self, announce: bool = False) -> dict[int, list[bytes]]: ...
 
 def float_json(value: float) -> bytes: ...
+def read_message(
+    value: bytes, window_event: type, missing: object
+) -> tuple[list[tuple[str, Any]], list[tuple[int, float | None]]] | None: ...
 def parse_event(raw: bytes) -> tuple[bytes, float] | None: ...

@@ -245,7 +245,9 @@ def pipeline(
     if "reports" in wanted:
         built.reports = ReportStage(settings.kafka)
     if ruleset is not None and "correlate" in wanted:
-        built.correlate = CorrelateStage(settings.kafka, ruleset, settings.correlation)
+        built.correlate = CorrelateStage(
+            settings.kafka, ruleset, settings.correlation, native=settings.worker.native
+        )
     if wanted & {"sink", "runner", "commands", "anchors"}:
         engine = engine or database(settings)
         wakeup = Wakeup()

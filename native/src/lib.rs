@@ -8,6 +8,7 @@
 
 mod event;
 mod json;
+mod message;
 mod rules;
 
 use std::collections::BTreeMap;
@@ -378,9 +379,28 @@ fn parse_event<'py>(py: Python<'py>, raw: &[u8]) -> Option<(Bound<'py, PyBytes>,
     event::parse_event(raw).map(|e| (PyBytes::new(py, &e.body), e.time))
 }
 
+/// The records and input progress of one correlation message, as `records.read` returns them
+/// (`window_event` the class, `missing` the sentinel); None: `records.read` must read it.
+#[pyfunction]
+#[allow(clippy::type_complexity)]
+fn read_message<'py>(
+    py: Python<'py>,
+    value: &[u8],
+    window_event: &Bound<'py, PyAny>,
+    missing: &Bound<'py, PyAny>,
+) -> PyResult<Option<(Bound<'py, PyList>, Bound<'py, PyList>)>> {
+    match panic::catch_unwind(AssertUnwindSafe(|| {
+        message::read(py, value, window_event, missing)
+    })) {
+        Ok(result) => result,
+        Err(_) => Ok(None), // a bug here: the Python reader decides
+    }
+}
+
 #[pymodule]
 fn responder_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Router>()?;
+    m.add_function(wrap_pyfunction!(read_message, m)?)?;
     m.add_function(wrap_pyfunction!(float_json, m)?)?;
     m.add_function(wrap_pyfunction!(parse_event, m)?)?;
     Ok(())

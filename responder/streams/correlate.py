@@ -40,6 +40,8 @@ from responder.kafka_clients import client_options
 from responder.metrics.worker import GROUPS_EVICTED, LIVE_GROUPS
 from responder.metrics.worker import rules as metric_rules
 from responder.settings import CorrelationSettings, KafkaSettings
+from responder.streams import native as compiled
+from responder.streams import records
 from responder.streams.collector import Promoter, collection_paused
 from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import (
@@ -52,7 +54,6 @@ from responder.streams.kafka import (
     run_beside,
     send_dead_letter,
 )
-from responder.streams.records import read
 from responder.streams.salvage import UNDECODABLE, WAIT_MS, pass_undecodable
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
@@ -121,10 +122,19 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 class CorrelateStage:
-    def __init__(self, kafka: KafkaSettings, rules: RuleSet, settings: CorrelationSettings) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        rules: RuleSet,
+        settings: CorrelationSettings,
+        *,
+        native: bool = True,
+    ) -> None:
         self.kafka = kafka
         self.rules = rules
         self.settings = settings
+        # messages read in one compiled pass where responder-native is installed (and wanted)
+        self.read = compiled.read if native else records.read
         self.engine = Correlator(
             rules, allowed_lateness=timedelta(seconds=settings.allowed_lateness_s)
         )
@@ -267,14 +277,14 @@ class CorrelateStage:
                 if not msg.value:
                     continue
                 try:
-                    records, progress = read(msg.value)
+                    decoded, progress = self.read(msg.value)
                 except Exception as exc:  # e.g. written by another version
                     self.dead.append((msg, "undecodable correlation message", failure_detail(exc)))
                     continue
                 watermark = marks.current()
                 failed: list[str] = []
                 first: Exception | None = None
-                for key, event in records:
+                for key, event in decoded:
                     try:
                         routed = keyed.get(key) if type(key) is str else None
                         if routed is None:

@@ -21,8 +21,9 @@ from responder.assets.lineage import LineageIndex
 from responder.correlation.engine import route
 from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import LINEAGE, Rule, RuleSet
+from responder.correlation.window import WindowEvent
 from responder.streams import records
-from responder.streams.records import RANK, MessageTooLarge, Progress, Router
+from responder.streams.records import RANK, DecodedRecord, MessageTooLarge, Progress, Router
 
 try:
     import responder_native
@@ -157,6 +158,16 @@ def _ordinary(exc: BaseException) -> BaseException:
     return NativePanic(f"the compiled ingest path panicked: {exc}")
 
 
+def read(value: bytes) -> tuple[list[DecodedRecord], list[tuple[int, float | None]]]:
+    """`records.read`, compiled where installed: the message as ingest writes it is read in one
+    pass; anything else (valid or not) by `records.read`, which words any error."""
+    if responder_native is not None and type(value) is bytes:
+        fast = responder_native.read_message(value, WindowEvent, MISSING)
+        if fast is not None:
+            return fast
+    return records.read(value)
+
+
 def python_only(rules: RuleSet) -> list[str]:
     """The rules whose events the compiled path hands to Python (`re`, grouping on lineage,
     values it cannot read back the same)."""
@@ -185,4 +196,4 @@ def router(rules: RuleSet, partitions: int, native: bool = True) -> Router | Nat
     return made
 
 
-__all__ = ["NativePanic", "NativeRouter", "Progress", "available", "python_only", "router"]
+__all__ = ["NativePanic", "NativeRouter", "Progress", "available", "python_only", "read", "router"]

@@ -19,6 +19,7 @@ import json
 import math
 import os
 import random
+import re
 import struct
 import unicodedata
 from collections.abc import Sequence
@@ -38,12 +39,15 @@ else:
     responder_native = pytest.importorskip("responder_native", exc_type=ImportError)
 
 from responder.assets.lineage import GraphSnapshot
+from responder.correlation.match import MISSING
 from responder.correlation.rules import Rule, RuleSet, load_rules
+from responder.correlation.window import WindowEvent
 from responder.events.fast import parse_event_doc
 from responder.events.schema import Rejection
 from responder.streams import records
 from responder.streams.ingest_batch import IngestBatch, IngestOutcome
 from responder.streams.native import NativePanic, NativeRouter, python_only
+from responder.streams.native import read as compiled_read
 from responder.streams.records import Router, read
 from tests.unit.test_assets_graph import CHAMPION, DS_CB, DS_TX, sample_graph
 
@@ -1754,3 +1758,137 @@ def test_a_panic_of_the_compiled_path_becomes_an_exception_the_stage_handles(
         (0, "ingest failed: NativePanic"),
         (1, "ingest failed: NativePanic"),
     ]
+
+
+# -- reading correlation messages (the correlation stage's side) --------------------------------
+
+
+def read_alike(value: bytes) -> bool:
+    """`native.read` gives what `records.read` gives, or raises what it raises (the compiled
+    reader hands back what it does not take). True: the compiled reader took the message."""
+    error: Exception | None = None
+    try:
+        expected = records.read(value)
+    except Exception as exc:
+        error = exc
+    fast = responder_native.read_message(value, WindowEvent, MISSING)
+    if error is not None:
+        assert fast is None, value
+        with pytest.raises(type(error), match=re.escape(str(error))):
+            compiled_read(value)
+        return False
+    assert compiled_read(value) == expected, value
+    return fast is not None
+
+
+@settings(max_examples=budget(200))
+@given(rule_sets(), st.integers(1, 5), st.lists(batches(raw_events(rule_documents)), max_size=2))
+def test_messages_as_ingest_writes_them_are_read_alike_and_compiled(
+    rules: RuleSet, partitions: int, batches: list[Batch]
+) -> None:
+    work = IngestBatch(rules, partitions, native=False)
+    for values, inputs, held, announce in batches:
+        outcome = work.handle(values, inputs, held=held, announce=announce)
+        for messages in outcome.messages.values():
+            for message in messages:
+                assert read_alike(message)
+
+
+json_values = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False, allow_infinity=False),
+        st.text(max_size=8),
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=10,
+)
+
+
+@st.composite
+def headers(draw: st.DrawFn) -> bytes:
+    """A correlation message whose header is any shape near the real one."""
+    blob = draw(st.binary(max_size=40))
+    heads = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(
+                    st.integers(-2, 50),
+                    st.integers(-2, 50),
+                    st.one_of(st.text(max_size=5), json_values),
+                    st.text(max_size=5),
+                    st.sampled_from(["a.b", 3]),
+                    st.one_of(st.integers(0, 4), st.booleans(), st.floats(0, 4)),
+                    st.one_of(st.floats(0, 2e9), st.integers(0, 2**40), st.text(max_size=3)),
+                ).map(list),
+                json_values,
+            ),
+            max_size=4,
+        )
+    )
+    recs = draw(
+        st.lists(
+            st.one_of(
+                st.tuples(st.text(max_size=6), st.integers(-1, 5)).map(list),
+                st.tuples(st.text(max_size=6), st.integers(-1, 5), json_values).map(list),
+                st.tuples(json_values, st.integers(0, 3)).map(list),
+                json_values,
+            ),
+            max_size=5,
+        )
+    )
+    header: dict[str, Any] = {"docs": heads, "recs": recs}
+    if draw(st.booleans()):
+        header["wm"] = draw(
+            st.one_of(
+                st.lists(
+                    st.tuples(
+                        st.one_of(st.integers(0, 9), st.booleans()),
+                        st.one_of(st.none(), st.floats(0, 2e9), st.integers(0, 9), st.text()),
+                    ).map(list),
+                    max_size=3,
+                ),
+                json_values,
+            )
+        )
+    if draw(st.integers(0, 9)) == 0:
+        header[draw(st.sampled_from(["docs", "recs", "other"]))] = draw(json_values)
+    text = json.dumps(header, separators=(",", ":")).encode()  # integers beyond 64 bits too
+    if draw(st.integers(0, 9)) == 0:  # a duplicate key, as orjson (last wins) reads it
+        text = text[:-1] + b',"recs":' + json.dumps(recs).encode() + b"}"
+    size = len(text) + draw(st.sampled_from([0, 0, 0, -1, 1, 1000]))
+    magic = draw(st.sampled_from([b"RSP3", b"RSP3", b"RSP2"]))
+    return magic + struct.pack(">I", max(size, 0)) + text + blob
+
+
+@settings(max_examples=budget(500))
+@given(headers())
+def test_any_message_is_read_alike(message: bytes) -> None:
+    read_alike(message)
+
+
+def test_the_compiled_reader_shares_an_events_bytes_and_keeps_missing_values() -> None:
+    """Two records of one event: the same head; a value_count record carries its value."""
+    rules = RuleSet(
+        [
+            rule({"type": "key.used"}, ["source"], rid="a"),
+            rule(
+                {"type": "key.used"},
+                ["resource.id"],
+                rid="b",
+                correlation={"type": "value_count", "condition": {"field": "title", "gte": 2}},
+            ),
+        ]
+    )
+    outcome = IngestBatch(rules, 1).handle([ev()])
+    [message] = outcome.messages[0]
+    assert read_alike(message)
+    decoded, progress = compiled_read(message)
+    assert [key.split("|")[0] for key, _ in decoded] == ["a", "b"]
+    (_, first), (_, second) = decoded
+    assert first.raw is second.raw and first.value is MISSING and second.value == "Key used"
+    assert progress == []
