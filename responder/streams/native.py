@@ -22,6 +22,7 @@ from responder.correlation.engine import route
 from responder.correlation.match import MISSING, get_path
 from responder.correlation.rules import LINEAGE, Rule, RuleSet
 from responder.correlation.window import WindowEvent
+from responder.events.limits import INT_MAX, INT_MIN
 from responder.streams import records
 from responder.streams.records import RANK, DecodedRecord, MessageTooLarge, Progress, Router
 
@@ -32,8 +33,6 @@ except ImportError:  # not built: the Python router runs
 
 log = structlog.get_logger(__name__)
 
-_INT_RANGE = (-(2**63), 2**64 - 1)
-
 
 def available() -> bool:
     return responder_native is not None
@@ -43,7 +42,7 @@ def _carried(value: Any) -> bool:
     """A rule value the compiled path reads back as the same value."""
     kind = type(value)
     if kind is int:
-        return bool(_INT_RANGE[0] <= value <= _INT_RANGE[1])
+        return bool(INT_MIN <= value <= INT_MAX)  # what orjson writes, as events may hold
     if kind is float:
         return bool(math.isfinite(value))
     return kind in (str, bool)

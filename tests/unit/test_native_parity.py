@@ -387,6 +387,16 @@ hostile_values = _trees(
 )
 
 
+def offsets(hours: int, minutes: int) -> st.SearchStrategy[str]:
+    """`±HH:MM` offsets up to these values."""
+    return st.builds(
+        lambda sign, h, m: f"{sign}{h:02}:{m:02}",
+        st.sampled_from("+-"),
+        st.integers(0, hours),
+        st.integers(0, minutes),
+    )
+
+
 @st.composite
 def clean_times(draw: st.DrawFn) -> str:
     """Valid RFC 3339 times of the years the compiled path takes, every offset and fraction."""
@@ -401,12 +411,7 @@ def clean_times(draw: st.DrawFn) -> str:
         st.one_of(
             st.just("Z"),
             st.sampled_from(["+00:00", "-00:00", "+23:59", "-23:59", "+05:30", "-08:00"]),
-            st.builds(
-                lambda sign, h, m: f"{sign}{h:02}:{m:02}",
-                st.sampled_from("+-"),
-                st.integers(0, 23),
-                st.integers(0, 59),
-            ),
+            offsets(23, 59),
         )
     )
     text = f"{year:04}-{month:02}-{day:02}T{clock[0]:02}:{clock[1]:02}:{clock[2]:02}"
@@ -457,12 +462,7 @@ def hostile_times(draw: st.DrawFn) -> Any:
             st.sampled_from(
                 ["Z", "Z", "z", "+00:00", "-00:00", "+23:59", "-23:59", "+24:00", "-24:00"]
             ),
-            st.builds(
-                lambda sign, h, m: f"{sign}{h:02}:{m:02}",
-                st.sampled_from("+-"),
-                st.integers(0, 24),
-                st.integers(0, 60),
-            ),
+            offsets(24, 60),
         )
     )
     text = f"{year:04}-{month:02}-{day:02}{sep}{hour:02}:{minute:02}:{second:02}"
