@@ -5,11 +5,14 @@
 //! events into the correlation topic's messages byte for byte as the Python router would. An
 //! event it cannot take with certainty (`add_raw` answers -1) is parsed and routed by Python,
 //! which hands the result to `add_routed`, so the messages keep the events' order.
+//!
+//! `Windows` (windows.rs) is the correlation stage's window state and engine, compiled.
 
 mod event;
 mod json;
 mod message;
 mod rules;
+mod windows;
 
 use std::collections::BTreeMap;
 use std::panic::{self, AssertUnwindSafe};
@@ -400,6 +403,7 @@ fn read_message<'py>(
 #[pymodule]
 fn responder_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Router>()?;
+    m.add_class::<windows::Windows>()?;
     m.add_function(wrap_pyfunction!(read_message, m)?)?;
     m.add_function(wrap_pyfunction!(float_json, m)?)?;
     m.add_function(wrap_pyfunction!(parse_event, m)?)?;

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from collections import Counter
 
-from responder.correlation.window import GroupState
+import orjson
+
+from responder.correlation.window import GroupState, state_to_dict
 
 EVICT_TO = 0.9
 """Eviction leaves this share of the cap, so it runs once per tenth of the cap's new groups."""
@@ -69,6 +71,22 @@ class GroupStore(dict[str, GroupState]):
         for _, key in candidates[: self.counts[rule_id] - keep]:
             self.drop(key)
             self.evicted.append(key)
+
+    def changelog(self, key: str) -> bytes | None:
+        """The key's changelog value: its state as JSON, or None for a tombstone (no state, or
+        an empty one, which is dropped)."""
+        state = self.get(key)
+        if state is not None and state.empty:
+            self.drop(key)
+            state = None
+        return None if state is None else orjson.dumps(state_to_dict(state))
+
+    def drop_idle(self, keys: list[str], horizon: float) -> list[str]:
+        """Of these keys, those whose newest event time is before `horizon`, dropped."""
+        idle = [k for k in keys if (state := self.get(k)) is not None and state.max_time < horizon]
+        for key in idle:
+            self.drop(key)
+        return idle
 
     def take_evicted(self) -> list[str]:
         evicted, self.evicted = self.evicted, []

@@ -21,7 +21,7 @@ import time as clock
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 import structlog
@@ -31,17 +31,14 @@ from responder.correlation.capacity import GroupStore, rule_of
 from responder.correlation.engine import Correlator, routed_by_key
 from responder.correlation.rules import RuleSet
 from responder.correlation.watermark import Watermarks
-from responder.correlation.window import (
-    state_from_dict,
-    state_to_dict,
-)
+from responder.correlation.window import WindowEvent, state_from_dict
 from responder.events.schema import rfc3339
 from responder.kafka_clients import client_options
 from responder.metrics.worker import GROUPS_EVICTED, LIVE_GROUPS
 from responder.metrics.worker import rules as metric_rules
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams import native as compiled
-from responder.streams import records
+from responder.streams import native_windows, records
 from responder.streams.collector import Promoter, collection_paused
 from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import (
@@ -54,6 +51,7 @@ from responder.streams.kafka import (
     run_beside,
     send_dead_letter,
 )
+from responder.streams.native_windows import NativeWindows
 from responder.streams.salvage import UNDECODABLE, WAIT_MS, pass_undecodable
 from responder.streams.topics import MAX_MESSAGE_BYTES, partition_for
 
@@ -63,6 +61,28 @@ MAX_FAILURES_NAMED = 20  # failed records named in one DLQ message's detail
 
 class ChangeTooLarge(ValueError):
     """An incident change the incidents topic would refuse."""
+
+
+Store = GroupStore | NativeWindows
+"""One partition's window state: the Python engine's, or the compiled one's."""
+Failure = tuple[Any, str, str, BaseException]
+"""A record that failed: (group key, event source, event id, what it raised)."""
+Fed = tuple[str, bytes] | Literal[False] | None
+"""A record fed: its change as (incident id, JSON), None for none, False when its rule is no
+longer in the set."""
+Correlated = tuple[
+    list[tuple[str, bytes]], list[tuple[int, float | None]], int, float, list[Failure]
+]
+"""One message fed: (changes, input progress, records fed, their newest time, failures)."""
+
+
+def _named(failures: list[Failure]) -> list[str]:
+    """The DLQ detail of a message's failed records: rule, event and error, the first few."""
+    return [
+        f"{rule_of(key)[:128] if type(key) is str else '?'} {source}/{event_id}: "
+        f"{failure_detail(exc)[0]}"
+        for key, source, event_id, exc in failures[:MAX_FAILURES_NAMED]
+    ]
 
 
 log = structlog.get_logger(__name__)
@@ -139,7 +159,9 @@ class CorrelateStage:
             rules, allowed_lateness=timedelta(seconds=settings.allowed_lateness_s)
         )
         self.stats = CorrelateStats()
-        self.stores: dict[int, GroupStore] = {}
+        # window state in the compiled engine where it is installed (and wanted)
+        self.compiled_windows = native and native_windows.available()
+        self.stores: dict[int, Store] = {}
         self.dirty: dict[int, set[str]] = defaultdict(set)
         self.watermark: dict[int, float] = defaultdict(lambda: float("-inf"))  # newest seen
         self.progress: dict[int, Watermarks] = {}  # of the input partitions, per partition
@@ -263,7 +285,6 @@ class CorrelateStage:
     def handle(self, batch: Batch) -> None:
         """Feed every record of the batch; queue the resulting incident changes."""
         started = clock.process_time()
-        keyed, feed, outbox = self.rules.keyed, self.engine.feed, self.outbox
         fed = 0
         horizon = self.horizon()
         for tp, messages in batch.items():
@@ -276,56 +297,101 @@ class CorrelateStage:
             for msg in messages:
                 if not msg.value:
                     continue
+                watermark = marks.current()
                 try:
-                    decoded, progress = self.read(msg.value)
+                    done = self._correlate(store, msg.value, watermark, dirty)
                 except Exception as exc:  # e.g. written by another version
                     self.dead.append((msg, "undecodable correlation message", failure_detail(exc)))
                     continue
-                watermark = marks.current()
-                failed: list[str] = []
-                first: Exception | None = None
-                for key, event in decoded:
-                    try:
-                        routed = keyed.get(key) if type(key) is str else None
-                        if routed is None:
-                            routed = routed_by_key(self.rules, key)
-                            if routed is None:
-                                continue  # the rule was removed since this record was routed
-                        state = store.get(key)
-                        if state is None:
-                            state = store.group(routed.rule_id, key)
-                        dirty.add(key)
-                        change = feed(state, routed, event, watermark)
-                        if change is not None:
-                            value = change.to_json()
-                            if len(value) > MAX_CHANGE_BYTES:
-                                raise ChangeTooLarge(
-                                    f"incident change of {len(value)} bytes > {MAX_CHANGE_BYTES}"
-                                )
-                            outbox.append((change.incident_id, value))
-                        if event.time > newest:
-                            newest = event.time
-                    except Exception as exc:
-                        first = first or exc
-                        if len(failed) < MAX_FAILURES_NAMED:
-                            rule_id = rule_of(key)[:128] if type(key) is str else "?"
-                            failed.append(
-                                f"{rule_id} {event.source}/{event.id}: {failure_detail(exc)[0]}"
-                            )
-                        continue
-                    fed += 1
-                if first is not None:
-                    self.dead.append((msg, failure_reason("correlate", first), failed))
+                changes, progress, count, latest, failures = done
+                fed += count
+                if latest > newest:
+                    newest = latest
+                self.outbox.extend(changes)
+                if failures:
+                    self.dead.append(
+                        (msg, failure_reason("correlate", failures[0][3]), _named(failures))
+                    )
                 now = clock.monotonic()
                 for input_partition, input_newest in progress:  # after its records
                     if input_newest is not None and input_newest > horizon:
                         input_newest = horizon
                     marks.observe(input_partition, input_newest, now)
+            if isinstance(store, NativeWindows):
+                dirty.update(store.take_fed())
             self.watermark[tp.partition] = newest if newest < horizon else horizon
             self.pending[tp] = messages[-1].offset + 1
             self._evicted(tp.partition, store)
         self.stats.records += fed
         self.stats.cpu_s += clock.process_time() - started
+
+    def _correlate(
+        self, store: Store, value: bytes, watermark: float | None, dirty: set[str]
+    ) -> Correlated:
+        """One message's records fed: (changes, input progress, records fed, their newest
+        event time, the records that failed). Raises for a message that cannot be read."""
+        if isinstance(store, NativeWindows):
+            done: Correlated | None = store.feed_message(value, watermark)
+            if done is not None:
+                return done
+        decoded, progress = self.read(value)
+        feed = self._feed_native if isinstance(store, NativeWindows) else self._feed
+        changes: list[tuple[str, bytes]] = []
+        failures: list[Failure] = []
+        fed, newest = 0, float("-inf")
+        for key, event in decoded:
+            try:
+                change = feed(store, key, event, watermark, dirty)
+            except Exception as exc:
+                failures.append((key, event.source, event.id, exc))
+                continue
+            if change is False:
+                continue  # the rule was removed since this record was routed
+            if change is not None:
+                changes.append(change)
+            if event.time > newest:
+                newest = event.time
+            fed += 1
+        return changes, progress, fed, newest, failures
+
+    def _feed(
+        self,
+        store: Store,
+        key: Any,
+        event: WindowEvent,
+        watermark: float | None,
+        dirty: set[str],
+    ) -> Fed:
+        """One record through the Python engine."""
+        assert isinstance(store, GroupStore)
+        routed = self.rules.keyed.get(key) if type(key) is str else None
+        if routed is None:
+            routed = routed_by_key(self.rules, key)
+            if routed is None:
+                return False
+        state = store.get(key)
+        if state is None:
+            state = store.group(routed.rule_id, key)
+        dirty.add(key)
+        change = self.engine.feed(state, routed, event, watermark)
+        if change is None:
+            return None
+        value = change.to_json()
+        if len(value) > MAX_CHANGE_BYTES:
+            raise ChangeTooLarge(f"incident change of {len(value)} bytes > {MAX_CHANGE_BYTES}")
+        return change.incident_id, value
+
+    @staticmethod
+    def _feed_native(
+        store: Store,
+        key: Any,
+        event: WindowEvent,
+        watermark: float | None,
+        dirty: set[str],
+    ) -> Fed:
+        assert isinstance(store, NativeWindows)
+        fed: Fed = store.feed(key, event, watermark)
+        return fed
 
     def horizon(self) -> float:
         """The furthest event time progress may be taken to: the wall clock plus the allowed
@@ -333,10 +399,15 @@ class CorrelateStage:
         every later event late and prune every window, for good: progress never goes back."""
         return clock.time() + self.settings.max_clock_skew_s
 
-    def new_store(self) -> GroupStore:
-        return GroupStore(self.settings.max_groups_per_rule)
+    def new_store(self) -> Store:
+        cap = self.settings.max_groups_per_rule
+        if self.compiled_windows:
+            return NativeWindows(
+                self.engine, cap=cap, max_change=MAX_CHANGE_BYTES, too_large=ChangeTooLarge
+            )
+        return GroupStore(cap)
 
-    def _evicted(self, partition: int, store: GroupStore) -> None:
+    def _evicted(self, partition: int, store: Store) -> None:
         """Tombstones for the groups the cap evicted; counted per rule for the metric and the
         notice (`_notify`)."""
         evicted = store.take_evicted()
@@ -453,12 +524,8 @@ class CorrelateStage:
         end = len(flush.keys) if limit is None else min(len(flush.keys), flush.done + limit)
         changelog = self.kafka.topics.changelog
         for partition, key in flush.keys[flush.done : end]:
-            store = self.stores.get(partition) or self.new_store()
-            state = store.get(key)
-            if state is not None and state.empty:
-                store.drop(key)
-                state = None
-            value = None if state is None else orjson.dumps(state_to_dict(state))
+            store = self.stores.get(partition)
+            value = None if store is None else store.changelog(key)
             self.changelog.add(changelog, partition, key.encode(), value)
         self.stats.keys_written += end - flush.done
         flush.done = end
@@ -493,12 +560,7 @@ class CorrelateStage:
                 watermark = self._marks(partition).current()
                 newest = self.watermark[partition] if watermark is None else watermark
                 horizon = newest - ttl
-                dirty = self.dirty[partition]
-                for key in keys[sweep.at : end]:
-                    state = store.get(key)
-                    if state is not None and state.max_time < horizon:
-                        store.drop(key)
-                        dirty.add(key)
+                self.dirty[partition].update(store.drop_idle(keys[sweep.at : end], horizon))
                 limit -= end - sweep.at
             sweep.at = end
             if end == len(keys):

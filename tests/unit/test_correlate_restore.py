@@ -343,12 +343,14 @@ CORRUPT = {
 }
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["python", "compiled"])
 def test_the_stage_restores_every_sound_entry_and_dead_letters_each_corrupt_one(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
     # a logger of its own: the module's may be bound already (cached) by an earlier test
     monkeypatch.setattr(correlate, "log", structlog.get_logger(correlate.__name__))
-    stage = CorrelateStage(KafkaSettings(), RuleSet([BY_IP, COUNT]), CorrelationSettings())
+    rules = RuleSet([BY_IP, COUNT])
+    stage = CorrelateStage(KafkaSettings(), rules, CorrelationSettings(), native=native)
     dlq = DeadLetters()
     stage.producer = dlq
     good = {
@@ -370,10 +372,10 @@ def test_the_stage_restores_every_sound_entry_and_dead_letters_each_corrupt_one(
     for key, value in good.items():
         rule_ = BY_IP if key.startswith("by-ip") else COUNT
         assert same_state(stage.stores[0][key], parsed_form(rule_, orjson.loads(value)))
-    # the restored windows share one copy of an event source or type
-    by_ip, count_ = stage.stores[0]['by-ip|["r1"]'], stage.stores[0]['count|["r2"]']
-    assert by_ip.events[0].source is count_.events[0].source is count_.events[1].source
-    assert by_ip.events[0].type is count_.events[1].type
+    if not native:  # the Python store's windows share one copy of an event source or type
+        by_ip, count_ = stage.stores[0]['by-ip|["r1"]'], stage.stores[0]['count|["r2"]']
+        assert by_ip.events[0].source is count_.events[0].source is count_.events[1].source
+        assert by_ip.events[0].type is count_.events[1].type
     assert stage.watermark[0] == 1010.0  # the newest of the restored windows, no corrupt one's
     failed = [e["key"] for e in logs if e["event"] == "changelog entry not restored"]
     assert failed == [f'count|["{n}"]' for n in CORRUPT]

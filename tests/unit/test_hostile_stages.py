@@ -30,7 +30,7 @@ from responder.incidents.store import apply_changes, get_incident, list_incident
 from responder.playbooks.runs import kill_switch_on
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.storage.database import make_engine, upgrade
-from responder.streams import db_retry, ingest_batch, records
+from responder.streams import db_retry, ingest_batch, native_windows, records
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.ingest_batch import DeadLetter, IngestBatch
@@ -205,20 +205,31 @@ def correlation_messages(*values: bytes) -> list[bytes]:
     return outcome.messages[0]
 
 
+@pytest.mark.parametrize("native", [False, True], ids=["python", "compiled"])
 def test_correlate_skips_a_record_that_raises_and_dead_letters_its_message(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, native: bool
 ) -> None:
     """The other records of the message are still correlated; the message goes to the DLQ once."""
-    stage = CorrelateStage(KAFKA, RULES, CorrelationSettings())
+    stage = CorrelateStage(KAFKA, RULES, CorrelationSettings(), native=native)
     stage.stores[0] = stage.new_store()
-    real_feed = stage.engine.feed
+    if stage.compiled_windows:  # the compiled engine asks Python for a group key's rule
+        real_resolve = native_windows.routed_by_key
 
-    def feed(state: Any, routed: Any, ev: Any, watermark: float | None = None) -> Any:
-        if ev.id == "boom":
-            raise ZeroDivisionError("division by zero")
-        return real_feed(state, routed, ev, watermark)
+        def resolve(rules: Any, key: str) -> Any:
+            if "boom" in key:
+                raise ZeroDivisionError("division by zero")
+            return real_resolve(rules, key)
 
-    monkeypatch.setattr(stage.engine, "feed", feed)
+        monkeypatch.setattr(native_windows, "routed_by_key", resolve)
+    else:
+        real_feed = stage.engine.feed
+
+        def feed(state: Any, routed: Any, ev: Any, watermark: float | None = None) -> Any:
+            if ev.id == "boom":
+                raise ZeroDivisionError("division by zero")
+            return real_feed(state, routed, ev, watermark)
+
+        monkeypatch.setattr(stage.engine, "feed", feed)
     [value] = correlation_messages(event("a"), event("boom"), event("c"))
     stage.handle(batch_of([value, b"not a correlation message"], topic="correlate"))
     assert sorted(json.loads(v)["group"]["resource.id"] for _, v in stage.outbox) == [
@@ -233,9 +244,10 @@ def test_correlate_skips_a_record_that_raises_and_dead_letters_its_message(
     assert stage.pending[TopicPartition("correlate", 0)] == 2  # committed past both
 
 
-def test_correlate_survives_a_forged_record(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("native", [False, True], ids=["python", "compiled"])
+def test_correlate_survives_a_forged_record(monkeypatch: pytest.MonkeyPatch, native: bool) -> None:
     """A record with a time that is not a number (not from our ingest) is dead-lettered."""
-    stage = CorrelateStage(KAFKA, RULES, CorrelationSettings())
+    stage = CorrelateStage(KAFKA, RULES, CorrelationSettings(), native=native)
     stage.stores[0] = stage.new_store()
     [value] = correlation_messages(event("a"))
     size = int.from_bytes(value[4:8], "big")
