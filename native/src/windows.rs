@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::json::{self, Value};
 use crate::message::{self, to_python};
+use crate::restore;
 
 const SEVERITY_NAMES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 const ROUTED_MAX: usize = 200_000; // as engine._ROUTED_MAX
@@ -56,6 +57,8 @@ struct RuleSpec {
     kind: String,
     reportable: Option<String>,
     parts: Option<Vec<(u8, String)>>, // the title's plain parts (titles.plain_parts)
+    group_by: Vec<String>,
+    value_field: Option<Vec<String>>, // the value_count field's path, split at dots
 }
 
 #[derive(Deserialize)]
@@ -104,6 +107,8 @@ struct Rule {
     kind_json: Vec<u8>,
     reportable_json: Vec<u8>,
     parts: Option<Vec<(u8, String)>>,
+    group_by: Vec<String>,
+    value_field: Option<Vec<String>>,
 }
 
 fn json_str(s: &str) -> Vec<u8> {
@@ -140,6 +145,8 @@ impl Rule {
             test,
             severity: spec.severity,
             parts: spec.parts,
+            group_by: spec.group_by,
+            value_field: spec.value_field,
         })
     }
 }
@@ -534,8 +541,8 @@ pub struct Windows {
     plain_value: usize,
     max_output: usize,
     max_change: usize,
-    states: HashMap<String, State>,
-    counts: HashMap<usize, usize>, // rule → live groups
+    states: HashMap<String, Box<State>>, // boxed: a million of them rehash as pointers
+    counts: HashMap<usize, usize>,       // rule → live groups
     evicted: Vec<String>,
     fed_keys: Vec<String>, // keys fed since `take_fed`
     routed: HashMap<String, Arc<Routed>>,
@@ -568,24 +575,53 @@ impl Windows {
             .copied()
     }
 
+    /// `engine.routed_by_key` for a key of the common shape: `rule|[values]`, a value per
+    /// `group_by` name (names distinct). None: Python resolves it, or words why not.
+    fn routed_here(&self, key: &str) -> Option<Routed> {
+        let (rule_id, spelled) = key.split_once('|')?;
+        let &rule = self.by_id.get(rule_id)?;
+        let names = &self.rules[rule].group_by;
+        let Value::Array(values) = json::parse(spelled.as_bytes())? else {
+            return None;
+        };
+        let distinct = names.iter().collect::<HashSet<_>>().len() == names.len();
+        if values.len() != names.len() || !distinct {
+            return None;
+        }
+        let group = Value::object(names.iter().cloned().zip(values).collect());
+        let mut group_json = Vec::with_capacity(spelled.len() + 16 * names.len());
+        json::write(&mut group_json, &group);
+        Some(Routed {
+            rule,
+            group,
+            group_json,
+        })
+    }
+
     fn lookup(&mut self, py: Python<'_>, key: &str) -> PyResult<Option<Arc<Routed>>> {
         if let Some(found) = self.routed.get(key) {
             return Ok(Some(found.clone()));
         }
-        let answer = self.resolve.call1(py, (key,))?;
-        if answer.is_none(py) {
-            return Ok(None);
-        }
-        let (rule_id, group_json): (String, Vec<u8>) = answer.extract(py)?;
-        let Some(&rule) = self.by_id.get(&rule_id) else {
-            return Ok(None);
+        let routed = match self.routed_here(key) {
+            Some(routed) => routed,
+            None => {
+                let answer = self.resolve.call1(py, (key,))?;
+                if answer.is_none(py) {
+                    return Ok(None);
+                }
+                let (rule_id, group_json): (String, Vec<u8>) = answer.extract(py)?;
+                let Some(&rule) = self.by_id.get(&rule_id) else {
+                    return Ok(None);
+                };
+                let group = json::parse(&group_json).unwrap_or(Value::Object(Vec::new(), None));
+                Routed {
+                    rule,
+                    group,
+                    group_json,
+                }
+            }
         };
-        let group = json::parse(&group_json).unwrap_or(Value::Object(Vec::new(), None));
-        let routed = Arc::new(Routed {
-            rule,
-            group,
-            group_json,
-        });
+        let routed = Arc::new(routed);
         if self.routed.len() > ROUTED_MAX {
             self.routed.clear();
         }
@@ -598,7 +634,7 @@ impl Windows {
         if self.states.contains_key(key) {
             return;
         }
-        self.states.insert(key.to_string(), State::new());
+        self.states.insert(key.to_string(), Box::new(State::new()));
         let count = self.counts.entry(rule).or_insert(0);
         *count += 1;
         if let Some(cap) = self.cap {
@@ -633,6 +669,23 @@ impl Windows {
         for key in gone {
             self.remove(&key);
             self.evicted.push(key);
+        }
+    }
+
+    /// `GroupStore.put`: the state in place of the key's, the rule's cap enforced.
+    fn place(&mut self, rule: usize, key: &str, state: State) {
+        let fresh = self
+            .states
+            .insert(key.to_string(), Box::new(state))
+            .is_none();
+        if fresh {
+            let count = self.counts.entry(rule).or_insert(0);
+            *count += 1;
+            if let Some(cap) = self.cap {
+                if *count > cap {
+                    self.evict(rule, key, cap);
+                }
+            }
         }
     }
 
@@ -964,7 +1017,7 @@ fn write_number(out: &mut Vec<u8>, f: f64) {
     }
 }
 
-/// A Python value (as a JSON document holds it) as a Value; an int beyond 64 bits or any
+/// A Python value (as a JSON document holds it) as a Value; an int beyond 128 bits or any
 /// other type is an error.
 fn from_python(value: &Bound<'_, PyAny>) -> PyResult<Value> {
     if value.is_none() {
@@ -974,7 +1027,8 @@ fn from_python(value: &Bound<'_, PyAny>) -> PyResult<Value> {
         return Ok(Value::Bool(b.is_true()));
     }
     if let Ok(i) = value.downcast_exact::<pyo3::types::PyInt>() {
-        return Ok(Value::Int(i.extract::<i64>()? as i128));
+        // (orjson reads integers up to 64 bits, signed or not: 2**64 - 1 is a value too)
+        return Ok(Value::Int(i.extract::<i128>()?));
     }
     if let Ok(f) = value.downcast_exact::<PyFloat>() {
         return Ok(Value::Float(f.value()));
@@ -1291,28 +1345,66 @@ impl Windows {
             .iter()
             .map(|e| e.time)
             .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
-        let fresh = !self.states.contains_key(key);
-        self.states.insert(
-            key.to_string(),
-            State {
-                events,
-                incident,
-                max_time,
-                next_seq: state.getattr("next_seq")?.extract()?,
-                keys,
-                oldest,
-            },
-        );
-        if fresh {
-            let count = self.counts.entry(rule).or_insert(0);
-            *count += 1;
-            if let Some(cap) = self.cap {
-                if *count > cap {
-                    self.evict(rule, key, cap);
-                }
-            }
-        }
+        let state = State {
+            events,
+            incident,
+            max_time,
+            next_seq: state.getattr("next_seq")?.extract()?,
+            keys,
+            oldest,
+        };
+        self.place(rule, key, state);
         Ok(())
+    }
+
+    /// A changelog value restored in place (`state_from_dict`, then `put`): the window's
+    /// newest event time, or None when the value is not the shape a flush writes (Python
+    /// restores it or refuses it; nothing is put).
+    fn restore(&mut self, key: &str, value: &[u8], rule_id: &str) -> Option<f64> {
+        let &rule = self.by_id.get(rule_id)?;
+        let window = restore::parse(value, self.rules[rule].value_field.as_deref())?;
+        let mut events = Vec::with_capacity(window.events.len());
+        for e in window.events {
+            events.push(Ev {
+                time: e.time,
+                seq: e.seq,
+                source: self.shared(&e.source),
+                id: Arc::from(e.id),
+                kind: self.shared(&e.kind),
+                severity: e.severity,
+                value: e.value,
+                raw: Arc::from(e.raw),
+            });
+        }
+        let incident = window.incident.map(|inc| Incident {
+            id: inc.id,
+            title: inc.title,
+            severity: inc.severity,
+            first_seen: inc.first_seen,
+            last_seen: inc.last_seen,
+            version: inc.version,
+            event_keys: inc
+                .event_keys
+                .into_iter()
+                .map(|(s, i)| (Arc::from(s), Arc::from(i)))
+                .collect(),
+        });
+        let keys = events.iter().map(Ev::key).collect();
+        let oldest = events
+            .iter()
+            .map(|e| e.time)
+            .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
+        let max_time = window.max_time;
+        let state = State {
+            events,
+            incident,
+            max_time,
+            next_seq: window.next_seq,
+            keys,
+            oldest,
+        };
+        self.place(rule, key, state);
+        Some(max_time)
     }
 
     /// The key's state as a Python GroupState (a copy: changing it changes nothing here).

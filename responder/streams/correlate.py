@@ -29,7 +29,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 
 from responder.correlation.capacity import GroupStore, rule_of
 from responder.correlation.engine import Correlator, routed_by_key
-from responder.correlation.rules import RuleSet
+from responder.correlation.rules import Rule, RuleSet
 from responder.correlation.watermark import Watermarks
 from responder.correlation.window import WindowEvent, state_from_dict
 from responder.events.schema import rfc3339
@@ -674,8 +674,7 @@ class CorrelateStage:
                     if rule is None:
                         continue
                     try:
-                        state = state_from_dict(rule, orjson.loads(msg.value), strings)
-                        newest = state.max_time  # max(watermark, newest), raising alike:
+                        newest = _restored(store, key, rule, msg.value, strings)
                         newest = newest if newest > watermark else watermark
                     except Exception as exc:  # the group starts afresh; its next flush replaces it
                         if len(corrupt) < LOGGED_CORRUPT:
@@ -692,7 +691,6 @@ class CorrelateStage:
                             )
                         )
                         continue
-                    store.put(key, state, rule_id)
                     watermark = newest
             finally:
                 horizon = self.horizon()  # a restored window's newest time is no progress
@@ -711,6 +709,18 @@ class CorrelateStage:
             return
         marks.cap(self.horizon())
         self.progress[partition] = marks
+
+
+def _restored(store: Store, key: str, rule: Rule, value: bytes, strings: dict[str, str]) -> float:
+    """The key's window restored from its changelog value and put in place; its newest event
+    time. Raises for a value that is not a window (see `state_from_dict`)."""
+    if isinstance(store, NativeWindows):
+        newest: float | None = store.restore(key, value, rule.id)
+        if newest is not None:
+            return newest  # (else not the shape the flush writes: Python decides)
+    state = state_from_dict(rule, orjson.loads(value), strings)
+    store.put(key, state, rule.id)
+    return state.max_time
 
 
 async def _delivered(corrupt: list[asyncio.Future[Any]]) -> None:

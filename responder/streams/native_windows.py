@@ -6,8 +6,11 @@ byte for byte as `Change.to_json` and `state_to_dict` would (a property test hol
 engines to the same output, `tests/unit/test_native_windows.py`). It takes a whole correlation
 message at once (`feed_message`); a message of another shape is read by `records.read` and its
 records fed one at a time (`feed`). Python keeps the rare and open-ended parts, called back from
-the compiled side: resolving a group key not seen before (`routed_by_key`) and a title that is
-not plain text, group values and the count (the sandbox renders it, `correlation/titles.py`).
+the compiled side: resolving a group key of an unusual shape (`routed_by_key`: the compiled side
+resolves `rule|[a value per group_by name]` itself) and a title that is not plain text, group
+values and the count (the sandbox renders it, `correlation/titles.py`). A changelog value is
+restored by the compiled side where it is the shape a flush writes (`restore`), else by
+`state_from_dict` and `put`.
 
 `NativeWindows` gives the store the parts of `GroupStore`'s interface the stage and the tests
 read: iteration, `in`, `len`, `store[key]` (a GroupState copy), `put`, `drop`, `take_evicted`.
@@ -64,6 +67,8 @@ def window_rule_spec(rule: Rule) -> dict[str, Any]:
         "kind": rule.incident.kind,
         "reportable": rule.incident.reportable,
         "parts": plain_parts(rule.incident.title or rule.title),
+        "group_by": list(rule.group_by),
+        "value_field": None if rule.value_field is None else rule.value_field.split("."),
     }
 
 

@@ -24,13 +24,14 @@ from sqlmodel import Session, select
 
 from responder.audit.store import AuditRecord
 from responder.commands import IncidentCommand, KillSwitch, apply_command
+from responder.correlation.engine import Correlator
 from responder.correlation.rules import RuleSet
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import apply_changes, get_incident, list_incidents
 from responder.playbooks.runs import kill_switch_on
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.storage.database import make_engine, upgrade
-from responder.streams import db_retry, ingest_batch, native_windows, records
+from responder.streams import db_retry, ingest_batch, records
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
 from responder.streams.ingest_batch import DeadLetter, IngestBatch
@@ -45,6 +46,12 @@ from tests.support.signing import GATE, SIGNER
 
 KAFKA = KafkaSettings()
 RULES = RuleSet([rule(id="every", match={"type|exists": True}, window="1h")])
+SANDBOXED = rule(
+    id="every",
+    match={"type|exists": True},
+    window="1h",
+    incident={"kind": "test", "title": "{{ group['resource.id'] | upper }}"},
+)
 TP = TopicPartition("events", 0)
 
 
@@ -212,24 +219,26 @@ def test_correlate_skips_a_record_that_raises_and_dead_letters_its_message(
     """The other records of the message are still correlated; the message goes to the DLQ once."""
     stage = CorrelateStage(KAFKA, RULES, CorrelationSettings(), native=native)
     stage.stores[0] = stage.new_store()
-    if stage.compiled_windows:  # the compiled engine asks Python for a group key's rule
-        real_resolve = native_windows.routed_by_key
+    real_feed = stage.engine.feed
 
-        def resolve(rules: Any, key: str) -> Any:
-            if "boom" in key:
+    def feed(state: Any, routed: Any, ev: Any, watermark: float | None = None) -> Any:
+        if ev.id == "boom":
+            raise ZeroDivisionError("division by zero")
+        return real_feed(state, routed, ev, watermark)
+
+    monkeypatch.setattr(stage.engine, "feed", feed)  # (the Python engine's)
+    if stage.compiled_windows:  # the compiled engine asks Python for a sandboxed title
+        monkeypatch.setattr(stage, "rules", RuleSet([SANDBOXED]))
+        stage.engine = Correlator(stage.rules)
+        stage.stores[0] = stage.new_store()
+        real_render = stage.engine.titles.render
+
+        def render(rule: Any, key: str, group: Any, ev: Any, count: int) -> str:
+            if ev.doc()["id"] == "boom":
                 raise ZeroDivisionError("division by zero")
-            return real_resolve(rules, key)
+            return real_render(rule, key, group, ev, count)
 
-        monkeypatch.setattr(native_windows, "routed_by_key", resolve)
-    else:
-        real_feed = stage.engine.feed
-
-        def feed(state: Any, routed: Any, ev: Any, watermark: float | None = None) -> Any:
-            if ev.id == "boom":
-                raise ZeroDivisionError("division by zero")
-            return real_feed(state, routed, ev, watermark)
-
-        monkeypatch.setattr(stage.engine, "feed", feed)
+        monkeypatch.setattr(stage.engine.titles, "render", render)
     [value] = correlation_messages(event("a"), event("boom"), event("c"))
     stage.handle(batch_of([value, b"not a correlation message"], topic="correlate"))
     assert sorted(json.loads(v)["group"]["resource.id"] for _, v in stage.outbox) == [
