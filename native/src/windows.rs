@@ -8,10 +8,14 @@
 //! is rare or open-ended: resolving a group key it has not seen (`routed_by_key`), and a title
 //! that is not literal text, group values and the count (the sandbox renders it).
 //!
-//! Stricter than the Python engine on purpose, for records only a forged message could hold: an
-//! event whose severity is not a severity (ValueError) or whose time is not a number (TypeError)
-//! is refused before the window changes, where Python would fail later or carry it. Times are
-//! carried as floats (a forged integer time is written back as a float, the same number).
+//! Stricter than the Python engine on purpose, for records only a forged message could hold:
+//! an event whose severity is not a rank 0..4 (ValueError; a bool is not one), whose time is
+//! not a number a float carries exactly (TypeError: a string, a bool, an integer beyond 2**53)
+//! or whose source, id or type is not text (TypeError) is refused before the window changes,
+//! where Python would fail later or carry it. Up to there a record goes as in Python (its key
+//! resolved, its window made, a redelivery passed over), so a record Python would not feed (its
+//! rule gone, its event seen) is not refused either. Times are carried as floats (a forged
+//! integer time is written back as a float, the same number).
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
@@ -483,7 +487,7 @@ fn round_half_even(x: f64) -> f64 {
 
 /// The time as orjson writes `datetime.fromtimestamp(t, UTC)` with OPT_UTC_Z: microseconds
 /// rounded half to even as CPython rounds them, written only when there are any.
-fn write_time(out: &mut Vec<u8>, t: f64) -> Result<(), String> {
+fn write_time(out: &mut Vec<u8>, t: f64) -> PyResult<()> {
     let mut whole = t.trunc();
     let mut micros = round_half_even((t - whole) * 1e6);
     if micros >= 1e6 {
@@ -496,7 +500,7 @@ fn write_time(out: &mut Vec<u8>, t: f64) -> Result<(), String> {
     let secs = whole as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
     if !(1..=9999).contains(&y) {
-        return Err(format!("year {y} is out of range"));
+        return Err(bad(&format!("year {y} is out of range")));
     }
     let rest = secs.rem_euclid(86_400);
     let text = format!(
@@ -704,6 +708,23 @@ impl Windows {
         true
     }
 
+    /// `CorrelateStage._feed` up to `Correlator.feed`: the key resolved (None: its rule is not
+    /// in the set), its window made (the rule's cap enforced) and the key noted as fed.
+    fn begin(&mut self, py: Python<'_>, key: &str) -> PyResult<Option<Arc<Routed>>> {
+        let Some(routed) = self.lookup(py, key)? else {
+            return Ok(None);
+        };
+        self.ensure(routed.rule, key);
+        self.fed_keys.push(key.to_string());
+        Ok(Some(routed))
+    }
+
+    /// Whether the key's window (made by `begin`) has the event already: a redelivery counts
+    /// once.
+    fn seen(&self, key: &str, event: &Key) -> bool {
+        self.states.get(key).is_some_and(|state| state.seen(event))
+    }
+
     /// `Correlator.feed` for one record (the handle loop's part before it included: the key
     /// resolved, the state created), and the change as `Change.to_json` writes it.
     fn feed_event(
@@ -713,19 +734,30 @@ impl Windows {
         event: Ev,
         watermark: Option<f64>,
     ) -> PyResult<Fed> {
-        let Some(routed) = self.lookup(py, key)? else {
+        let Some(routed) = self.begin(py, key)? else {
             return Ok(Fed::Skipped);
         };
-        let r = routed.rule;
-        self.ensure(r, key);
-        self.fed_keys.push(key.to_string());
-        let lateness = self.lateness;
-        let (window_s, suppress_s) = (self.rules[r].window_s, self.rules[r].suppress_s);
-        let state = self.states.get_mut(key).expect("ensured");
-        let ekey = event.key();
-        if state.seen(&ekey) {
+        if self.seen(key, &event.key()) {
             return Ok(Fed::Done(None));
         }
+        self.feed_fresh(py, key, &routed, event, watermark)
+            .map(Fed::Done)
+    }
+
+    /// `Correlator.feed` from the dedup on (`begin` made the window, `seen` said no).
+    fn feed_fresh(
+        &mut self,
+        py: Python<'_>,
+        key: &str,
+        routed: &Routed,
+        event: Ev,
+        watermark: Option<f64>,
+    ) -> PyResult<Option<Change>> {
+        let r = routed.rule;
+        let lateness = self.lateness;
+        let (window_s, suppress_s) = (self.rules[r].window_s, self.rules[r].suppress_s);
+        let state = self.states.get_mut(key).expect("made by begin");
+        let ekey = event.key();
         let newest = event.time >= state.max_time;
         state.add(event);
         let last = state.events.len() - 1;
@@ -766,20 +798,20 @@ impl Windows {
         let mut change = None;
         if let Some((kind, indexes)) = plan {
             if kind == "opened" {
-                let incident = self.open(py, r, key, &routed, &indexes)?;
-                self.states.get_mut(key).expect("ensured").incident = Some(incident);
+                let incident = self.open(py, r, key, routed, &indexes)?;
+                self.states.get_mut(key).expect("made by begin").incident = Some(incident);
             }
-            change = Some(self.change_json(r, key, &routed, kind, &indexes));
+            change = Some(self.change_json(r, key, routed, kind, &indexes));
         }
-        let state = self.states.get_mut(key).expect("ensured");
+        let state = self.states.get_mut(key).expect("made by begin");
         let horizon = watermark.unwrap_or(state.max_time);
         state.prune(
             horizon - window_s - lateness,
             horizon - suppress_s - lateness,
         );
         match change {
-            None => Ok(Fed::Done(None)),
-            Some(Err(message)) => Err(bad(&message)),
+            None => Ok(None),
+            Some(Err(error)) => Err(error),
             Some(Ok(change)) => {
                 if change.json.len() > self.max_change {
                     let text = format!(
@@ -791,7 +823,7 @@ impl Windows {
                         self.too_large.call1(py, (text,))?.into_bound(py),
                     ));
                 }
-                Ok(Fed::Done(Some(change)))
+                Ok(Some(change))
             }
         }
     }
@@ -872,14 +904,14 @@ impl Windows {
         routed: &Routed,
         kind: &str,
         events: &[usize],
-    ) -> Result<Change, String> {
+    ) -> PyResult<Change> {
         let rule = &self.rules[r];
         let state = &self.states[key];
         let inc = state.incident.as_ref().expect("an incident");
         let severity = usize::try_from(inc.severity)
             .ok()
             .and_then(|s| SEVERITY_NAMES.get(s))
-            .ok_or_else(|| format!("{} is not a valid Severity", inc.severity))?;
+            .ok_or_else(|| bad(&format!("{} is not a valid Severity", inc.severity)))?;
         let size: usize = events.iter().map(|&i| state.events[i].raw.len() + 1).sum();
         let mut out = Vec::with_capacity(400 + size + routed.group_json.len() + inc.title.len());
         out.extend_from_slice(b"{\"change\":\"");
@@ -925,8 +957,7 @@ impl Windows {
     fn event(
         &mut self,
         time: f64,
-        source: &str,
-        id: &str,
+        (source, id): Key,
         kind: &str,
         rank: i128,
         value: Option<Value>,
@@ -941,8 +972,8 @@ impl Windows {
         Ok(Ev {
             time,
             seq: -1,
-            source: self.shared(source),
-            id: Arc::from(id),
+            source,
+            id,
             kind: self.shared(kind),
             severity: rank as i64,
             value,
@@ -1154,10 +1185,10 @@ impl Windows {
                 unreachable!("checked above")
             };
             let time = times[rec.head];
+            let ekey = (self.shared(&head.source), Arc::from(head.id.as_str()));
             let event = self.event(
                 time,
-                &head.source,
-                &head.id,
+                ekey,
                 &head.kind,
                 rank,
                 rec.counted,
@@ -1207,16 +1238,34 @@ impl Windows {
         event: &Bound<'py, PyAny>,
         watermark: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let key: String = key
-            .downcast_exact::<PyString>()
-            .map_err(|_| bad("a group key is not a string"))?
-            .to_str()?
-            .to_string();
+        // In the Python engine's order: the key resolved (a key that is not a string: Python
+        // words why), the window made, the dedup, then the event's fields.
+        let key: String = match key.downcast_exact::<PyString>() {
+            Ok(key) => key.to_str()?.to_string(),
+            Err(_) => {
+                self.resolve.call1(py, (key,))?; // raises (`routed_by_key`)
+                return Err(bad("a group key is not a string"));
+            }
+        };
+        let Some(routed) = self.begin(py, &key)? else {
+            return Ok(false.into_pyobject(py)?.to_owned().into_any());
+        };
+        let source = event.getattr("source")?;
+        let id = event.getattr("id")?;
+        let ekey = (
+            self.shared(source.extract::<&str>()?),
+            Arc::from(id.extract::<&str>()?),
+        );
+        if self.seen(&key, &ekey) {
+            return Ok(py.None().into_bound(py));
+        }
         let time = float_of(&event.getattr("time")?)?;
         let rank = event
             .getattr("severity")?
-            .extract::<i64>()
-            .map_err(|_| bad("an event severity that is not a severity"))?;
+            .downcast_exact::<pyo3::types::PyInt>() // (not a bool: Python would carry `true`)
+            .ok()
+            .and_then(|rank| rank.extract::<i64>().ok())
+            .ok_or_else(|| bad("an event severity that is not a severity"))?;
         let value = event.getattr("value")?;
         let value = if value.is(&self.classes[3]) {
             None
@@ -1229,25 +1278,25 @@ impl Windows {
             .map_err(|_| bad("an event without its bytes"))?;
         let event = self.event(
             time,
-            event.getattr("source")?.extract::<&str>()?,
-            event.getattr("id")?.extract::<&str>()?,
+            ekey,
             event.getattr("type")?.extract::<&str>()?,
             rank as i128,
             value,
             Arc::from(raw.as_bytes()),
         )?;
-        Ok(match self.feed_event(py, &key, event, watermark)? {
-            Fed::Skipped => false.into_pyobject(py)?.to_owned().into_any(),
-            Fed::Done(None) => py.None().into_bound(py),
-            Fed::Done(Some(change)) => PyTuple::new(
-                py,
-                [
-                    PyString::new(py, &change.incident_id).into_any(),
-                    PyBytes::new(py, &change.json).into_any(),
-                ],
-            )?
-            .into_any(),
-        })
+        Ok(
+            match self.feed_fresh(py, &key, &routed, event, watermark)? {
+                None => py.None().into_bound(py),
+                Some(change) => PyTuple::new(
+                    py,
+                    [
+                        PyString::new(py, &change.incident_id).into_any(),
+                        PyBytes::new(py, &change.json).into_any(),
+                    ],
+                )?
+                .into_any(),
+            },
+        )
     }
 
     /// The keys fed since the last call (each once per feed), for the flush to write.
