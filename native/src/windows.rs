@@ -21,7 +21,7 @@ use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::{PyOSError, PyOverflowError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 use serde::Deserialize;
@@ -485,9 +485,34 @@ fn round_half_even(x: f64) -> f64 {
     }
 }
 
+/// Why `datetime.fromtimestamp(t, UTC)` refuses a time, as CPython (on glibc) words it.
+enum TimeError {
+    /// Beyond time_t (OverflowError).
+    Overflow,
+    /// A year gmtime cannot hold in an int (OSError EOVERFLOW).
+    Gmtime,
+    /// A year datetime does not have (ValueError), as CPython computes it: in an int.
+    Year(i32),
+}
+
+impl From<TimeError> for PyErr {
+    fn from(error: TimeError) -> PyErr {
+        match error {
+            TimeError::Overflow => {
+                PyOverflowError::new_err("timestamp out of range for platform time_t")
+            }
+            // Linux's EOVERFLOW and glibc's words for it (the worker's platform)
+            TimeError::Gmtime => PyOSError::new_err((75, "Value too large for defined data type")),
+            TimeError::Year(y) => PyValueError::new_err(format!("year {y} is out of range")),
+        }
+    }
+}
+
 /// The time as orjson writes `datetime.fromtimestamp(t, UTC)` with OPT_UTC_Z: microseconds
-/// rounded half to even as CPython rounds them, written only when there are any.
-fn write_time(out: &mut Vec<u8>, t: f64) -> PyResult<()> {
+/// rounded half to even as CPython rounds them, written only when there are any; a time
+/// datetime cannot hold fails as CPython fails it (`_PyTime_ObjectToTimeval`, then gmtime_r,
+/// then the year's range).
+fn write_time(out: &mut Vec<u8>, t: f64) -> Result<(), TimeError> {
     let mut whole = t.trunc();
     let mut micros = round_half_even((t - whole) * 1e6);
     if micros >= 1e6 {
@@ -497,10 +522,18 @@ fn write_time(out: &mut Vec<u8>, t: f64) -> PyResult<()> {
         micros += 1e6;
         whole -= 1.0;
     }
+    const TIME_T: f64 = 9_223_372_036_854_775_808.0; // 2**63
+    if !(-TIME_T..TIME_T).contains(&whole) {
+        return Err(TimeError::Overflow);
+    }
     let secs = whole as i64;
     let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
-    if !(1..=9999).contains(&y) {
-        return Err(bad(&format!("year {y} is out of range")));
+    let Ok(tm_year) = i32::try_from(y - 1900) else {
+        return Err(TimeError::Gmtime);
+    };
+    let year = tm_year.wrapping_add(1900); // `tm_year + 1900` in a C int
+    if !(1..=9999).contains(&year) {
+        return Err(TimeError::Year(year));
     }
     let rest = secs.rem_euclid(86_400);
     let text = format!(

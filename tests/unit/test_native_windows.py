@@ -1089,3 +1089,31 @@ def test_what_the_compiled_engine_refuses_on_purpose(field: str, value: Any, err
     assert store.take_fed() == ['r0|["red"]']
     assert state_diff(before, store['r0|["red"]']) is None
     assert isinstance(store, responder_native.Windows)
+
+
+@pytest.mark.parametrize(
+    "time",
+    [
+        1e12,  # ValueError: year 33658 is out of range
+        253402300799.9999995,  # rounds into year 10000
+        -62135596800.4,  # year 0
+        1e17,  # OSError: gmtime's year does not fit an int
+        -6.8e16,
+        6.77679762492576e16,  # ValueError: year -2147483648 (CPython adds 1900 in an int)
+        9.3e18,  # OverflowError: beyond time_t
+        -9.3e18,
+        -9.223372036854775808e18,  # time_t's least: OSError, not OverflowError
+    ],
+)
+def test_a_time_datetime_cannot_hold_fails_its_change_as_in_python(time: float) -> None:
+    """Found: an incident change whose first or last time `datetime.fromtimestamp` refuses
+    failed with ValueError ("year N is out of range") whatever the time, where Python fails with
+    OverflowError beyond time_t, OSError where gmtime cannot hold the year and ValueError
+    otherwise, so the dead letter named another exception."""
+    rules = rule_set()
+    fed = [record('r0|["red"]', ev("e0", time)), record('r0|["blue"]', ev("e1", BASE))]
+    fed[1].time = time  # (an incident that takes it: attached)
+    fed.insert(1, record('r0|["blue"]', ev("e2", time - 1 if abs(time) < 1e15 else time)))
+    assert feed_one_by_one(rules, CorrelationSettings(), fed, hostile=False) == "compared"
+    pair = Pair(rules, CorrelationSettings(), 1)
+    pair.handle(messages_of(rules, 1, [ev("e0", BASE), ev("e1", time)], [], False))
