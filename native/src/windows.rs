@@ -161,7 +161,7 @@ type Key = (Arc<str>, Arc<str>); // (source, id)
 
 struct Ev {
     time: f64,
-    seq: i64,
+    seq: i128, // (Python's int: a restored window's may be any orjson reads, then counts on)
     source: Arc<str>,
     id: Arc<str>,
     kind: Arc<str>,
@@ -182,7 +182,7 @@ struct Incident {
     severity: i64,
     first_seen: f64,
     last_seen: f64,
-    version: i64,
+    version: i128,
     event_keys: HashSet<Key>,
 }
 
@@ -190,7 +190,7 @@ struct State {
     events: Vec<Ev>, // arrival order
     incident: Option<Incident>,
     max_time: f64,
-    next_seq: i64,
+    next_seq: i128,
     keys: HashSet<Key>,
     oldest: f64,
 }
@@ -950,7 +950,7 @@ impl Windows {
         out.extend_from_slice(b"{\"change\":\"");
         out.extend_from_slice(kind.as_bytes());
         out.extend_from_slice(b"\",\"version\":");
-        out.extend_from_slice(inc.version.to_string().as_bytes());
+        write_int(&mut out, inc.version)?;
         out.extend_from_slice(b",\"incident_id\":");
         json::write_str(&mut out, &inc.id);
         out.extend_from_slice(b",\"rule\":");
@@ -1014,8 +1014,8 @@ impl Windows {
         })
     }
 
-    /// `state_to_dict` as orjson writes it.
-    fn changelog_json(state: &State) -> Vec<u8> {
+    /// `state_to_dict` as orjson writes it (or refuses it: an integer beyond 64 bits).
+    fn changelog_json(state: &State) -> Result<Vec<u8>, BeyondBits> {
         let size: usize = state.events.iter().map(|e| e.raw.len() + 40).sum();
         let mut out = Vec::with_capacity(96 + size);
         out.extend_from_slice(b"{\"events\":[");
@@ -1026,7 +1026,7 @@ impl Windows {
             out.push(b'[');
             json::write_float(&mut out, e.time);
             out.push(b',');
-            out.extend_from_slice(e.seq.to_string().as_bytes());
+            write_int(&mut out, e.seq)?;
             out.push(b',');
             out.extend_from_slice(&e.raw);
             out.push(b']');
@@ -1046,7 +1046,7 @@ impl Windows {
                 out.extend_from_slice(b",\"last_seen\":");
                 write_number(&mut out, inc.last_seen);
                 out.extend_from_slice(b",\"version\":");
-                out.extend_from_slice(inc.version.to_string().as_bytes());
+                write_int(&mut out, inc.version)?;
                 out.extend_from_slice(b",\"event_keys\":[");
                 let mut keys: Vec<&Key> = inc.event_keys.iter().collect();
                 keys.sort();
@@ -1066,10 +1066,44 @@ impl Windows {
         out.extend_from_slice(b",\"max_time\":");
         write_number(&mut out, state.max_time);
         out.extend_from_slice(b",\"next_seq\":");
-        out.extend_from_slice(state.next_seq.to_string().as_bytes());
+        write_int(&mut out, state.next_seq)?;
         out.push(b'}');
-        out
+        Ok(out)
     }
+}
+
+/// An integer orjson cannot write (beyond 64 bits, signed or not): a window's sequence or an
+/// incident's version counted on past the largest a restored entry may hold.
+struct BeyondBits;
+
+impl From<BeyondBits> for PyErr {
+    fn from(_: BeyondBits) -> PyErr {
+        Python::with_gil(beyond_bits)
+    }
+}
+
+/// orjson's refusal of such an integer: its JSONEncodeError (a TypeError), in its words.
+fn beyond_bits(py: Python<'_>) -> PyErr {
+    const WORDS: &str = "Integer exceeds 64-bit range";
+    match py
+        .import("orjson")
+        .and_then(|m| m.getattr("JSONEncodeError"))
+    {
+        Ok(class) => match class.downcast_into::<pyo3::types::PyType>() {
+            Ok(class) => PyErr::from_type(class, WORDS),
+            Err(_) => PyTypeError::new_err(WORDS),
+        },
+        Err(err) => err,
+    }
+}
+
+/// An integer as orjson writes it (or refuses it).
+fn write_int(out: &mut Vec<u8>, i: i128) -> Result<(), BeyondBits> {
+    if !(i128::from(i64::MIN)..=i128::from(u64::MAX)).contains(&i) {
+        return Err(BeyondBits);
+    }
+    out.extend_from_slice(i.to_string().as_bytes());
+    Ok(())
 }
 
 /// A float as orjson writes it, infinities and NaN as null.
@@ -1343,13 +1377,20 @@ impl Windows {
 
     /// The changelog value of a key: its state as `orjson.dumps(state_to_dict(state))`, or
     /// None for a tombstone (no state, or an empty one, which is dropped).
-    fn changelog<'py>(&mut self, py: Python<'py>, key: &str) -> Option<Bound<'py, PyBytes>> {
-        let state = self.states.get(key)?;
+    fn changelog<'py>(
+        &mut self,
+        py: Python<'py>,
+        key: &str,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let Some(state) = self.states.get(key) else {
+            return Ok(None);
+        };
         if state.empty() {
             self.remove(key);
-            return None;
+            return Ok(None);
         }
-        Some(PyBytes::new(py, &Windows::changelog_json(state)))
+        let value = Windows::changelog_json(state).map_err(|_| beyond_bits(py))?;
+        Ok(Some(PyBytes::new(py, &value)))
     }
 
     /// Of these keys, those whose newest event is older than `horizon`, dropped.
@@ -1449,7 +1490,7 @@ impl Windows {
         for e in window.events {
             events.push(Ev {
                 time: e.time,
-                seq: e.seq,
+                seq: e.seq.into(),
                 source: self.shared(&e.source),
                 id: Arc::from(e.id),
                 kind: self.shared(&e.kind),
@@ -1464,7 +1505,7 @@ impl Windows {
             severity: inc.severity,
             first_seen: inc.first_seen,
             last_seen: inc.last_seen,
-            version: inc.version,
+            version: inc.version.into(),
             event_keys: inc
                 .event_keys
                 .into_iter()
@@ -1481,7 +1522,7 @@ impl Windows {
             events,
             incident,
             max_time,
-            next_seq: window.next_seq,
+            next_seq: window.next_seq.into(),
             keys,
             oldest,
         };
