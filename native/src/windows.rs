@@ -945,6 +945,11 @@ impl Windows {
             .ok()
             .and_then(|s| SEVERITY_NAMES.get(s))
             .ok_or_else(|| bad(&format!("{} is not a valid Severity", inc.severity)))?;
+        // the times first: `Change.to_json` makes them before orjson writes (and refuses) a
+        // number
+        let (mut first_seen, mut last_seen) = (Vec::with_capacity(32), Vec::with_capacity(32));
+        write_time(&mut first_seen, inc.first_seen)?;
+        write_time(&mut last_seen, inc.last_seen)?;
         let size: usize = events.iter().map(|&i| state.events[i].raw.len() + 1).sum();
         let mut out = Vec::with_capacity(400 + size + routed.group_json.len() + inc.title.len());
         out.extend_from_slice(b"{\"change\":\"");
@@ -964,9 +969,9 @@ impl Windows {
         out.extend_from_slice(b"\",\"status\":\"open\",\"group\":");
         out.extend_from_slice(&routed.group_json);
         out.extend_from_slice(b",\"first_seen\":");
-        write_time(&mut out, inc.first_seen)?;
+        out.extend_from_slice(&first_seen);
         out.extend_from_slice(b",\"last_seen\":");
-        write_time(&mut out, inc.last_seen)?;
+        out.extend_from_slice(&last_seen);
         out.extend_from_slice(b",\"event_count\":");
         out.extend_from_slice(inc.event_keys.len().to_string().as_bytes());
         out.extend_from_slice(b",\"events\":[");
