@@ -15,7 +15,9 @@
 //! where Python would fail later or carry it. Up to there a record goes as in Python (its key
 //! resolved, its window made, a redelivery passed over), so a record Python would not feed (its
 //! rule gone, its event seen) is not refused either. Times are carried as floats (a forged
-//! integer time is written back as a float, the same number).
+//! integer time is written back as a float, the same number); a window restored with an
+//! integer time beyond 2**53 is refused by `put` (TypeError: the restore dead-letters the
+//! entry, where Python restores it).
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
