@@ -525,7 +525,7 @@ class CorrelateStage:
         changelog = self.kafka.topics.changelog
         for partition, key in flush.keys[flush.done : end]:
             store = self.stores.get(partition)
-            value = None if store is None else store.changelog(key)
+            value = None if store is None else _changelog_value(store, key)
             self.changelog.add(changelog, partition, key.encode(), value)
         self.stats.keys_written += end - flush.done
         flush.done = end
@@ -709,6 +709,18 @@ class CorrelateStage:
             return
         marks.cap(self.horizon())
         self.progress[partition] = marks
+
+
+def _changelog_value(store: Store, key: str) -> bytes | None:
+    """The key's changelog value; a window that cannot be written (a sequence or version a
+    forged changelog entry took past 64 bits) is forgotten and tombstoned, with an error logged:
+    left in place it would fail every flush, and the stage with it."""
+    try:
+        return store.changelog(key)
+    except Exception as exc:
+        log.error("window state not writable; forgotten", key=key[:200], error=repr(exc)[:300])
+        store.drop(key)
+        return None
 
 
 def _restored(store: Store, key: str, rule: Rule, value: bytes, strings: dict[str, str]) -> float:

@@ -22,11 +22,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+from jinja2 import TemplateError
 
 from responder.correlation.engine import Correlator, routed_by_key
 from responder.correlation.match import MISSING
 from responder.correlation.rules import EventCount, Rule, RuleSet, ValueCount
-from responder.correlation.titles import PLAIN_VALUE, plain_parts
+from responder.correlation.titles import PLAIN_VALUE, Parts, plain_parts
 from responder.correlation.window import GroupState, OpenIncident, WindowEvent
 from responder.events.schema import Severity
 from responder.text.sandbox import MAX_OUTPUT
@@ -66,10 +67,20 @@ def window_rule_spec(rule: Rule) -> dict[str, Any]:
         "severity": None if severity is None else int(Severity[severity]),
         "kind": rule.incident.kind,
         "reportable": rule.incident.reportable,
-        "parts": plain_parts(rule.incident.title or rule.title),
+        "parts": _plain(rule.incident.title or rule.title),
         "group_by": list(rule.group_by),
         "value_field": None if rule.value_field is None else rule.value_field.split("."),
     }
+
+
+def _plain(source: str) -> Parts | None:
+    """The title's plain parts; None (the sandbox decides, or fails the record as in Python)
+    for any other shape, or a rule title that is no template (only incident.title is checked
+    at load): that must fail the incidents it titles, not the store."""
+    try:
+        return plain_parts(source)
+    except TemplateError:
+        return None
 
 
 def window_spec(rules: RuleSet, *, lateness_s: float, cap: int | None, max_change: int) -> bytes:

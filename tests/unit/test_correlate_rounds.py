@@ -176,3 +176,23 @@ async def test_idle_groups_are_swept_a_step_per_round_and_tombstoned(
     tombstones = [key for submit in changelog.submitted for key, value in submit if value is None]
     queued = [key for keys in stage.dirty.values() for key in keys]
     assert sorted(tombstones + queued) == sorted(2 * [f'each|["idle-{n}"]' for n in range(5)])
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["python", "compiled"])
+async def test_a_window_the_flush_cannot_write_is_forgotten_not_the_stage(native: bool) -> None:
+    """A forged changelog entry restored with a sequence at 2**64 - 1: the group's next event
+    takes it past what orjson writes, and its window then fails to serialize. The flush writes
+    a tombstone for it and goes on with the other keys; before, it raised and stopped the stage
+    (both engines alike)."""
+    stage = CorrelateStage(KafkaSettings(), RULES, CorrelationSettings(), native=native)
+    stage.stores[0] = stage.new_store()
+    stage.committer = Committer(Consumer(), every_s=0.0)
+    stage.incident_partitions = 1
+    stage.batcher = Sender(acknowledged=True)
+    stage.changelog = changelog = Sender(acknowledged=True)
+    stage.stores[0].put('each|["huge"]', GroupState(next_seq=2**64 - 1), "each")
+    stage.handle(batch_of(["huge", "fine"], 0))
+    await stage._flush()
+    written = dict(pair for submit in changelog.submitted for pair in submit)
+    assert written['each|["huge"]'] is None and 'each|["huge"]' not in stage.stores[0]
+    assert orjson.loads(written['each|["fine"]'] or b"{}")["next_seq"] == 1
