@@ -37,7 +37,7 @@ $(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@touch $@
 
-# Then its compiled ingest path (native/, Rust; cargo fetches the crates pinned in
+# Then its compiled ingest and correlation paths (native/, Rust; cargo fetches the crates pinned in
 # native/Cargo.lock), where cargo is found (on PATH or in ~/.cargo/bin). Without it responder
 # runs its Python path (the same results, slower), and the next `make install` tries again.
 CARGO := $(or $(shell command -v cargo),$(wildcard $(HOME)/.cargo/bin/cargo))
@@ -47,7 +47,7 @@ $(VENV)/.native: $(VENV)/.installed native/Cargo.toml native/Cargo.lock native/p
 		PATH="$(abspath $(BIN)):$(dir $(CARGO)):$$PATH" $(BIN)/python -m pip install -q \
 			--no-build-isolation --no-deps ./native && touch $@; \
 	else \
-		echo "cargo not found: responder-native (the compiled ingest path) is not built"; \
+		echo "cargo not found: responder-native (the compiled ingest and correlation paths) is not built"; \
 	fi
 
 # Pins that still fit pyproject.toml are kept unless UPGRADE=1. requirements.lock (the image)
