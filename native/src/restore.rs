@@ -7,12 +7,16 @@
 //! and an object whose `source`, `id` and `type` are strings and `severity` a severity's name;
 //! the incident null or an object of exactly the fields the flush writes, of their types;
 //! `max_time` a finite number (null only for a window without events). Each body is written
-//! back as orjson writes the parsed body, as `state_from_dict` does.
+//! back as orjson writes the parsed body, as `state_from_dict` does. Integer times (up to 2**53)
+//! are carried as the same floats, and sequences and versions beyond 64 signed bits go to Python,
+//! as does anything `json.rs` reads strictly (duplicate keys, -0, integers beyond 64 bits).
 
 use crate::json::{self, Value};
 use crate::rules::get_path;
 
-const SEVERITY_NAMES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
+use std::sync::Arc;
+
+use crate::event::SEVERITIES;
 const EXACT: i128 = 1 << 53; // integers a float carries exactly
 
 pub struct Event {
@@ -23,7 +27,7 @@ pub struct Event {
     pub kind: String,
     pub severity: i64,
     pub value: Option<Value>, // None: MISSING
-    pub raw: Vec<u8>,
+    pub raw: Arc<[u8]>,
 }
 
 pub struct Incident {
@@ -65,7 +69,8 @@ fn text(value: Value) -> Option<String> {
     }
 }
 
-fn event(entry: Value, value_field: Option<&[String]>, size: usize) -> Option<Event> {
+/// `scratch`: one buffer each body is written into, then copied out at its exact size.
+fn event(entry: Value, value_field: Option<&[String]>, scratch: &mut Vec<u8>) -> Option<Event> {
     let Value::Array(entry) = entry else {
         return None;
     };
@@ -79,16 +84,14 @@ fn event(entry: Value, value_field: Option<&[String]>, size: usize) -> Option<Ev
         _ => None,
     };
     let (source, id, kind) = (field("source")?, field("id")?, field("type")?);
-    let severity = SEVERITY_NAMES.iter().position(|&n| {
-        Some(n)
-            == body.get("severity").and_then(|v| match v {
-                Value::Str(s) => Some(s.as_str()),
-                _ => None,
-            })
-    })? as i64;
+    let Some(Value::Str(named)) = body.get("severity") else {
+        return None;
+    };
+    let severity = SEVERITIES.iter().position(|&n| n == named)? as i64;
     let value = value_field.and_then(|parts| get_path(&body, parts).cloned());
-    let mut raw = Vec::with_capacity(size); // about the body's length: written once
-    json::write(&mut raw, &body);
+    scratch.clear();
+    json::write(scratch, &body);
+    let raw = Arc::from(&scratch[..]);
     Some(Event {
         time,
         seq,
@@ -147,7 +150,7 @@ fn incident(value: Value) -> Option<Option<Incident>> {
 
 /// The window a changelog value holds, or None: Python restores it (or refuses it).
 pub fn parse(value: &[u8], value_field: Option<&[String]>) -> Option<Window> {
-    let size = value.len();
+    let mut scratch = Vec::new();
     let Value::Object(fields, _) = json::parse(value)? else {
         return None;
     };
@@ -160,7 +163,7 @@ pub fn parse(value: &[u8], value_field: Option<&[String]>) -> Option<Window> {
                 };
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
-                    out.push(event(item, value_field, size)?);
+                    out.push(event(item, value_field, &mut scratch)?);
                 }
                 events = Some(out);
             }

@@ -21,18 +21,21 @@
 
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
+use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
 
-use pyo3::exceptions::{PyOSError, PyOverflowError, PyTypeError, PyValueError};
+use pyo3::exceptions::{
+    PyException, PyOSError, PyOverflowError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 use serde::Deserialize;
 
+use crate::event::SEVERITIES;
 use crate::json::{self, Value};
 use crate::message::{self, to_python};
 use crate::restore;
 
-const SEVERITY_NAMES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 const ROUTED_MAX: usize = 200_000; // as engine._ROUTED_MAX
 const EVICT_TO: f64 = 0.9; // as capacity.EVICT_TO
 /// Event times a whole message is taken with: those a change can be written with (years 1 to
@@ -945,7 +948,7 @@ impl Windows {
         let inc = state.incident.as_ref().expect("an incident");
         let severity = usize::try_from(inc.severity)
             .ok()
-            .and_then(|s| SEVERITY_NAMES.get(s))
+            .and_then(|s| SEVERITIES.get(s))
             .ok_or_else(|| bad(&format!("{} is not a valid Severity", inc.severity)))?;
         // the times first: `Change.to_json` makes them before orjson writes (and refuses) a
         // number
@@ -1077,6 +1080,211 @@ impl Windows {
         out.push(b'}');
         Ok(out)
     }
+
+    fn feed_message_here<'py>(
+        &mut self,
+        py: Python<'py>,
+        value: &[u8],
+        watermark: Option<f64>,
+    ) -> PyResult<Option<Outcome<'py>>> {
+        let Some(message) = message::parse(value) else {
+            return Ok(None);
+        };
+        let mut times = Vec::with_capacity(message.heads.len());
+        let raws: Vec<Arc<[u8]>> = message.heads.iter().map(|h| Arc::from(h.raw)).collect();
+        for head in &message.heads {
+            let time = match head.time {
+                Value::Float(f) => f,
+                _ => return Ok(None),
+            };
+            let in_range = matches!(head.rank, Value::Int(r) if (0..5).contains(&r));
+            if !(EARLIEST..=LATEST).contains(&time) || !in_range {
+                return Ok(None);
+            }
+            times.push(time);
+        }
+        let changes = PyList::empty(py);
+        let failures = PyList::empty(py);
+        let (mut fed, mut newest) = (0usize, f64::NEG_INFINITY);
+        for rec in message.records {
+            let head = &message.heads[rec.head];
+            let Value::Int(rank) = head.rank else {
+                unreachable!("checked above")
+            };
+            let time = times[rec.head];
+            let ekey = (self.shared(&head.source), Arc::from(head.id.as_str()));
+            let event = self.event(
+                time,
+                ekey,
+                &head.kind,
+                rank,
+                rec.counted,
+                raws[rec.head].clone(),
+            )?;
+            match self.feed_event(py, &rec.key, event, watermark) {
+                Ok(Fed::Skipped) => {}
+                Ok(Fed::Done(change)) => {
+                    if let Some(change) = change {
+                        changes.append((
+                            PyString::new(py, &change.incident_id),
+                            PyBytes::new(py, &change.json),
+                        ))?;
+                    }
+                    if time > newest {
+                        newest = time;
+                    }
+                    fed += 1;
+                }
+                Err(err) if !err.is_instance_of::<PyException>(py) => return Err(err),
+                Err(err) => failures.append((
+                    PyString::new(py, &rec.key),
+                    PyString::new(py, &head.source),
+                    PyString::new(py, &head.id),
+                    err.into_value(py),
+                ))?,
+            }
+        }
+        let progress = PyList::empty(py);
+        for (p, newest) in &message.progress {
+            let newest = match newest {
+                None => py.None().into_bound(py),
+                Some(n) => to_python(py, n)?,
+            };
+            progress.append(PyTuple::new(py, [p.into_pyobject(py)?.into_any(), newest])?)?;
+        }
+        Ok(Some((changes, progress, fed, newest, failures)))
+    }
+
+    fn feed_here<'py>(
+        &mut self,
+        py: Python<'py>,
+        key: &Bound<'py, PyAny>,
+        event: &Bound<'py, PyAny>,
+        watermark: Option<f64>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        // In the Python engine's order: the key resolved (a key that is not a string: Python
+        // words why), the window made, the dedup, then the event's fields.
+        let key: String = match key.downcast_exact::<PyString>() {
+            Ok(key) => key.to_str()?.to_string(),
+            Err(_) => {
+                self.resolve.call1(py, (key,))?; // raises (`routed_by_key`)
+                return Err(bad("a group key is not a string"));
+            }
+        };
+        let Some(routed) = self.begin(py, &key)? else {
+            return Ok(false.into_pyobject(py)?.to_owned().into_any());
+        };
+        let source = event.getattr("source")?;
+        let id = event.getattr("id")?;
+        let ekey = (
+            self.shared(source.extract::<&str>()?),
+            Arc::from(id.extract::<&str>()?),
+        );
+        if self.seen(&key, &ekey) {
+            return Ok(py.None().into_bound(py));
+        }
+        let time = float_of(&event.getattr("time")?)?;
+        let rank = event
+            .getattr("severity")?
+            .downcast_exact::<pyo3::types::PyInt>() // (not a bool: Python would carry `true`)
+            .ok()
+            .and_then(|rank| rank.extract::<i64>().ok())
+            .ok_or_else(|| bad("an event severity that is not a severity"))?;
+        let value = event.getattr("value")?;
+        let value = if value.is(&self.classes[3]) {
+            None
+        } else {
+            Some(from_python(&value)?)
+        };
+        let raw = event.getattr("raw")?;
+        let raw = raw
+            .downcast_exact::<PyBytes>()
+            .map_err(|_| bad("an event without its bytes"))?;
+        let event = self.event(
+            time,
+            ekey,
+            event.getattr("type")?.extract::<&str>()?,
+            rank as i128,
+            value,
+            Arc::from(raw.as_bytes()),
+        )?;
+        Ok(
+            match self.feed_fresh(py, &key, &routed, event, watermark)? {
+                None => py.None().into_bound(py),
+                Some(change) => PyTuple::new(
+                    py,
+                    [
+                        PyString::new(py, &change.incident_id).into_any(),
+                        PyBytes::new(py, &change.json).into_any(),
+                    ],
+                )?
+                .into_any(),
+            },
+        )
+    }
+
+    fn restore_here(&mut self, key: &str, value: &[u8], rule_id: &str) -> Option<f64> {
+        let &rule = self.by_id.get(rule_id)?;
+        let window = restore::parse(value, self.rules[rule].value_field.as_deref())?;
+        let mut events = Vec::with_capacity(window.events.len());
+        for e in window.events {
+            events.push(Ev {
+                time: e.time,
+                seq: e.seq.into(),
+                source: self.shared(&e.source),
+                id: Arc::from(e.id),
+                kind: self.shared(&e.kind),
+                severity: e.severity,
+                value: e.value,
+                raw: e.raw,
+            });
+        }
+        let incident = window.incident.map(|inc| Incident {
+            id: inc.id,
+            title: inc.title,
+            severity: inc.severity,
+            first_seen: inc.first_seen,
+            last_seen: inc.last_seen,
+            version: inc.version.into(),
+            event_keys: inc
+                .event_keys
+                .into_iter()
+                .map(|(s, i)| (Arc::from(s), Arc::from(i)))
+                .collect(),
+        });
+        let keys = events.iter().map(Ev::key).collect();
+        let oldest = events
+            .iter()
+            .map(|e| e.time)
+            .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
+        let max_time = window.max_time;
+        let state = State {
+            events,
+            incident,
+            max_time,
+            next_seq: window.next_seq.into(),
+            keys,
+            oldest,
+        };
+        self.place(rule, key, state);
+        Some(max_time)
+    }
+
+    fn changelog_here<'py>(
+        &mut self,
+        py: Python<'py>,
+        key: &str,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let Some(state) = self.states.get(key) else {
+            return Ok(None);
+        };
+        if state.empty() {
+            self.remove(key);
+            return Ok(None);
+        }
+        let value = Windows::changelog_json(state).map_err(|_| beyond_bits(py))?;
+        Ok(Some(PyBytes::new(py, &value)))
+    }
 }
 
 /// An integer orjson cannot write (beyond 64 bits, signed or not): a window's sequence or an
@@ -1111,6 +1319,17 @@ fn write_int(out: &mut Vec<u8>, i: i128) -> Result<(), BeyondBits> {
     }
     out.extend_from_slice(i.to_string().as_bytes());
     Ok(())
+}
+
+/// A panic in the compiled store (a bug) as an ordinary exception: the record, message or
+/// entry fails and goes to the dead-letter topic, rather than PanicException (a BaseException)
+/// stopping the stage.
+fn guarded<T>(work: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    panic::catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|_| {
+        Err(PyRuntimeError::new_err(
+            "the compiled window store failed (a panic); see the worker's stderr",
+        ))
+    })
 }
 
 /// A float as orjson writes it, infinities and NaN as null.
@@ -1234,71 +1453,7 @@ impl Windows {
         value: &[u8],
         watermark: Option<f64>,
     ) -> PyResult<Option<Outcome<'py>>> {
-        let Some(message) = message::parse(value) else {
-            return Ok(None);
-        };
-        let mut times = Vec::with_capacity(message.heads.len());
-        let raws: Vec<Arc<[u8]>> = message.heads.iter().map(|h| Arc::from(h.raw)).collect();
-        for head in &message.heads {
-            let time = match head.time {
-                Value::Float(f) => f,
-                _ => return Ok(None),
-            };
-            let in_range = matches!(head.rank, Value::Int(r) if (0..5).contains(&r));
-            if !(EARLIEST..=LATEST).contains(&time) || !in_range {
-                return Ok(None);
-            }
-            times.push(time);
-        }
-        let changes = PyList::empty(py);
-        let failures = PyList::empty(py);
-        let (mut fed, mut newest) = (0usize, f64::NEG_INFINITY);
-        for rec in message.records {
-            let head = &message.heads[rec.head];
-            let Value::Int(rank) = head.rank else {
-                unreachable!("checked above")
-            };
-            let time = times[rec.head];
-            let ekey = (self.shared(&head.source), Arc::from(head.id.as_str()));
-            let event = self.event(
-                time,
-                ekey,
-                &head.kind,
-                rank,
-                rec.counted,
-                raws[rec.head].clone(),
-            )?;
-            match self.feed_event(py, &rec.key, event, watermark) {
-                Ok(Fed::Skipped) => {}
-                Ok(Fed::Done(change)) => {
-                    if let Some(change) = change {
-                        changes.append((
-                            PyString::new(py, &change.incident_id),
-                            PyBytes::new(py, &change.json),
-                        ))?;
-                    }
-                    if time > newest {
-                        newest = time;
-                    }
-                    fed += 1;
-                }
-                Err(err) => failures.append((
-                    PyString::new(py, &rec.key),
-                    PyString::new(py, &head.source),
-                    PyString::new(py, &head.id),
-                    err.into_value(py),
-                ))?,
-            }
-        }
-        let progress = PyList::empty(py);
-        for (p, newest) in &message.progress {
-            let newest = match newest {
-                None => py.None().into_bound(py),
-                Some(n) => to_python(py, n)?,
-            };
-            progress.append(PyTuple::new(py, [p.into_pyobject(py)?.into_any(), newest])?)?;
-        }
-        Ok(Some((changes, progress, fed, newest, failures)))
+        guarded(|| self.feed_message_here(py, value, watermark))
     }
 
     /// One record fed (`records.read`'s WindowEvent): the change as (incident id, JSON), None
@@ -1312,65 +1467,7 @@ impl Windows {
         event: &Bound<'py, PyAny>,
         watermark: Option<f64>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        // In the Python engine's order: the key resolved (a key that is not a string: Python
-        // words why), the window made, the dedup, then the event's fields.
-        let key: String = match key.downcast_exact::<PyString>() {
-            Ok(key) => key.to_str()?.to_string(),
-            Err(_) => {
-                self.resolve.call1(py, (key,))?; // raises (`routed_by_key`)
-                return Err(bad("a group key is not a string"));
-            }
-        };
-        let Some(routed) = self.begin(py, &key)? else {
-            return Ok(false.into_pyobject(py)?.to_owned().into_any());
-        };
-        let source = event.getattr("source")?;
-        let id = event.getattr("id")?;
-        let ekey = (
-            self.shared(source.extract::<&str>()?),
-            Arc::from(id.extract::<&str>()?),
-        );
-        if self.seen(&key, &ekey) {
-            return Ok(py.None().into_bound(py));
-        }
-        let time = float_of(&event.getattr("time")?)?;
-        let rank = event
-            .getattr("severity")?
-            .downcast_exact::<pyo3::types::PyInt>() // (not a bool: Python would carry `true`)
-            .ok()
-            .and_then(|rank| rank.extract::<i64>().ok())
-            .ok_or_else(|| bad("an event severity that is not a severity"))?;
-        let value = event.getattr("value")?;
-        let value = if value.is(&self.classes[3]) {
-            None
-        } else {
-            Some(from_python(&value)?)
-        };
-        let raw = event.getattr("raw")?;
-        let raw = raw
-            .downcast_exact::<PyBytes>()
-            .map_err(|_| bad("an event without its bytes"))?;
-        let event = self.event(
-            time,
-            ekey,
-            event.getattr("type")?.extract::<&str>()?,
-            rank as i128,
-            value,
-            Arc::from(raw.as_bytes()),
-        )?;
-        Ok(
-            match self.feed_fresh(py, &key, &routed, event, watermark)? {
-                None => py.None().into_bound(py),
-                Some(change) => PyTuple::new(
-                    py,
-                    [
-                        PyString::new(py, &change.incident_id).into_any(),
-                        PyBytes::new(py, &change.json).into_any(),
-                    ],
-                )?
-                .into_any(),
-            },
-        )
+        guarded(|| self.feed_here(py, key, event, watermark))
     }
 
     /// The keys fed since the last call (each once per feed), for the flush to write.
@@ -1389,15 +1486,7 @@ impl Windows {
         py: Python<'py>,
         key: &str,
     ) -> PyResult<Option<Bound<'py, PyBytes>>> {
-        let Some(state) = self.states.get(key) else {
-            return Ok(None);
-        };
-        if state.empty() {
-            self.remove(key);
-            return Ok(None);
-        }
-        let value = Windows::changelog_json(state).map_err(|_| beyond_bits(py))?;
-        Ok(Some(PyBytes::new(py, &value)))
+        guarded(|| self.changelog_here(py, key))
     }
 
     /// Of these keys, those whose newest event is older than `horizon`, dropped.
@@ -1469,7 +1558,7 @@ impl Windows {
                 event_keys,
             })
         };
-        let max_time: f64 = state.getattr("max_time")?.extract()?;
+        let max_time = float_of(&state.getattr("max_time")?)?;
         let keys = events.iter().map(Ev::key).collect();
         let oldest = events
             .iter()
@@ -1490,51 +1579,8 @@ impl Windows {
     /// A changelog value restored in place (`state_from_dict`, then `put`): the window's
     /// newest event time, or None when the value is not the shape a flush writes (Python
     /// restores it or refuses it; nothing is put).
-    fn restore(&mut self, key: &str, value: &[u8], rule_id: &str) -> Option<f64> {
-        let &rule = self.by_id.get(rule_id)?;
-        let window = restore::parse(value, self.rules[rule].value_field.as_deref())?;
-        let mut events = Vec::with_capacity(window.events.len());
-        for e in window.events {
-            events.push(Ev {
-                time: e.time,
-                seq: e.seq.into(),
-                source: self.shared(&e.source),
-                id: Arc::from(e.id),
-                kind: self.shared(&e.kind),
-                severity: e.severity,
-                value: e.value,
-                raw: Arc::from(e.raw),
-            });
-        }
-        let incident = window.incident.map(|inc| Incident {
-            id: inc.id,
-            title: inc.title,
-            severity: inc.severity,
-            first_seen: inc.first_seen,
-            last_seen: inc.last_seen,
-            version: inc.version.into(),
-            event_keys: inc
-                .event_keys
-                .into_iter()
-                .map(|(s, i)| (Arc::from(s), Arc::from(i)))
-                .collect(),
-        });
-        let keys = events.iter().map(Ev::key).collect();
-        let oldest = events
-            .iter()
-            .map(|e| e.time)
-            .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
-        let max_time = window.max_time;
-        let state = State {
-            events,
-            incident,
-            max_time,
-            next_seq: window.next_seq.into(),
-            keys,
-            oldest,
-        };
-        self.place(rule, key, state);
-        Some(max_time)
+    fn restore(&mut self, key: &str, value: &[u8], rule_id: &str) -> PyResult<Option<f64>> {
+        guarded(|| Ok(self.restore_here(key, value, rule_id)))
     }
 
     /// The key's state as a Python GroupState (a copy: changing it changes nothing here).

@@ -389,6 +389,7 @@ class CorrelateStage:
         watermark: float | None,
         dirty: set[str],
     ) -> Fed:
+        """One record through the compiled engine (which keeps the keys fed itself)."""
         assert isinstance(store, NativeWindows)
         fed: Fed = store.feed(key, event, watermark)
         return fed
@@ -712,9 +713,9 @@ class CorrelateStage:
 
 
 def _changelog_value(store: Store, key: str) -> bytes | None:
-    """The key's changelog value; a window that cannot be written (a sequence or version a
-    forged changelog entry took past 64 bits) is forgotten and tombstoned, with an error logged:
-    left in place it would fail every flush, and the stage with it."""
+    """The key's changelog value; a window that cannot be written for any reason (e.g. a
+    sequence or version a forged changelog entry took past 64 bits) is forgotten and tombstoned,
+    with an error logged: left in place it would fail every flush, and the stage with it."""
     try:
         return store.changelog(key)
     except Exception as exc:

@@ -12,8 +12,11 @@ values and the count (the sandbox renders it, `correlation/titles.py`). A change
 restored by the compiled side where it is the shape a flush writes (`restore`), else by
 `state_from_dict` and `put`.
 
-`NativeWindows` gives the store the parts of `GroupStore`'s interface the stage and the tests
-read: iteration, `in`, `len`, `store[key]` (a GroupState copy), `put`, `drop`, `take_evicted`.
+`NativeWindows` has the parts of `GroupStore`'s interface the stage and the tests read
+(iteration, `in`, `len`, `store[key]`, a GroupState copy, `put`, `drop`, `take_evicted`,
+`changelog`, `drop_idle`) and its own: `feed_message`, `feed`, `take_fed` (the keys fed since,
+for the flush) and `restore`. A panic in the compiled code (a bug) surfaces as RuntimeError, so
+it fails a record, message or entry, never the stage.
 """
 
 from __future__ import annotations
@@ -52,7 +55,7 @@ def window_rule_spec(rule: Rule) -> dict[str, Any]:
     elif isinstance(corr, EventCount | ValueCount):
         test = "count" if isinstance(corr, EventCount) else "distinct"
         cond = corr.condition
-        threshold = {"gte": cond.gte, "gt": cond.gt, "eq": cond.eq}
+        threshold = {"gte": _count(cond.gte), "gt": _count(cond.gt), "eq": _count(cond.eq)}
     else:
         test = "every" if corr.type == "temporal" else "ordered"
         types = list(corr.events)
@@ -71,6 +74,12 @@ def window_rule_spec(rule: Rule) -> dict[str, Any]:
         "group_by": list(rule.group_by),
         "value_field": None if rule.value_field is None else rule.value_field.split("."),
     }
+
+
+def _count(n: int | None) -> int | None:
+    """A threshold as the compiled side reads it (64 bits): one past any count a window can
+    have is as unreachable as a larger one (a rule may say 2**64; Python's engine runs it)."""
+    return None if n is None else min(n, 2**63 - 1)
 
 
 def _plain(source: str) -> Parts | None:

@@ -508,3 +508,21 @@ def test_restore_pauses_garbage_collection_and_puts_it_back(was_enabled: bool) -
     finally:
         gc.unfreeze()
         gc.enable()
+
+
+def test_a_large_window_restores_in_memory_of_its_size() -> None:
+    """2,000 events in one entry (136 KB): the compiled restore once reserved the whole entry's
+    length for each body, ~330 MB for this one and quadratic in the entry's size (an entry up to
+    the topic's 5 MiB asked for hundreds of GB, on every restart)."""
+    docs = [event(f"e{i}", actor={"ip": f"10.0.{i // 250}.{i % 250}"}) for i in range(2000)]
+    value = written(BY_IP, docs)
+    store = compiled_store(RuleSet([BY_IP]))
+    resident = _resident_bytes()
+    assert store.restore('by-ip|["x"]', value, "by-ip") == 1000.0 + 10 * 1999
+    assert _resident_bytes() - resident < 64 * 1024 * 1024
+    assert store.changelog('by-ip|["x"]') == value
+
+
+def _resident_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")

@@ -468,3 +468,43 @@ async def test_a_flood_of_forged_commands_is_refused_and_audited_within_a_budget
         audited = session.exec(select(AuditRecord).where(AuditRecord.action == "command.refused"))
         assert len(list(audited)) == 30
         assert not kill_switch_on(session)
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["python", "compiled"])
+def test_a_count_threshold_past_64_bits_is_a_rule_that_never_fires(native: bool) -> None:
+    """Thresholds are only `ge=0`: the compiled store is still made, and fires as Python does."""
+    rules = RuleSet(
+        [
+            rule(
+                id="every",
+                match={"type|exists": True},
+                window="1h",
+                correlation={"type": "event_count", "condition": {"gte": 2**64}},
+            )
+        ]
+    )
+    stage = CorrelateStage(KAFKA, rules, CorrelationSettings(), native=native)
+    stage.stores[0] = stage.new_store()
+    [value] = IngestBatch(rules, 1).handle([event("a"), event("b")]).messages[0]
+    stage.handle(batch_of([value], topic="correlate"))
+    assert stage.outbox == [] and stage.dead == [] and stage.stats.records == 2
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["python", "compiled"])
+def test_an_interrupt_while_correlating_is_not_a_failed_record(
+    monkeypatch: pytest.MonkeyPatch, native: bool
+) -> None:
+    """KeyboardInterrupt (or SystemExit, CancelledError) raised under the engine, here in the
+    sandboxed title, stops the stage as it would stop any Python code; it is not dead-lettered."""
+    rules = RuleSet([SANDBOXED])
+    stage = CorrelateStage(KAFKA, rules, CorrelationSettings(), native=native)
+    stage.stores[0] = stage.new_store()
+
+    def render(*_: Any) -> str:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stage.engine.titles, "render", render)
+    [value] = IngestBatch(rules, 1).handle([event("a")]).messages[0]
+    with pytest.raises(KeyboardInterrupt):
+        stage.handle(batch_of([value], topic="correlate"))
+    assert stage.dead == []
