@@ -174,14 +174,7 @@ pub fn read<'py>(
     let Some(message) = parse(value) else {
         return Ok(None);
     };
-    let progress = PyList::empty(py);
-    for (p, newest) in &message.progress {
-        let newest = match newest {
-            None => py.None().into_bound(py),
-            Some(n) => to_python(py, n)?,
-        };
-        progress.append(PyTuple::new(py, [p.into_pyobject(py)?.into_any(), newest])?)?;
-    }
+    let progress = progress_list(py, &message.progress)?;
     // each event once: (raw, source, id, type, rank, time) as the records share them
     let mut heads: Vec<[Bound<'py, PyAny>; 6]> = Vec::with_capacity(message.heads.len());
     for head in &message.heads {
@@ -212,6 +205,22 @@ pub fn read<'py>(
         )?)?;
     }
     Ok(Some((out, progress)))
+}
+
+/// The input progress as `records.read` returns it: (partition, newest time or None) pairs.
+pub fn progress_list<'py>(
+    py: Python<'py>,
+    progress: &[(i128, Option<Value>)],
+) -> PyResult<Bound<'py, PyList>> {
+    let out = PyList::empty(py);
+    for (p, newest) in progress {
+        let newest = match newest {
+            None => py.None().into_bound(py),
+            Some(n) => to_python(py, n)?,
+        };
+        out.append(PyTuple::new(py, [p.into_pyobject(py)?.into_any(), newest])?)?;
+    }
+    Ok(out)
 }
 
 /// (the header's bytes, where the events' bytes start), or None for a bad frame.

@@ -249,11 +249,7 @@ impl State {
         if self.oldest < keep_after {
             self.events.retain(|e| e.time >= keep_after);
             self.keys = self.events.iter().map(Ev::key).collect();
-            self.oldest = self
-                .events
-                .iter()
-                .map(|e| e.time)
-                .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
+            self.oldest = earliest(&self.events);
         }
         if let Some(inc) = &self.incident {
             if inc.last_seen < incident_after {
@@ -262,9 +258,22 @@ impl State {
         }
     }
 
+    /// The dedup keys and the earliest time of a window's events (`GroupState.__post_init__`).
+    fn index(events: &[Ev]) -> (HashSet<Key>, f64) {
+        (events.iter().map(Ev::key).collect(), earliest(events))
+    }
+
     fn empty(&self) -> bool {
         self.events.is_empty() && self.incident.is_none()
     }
+}
+
+/// The earliest time of these events; infinity for none.
+fn earliest<'a>(events: impl IntoIterator<Item = &'a Ev>) -> f64 {
+    events
+        .into_iter()
+        .map(|e| e.time)
+        .fold(f64::INFINITY, |a, b| if b < a { b } else { a })
 }
 
 /// A JSON value as `window._hashable` makes it for counting distinct values: `true` apart from
@@ -611,6 +620,21 @@ impl Windows {
         arc
     }
 
+    /// A Python WindowEvent's counted value (None: MISSING) and its bytes.
+    fn value_and_raw(&self, event: &Bound<'_, PyAny>) -> PyResult<(Option<Value>, Arc<[u8]>)> {
+        let value = event.getattr("value")?;
+        let value = if value.is(&self.classes[3]) {
+            None
+        } else {
+            Some(from_python(&value)?)
+        };
+        let raw = event.getattr("raw")?;
+        let raw = raw
+            .downcast_exact::<PyBytes>()
+            .map_err(|_| bad("an event without its bytes"))?;
+        Ok((value, Arc::from(raw.as_bytes())))
+    }
+
     fn rule_of(&self, key: &str) -> Option<usize> {
         self.by_id
             .get(key.split('|').next().unwrap_or(key))
@@ -883,11 +907,7 @@ impl Windows {
             Some(s) => s,
             None => events.iter().map(|e| e.severity).max().unwrap_or(0),
         };
-        let first_seen =
-            events
-                .iter()
-                .map(|e| e.time)
-                .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
+        let first_seen = earliest(events.iter().copied());
         let last_seen = events
             .iter()
             .map(|e| e.time)
@@ -1144,14 +1164,7 @@ impl Windows {
                 ))?,
             }
         }
-        let progress = PyList::empty(py);
-        for (p, newest) in &message.progress {
-            let newest = match newest {
-                None => py.None().into_bound(py),
-                Some(n) => to_python(py, n)?,
-            };
-            progress.append(PyTuple::new(py, [p.into_pyobject(py)?.into_any(), newest])?)?;
-        }
+        let progress = message::progress_list(py, &message.progress)?;
         Ok(Some((changes, progress, fed, newest, failures)))
     }
 
@@ -1190,23 +1203,14 @@ impl Windows {
             .ok()
             .and_then(|rank| rank.extract::<i64>().ok())
             .ok_or_else(|| bad("an event severity that is not a severity"))?;
-        let value = event.getattr("value")?;
-        let value = if value.is(&self.classes[3]) {
-            None
-        } else {
-            Some(from_python(&value)?)
-        };
-        let raw = event.getattr("raw")?;
-        let raw = raw
-            .downcast_exact::<PyBytes>()
-            .map_err(|_| bad("an event without its bytes"))?;
+        let (value, raw) = self.value_and_raw(event)?;
         let event = self.event(
             time,
             ekey,
             event.getattr("type")?.extract::<&str>()?,
             rank as i128,
             value,
-            Arc::from(raw.as_bytes()),
+            raw,
         )?;
         Ok(
             match self.feed_fresh(py, &key, &routed, event, watermark)? {
@@ -1252,11 +1256,7 @@ impl Windows {
                 .map(|(s, i)| (Arc::from(s), Arc::from(i)))
                 .collect(),
         });
-        let keys = events.iter().map(Ev::key).collect();
-        let oldest = events
-            .iter()
-            .map(|e| e.time)
-            .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
+        let (keys, oldest) = State::index(&events);
         let max_time = window.max_time;
         let state = State {
             events,
@@ -1518,16 +1518,7 @@ impl Windows {
         let mut events = Vec::new();
         for e in state.getattr("events")?.try_iter()? {
             let e = e?;
-            let value = e.getattr("value")?;
-            let value = if value.is(&self.classes[3]) {
-                None
-            } else {
-                Some(from_python(&value)?)
-            };
-            let raw = e.getattr("raw")?;
-            let raw = raw
-                .downcast_exact::<PyBytes>()
-                .map_err(|_| bad("an event without its bytes"))?;
+            let (value, raw) = self.value_and_raw(&e)?;
             events.push(Ev {
                 time: float_of(&e.getattr("time")?)?,
                 seq: e.getattr("seq")?.extract()?,
@@ -1536,7 +1527,7 @@ impl Windows {
                 kind: self.shared(e.getattr("type")?.extract::<&str>()?),
                 severity: e.getattr("severity")?.extract()?,
                 value,
-                raw: Arc::from(raw.as_bytes()),
+                raw,
             });
         }
         let inc = state.getattr("incident")?;
@@ -1559,11 +1550,7 @@ impl Windows {
             })
         };
         let max_time = float_of(&state.getattr("max_time")?)?;
-        let keys = events.iter().map(Ev::key).collect();
-        let oldest = events
-            .iter()
-            .map(|e| e.time)
-            .fold(f64::INFINITY, |a, b| if b < a { b } else { a });
+        let (keys, oldest) = State::index(&events);
         let state = State {
             events,
             incident,
