@@ -86,9 +86,10 @@ async def read_topic(
         assigned = [TopicPartition(topic, p) for p in sorted(partitions)]
         if not assigned:
             return [], 0
+        # the ends first: once assigned, a fetch the broker holds delays the next request
+        ends = await consumer.end_offsets(assigned)
         consumer.assign(assigned)
         await consumer.seek_to_beginning(*assigned)
-        ends = await consumer.end_offsets(assigned)
         anchors: list[Anchor] = []
         skipped = 0
 

@@ -1,0 +1,69 @@
+"""The restorer between restores, on the real broker: it knows the changelog's partitions from
+the start, fetches nothing between restores (paused), and a partition restored a second time
+(assigned again after a rebalance) is read again from the beginning, with what was written
+meanwhile."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from aiokafka import TopicPartition
+
+from responder.correlation.rules import RuleSet
+from responder.correlation.window import GroupState, state_to_dict, window_event
+from responder.settings import CorrelationSettings
+from responder.streams.correlate import CorrelateStage
+from responder.streams.topics import ensure_topics
+from tests.support.builders import event, rule
+from tests.support.harness import kafka_settings
+from tests.support.java_client import Record, produce_raw_headers
+
+pytestmark = [pytest.mark.integration]
+
+BY_IP = rule(id="by-ip", match={"type": "test.seen"}, group_by=["actor.ip"], window="10m")
+
+
+def entry(n: int) -> Record:
+    state = GroupState()
+    state.add(window_event(BY_IP, event(f"e{n}", actor={"ip": f"10.0.0.{n}"}), 1000.0 + n))
+    return Record(f'by-ip|["10.0.0.{n}"]'.encode(), orjson.dumps(state_to_dict(state)))
+
+
+def keys(*numbers: int) -> set[str]:
+    return {f'by-ip|["10.0.0.{n}"]' for n in numbers}
+
+
+async def test_the_restorer_fetches_nothing_between_restores_and_restores_again(
+    kafka_bootstrap: str, unique: str
+) -> None:
+    kafka = kafka_settings(kafka_bootstrap, unique)
+    await ensure_topics(kafka)
+    changelog = kafka.topics.changelog
+    everything = {TopicPartition(changelog, p) for p in range(kafka.partitions)}
+    await produce_raw_headers(kafka_bootstrap, changelog, 0, [entry(0), entry(1)])
+
+    stage = CorrelateStage(kafka, RuleSet([BY_IP]), CorrelationSettings())
+    stage._clients()
+    await stage.producer.start()
+    await stage.restorer.start()
+    try:
+        await stage._prime_restorer()
+        assert stage.restorer.assignment() == everything
+        assert stage.restorer.paused() == everything  # known, not fetched
+
+        assert await stage._restore([0, 1]) == 2
+        assert set(stage.stores[0]) == keys(0, 1) and not stage.stores[1]
+        assert stage.restorer.paused() == {
+            TopicPartition(changelog, 0),
+            TopicPartition(changelog, 1),
+        }
+
+        await produce_raw_headers(kafka_bootstrap, changelog, 0, [entry(2)])
+        await produce_raw_headers(kafka_bootstrap, changelog, 1, [entry(3)])
+        stage.stores.clear()  # revoked, then assigned again
+        assert await stage._restore([0, 1]) == 4
+        assert set(stage.stores[0]) == keys(0, 1, 2) and set(stage.stores[1]) == keys(3)
+        assert len(stage.restorer.paused()) == 2
+    finally:
+        await stage.restorer.stop()
+        await stage.producer.stop()
