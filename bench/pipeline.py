@@ -492,10 +492,11 @@ async def main() -> None:
     )
     ap.add_argument(
         "--only",
-        choices=("all", "latency", "throughput"),
+        choices=("all", "latency", "throughput", "scale"),
         default="all",
         help="latency: only the latency probes and the low-load cost; throughput: only (a) and "
-        "(b), the raw drain and the default worker's (with --before too)",
+        "(b), the raw drain and the default worker's (with --before too); scale: those and "
+        "(b1), one worker process on one core",
     )
     ap.add_argument("--restore-keys", type=int, default=1_000_000)
     ap.add_argument("--rules", type=Path, default=Path("rules"))
@@ -603,6 +604,9 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     )
     one_eps = one.rate
     print(f"(b1) one worker process on one core: {one_eps:,.0f} events/s", flush=True)
+    if args.only == "scale":
+        print(f"default worker vs one process on one core: {worker_eps / one_eps:.2f}x")
+        return
 
     # (b') a process per stage, CPU per stage; (c) the sink alone on SQLite and PostgreSQL,
     # with the shipped playbooks: the runs the changes start are created (not run) in its batches

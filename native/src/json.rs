@@ -40,6 +40,14 @@ impl Value {
         Value::Object(items, index)
     }
 
+    /// The string this value is, or None.
+    pub fn into_text(self) -> Option<String> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// The value under `key` of an object (a hash lookup where large, as Python's dict).
     pub fn get(&self, key: &str) -> Option<&Value> {
         match self {

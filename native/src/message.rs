@@ -65,13 +65,6 @@ fn is_number(value: &Value) -> bool {
     matches!(value, Value::Int(_) | Value::Float(_))
 }
 
-fn text(value: Value) -> Option<String> {
-    match value {
-        Value::Str(s) => Some(s),
-        _ => None,
-    }
-}
-
 /// The message, or None: not the shape ingest writes (the Python reader decides).
 pub fn parse(value: &[u8]) -> Option<Message<'_>> {
     let (header, base) = split(value)?;
@@ -125,7 +118,9 @@ pub fn parse(value: &[u8]) -> Option<Message<'_>> {
         if offset < 0 || length < 0 || start + length > value.len() as i128 {
             return None;
         }
-        let (Some(source), Some(id), Some(kind)) = (text(source), text(id), text(kind)) else {
+        let (Some(source), Some(id), Some(kind)) =
+            (source.into_text(), id.into_text(), kind.into_text())
+        else {
             return None;
         };
         if !matches!(rank, Value::Int(_)) || !is_number(&time) {

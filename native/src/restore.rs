@@ -62,13 +62,6 @@ fn int(value: &Value) -> Option<i64> {
     }
 }
 
-fn text(value: Value) -> Option<String> {
-    match value {
-        Value::Str(s) => Some(s),
-        _ => None,
-    }
-}
-
 /// `scratch`: one buffer each body is written into, then copied out at its exact size.
 fn event(entry: Value, value_field: Option<&[String]>, scratch: &mut Vec<u8>) -> Option<Event> {
     let Value::Array(entry) = entry else {
@@ -114,8 +107,8 @@ fn incident(value: Value) -> Option<Option<Incident>> {
         (None, None, None, None, None, None, None);
     for (name, value) in fields {
         match name.as_str() {
-            "id" => id = text(value),
-            "title" => title = text(value),
+            "id" => id = value.into_text(),
+            "title" => title = value.into_text(),
             "severity" => severity = int(&value).filter(|s| (0..5).contains(s)),
             "first_seen" => first = number(&value),
             "last_seen" => last = number(&value),
@@ -130,7 +123,7 @@ fn incident(value: Value) -> Option<Option<Incident>> {
                         return None;
                     };
                     let [source, id] = <[Value; 2]>::try_from(pair).ok()?;
-                    pairs.push((text(source)?, text(id)?));
+                    pairs.push((source.into_text()?, id.into_text()?));
                 }
                 keys = Some(pairs);
             }

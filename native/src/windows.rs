@@ -31,7 +31,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyFloat, PyList, PyString, PyTuple};
 use serde::Deserialize;
 
-use crate::event::SEVERITIES;
+use crate::event::{civil_from_days, SEVERITIES};
 use crate::json::{self, Value};
 use crate::message::{self, to_python};
 use crate::restore;
@@ -476,19 +476,6 @@ fn first_ordered_end(
 }
 
 // --- text -------------------------------------------------------------------------------------
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let d = doe - (365 * yoe + yoe / 4 - yoe / 100) + 1;
-    let mp = (5 * (d - 1) + 2) / 153;
-    let d = d - (153 * mp + 2) / 5;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
 
 fn round_half_even(x: f64) -> f64 {
     let rounded = x.round();
