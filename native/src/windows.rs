@@ -589,6 +589,7 @@ pub struct Windows {
     too_large: PyObject, // the exception class of a change over max_change
     classes: [PyObject; 4], // WindowEvent, OpenIncident, GroupState, MISSING
     strings: HashMap<String, Arc<str>>, // one copy of each source and type
+    sweep_keys: Vec<String>, // the keys a sweep under way has still to look at
 }
 
 fn bad(message: &str) -> PyErr {
@@ -1427,6 +1428,7 @@ impl Windows {
             too_large,
             classes: [classes.0, classes.1, classes.2, classes.3],
             strings: HashMap::new(),
+            sweep_keys: Vec::new(),
         })
     }
 
@@ -1476,16 +1478,32 @@ impl Windows {
         guarded(|| self.changelog_here(py, key))
     }
 
-    /// Of these keys, those whose newest event is older than `horizon`, dropped.
-    fn drop_idle(&mut self, keys: Vec<String>, horizon: f64) -> Vec<String> {
-        let idle: Vec<String> = keys
-            .into_iter()
-            .filter(|k| self.states.get(k).is_some_and(|s| s.max_time < horizon))
-            .collect();
-        for key in &idle {
-            self.remove(key);
+    /// A sweep begins: the keys held now are the ones `sweep` looks at; how many.
+    fn begin_sweep(&mut self) -> usize {
+        self.sweep_keys = self.states.keys().cloned().collect();
+        self.sweep_keys.len()
+    }
+
+    /// Up to `limit` more of the sweep's keys looked at; those still held whose newest event
+    /// is older than `horizon` dropped: (the keys dropped, how many were looked at, how many
+    /// are left to look at).
+    fn sweep(&mut self, horizon: f64, limit: usize) -> (Vec<String>, usize, usize) {
+        let mut dropped = Vec::new();
+        let mut looked = 0;
+        while looked < limit {
+            let Some(key) = self.sweep_keys.pop() else {
+                break;
+            };
+            looked += 1;
+            if self.states.get(&key).is_some_and(|s| s.max_time < horizon) {
+                self.remove(&key);
+                dropped.push(key);
+            }
         }
-        idle
+        if self.sweep_keys.is_empty() {
+            self.sweep_keys = Vec::new(); // its memory back
+        }
+        (dropped, looked, self.sweep_keys.len())
     }
 
     fn drop(&mut self, key: &str) {

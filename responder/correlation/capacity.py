@@ -35,6 +35,7 @@ class GroupStore(dict[str, GroupState]):
         self.cap = cap
         self.counts: Counter[str] = Counter()
         self.evicted: list[str] = []
+        self.sweep_keys: list[str] = []  # the keys a sweep under way has still to look at
 
     def group(self, rule_id: str, key: str) -> GroupState:
         """The group's state, created (and the rule's cap enforced) if it has none."""
@@ -81,12 +82,23 @@ class GroupStore(dict[str, GroupState]):
             state = None
         return None if state is None else orjson.dumps(state_to_dict(state))
 
-    def drop_idle(self, keys: list[str], horizon: float) -> list[str]:
-        """Of these keys, those whose newest event time is before `horizon`, dropped."""
-        idle = [k for k in keys if (state := self.get(k)) is not None and state.max_time < horizon]
+    def begin_sweep(self) -> int:
+        """A sweep begins: the keys held now are the ones `sweep` looks at; how many."""
+        self.sweep_keys = list(self)
+        return len(self.sweep_keys)
+
+    def sweep(self, horizon: float, limit: int) -> tuple[list[str], int, int]:
+        """Up to `limit` more of the sweep's keys looked at; those still held whose newest event
+        time is before `horizon` dropped: (the keys dropped, how many were looked at, how many
+        are left to look at)."""
+        looked = self.sweep_keys[-limit:] if limit > 0 else []
+        del self.sweep_keys[len(self.sweep_keys) - len(looked) :]
+        idle = [
+            k for k in reversed(looked) if (s := self.get(k)) is not None and s.max_time < horizon
+        ]
         for key in idle:
             self.drop(key)
-        return idle
+        return idle, len(looked), len(self.sweep_keys)
 
     def take_evicted(self) -> list[str]:
         evicted, self.evicted = self.evicted, []

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -15,7 +16,7 @@ import pytest
 from aiokafka import TopicPartition
 
 from responder.correlation.rules import RuleSet
-from responder.correlation.window import GroupState
+from responder.correlation.window import GroupState, window_event
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams import correlate
 from responder.streams.correlate import FLUSH_ACK_POLL_MS, STATE_TTL, CorrelateStage
@@ -57,9 +58,11 @@ class Sender(BatchSender):
         self.queued: list[tuple[str, bytes | None]] = []
         self.submitted: list[list[tuple[str, bytes | None]]] = []
         self.flying: list[asyncio.Future[Any]] = []
+        self.partitions: list[tuple[int, str]] = []  # (partition, key) of every record added
 
     def add(self, topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
         self.queued.append(((key or b"").decode(), value))
+        self.partitions.append((partition, (key or b"").decode()))
 
     async def submit(self) -> list[asyncio.Future[Any]]:
         if not self.queued:
@@ -137,6 +140,35 @@ async def test_incident_changes_go_out_while_a_flush_step_waits_for_its_acknowle
     # which the broker has not acknowledged yet (the committer waits for it, not the stage)
     assert len(handed.sends) == 4
     assert [send.done() for send in handed.sends] == [True, True, True, False]
+
+
+async def test_a_flush_writes_every_changed_key_of_every_partition_a_step_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Steps of FLUSH_STEP_KEYS cross partitions: each key once, under its own partition, and
+    a state's entry where the store holds one (else a tombstone)."""
+    monkeypatch.setattr(correlate, "FLUSH_STEP_KEYS", 3)
+    stage, _, changelog = stage_with(Consumer())
+    changelog.acknowledged = True
+    changed = {0: [f'each|["p0-{n}"]' for n in range(4)], 1: [], 2: ['each|["p2-0"]', "gone"]}
+    for partition, keys in changed.items():
+        stage.stores[partition] = stage.stores.get(partition) or stage.new_store()
+        for n, key in enumerate(keys):
+            if key != "gone":
+                state = GroupState()
+                seen = window_event(EACH_AN_INCIDENT, event(f"e{n}"), 1000.0 + n)
+                state.add(replace(seen, raw=orjson.dumps(seen.body), body=None))
+                stage.stores[partition].put(key, state, "each")
+        stage.dirty[partition].update(keys)
+    stage.last_flush -= stage.settings.commit_interval_s
+    await stage._start_flush()
+    while stage.writing is not None:
+        await stage._flush_step(correlate.FLUSH_STEP_KEYS)
+    assert [len(submit) for submit in changelog.submitted] == [3, 3]
+    expected = {(p, key) for p, keys in changed.items() for key in keys}
+    assert sorted(changelog.partitions) == sorted(expected)
+    written = dict(item for submit in changelog.submitted for item in submit)
+    assert written["gone"] is None and all(written[k] is not None for k in changed[0])
 
 
 async def test_idle_groups_are_swept_a_step_per_round_and_tombstoned(

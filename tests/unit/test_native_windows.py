@@ -12,7 +12,7 @@ After every batch they must agree on every incident change (its JSON bytes), dea
 (offset, reason, detail), changed key, watermark, record count and eviction, on each changed
 key's changelog entry (bytes) and on every window state (`store[key]`). Between batches the
 windows are flushed, restored (the compiled restore, or `state_from_dict` and `put`) and swept
-(`drop_idle`) on both sides. Besides: forged message headers, records fed one at a time (the
+(`begin_sweep`, then `sweep` a few keys at a time, one key dropped meanwhile) on both sides. Besides: forged message headers, records fed one at a time (the
 fallback for messages of another shape, `NativeWindows.feed` against `stage._feed`), windows
 restored from changelog entries of every shape `state_from_dict` takes, events through ingest.
 
@@ -592,13 +592,24 @@ class Pair:
 
     def sweep(self, horizon: float) -> None:
         for p in range(self.partitions):
-            keys = [*sorted(self.py.stores[p]), 'r0|["not a group"]']
-            keys += keys[:1]  # a key twice
-            mine = self.py.stores[p].drop_idle(keys, horizon)
-            theirs = self.nat.stores[p].drop_idle(keys, horizon)
-            assert mine == theirs
-            self.py.dirty[p].update(mine)
-            self.nat.dirty[p].update(theirs)
+            gone = min(self.py.stores[p], default=None)  # dropped once the sweep began
+            found = []
+            for side in (self.py, self.nat):
+                store = side.stores[p]
+                total = store.begin_sweep()
+                if gone is not None:
+                    store.drop(gone)
+                dropped, looked, left = [], 0, total
+                while left:
+                    some, n, left = store.sweep(horizon, 3)
+                    assert n <= 3 and (n == 3 or not left)
+                    dropped += some
+                    looked += n
+                assert looked == total and store.sweep(horizon, 3) == ([], 0, 0)
+                assert gone not in dropped
+                side.dirty[p].update(dropped)
+                found.append(sorted(dropped))
+            assert found[0] == found[1]
             self.same_stores(p)
 
 
