@@ -23,7 +23,7 @@ help:
 	@echo "make kafka-down  stop it"
 	@echo "make pg-up       start the local PostgreSQL test server"
 	@echo "make demo        run 'responder demo' against the local broker"
-	@echo "make lint        ruff check, ruff format --check, mypy responder tests bench; cargo fmt --check, clippy (native/)"
+	@echo "make lint        ruff check, ruff format --check, mypy responder tests bench; cargo fmt --check, clippy, its unit tests (native/)"
 	@echo "make test        lint, start Kafka + PostgreSQL, run pytest, then the short fault suite (CHAOS=short)"
 	@echo "make bench       run bench/pipeline.py against the local broker"
 	@echo "make chaos       the fault suite on its own broker and PostgreSQL (CHAOS=short: the CI version)"
@@ -83,7 +83,8 @@ lint: install
 	$(BIN)/mypy responder tests bench
 	@if [ -n "$(CARGO)" ]; then \
 		$(CARGO) fmt --manifest-path native/Cargo.toml --check && \
-		$(CARGO) clippy --manifest-path native/Cargo.toml --release --quiet -- -D warnings; \
+		$(CARGO) clippy --manifest-path native/Cargo.toml --release --all-targets --quiet -- -D warnings && \
+		$(CARGO) test --manifest-path native/Cargo.toml --release --quiet; \
 	fi
 
 test: lint

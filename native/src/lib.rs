@@ -10,6 +10,7 @@
 
 mod event;
 mod json;
+mod keyed;
 mod message;
 mod restore;
 mod rules;

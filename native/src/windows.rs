@@ -33,6 +33,7 @@ use serde::Deserialize;
 
 use crate::event::{civil_from_days, SEVERITIES};
 use crate::json::{self, Value};
+use crate::keyed::KeyedMap;
 use crate::message::{self, to_python};
 use crate::restore;
 
@@ -579,11 +580,11 @@ pub struct Windows {
     plain_value: usize,
     max_output: usize,
     max_change: usize,
-    states: HashMap<String, Box<State>>, // boxed: a million of them rehash as pointers
-    counts: HashMap<usize, usize>,       // rule → live groups
+    states: KeyedMap<Box<State>>, // boxed: a million of them rehash as pointers
+    counts: HashMap<usize, usize>, // rule → live groups
     evicted: Vec<String>,
     fed_keys: Vec<String>, // keys fed since `take_fed`
-    routed: HashMap<String, Arc<Routed>>,
+    routed: KeyedMap<Arc<Routed>>,
     resolve: PyObject, // key → (rule id, group JSON) | None, raising for a bad key
     title: PyObject,   // (rule id, key, event bytes, count) → title
     too_large: PyObject, // the exception class of a change over max_change
@@ -679,7 +680,7 @@ impl Windows {
         if self.routed.len() > ROUTED_MAX {
             self.routed.clear();
         }
-        self.routed.insert(key.to_string(), routed.clone());
+        self.routed.insert(key, routed.clone());
         Ok(Some(routed))
     }
 
@@ -688,7 +689,7 @@ impl Windows {
         if self.states.contains_key(key) {
             return;
         }
-        self.states.insert(key.to_string(), Box::new(State::new()));
+        self.states.insert(key, Box::new(State::new()));
         let count = self.counts.entry(rule).or_insert(0);
         *count += 1;
         if let Some(cap) = self.cap {
@@ -703,10 +704,10 @@ impl Windows {
     fn evict(&mut self, rule: usize, spare: &str, cap: usize) {
         let keep = ((cap as f64 * EVICT_TO) as usize).max(1);
         let prefix = format!("{}|", self.rules[rule].id);
-        let mut candidates: Vec<(f64, &String)> = self
+        let mut candidates: Vec<(f64, &str)> = self
             .states
             .iter()
-            .filter(|(k, _)| k.starts_with(&prefix) && k.as_str() != spare)
+            .filter(|(k, _)| k.starts_with(&prefix) && *k != spare)
             .map(|(k, s)| (s.max_time, k))
             .collect();
         candidates.sort_by(|a, b| {
@@ -718,7 +719,7 @@ impl Windows {
         let gone: Vec<String> = candidates
             .into_iter()
             .take(count.saturating_sub(keep))
-            .map(|(_, k)| k.clone())
+            .map(|(_, k)| k.to_string())
             .collect();
         for key in gone {
             self.remove(&key);
@@ -728,10 +729,7 @@ impl Windows {
 
     /// `GroupStore.put`: the state in place of the key's, the rule's cap enforced.
     fn place(&mut self, rule: usize, key: &str, state: State) {
-        let fresh = self
-            .states
-            .insert(key.to_string(), Box::new(state))
-            .is_none();
+        let fresh = self.states.insert(key, Box::new(state)).is_none();
         if fresh {
             let count = self.counts.entry(rule).or_insert(0);
             *count += 1;
@@ -888,7 +886,7 @@ impl Windows {
         window: &[usize],
     ) -> PyResult<Incident> {
         let rule = &self.rules[r];
-        let state = &self.states[key];
+        let state = self.states.get(key).expect("made by begin");
         let events: Vec<&Ev> = window.iter().map(|&i| &state.events[i]).collect();
         let trigger = &state.events[state.events.len() - 1];
         let severity = match rule.severity {
@@ -952,7 +950,7 @@ impl Windows {
         events: &[usize],
     ) -> PyResult<Change> {
         let rule = &self.rules[r];
-        let state = &self.states[key];
+        let state = self.states.get(key).expect("made by begin");
         let inc = state.incident.as_ref().expect("an incident");
         let severity = usize::try_from(inc.severity)
             .ok()
@@ -1418,11 +1416,11 @@ impl Windows {
             plain_value: spec.plain_value,
             max_output: spec.max_output,
             max_change: spec.max_change,
-            states: HashMap::new(),
+            states: KeyedMap::default(),
             counts: HashMap::new(),
             evicted: Vec::new(),
             fed_keys: Vec::new(),
-            routed: HashMap::new(),
+            routed: KeyedMap::default(),
             resolve,
             title,
             too_large,
@@ -1480,7 +1478,7 @@ impl Windows {
 
     /// A sweep begins: the keys held now are the ones `sweep` looks at; how many.
     fn begin_sweep(&mut self) -> usize {
-        self.sweep_keys = self.states.keys().cloned().collect();
+        self.sweep_keys = self.states.keys().map(str::to_string).collect();
         self.sweep_keys.len()
     }
 
@@ -1642,7 +1640,7 @@ impl Windows {
     }
 
     fn keys(&self) -> Vec<String> {
-        self.states.keys().cloned().collect()
+        self.states.keys().map(str::to_string).collect()
     }
 
     fn __len__(&self) -> usize {
