@@ -134,7 +134,7 @@ class _Sweep:
     holds its sweep's keys: `begin_sweep` once the sweep reaches it, then `sweep`)."""
 
     todo: list[int]
-    begun: bool = False  # the last partition's store began its sweep
+    store: object = None  # the store that began its sweep (one assigned since begins anew)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -205,6 +205,7 @@ class CorrelateStage:
             client_id=f"{kafka.client_id}-restore",
             max_partition_fetch_bytes=MAX_MESSAGE_BYTES,
             fetch_max_wait_ms=RESTORE_FETCH_WAIT_MS,
+            auto_offset_reset="earliest",  # a log start past a position: read on from it, not skip
         )
         producer = {
             **common,
@@ -511,7 +512,9 @@ class CorrelateStage:
         keys: list[tuple[int, list[str]]] = []  # (a tuple a key took ~20 ms a flush at 5,000/s)
         for partition in list(self.dirty):
             if partitions is None or partition in partitions:
-                keys.append((partition, list(self.dirty.pop(partition))))
+                changed = self.dirty.pop(partition)
+                if changed:
+                    keys.append((partition, list(changed)))
         offsets = {
             tp: off
             for tp, off in self.pending.items()
@@ -574,9 +577,9 @@ class CorrelateStage:
             partition = sweep.todo[-1]
             store = self.stores.get(partition)
             left = 0
-            if store is not None and not sweep.begun:  # a store at a time: listing its keys is
-                store.begin_sweep()  # the dearest part of a sweep (~25 ms for 800k keys)
-                sweep.begun = True
+            if store is not None and store is not sweep.store:  # a store at a time: listing
+                store.begin_sweep()  # its keys is the dearest part of a sweep (~25 ms for 800k)
+                sweep.store = store
             if store is not None:  # (else revoked since: its groups went with it)
                 watermark = self._marks(partition).current()
                 newest = self.watermark[partition] if watermark is None else watermark
@@ -585,7 +588,7 @@ class CorrelateStage:
                 limit -= looked
             if not left:
                 sweep.todo.pop()
-                sweep.begun = False
+                sweep.store = None
         if not sweep.todo:
             self.sweeping = None
 
@@ -635,11 +638,11 @@ class CorrelateStage:
         # the offsets first, while no fetch of the restorer's is in flight (RESTORE_FETCH_WAIT_MS)
         ends = await self.restorer.end_offsets(tps)
         read_to = await self.restorer.beginning_offsets(tps)  # one past the last record kept
-        self.restorer.assign(tps)
-        self.restorer.resume(*tps)
-        await self.restorer.seek_to_beginning(*tps)
         remaining = {tp for tp in tps if ends[tp] > read_to[tp]}
         try:
+            self.restorer.assign(tps)  # (fresh: unpaused, no position)
+            for tp in tps:
+                self.restorer.seek(tp, read_to[tp])
             while remaining:
                 for tp in sorted(remaining):
                     try:

@@ -14,9 +14,9 @@ restored by the compiled side where it is the shape a flush writes (`restore`), 
 
 `NativeWindows` has the parts of `GroupStore`'s interface the stage and the tests read
 (iteration, `in`, `len`, `store[key]`, a GroupState copy, `put`, `drop`, `take_evicted`,
-`changelog`, `begin_sweep`, `sweep`) and its own: `feed_message`, `feed`, `take_fed` (the keys fed since,
-for the flush) and `restore`. A panic in the compiled code (a bug) surfaces as RuntimeError, so
-it fails a record, message or entry, never the stage.
+`changelog`, `begin_sweep`, `sweep`) and its own: `feed_message`, `feed`, `take_fed` (the keys
+fed since, for the flush) and `restore`. A panic in the compiled code (a bug) surfaces as
+RuntimeError, so it fails a record, message or entry, never the stage.
 """
 
 from __future__ import annotations

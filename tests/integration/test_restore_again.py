@@ -64,6 +64,13 @@ async def test_the_restorer_fetches_nothing_between_restores_and_restores_again(
         assert await stage._restore([0, 1]) == 4
         assert set(stage.stores[0]) == keys(0, 1, 2) and set(stage.stores[1]) == keys(3)
         assert len(stage.restorer.paused()) == 2
+
+        await produce_raw_headers(kafka_bootstrap, changelog, 2, [entry(4)])
+        assert await stage._restore([2]) == 1  # another partition: assigned in their place
+        assert set(stage.stores[2]) == keys(4)
+        assert (
+            stage.restorer.assignment() == stage.restorer.paused() == {TopicPartition(changelog, 2)}
+        )
     finally:
         await stage.restorer.stop()
         await stage.producer.stop()

@@ -146,11 +146,17 @@ async def test_a_flush_writes_every_changed_key_of_every_partition_a_step_at_a_t
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Steps of FLUSH_STEP_KEYS cross partitions: each key once, under its own partition, and
-    a state's entry where the store holds one (else a tombstone)."""
+    a state's entry where the store holds one (else a tombstone); a partition with nothing
+    changed costs no step."""
     monkeypatch.setattr(correlate, "FLUSH_STEP_KEYS", 3)
     stage, _, changelog = stage_with(Consumer())
     changelog.acknowledged = True
-    changed = {0: [f'each|["p0-{n}"]' for n in range(4)], 1: [], 2: ['each|["p2-0"]', "gone"]}
+    changed = {
+        0: [f'each|["p0-{n}"]' for n in range(4)],
+        1: [],
+        2: [*(f'each|["p2-{n}"]' for n in range(4)), "gone"],
+        3: [],
+    }
     for partition, keys in changed.items():
         stage.stores[partition] = stage.stores.get(partition) or stage.new_store()
         for n, key in enumerate(keys):
@@ -162,13 +168,45 @@ async def test_a_flush_writes_every_changed_key_of_every_partition_a_step_at_a_t
         stage.dirty[partition].update(keys)
     stage.last_flush -= stage.settings.commit_interval_s
     await stage._start_flush()
+    steps = 0
     while stage.writing is not None:
         await stage._flush_step(correlate.FLUSH_STEP_KEYS)
-    assert [len(submit) for submit in changelog.submitted] == [3, 3]
+        steps += 1
+    assert [len(submit) for submit in changelog.submitted] == [3, 3, 3] and steps == 3
     expected = {(p, key) for p, keys in changed.items() for key in keys}
     assert sorted(changelog.partitions) == sorted(expected)
     written = dict(item for submit in changelog.submitted for item in submit)
     assert written["gone"] is None and all(written[k] is not None for k in changed[0])
+
+
+async def test_a_store_assigned_again_during_a_sweep_is_swept_in_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A partition revoked and assigned again while the sweep is at it: the new store lists
+    its own keys and is swept in the same sweep, not passed over until the next."""
+    monkeypatch.setattr(correlate, "SWEEP_STEP_KEYS", 2)
+    stage, _, changelog = stage_with(Consumer())
+    changelog.acknowledged = True
+    now = 10 * STATE_TTL.total_seconds()
+    stage._marks(0).observe(0, now, 0.0)
+
+    def idle_store() -> Any:
+        store = stage.new_store()
+        for n in range(4):
+            state = GroupState()
+            state.max_time = now - STATE_TTL.total_seconds() - 1
+            store.put(f'each|["idle-{n}"]', state, "each")
+        return store
+
+    stage.stores[0] = idle_store()
+    stage.last_sweep -= correlate.SWEEP_EVERY_S
+    await stage._start_flush()
+    stage._sweep_step(correlate.SWEEP_STEP_KEYS)  # the sweep began at partition 0
+    assert stage.sweeping is not None and len(stage.stores[0]) == 2
+    stage.stores[0] = idle_store()  # revoked and restored
+    while stage.sweeping is not None:
+        stage._sweep_step(correlate.SWEEP_STEP_KEYS)
+    assert len(stage.stores[0]) == 0
 
 
 async def test_idle_groups_are_swept_a_step_per_round_and_tombstoned(

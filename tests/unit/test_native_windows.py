@@ -12,9 +12,10 @@ After every batch they must agree on every incident change (its JSON bytes), dea
 (offset, reason, detail), changed key, watermark, record count and eviction, on each changed
 key's changelog entry (bytes) and on every window state (`store[key]`). Between batches the
 windows are flushed, restored (the compiled restore, or `state_from_dict` and `put`) and swept
-(`begin_sweep`, then `sweep` a few keys at a time, one key dropped meanwhile) on both sides. Besides: forged message headers, records fed one at a time (the
-fallback for messages of another shape, `NativeWindows.feed` against `stage._feed`), windows
-restored from changelog entries of every shape `state_from_dict` takes, events through ingest.
+(`begin_sweep`, then `sweep` a few keys at a time, one key dropped meanwhile) on both sides.
+Besides: forged message headers, records fed one at a time (the fallback for messages of
+another shape, `NativeWindows.feed` against `stage._feed`), windows restored from changelog
+entries of every shape `state_from_dict` takes, events through ingest.
 
 Known differences, on purpose (native/src/windows.rs says why): the compiled engine refuses a
 record whose time is not a number a float carries exactly (TypeError) or whose severity is not
