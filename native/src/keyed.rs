@@ -82,11 +82,33 @@ impl<V> Default for KeyedMap<V> {
 }
 
 impl<V> KeyedMap<V> {
+    /// The hash of `text` in this map: hashed once for a lookup and then an insert
+    /// (`get_hashed`, `insert_hashed`).
+    pub fn hash(&self, text: &str) -> u64 {
+        self.hasher.hash_one(text)
+    }
+
     fn probe<'a>(&self, text: &'a str) -> Probe<'a> {
         Probe {
-            hash: self.hasher.hash_one(text),
+            hash: self.hash(text),
             text,
         }
+    }
+
+    pub fn get_hashed(&self, hash: u64, text: &str) -> Option<&V> {
+        self.map.get(&Probe { hash, text })
+    }
+
+    /// As `insert`, with the key's `hash` in this map.
+    pub fn insert_hashed(&mut self, hash: u64, text: &str, value: V) -> Option<V> {
+        debug_assert_eq!(hash, self.hash(text));
+        self.map.insert(
+            Key {
+                hash,
+                text: text.into(),
+            },
+            value,
+        )
     }
 
     pub fn get(&self, text: &str) -> Option<&V> {
@@ -104,14 +126,7 @@ impl<V> KeyedMap<V> {
 
     /// The value before, if the key had one.
     pub fn insert(&mut self, text: &str, value: V) -> Option<V> {
-        let hash = self.hasher.hash_one(text);
-        self.map.insert(
-            Key {
-                hash,
-                text: text.into(),
-            },
-            value,
-        )
+        self.insert_hashed(self.hash(text), text, value)
     }
 
     pub fn remove(&mut self, text: &str) -> Option<V> {
@@ -159,6 +174,9 @@ mod tests {
             map.iter().map(|(_, v)| v).sum::<i32>(),
             (0..10_000).sum::<i32>() - 8 + 63
         );
+        let hash = map.hash("rule|[\"7\"]");
+        assert_eq!(map.get_hashed(hash, "rule|[\"7\"]"), Some(&70));
+        assert_eq!(map.insert_hashed(hash, "rule|[\"7\"]", 71), Some(70));
         map.clear();
         assert_eq!(map.len(), 0);
     }

@@ -654,7 +654,8 @@ impl Windows {
     }
 
     fn lookup(&mut self, py: Python<'_>, key: &str) -> PyResult<Option<Arc<Routed>>> {
-        if let Some(found) = self.routed.get(key) {
+        let hash = self.routed.hash(key);
+        if let Some(found) = self.routed.get_hashed(hash, key) {
             return Ok(Some(found.clone()));
         }
         let routed = match self.routed_here(key) {
@@ -680,16 +681,17 @@ impl Windows {
         if self.routed.len() > ROUTED_MAX {
             self.routed.clear();
         }
-        self.routed.insert(key, routed.clone());
+        self.routed.insert_hashed(hash, key, routed.clone());
         Ok(Some(routed))
     }
 
     /// `GroupStore.group`: the state, created (and the rule's cap enforced) if it has none.
     fn ensure(&mut self, rule: usize, key: &str) {
-        if self.states.contains_key(key) {
+        let hash = self.states.hash(key);
+        if self.states.get_hashed(hash, key).is_some() {
             return;
         }
-        self.states.insert(key, Box::new(State::new()));
+        self.states.insert_hashed(hash, key, Box::new(State::new()));
         let count = self.counts.entry(rule).or_insert(0);
         *count += 1;
         if let Some(cap) = self.cap {
