@@ -134,7 +134,7 @@ class _Sweep:
     holds its sweep's keys: `begin_sweep` once the sweep reaches it, then `sweep`)."""
 
     todo: list[int]
-    store: object = None  # the store that began its sweep (one assigned since begins anew)
+    store: Store | None = None  # the store that began its sweep (one assigned since: anew)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

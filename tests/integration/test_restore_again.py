@@ -5,32 +5,22 @@ meanwhile."""
 
 from __future__ import annotations
 
-import orjson
 import pytest
 from aiokafka import TopicPartition
 
 from responder.correlation.rules import RuleSet
-from responder.correlation.window import GroupState, state_to_dict, window_event
 from responder.settings import CorrelationSettings
 from responder.streams.correlate import CorrelateStage
 from responder.streams.topics import ensure_topics
-from tests.support.builders import event, rule
+from tests.support.changelog import BY_IP, entry, key_of
 from tests.support.harness import kafka_settings
-from tests.support.java_client import Record, produce_raw_headers
+from tests.support.java_client import produce_raw_headers
 
 pytestmark = [pytest.mark.integration]
 
-BY_IP = rule(id="by-ip", match={"type": "test.seen"}, group_by=["actor.ip"], window="10m")
-
-
-def entry(n: int) -> Record:
-    state = GroupState()
-    state.add(window_event(BY_IP, event(f"e{n}", actor={"ip": f"10.0.0.{n}"}), 1000.0 + n))
-    return Record(f'by-ip|["10.0.0.{n}"]'.encode(), orjson.dumps(state_to_dict(state)))
-
 
 def keys(*numbers: int) -> set[str]:
-    return {f'by-ip|["10.0.0.{n}"]' for n in numbers}
+    return {key_of(n) for n in numbers}
 
 
 async def test_the_restorer_fetches_nothing_between_restores_and_restores_again(

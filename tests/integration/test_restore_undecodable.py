@@ -9,24 +9,15 @@ import orjson
 import pytest
 
 from responder.correlation.rules import RuleSet
-from responder.correlation.window import GroupState, state_to_dict, window_event
 from responder.settings import CorrelationSettings
 from responder.streams.correlate import CorrelateStage
 from responder.streams.salvage import REASON
 from responder.streams.topics import ensure_topics
-from tests.support.builders import event, rule
+from tests.support.changelog import BY_IP, entry
 from tests.support.harness import consume_all, kafka_settings
 from tests.support.java_client import RawKey, Record, produce_raw_headers
 
 pytestmark = [pytest.mark.integration]
-
-BY_IP = rule(id="by-ip", match={"type": "test.seen"}, group_by=["actor.ip"], window="10m")
-
-
-def entry(n: int) -> Record:
-    state = GroupState()
-    state.add(window_event(BY_IP, event(f"e{n}", actor={"ip": f"10.0.0.{n}"}), 1000.0 + n))
-    return Record(f'by-ip|["10.0.0.{n}"]'.encode(), orjson.dumps(state_to_dict(state)))
 
 
 async def test_an_undecodable_changelog_record_is_noted_and_passed_at_restore(

@@ -1426,20 +1426,7 @@ def test_a_rule_title_that_is_no_template_fails_only_the_incidents_it_titles() -
     is not a template (only incident.title is checked at load) made new_store() raise
     TemplateSyntaxError and the partition could not be assigned, where Python fails only the
     records that open its incidents (TemplateSyntaxError, dead-lettered)."""
-    rules = RuleSet(
-        [
-            Rule.model_validate(
-                {
-                    "id": "r0",
-                    "title": "Too many {{ requests",
-                    "match": {"type": ["a.x"]},
-                    "group_by": ["g"],
-                    "window": 10,
-                    "incident": {"kind": "test"},
-                }
-            )
-        ]
-    )
+    rules = rule_set(title="Too many {{ requests")
     pair = Pair(rules, CorrelationSettings(), 1)
     pair.handle(messages_of(rules, 1, [ev("e0", BASE)], [], False))  # compared: dead alike
 
