@@ -238,7 +238,9 @@ async def drain_with_worker(
             await until(lambda: offsets.caught_up(f"{group}-correlate", t.correlate))
             committed = time.perf_counter() - start
         final = sum((await offsets.ends(t.incidents)).values())
-        produced = next((when for when, total in grown if total >= final), start + committed)
+        produced = start + committed  # (a run that made no change: the commit is its end)
+        if final:
+            produced = next((when for when, total in grown if total >= final), produced)
         stored_s = None
         if stored:
             await until(lambda: offsets.caught_up(f"{group}-sink", t.incidents))
