@@ -231,45 +231,53 @@ async def drain_with_worker(
         async def ingested() -> int:
             return sum((await offsets.committed(f"{group}-ingest", t.events)).values())
 
-        await until(ingested)
-        first, start, cpu0 = await ingested(), time.perf_counter(), process_tree_cpu(proc.pid)
+        # the watcher starts before the clock, so its client's start-up is not timed
         async with watching(kafka.bootstrap_servers, t.incidents) as grown:
+            await until(ingested)
+            first, start, cpu0 = await ingested(), time.perf_counter(), process_tree_cpu(proc.pid)
             await until(lambda: offsets.caught_up(f"{group}-ingest", t.events))
             await until(lambda: offsets.caught_up(f"{group}-correlate", t.correlate))
             committed = time.perf_counter() - start
         final = sum((await offsets.ends(t.incidents)).values())
-        produced = start + committed  # (a run that made no change: the commit is its end)
-        if final:
-            produced = next((when for when, total in grown if total >= final), produced)
+        hit = next((when for when, total in grown if total >= final), None) if final else None
+        if hit is None or hit <= start:
+            print(
+                "  (the last incident change was not seen while the clock ran: timed to the commit)"
+            )
+            hit = start + committed
         stored_s = None
         if stored:
             await until(lambda: offsets.caught_up(f"{group}-sink", t.incidents))
             stored_s = time.perf_counter() - start
         cpu = process_tree_cpu(proc.pid) - cpu0
-    return WorkerRun(n - first, max(0.0, produced - start), committed, stored_s, cpu)
+    return WorkerRun(n - first, hit - start, committed, stored_s, cpu)
 
 
 @contextlib.asynccontextmanager
 async def watching(bootstrap: str, topic: str) -> AsyncIterator[list[tuple[float, int]]]:
     """(perf_counter, records on `topic`) each time the count changed, read every 20 ms while
-    the block runs: when a worker's last incident change reached the topic, apart from when it
-    committed the offsets behind it (after writing its window state: the final flush)."""
+    the block runs (stamped when asked, so a sample is late by at most the interval): when a
+    worker's last incident change reached the topic, apart from when it committed the offsets
+    behind it (after writing its window state: the final flush). A failing read fails the
+    block's exit rather than leaving the samples short."""
     grown: list[tuple[float, int]] = []
 
-    async def watch(ends: Offsets) -> None:
+    async def watch(probe: Offsets) -> None:
         while True:
-            total = sum((await ends.ends(topic)).values())
+            asked = time.perf_counter()
+            total = sum((await probe.ends(topic)).values())
             if not grown or total != grown[-1][1]:
-                grown.append((time.perf_counter(), total))
+                grown.append((asked, total))
             await asyncio.sleep(0.02)
 
-    async with Offsets(bootstrap) as ends:
-        task = asyncio.ensure_future(watch(ends))
+    async with Offsets(bootstrap) as probe:
+        task = asyncio.ensure_future(watch(probe))
         try:
             yield grown
         finally:
             task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
 
 # --- restore ---------------------------------------------------------------------------------
