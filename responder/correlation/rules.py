@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -104,11 +105,16 @@ class IncidentSpec(_Model):
     @classmethod
     def _template_compiles(cls, value: str | None) -> str | None:
         if value is not None:
-            try:
-                TEMPLATES.from_string(value)
-            except TemplateSyntaxError as exc:
-                raise ValueError(f"invalid template: {exc.message}") from None
+            _compiles(value)
         return value
+
+
+def _compiles(template: str) -> None:
+    """Raise ValueError (for the field's message) if `template` is not a sandbox template."""
+    try:
+        TEMPLATES.from_string(template)
+    except TemplateSyntaxError as exc:
+        raise ValueError(f"invalid template: {exc.message}") from None
 
 
 class Rule(_Model):
@@ -122,6 +128,19 @@ class Rule(_Model):
     incident: IncidentSpec
     suppress: Duration | None = None
     enabled: bool = True
+
+    @field_validator("incident")
+    @classmethod
+    def _title_compiles(cls, value: IncidentSpec, info: ValidationInfo) -> IncidentSpec:
+        """Without `incident.title` the rule's title is the incidents' title template: it must
+        compile too, or every incident the rule opens would fail to render."""
+        title = info.data.get("title")
+        if value.title is None and isinstance(title, str):
+            try:
+                _compiles(title)
+            except ValueError as exc:
+                raise ValueError(f"no incident.title, so the rule's title is used: {exc}") from None
+        return value
 
     @field_validator("match")
     @classmethod

@@ -44,6 +44,7 @@ import pytest
 from aiokafka import TopicPartition
 from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 if os.environ.get("RESPONDER_REQUIRE_NATIVE") == "1":
     import responder_native
@@ -1423,10 +1424,14 @@ def test_evictions_go_oldest_first_ties_by_key_alike() -> None:
 def test_a_rule_title_that_is_no_template_fails_only_the_incidents_it_titles() -> None:
     """Found (outside the compiled engine: streams/native_windows.py, window_rule_spec): the
     compiled store parsed the title of every rule when it was made, so a rule whose `title`
-    is not a template (only incident.title is checked at load) made new_store() raise
-    TemplateSyntaxError and the partition could not be assigned, where Python fails only the
-    records that open its incidents (TemplateSyntaxError, dead-lettered)."""
-    rules = rule_set(title="Too many {{ requests")
+    is not a template made new_store() raise TemplateSyntaxError and the partition could not
+    be assigned, where Python fails only the records that open its incidents
+    (TemplateSyntaxError, dead-lettered). The loader now refuses such a rule (the rule's title
+    is the incidents' title without incident.title); one built past it fails alike still."""
+    with pytest.raises(ValidationError, match=r"no incident\.title"):
+        rule_set(title="Too many {{ requests")
+    rule = next(iter(rule_set().rules.values()))
+    rules = RuleSet([rule.model_copy(update={"title": "Too many {{ requests"})])
     pair = Pair(rules, CorrelationSettings(), 1)
     pair.handle(messages_of(rules, 1, [ev("e0", BASE)], [], False))  # compared: dead alike
 

@@ -299,6 +299,18 @@ def test_invalid_title_template(tmp_path: Path) -> None:
     assert "invalid template" in message
 
 
+def test_rule_title_is_checked_as_the_incident_title_template(tmp_path: Path) -> None:
+    """Without incident.title the rule's title is rendered for every incident: a title that is
+    not a template is refused at load, not at every incident the rule opens."""
+    bad = VALID.replace("title: Sample rule", "title: \"Burst {{ group['x' }}\"")
+    message = only_message(write(tmp_path, bad))
+    assert ":10: incident:" in message
+    assert "no incident.title, so the rule's title is used: invalid template" in message
+    # with an incident title of its own, the rule's title is only text
+    fine = write(tmp_path, bad + '  title: "{{ group }}"\n', name="fine.yaml")
+    assert load_rule_file(fine).title == "Burst {{ group['x' }}"
+
+
 def test_invalid_rule_id(tmp_path: Path) -> None:
     message = only_message(write(tmp_path, VALID.replace("id: sample", "id: -bad id")))
     assert ":1: id:" in message
