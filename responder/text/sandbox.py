@@ -30,7 +30,8 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes
-from jinja2.exceptions import SecurityError
+from jinja2.environment import TemplateExpression
+from jinja2.exceptions import SecurityError, TemplateSyntaxError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
@@ -211,6 +212,12 @@ class Sandbox(ImmutableSandboxedEnvironment):
     bounded_iter = staticmethod(_bounded_iter)
     bounded_concat = staticmethod(_bounded_concat)
 
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        try:
+            return super()._parse(source, name, filename)
+        except RecursionError:  # `{{{{{{...`: Jinja's parser recurses per level
+            raise _too_deep(name, filename) from None
+
     def _generate(
         self,
         source: nodes.Template,
@@ -218,8 +225,17 @@ class Sandbox(ImmutableSandboxedEnvironment):
         filename: str | None,
         defer_init: bool = False,
     ) -> str:
-        budgeted = _Budgeted().visit(source)
-        return super()._generate(budgeted, name, filename, defer_init)
+        try:
+            budgeted = _Budgeted().visit(source)
+            return super()._generate(budgeted, name, filename, defer_init)
+        except RecursionError:
+            raise _too_deep(name, filename) from None
+
+    def compile_expression(self, source: str, undefined_to_none: bool = True) -> TemplateExpression:
+        try:
+            return super().compile_expression(source, undefined_to_none)
+        except RecursionError:
+            raise _too_deep(None, None) from None
 
     def call(self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         if __obj is _bounded_iter or __obj is _bounded_concat:
@@ -280,6 +296,11 @@ def _bounded_replace(value: str, old: str, new: str, count: int | None = None) -
     if len(value) + hits * (len(new) - len(old)) > MAX_SIZE:
         raise SecurityError("replace would produce too long a string")
     return value.replace(old, new, -1 if count is None else count)
+
+
+def _too_deep(name: str | None, filename: str | None) -> TemplateSyntaxError:
+    """A template nested past what the parser can hold: refused like any syntax error."""
+    return TemplateSyntaxError("the template nests too deeply", 1, name, filename)
 
 
 def environment(*, json_default: Callable[[Any], Any] | None = None) -> Sandbox:

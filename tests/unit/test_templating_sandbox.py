@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from jinja2 import TemplateSyntaxError
 from pydantic import ValidationError
 
 from responder.correlation.rules import TEMPLATES
@@ -113,6 +114,23 @@ def test_error_message_names_location() -> None:
 def test_syntax_error_is_a_template_error() -> None:
     with pytest.raises(TemplateError, match="invalid template"):
         render("{{ incident.id ", CONTEXT)
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "{{" * 100_000,  # Jinja's parser recurses per level: a RecursionError, not a refusal
+        "{{ " + "(" * 50_000 + "1" + ")" * 50_000 + " }}",
+        "{% if " + "[" * 50_000 + " %}",
+    ],
+)
+def test_a_template_nested_too_deeply_is_refused_as_a_syntax_error(source: str) -> None:
+    with pytest.raises(TemplateError, match="invalid template: the template nests too deeply"):
+        render(source, CONTEXT)
+    with pytest.raises(TemplateSyntaxError, match="nests too deeply"):
+        TEMPLATES.from_string(source)  # the rules' titles compile here
+    with pytest.raises(ValidationError, match="nests too deeply"):
+        rule(incident={"kind": "x", "title": source})
 
 
 def test_only_data_comes_out() -> None:
