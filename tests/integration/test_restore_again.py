@@ -8,11 +8,8 @@ from __future__ import annotations
 import pytest
 from aiokafka import TopicPartition
 
-from responder.correlation.rules import RuleSet
-from responder.settings import CorrelationSettings
-from responder.streams.correlate import CorrelateStage
 from responder.streams.topics import ensure_topics
-from tests.support.changelog import BY_IP, entry, key_of
+from tests.support.changelog import entry, key_of, restoring
 from tests.support.harness import kafka_settings
 from tests.support.java_client import produce_raw_headers
 
@@ -32,11 +29,7 @@ async def test_the_restorer_fetches_nothing_between_restores_and_restores_again(
     everything = {TopicPartition(changelog, p) for p in range(kafka.partitions)}
     await produce_raw_headers(kafka_bootstrap, changelog, 0, [entry(0), entry(1)])
 
-    stage = CorrelateStage(kafka, RuleSet([BY_IP]), CorrelationSettings())
-    stage._clients()
-    await stage.producer.start()
-    await stage.restorer.start()
-    try:
+    async with restoring(kafka) as stage:
         await stage._prime_restorer()
         assert stage.restorer.assignment() == everything
         assert stage.restorer.paused() == everything  # known, not fetched
@@ -61,6 +54,3 @@ async def test_the_restorer_fetches_nothing_between_restores_and_restores_again(
         assert (
             stage.restorer.assignment() == stage.restorer.paused() == {TopicPartition(changelog, 2)}
         )
-    finally:
-        await stage.restorer.stop()
-        await stage.producer.stop()

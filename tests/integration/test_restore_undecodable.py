@@ -8,12 +8,9 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from responder.correlation.rules import RuleSet
-from responder.settings import CorrelationSettings
-from responder.streams.correlate import CorrelateStage
 from responder.streams.salvage import REASON
 from responder.streams.topics import ensure_topics
-from tests.support.changelog import BY_IP, entry
+from tests.support.changelog import entry, restoring
 from tests.support.harness import consume_all, kafka_settings
 from tests.support.java_client import RawKey, Record, produce_raw_headers
 
@@ -31,15 +28,8 @@ async def test_an_undecodable_changelog_record_is_noted_and_passed_at_restore(
     await produce_raw_headers(kafka_bootstrap, changelog, 0, first)
     await produce_raw_headers(kafka_bootstrap, changelog, 0, [entry(4), entry(5)])
 
-    stage = CorrelateStage(kafka, RuleSet([BY_IP]), CorrelationSettings())
-    stage._clients()
-    await stage.producer.start()
-    await stage.restorer.start()
-    try:
+    async with restoring(kafka) as stage:
         restored = await stage._restore([0])
-    finally:
-        await stage.restorer.stop()
-        await stage.producer.stop()
 
     kept = {f'by-ip|["10.0.0.{n}"]' for n in (0, 1, 4, 5)}
     assert restored == 4 and set(stage.stores[0]) == kept
