@@ -109,12 +109,13 @@ class IncidentSpec(_Model):
         return value
 
 
-def _compiles(template: str) -> None:
-    """Raise ValueError (for the field's message) if `template` is not a sandbox template."""
+def _compiles(template: str, why: str = "") -> None:
+    """Raise ValueError (for the field's message, after `why`) if `template` is not a sandbox
+    template."""
     try:
         TEMPLATES.from_string(template)
     except TemplateSyntaxError as exc:
-        raise ValueError(f"invalid template: {exc.message}") from None
+        raise ValueError(f"{why}invalid template: {exc.message}") from None
 
 
 class Rule(_Model):
@@ -136,10 +137,7 @@ class Rule(_Model):
         compile too, or every incident the rule opens would fail to render."""
         title = info.data.get("title")
         if value.title is None and isinstance(title, str):
-            try:
-                _compiles(title)
-            except ValueError as exc:
-                raise ValueError(f"no incident.title, so the rule's title is used: {exc}") from None
+            _compiles(title, "no incident.title, so the rule's title is used: ")
         return value
 
     @field_validator("match")
