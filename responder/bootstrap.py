@@ -283,6 +283,7 @@ def pipeline(
             )
         if "anchors" in wanted and (settings.audit.anchor_topic or settings.audit.anchor_file):
             built.anchors = AnchorStage(engine, settings.audit, settings.kafka)
+    built.engine = engine
     return built
 
 

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
+import structlog
 import typer
 from rich.table import Table
 
@@ -32,6 +33,8 @@ from responder.correlation.rules import load_rules
 from responder.security.terminal import plain, text
 from responder.settings import as_environment
 from responder.yamlfiles import YamlFileError
+
+log = structlog.get_logger(__name__)
 
 app = typer.Typer(
     help="Event-driven incident response for AI/ML systems.",
@@ -108,11 +111,19 @@ def worker(
     """Run the stream worker: ingest, correlate, store incidents, run playbooks (a process per
     stage group by default; run more workers on other machines to scale out)."""
     from responder.streams.app import run_worker
-    from responder.streams.supervisor import Supervisor, watch_parent, worker_layout
+    from responder.streams.supervisor import (
+        Forked,
+        Supervisor,
+        can_fork,
+        executed,
+        niceness,
+        watch_parent,
+        worker_layout,
+    )
 
     overrides = _directories(rules, playbooks)
     settings = bootstrap.load_settings(overrides)
-    chosen = bootstrap.STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
+    chosen = _chosen(stages)
     try:  # also migrates the embedded SQLite database once, before any child starts
         pipeline = bootstrap.pipeline(settings, stages=chosen)
     except YamlFileError as exc:
@@ -125,21 +136,62 @@ def worker(
             watch_parent(parent_pid)
         run_worker(settings, pipeline)
         return
+    if pipeline.engine is not None:  # each child opens its own connections: none crosses a fork
+        pipeline.engine.dispose()
     supervisor = os.getpid()
     metrics_port = settings.metrics.port
     instance_id = settings.kafka.instance_id
 
-    def child(slot: int) -> tuple[list[str], dict[str, str]]:
-        argv = [sys.executable, "-m", "responder", "worker", "--stages", layout[slot]]
-        argv += ["--processes", "1", "--parent-pid", str(supervisor)]
-        env = as_environment(overrides)
+    def slot_environment(slot: int) -> dict[str, str]:
+        env = {}
         if metrics_port is not None:  # one endpoint per process: port, port + 1, ...
             env["RESPONDER_METRICS__PORT"] = str(metrics_port + slot)
         if instance_id is not None:  # static membership: one member name per process
             env["RESPONDER_KAFKA__INSTANCE_ID"] = f"{instance_id}-{slot}"
-        return argv, env
+        return env
 
-    raise typer.Exit(Supervisor(child, len(layout)).run())
+    def forked(slot: int) -> Forked:
+        return Forked(
+            lambda: _forked_worker(layout[slot], overrides, slot_environment(slot), supervisor),
+            name=f"responder-worker-{slot}",
+        )
+
+    def command(slot: int) -> tuple[list[str], dict[str, str]]:
+        argv = [sys.executable, "-m", "responder", "worker", "--stages", layout[slot]]
+        argv += ["--processes", "1", "--parent-pid", str(supervisor)]
+        return argv, {**as_environment(overrides), **slot_environment(slot)}
+
+    raise typer.Exit(
+        Supervisor(
+            forked if can_fork() else executed(command),
+            len(layout),
+            niceness=lambda slot: niceness(layout[slot]),
+        ).run()
+    )
+
+
+def _chosen(stages: str) -> tuple[str, ...]:
+    """The stages a `--stages` value names ("all": every one)."""
+    return bootstrap.STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
+
+
+def _forked_worker(
+    stages: str, overrides: dict[str, Any], environment: dict[str, str], supervisor: int
+) -> None:
+    """A forked child of the supervisor: its settings read again with its slot's environment,
+    its stages built, then run until it is stopped (or its supervisor is gone)."""
+    from responder.streams.app import run_worker
+    from responder.streams.supervisor import watch_parent
+
+    os.environ.update(environment)
+    try:  # what the supervisor validated before forking: a failure here is the unexpected kind
+        settings = bootstrap.load_settings(overrides)
+        pipeline = bootstrap.pipeline(settings, stages=_chosen(stages))
+    except Exception as exc:
+        log.error("worker process could not start", stages=stages, error=str(exc)[:2000])
+        raise SystemExit(1) from None
+    watch_parent(supervisor)
+    run_worker(settings, pipeline)
 
 
 @app.command()

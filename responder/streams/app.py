@@ -21,6 +21,7 @@ import faust
 import structlog
 from faust.app.base import BootStrategy
 from mode import Service
+from setproctitle import setproctitle
 
 from responder.kafka_clients import faust_credentials
 from responder.metrics.worker import Endpoint, serve
@@ -74,6 +75,7 @@ class PipelineService(Service):
             security_protocol=self.settings.kafka.security_protocol,
             stages=self.pipeline.names,
             topic=self.settings.kafka.topics.events,
+            instance_id=self.settings.kafka.instance_id,  # static membership: its member name
         )
 
     async def on_started(self) -> None:
@@ -146,6 +148,12 @@ class _Worker(faust.Worker):
     async def on_stop(self) -> None:
         await self.pipeline_service.stop()
         await super().on_stop()
+
+    def _setproctitle(self, info: str, *, ident: str = "") -> None:
+        """faust titles the process after its App id, the same in every process; ours names
+        the stages it runs, so `ps` tells the supervisor's children apart."""
+        stages = ",".join(self.pipeline_service.pipeline.names)
+        setproctitle(f"responder worker --stages {stages} ({info})")
 
 
 class _Boot(BootStrategy):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from sqlalchemy import Engine
+
 from responder.streams.anchors import AnchorStage
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
@@ -35,6 +37,7 @@ class Pipeline:
     commands: CommandStage | None = None
     anchors: AnchorStage | None = None
     helpers: list[Stage] = field(default_factory=list)  # not Kafka stages: the graph refresher
+    engine: Engine | None = None  # the database the stages use (None: none of them does)
 
     @property
     def stages(self) -> list[Stage]:

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import os
+import signal
 import sys
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from responder.streams.pipeline import STAGES
 from responder.streams.supervisor import (
     OFF_PATH_NICE,
     Backoff,
+    Forked,
     Supervisor,
     default_processes,
+    executed,
     niceness,
     stage_groups,
     worker_layout,
@@ -44,7 +53,7 @@ def test_a_child_that_dies_is_started_again(tmp_path: Path) -> None:
     starts = tmp_path / "starts"
     script = f"open({str(starts)!r}, 'a').write('x\\n'); raise SystemExit(3)"
     supervisor = Supervisor(
-        lambda slot: ([sys.executable, "-c", script], {}),
+        executed(lambda slot: ([sys.executable, "-c", script], {})),
         processes=1,
         backoff=Backoff(first_s=0.01, max_s=0.05),
     )
@@ -69,7 +78,7 @@ def test_stopping_forwards_sigterm_to_every_child(tmp_path: Path) -> None:
     )
     logs = [tmp_path / "child0", tmp_path / "child1"]
     supervisor = Supervisor(
-        lambda slot: ([sys.executable, "-c", script, str(logs[slot])], {}), processes=2
+        executed(lambda slot: ([sys.executable, "-c", script, str(logs[slot])], {})), processes=2
     )
     watcher = _stop_when(supervisor, lambda: all(p.exists() for p in logs))
     assert supervisor.run() == 0
@@ -113,10 +122,10 @@ def test_chosen_stages_run_once_per_core_by_default() -> None:
 
 def test_only_children_off_the_event_to_incident_path_run_at_a_lower_priority() -> None:
     layout = worker_layout("all", None)
-    nice = [niceness(["responder", "worker", "--stages", stages]) for stages in layout]
+    nice = [niceness(stages) for stages in layout]
     assert nice == [0, 0, OFF_PATH_NICE]  # ingest+reports, correlate | sink, playbooks, anchors
-    assert niceness(["responder", "worker", "--stages", "all"]) == 0  # whole pipelines
-    assert niceness(["responder", "worker"]) == 0
+    assert niceness("all") == 0  # whole pipelines
+    assert niceness("sink, runner") == OFF_PATH_NICE
 
 
 def test_the_supervisor_lowers_the_priority_of_a_child_off_the_path(tmp_path: Path) -> None:
@@ -134,14 +143,102 @@ def test_the_supervisor_lowers_the_priority_of_a_child_off_the_path(tmp_path: Pa
     stages = ["correlate", "sink,runner"]
     outs = [tmp_path / "correlate", tmp_path / "sink"]
     supervisor = Supervisor(
-        lambda slot: (
-            [sys.executable, "-c", script, str(outs[slot]), "--stages", stages[slot]],
-            {},
-        ),
+        executed(lambda slot: ([sys.executable, "-c", script, str(outs[slot])], {})),
         processes=2,
+        niceness=lambda slot: niceness(stages[slot]),
     )
     watcher = _stop_when(supervisor, lambda: all(Path(f"{p}.up").exists() for p in outs))
     assert supervisor.run() == 0
     watcher.join()
     base = os.nice(0)
     assert [int(p.read_text()) for p in outs] == [base, min(19, base + OFF_PATH_NICE)]
+
+
+# --- forked children (what `responder worker` starts) ----------------------------------------
+
+
+@pytest.fixture
+def unfrozen() -> Iterator[None]:
+    """`Forked` freezes the forking process's objects out of collection (for the children's
+    sake); this test process collects them again afterwards."""
+    yield
+    gc.unfreeze()
+
+
+def _up_then_sleep(out: Path) -> None:
+    out.write_text("up")
+    time.sleep(120)
+
+
+def test_a_forked_child_is_restarted_with_its_exit_code_seen(
+    tmp_path: Path, unfrozen: None
+) -> None:
+    """The target's SystemExit code is the child's; the supervisor restarts it like any."""
+    starts = tmp_path / "starts"
+
+    def target() -> None:
+        with starts.open("a") as out:
+            out.write(f"{os.getpid()}\n")
+        raise SystemExit(3)
+
+    supervisor = Supervisor(
+        lambda slot: Forked(target), processes=1, backoff=Backoff(first_s=0.01, max_s=0.05)
+    )
+    watcher = _stop_when(
+        supervisor, lambda: starts.exists() and len(starts.read_text().splitlines()) >= 3
+    )
+    assert supervisor.run() == 0
+    watcher.join()
+    pids = starts.read_text().split()
+    assert len(pids) >= 3 and len(set(pids)) == len(pids) and str(os.getpid()) not in pids
+    child = Forked(target)
+    assert child.wait(30) == 3 and child.poll() == 3
+
+
+def test_a_forked_child_stops_on_sigterm_sent_the_moment_it_is_forked(
+    tmp_path: Path, unfrozen: None
+) -> None:
+    """The forking process has its own SIGTERM handler (the supervisor's). A child signalled
+    before it could put the default back still ends by the signal: the handler copied into it
+    never runs."""
+    handled: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: handled.append(signum))
+    try:
+        for i in range(5):
+            child = Forked(functools.partial(_up_then_sleep, tmp_path / f"up{i}"))
+            child.send_signal(signal.SIGTERM)
+            assert child.wait(30) == -signal.SIGTERM
+        assert handled == []  # and none reached this process
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def test_the_supervisor_stops_forked_children_and_lowers_the_priority_of_one(
+    tmp_path: Path, unfrozen: None
+) -> None:
+    """SIGTERM's default handling stops a forked child (exit -15, no handler of its own); the
+    child off the event path runs at the lower priority; none outlives the supervisor."""
+    outs = [tmp_path / "correlate", tmp_path / "sink"]
+    children: list[Forked] = []
+
+    def spawn(slot: int) -> Forked:
+        child = Forked(lambda: _up_then_sleep(outs[slot]))
+        children.append(child)
+        return child
+
+    stages = ["correlate", "sink,runner"]
+    supervisor = Supervisor(spawn, processes=2, niceness=lambda slot: niceness(stages[slot]))
+    nice: list[int] = []
+
+    def up() -> bool:
+        if not all(p.exists() for p in outs):
+            return False
+        nice.extend(os.getpriority(os.PRIO_PROCESS, child.pid) for child in children)
+        return True
+
+    watcher = _stop_when(supervisor, up)
+    assert supervisor.run() == 0
+    watcher.join()
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    assert nice == [base, min(19, base + OFF_PATH_NICE)]
+    assert [child.poll() for child in children] == [-signal.SIGTERM, -signal.SIGTERM]
