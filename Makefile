@@ -101,6 +101,7 @@ bench: install
 	RESPONDER_BENCH_DATABASE_URL="$$(scripts/postgres url)" $(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/arrival_order.py
 	$(BIN)/python bench/groups.py
+	RESPONDER_BENCH_DATABASE_URL="$$(scripts/postgres url)" $(BIN)/python bench/evidence.py
 
 # Its own broker (CHAOS_KAFKA_PORT, 19092) and PostgreSQL (CHAOS_PG_PORT, 15432): it kills them.
 chaos: install

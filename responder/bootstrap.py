@@ -259,6 +259,7 @@ def pipeline(
                 on_applied=RunStarter(book, kill_switch=settings.playbooks.kill_switch),
                 blast_radii=None if graph is None else BlastRadii(graph),
                 runs_created=wakeup.set,
+                max_evidence=settings.worker.max_evidence,
             )
         if "runner" in wanted:
             runner = Runner(

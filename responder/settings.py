@@ -187,6 +187,15 @@ class WorkerSettings(BaseModel):
         "1 MiB, never past gather_ms), so each stage's per-fetch cost is paid once for more "
         "events as the load grows; 0: always gather_bytes",
     )
+    max_evidence: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="events an incident keeps as evidence (full bodies, the first ones); later "
+        "ones are counted (event_count, last_seen) and each change's audit record says how many "
+        "it did not keep: every change of an incident costs the sink the same however many "
+        "events flood it",
+    )
     native: bool = Field(
         default=True,
         description="the ingest stage validates and routes, and the correlation stage keeps "

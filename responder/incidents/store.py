@@ -105,6 +105,9 @@ class IncidentEvent(SQLModel, table=True):
 
 AuditEntry = tuple[str, str, str, dict[str, Any]]  # (actor, action, subject, data)
 
+MAX_EVIDENCE = 1000
+"""Events an incident keeps as evidence by default (`RESPONDER_WORKER__MAX_EVIDENCE`)."""
+
 
 @dataclass(slots=True)
 class Applied:
@@ -115,6 +118,7 @@ class Applied:
     status: str  # the incident's status once the change is applied
     evidence: int  # the incident's evidence rows once the change is applied (positions below)
     added: list[dict[str, Any]] = dataclass_field(default_factory=list)  # its new evidence
+    not_kept: int = 0  # its events past the incident's evidence limit: counted, not stored
     audit: list[AuditEntry] = dataclass_field(default_factory=list)
     """The change's audit records; a hook appends the records of what it did for the change."""
 
@@ -144,7 +148,11 @@ _LOADED = ("id", "version", "status", "event_ids", "reportable_category")
 
 
 def apply_changes(
-    session: Session, changes: Sequence[IncidentChange], after_writes: AfterWrites | None = None
+    session: Session,
+    changes: Sequence[IncidentChange],
+    after_writes: AfterWrites | None = None,
+    *,
+    max_evidence: int = MAX_EVIDENCE,
 ) -> int:
     """Apply a batch in order within the caller's transaction; return how many were new.
 
@@ -152,6 +160,13 @@ def apply_changes(
     of the batch's incidents, then every row in a few bulk statements (`storage.bulk`: COPY on
     PostgreSQL), then `after_writes` with the applied changes in order (playbook runs are
     created atomically with the change that triggers them), then the audit records at once.
+
+    An incident keeps its first `max_evidence` events as evidence (rows with full bodies, refs
+    in `event_ids`); later ones still count (`event_count`, `last_seen`, from the change) and
+    the change's audit record says how many were not kept (`not_kept`). The incident row is
+    read and written whole by every change, so without the limit each change of an incident
+    cost in proportion to the events it ever had: 4 ms at 1,000 events, 50 ms at 40,000 on
+    the local PostgreSQL, and one group flooded with events slowed the sink for every incident.
     """
     table = table_of(Incident)
     ids = list(dict.fromkeys(c.incident_id for c in changes))
@@ -174,7 +189,8 @@ def apply_changes(
         if row is None:
             row = rows[change.incident_id] = _opened(change, now)
         done = Applied(change, previous_status, row.status, 0)
-        new_refs = _new_evidence(row, change, evidence, done.added)
+        room = max(0, max_evidence - len(row.event_ids))
+        new_refs, done.not_kept = _new_evidence(row, change, evidence, done.added, room)
         if reopens(previous_status, change.change):
             row.status = done.status = IncidentStatus.open.value
             row.values.update(status=row.status, resolved_at=None)
@@ -192,21 +208,19 @@ def apply_changes(
         if new_refs or row.new:
             row.values["event_ids"] = row.event_ids
         done.evidence = len(row.event_ids)
+        record: dict[str, Any] = {
+            "version": change.version,
+            "kind": change.kind,
+            "title": change.title,
+            "severity": change.severity,
+            "status": row.status,
+            "event_count": change.event_count,
+            "events": new_refs,
+        }
+        if done.not_kept:
+            record["not_kept"] = done.not_kept
         done.audit.append(
-            (
-                f"rule:{change.rule}",
-                f"incident.{change.change}",
-                change.incident_id,
-                {
-                    "version": change.version,
-                    "kind": change.kind,
-                    "title": change.title,
-                    "severity": change.severity,
-                    "status": row.status,
-                    "event_count": change.event_count,
-                    "events": new_refs,
-                },
-            )
+            (f"rule:{change.rule}", f"incident.{change.change}", change.incident_id, record)
         )
         if change.reportable and row.reportable_category is None:
             row.reportable_category = change.reportable
@@ -256,19 +270,25 @@ def _new_evidence(
     change: IncidentChange,
     evidence: list[dict[str, Any]],
     added: list[dict[str, Any]],
-) -> list[dict[str, str]]:
-    """The refs of the change's events the incident does not hold yet; their rows go to
-    `evidence` and their bodies to `added` (the same event twice in a change counts once)."""
+    room: int,
+) -> tuple[list[dict[str, str]], int]:
+    """The refs of the change's events the incident does not hold yet, at most `room` of them
+    (their rows go to `evidence`, their bodies to `added`), and how many more there were (not
+    kept). The same event twice in a change counts once."""
     if not change.events:
-        return []
+        return [], 0
     known = row.known
     if known is None:
         known = row.known = {(r["source"], r["id"]) for r in row.event_ids}
     new_refs: list[dict[str, str]] = []
+    not_kept = 0
     for body in change.events:
         ref = event_ref(body)
         pair = (ref["source"], ref["id"])
         if pair in known:
+            continue
+        if len(new_refs) >= room:
+            not_kept += 1
             continue
         known.add(pair)
         evidence.append(
@@ -285,7 +305,7 @@ def _new_evidence(
         )
         added.append(body)
         new_refs.append(ref)
-    return new_refs
+    return new_refs, not_kept
 
 
 def _write(session: Session, rows: dict[str, _Incident], evidence: list[dict[str, Any]]) -> None:

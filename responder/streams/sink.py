@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from responder.incidents.model import IncidentChange
-from responder.incidents.store import Applied, apply_changes
+from responder.incidents.store import MAX_EVIDENCE, Applied, apply_changes
 from responder.metrics.worker import INCIDENTS_OPENED, kinds
 from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.start_sql import RunStarter
@@ -45,6 +45,7 @@ class Stored:
     applied: int = 0
     runs: list[str] = field(default_factory=list)  # ids of the playbook runs it created
     opened: list[tuple[str, str]] = field(default_factory=list)  # (kind label, severity)
+    filled: list[str] = field(default_factory=list)  # incidents whose evidence just filled up
 
 
 def store_changes(
@@ -52,6 +53,8 @@ def store_changes(
     changes: Sequence[IncidentChange],
     starter: RunStarter | None = None,
     blast_radii: BlastRadii | None = None,
+    *,
+    max_evidence: int = MAX_EVIDENCE,
 ) -> Stored:
     """The sink's batch step, in the caller's transaction (see the module docstring)."""
     stored = Stored()
@@ -65,8 +68,13 @@ def store_changes(
             for done in applied
             if done.previous_status is None
         ]
+        stored.filled = [
+            done.change.incident_id
+            for done in applied
+            if done.not_kept and done.evidence - len(done.added) < max_evidence
+        ]
 
-    stored.applied = apply_changes(session, changes, after_writes)
+    stored.applied = apply_changes(session, changes, after_writes, max_evidence=max_evidence)
     return stored
 
 
@@ -98,8 +106,10 @@ class SinkStage(TopicStage):
         on_applied: RunStarter | None = None,
         blast_radii: BlastRadii | None = None,
         runs_created: Callable[[], None] | None = None,
+        max_evidence: int = MAX_EVIDENCE,
     ) -> None:
         super().__init__(kafka, kafka.topics.incidents, "sink", max_records=2000)
+        self.max_evidence = max_evidence  # events an incident keeps as evidence
         self.engine = engine
         self.on_applied = on_applied  # creates playbook runs in the same transaction
         self.blast_radii = blast_radii  # incident.blast_radius, kept in SQL (blast_sql)
@@ -163,9 +173,21 @@ class SinkStage(TopicStage):
 
     def _apply(self, changes: list[IncidentChange]) -> int:
         with Session(self.engine) as session:
-            stored = store_changes(session, changes, self.on_applied, self.blast_radii)
+            stored = store_changes(
+                session,
+                changes,
+                self.on_applied,
+                self.blast_radii,
+                max_evidence=self.max_evidence,
+            )
             session.commit()
         self.created += len(stored.runs)
         for kind, severity in stored.opened:  # counted once the transaction holds them
             INCIDENTS_OPENED.labels(kind, severity).inc()
+        for incident_id in stored.filled:  # once an incident: its later changes say it too
+            log.warning(
+                "incident evidence is full: its later events are counted, not stored",
+                incident_id=incident_id,
+                max_evidence=self.max_evidence,
+            )
         return stored.applied

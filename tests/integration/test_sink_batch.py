@@ -10,7 +10,9 @@ from typing import Any, Literal
 
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
+from structlog.testing import capture_logs
 
+from responder import bootstrap
 from responder.assets.blast_store import get_radius
 from responder.assets.graph import AssetGraph
 from responder.assets.lineage import GraphSnapshot
@@ -22,7 +24,7 @@ from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.runs import PlaybookRun
 from responder.playbooks.start_sql import RunStarter
-from responder.settings import KafkaSettings
+from responder.settings import KafkaSettings, Settings, merged
 from responder.streams.sink import SinkStage, store_changes
 from tests.integration.test_runner import CONTAIN
 from tests.support.runner_kit import KEY, change, event
@@ -195,3 +197,41 @@ def test_a_changed_graph_is_used_by_the_next_batch_whatever_was_remembered(db: E
         store_changes(session, [updated(3)], None, radii)
     with Session(db) as session:
         assert (get_radius(session, "inc-g") or {})["critical"] == [endpoint]
+
+
+def test_the_sink_built_from_settings_keeps_an_incidents_first_events_and_says_so_once(
+    db: Engine, tmp_path: Path
+) -> None:
+    """`RESPONDER_WORKER__MAX_EVIDENCE` reaches the sink the worker builds: a flooded incident
+    keeps its first events (and a run started past the limit holds only those); the sink warns
+    when the incident fills up, not at every later change."""
+    (tmp_path / "pb").mkdir()
+    (tmp_path / "pb" / "contain.yaml").write_text(CONTAIN)
+    (tmp_path / "rules").mkdir()
+    settings = merged(
+        Settings(),
+        {
+            "worker": {"max_evidence": 3},
+            "playbooks": {"dir": str(tmp_path / "pb")},
+            "rules_dir": str(tmp_path / "rules"),
+        },
+    )
+    sink = bootstrap.pipeline(settings, engine=db, stages=("sink",)).sink
+    assert sink is not None and sink.max_evidence == 3
+    flood = [event(f"f{i}", i) for i in range(6)]
+    with capture_logs() as logs:
+        assert sink._apply([change(1, incident_id="inc-f", events=flood[:2])]) == 1
+        assert (
+            sink._apply([change(2, incident_id="inc-f", change_kind="updated", events=flood[2:4])])
+            == 1
+        )
+        assert (
+            sink._apply([change(3, incident_id="inc-f", change_kind="updated", events=flood[4:])])
+            == 1
+        )
+    now = stored(db)
+    assert now["incidents"] == [("inc-f", 3, 3, 3)]
+    assert [e[1] for e in now["evidence"]] == ["f0", "f1", "f2"]
+    assert now["runs"] == [("inc-f", 1, ["f0", "f1"])]
+    full = [entry for entry in logs if entry["event"].startswith("incident evidence is full")]
+    assert [(e["incident_id"], e["max_evidence"]) for e in full] == [("inc-f", 3)]

@@ -265,6 +265,42 @@ def test_events_already_held_are_not_duplicated(db: Engine) -> None:
     assert audit(db)[-1].data["events"] == [{"source": "cloudtrail", "id": "ct-3"}]
 
 
+def test_an_incident_keeps_its_first_events_as_evidence_and_counts_the_rest(
+    db: Engine,
+) -> None:
+    """Past `max_evidence`, events still count (event_count, last_seen) but are not stored;
+    each change's audit record says how many it did not keep; a change in the same batch as
+    the one that filled it, a redelivery and a repeat of a kept event change nothing more."""
+    flood = [body(f"f-{i}", 10 + i) for i in range(7)]
+    with Session(db) as s, s.begin():
+        applied = apply_changes(
+            s,
+            [
+                OPENED,  # gl-1, ct-1: 2 of 4
+                change(2, [flood[0], USE1, flood[1], flood[2]], kind="updated", last=12, count=5),
+                change(3, flood[3:], kind="updated", last=16, count=9),
+            ],
+            max_evidence=4,
+        )
+    assert applied == 3
+    assert [e.event_id for e in evidence(db)] == ["gl-1", "ct-1", "f-0", "f-1"]
+    assert [e.position for e in evidence(db)] == [0, 1, 2, 3]
+    row = incident(db)
+    assert [r["id"] for r in row.event_ids] == ["gl-1", "ct-1", "f-0", "f-1"]
+    assert (row.event_count, utc(row.last_seen), row.version) == (9, at(16), 3)
+    records = [r.data for r in audit(db) if r.action.startswith("incident.")]
+    assert [r.get("not_kept") for r in records] == [None, 1, 4]  # f-2; f-3..f-6 (ct-1 is held)
+    assert [len(r["events"]) for r in records] == [2, 2, 0]
+
+    with Session(db) as s, s.begin():  # a redelivery, then a kept event again and a new one
+        again = change(4, [LEAK, body("f-9", 30)], kind="updated", last=30, count=10)
+        assert apply_changes(s, [change(3, flood[3:], kind="updated")], max_evidence=4) == 0
+        assert apply_changes(s, [again], max_evidence=4) == 1
+    assert len(evidence(db)) == 4
+    assert audit(db)[-1].data["not_kept"] == 1 and audit(db)[-1].data["events"] == []
+    assert incident(db).event_count == 10
+
+
 def test_a_version_gap_is_still_applied(db: Engine) -> None:
     # at-least-once with compaction may skip versions: the newer state wins
     apply(db, [OPENED])
