@@ -282,10 +282,12 @@ async def test_sink_stores_change_by_change_when_the_batch_fails(
     """A change the store cannot take goes to the DLQ with its class; the others are stored."""
     real = apply_changes
 
-    def apply(session: Session, changes: list[IncidentChange], after_writes: Any = None) -> int:
+    def apply(
+        session: Session, changes: list[IncidentChange], after_writes: Any = None, **options: Any
+    ) -> int:
         if any(c.incident_id == "poison" for c in changes):
             raise TypeError("unexpected value in change")
-        return real(session, changes, after_writes)
+        return real(session, changes, after_writes, **options)
 
     monkeypatch.setattr("responder.streams.sink.apply_changes", apply)
     stage = OfflineSink(KAFKA, engine)
