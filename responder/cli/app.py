@@ -112,6 +112,7 @@ def worker(
     stage group by default; run more workers on other machines to scale out)."""
     from responder.streams.app import run_worker
     from responder.streams.supervisor import (
+        Child,
         Forked,
         Supervisor,
         can_fork,
@@ -136,7 +137,7 @@ def worker(
             watch_parent(parent_pid)
         run_worker(settings, pipeline)
         return
-    if pipeline.engine is not None:  # each child opens its own connections: none crosses a fork
+    if pipeline.engine is not None:  # each child opens its own database connections
         pipeline.engine.dispose()
     supervisor = os.getpid()
     metrics_port = settings.metrics.port
@@ -161,12 +162,13 @@ def worker(
         argv += ["--processes", "1", "--parent-pid", str(supervisor)]
         return argv, {**as_environment(overrides), **slot_environment(slot)}
 
+    fresh = executed(command)
+
+    def spawn(slot: int) -> Child:  # forked while that is safe (decided at each start)
+        return forked(slot) if can_fork() else fresh(slot)
+
     raise typer.Exit(
-        Supervisor(
-            forked if can_fork() else executed(command),
-            len(layout),
-            niceness=lambda slot: niceness(layout[slot]),
-        ).run()
+        Supervisor(spawn, len(layout), niceness=lambda slot: niceness(layout[slot])).run()
     )
 
 

@@ -154,6 +154,16 @@ def incident_report(
     types = Counter(str(e.get("type")) for e in record.events)
     measures = corrective_measures(record.runs)
     settings = reporting_settings
+    count = inc.get("event_count")
+    # an incident keeps its first events as evidence (RESPONDER_WORKER__MAX_EVIDENCE): what is
+    # computed from the events says so when it saw only part of them
+    partial = isinstance(count, int) and len(record.events) < count
+    kept_note = (
+        f" The figures below are computed from the first {len(record.events)} events, those "
+        f"kept as evidence, not from all {count}."
+        if partial
+        else ""
+    )
     report: dict[str, Any] = {
         "report": PERSONAL_DATA_BREACH if breach else SERIOUS_INCIDENT,
         "reference": inc["id"],
@@ -184,11 +194,12 @@ def incident_report(
         | {"detected_at": inc.get("created_at")},
         "what_happened": (
             f"{inc['title']}: {inc.get('event_count')} events from {inc['first_seen']} to "
-            f"{inc['last_seen']}; severity {inc['severity']}, status {inc['status']}."
+            f"{inc['last_seen']}; severity {inc['severity']}, status {inc['status']}." + kept_note
         ),
         "causal_link": {
             "rule": inc["rule"],
             "correlated_events": dict(sorted(types.items())),
+            "events_kept": len(record.events),  # as evidence; `incident.event_count`: all
             "group": inc["group"],
             "affected_assets": _models(assets),
             "analyst_assessment": [
@@ -202,8 +213,15 @@ def incident_report(
         "evidence": [dict(e) for e in evidence],
     }
     if breach:
+        details = breach_details(record.events)
+        if partial:
+            for figure in ("records", "data_subjects"):
+                details[figure]["method"] += (
+                    f" (among the first {len(record.events)} of {count} events, those kept as "
+                    "evidence)"
+                )
         report["personal_data_breach"] = {
-            **breach_details(record.events),
+            **details,
             "dpo_contact": settings.get("dpo_contact"),
             "measures_taken": [m for m in measures if m["status"] == "completed"],
         }

@@ -171,7 +171,8 @@ class RunStarter:
                     "mode": mode,
                     "status": BLOCKED if blocked else PENDING,
                     "incident": start.view,
-                    "events": evidence[incident_id][: done.evidence],
+                    # as of its change; past the evidence limit, the change's own events last
+                    "events": [*evidence[incident_id][: done.evidence], *done.not_kept],
                     "error": reason if blocked else held,
                     "approval": (
                         {**guard_policy(playbook).to_json(), "votes": []} if blocked else None

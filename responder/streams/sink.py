@@ -68,10 +68,10 @@ def store_changes(
             for done in applied
             if done.previous_status is None
         ]
-        stored.filled = [
+        stored.filled = [  # the change that took the incident to its limit
             done.change.incident_id
             for done in applied
-            if done.not_kept and done.evidence - len(done.added) < max_evidence
+            if done.evidence - len(done.added) < max_evidence <= done.evidence
         ]
 
     stored.applied = apply_changes(session, changes, after_writes, max_evidence=max_evidence)

@@ -18,7 +18,8 @@ the settings and rules it validated, so it serves in a few tenths of a second in
 of CPU a fresh interpreter spends importing (measured here). That matters most when a worker
 (re)starts behind a backlog: a fresh sink process at its lower priority got little CPU while
 the other stages drained, and stored nothing for seconds. A supervisor that is not single-
-threaded (forking one is unsafe) starts fresh interpreters instead (`executed`).
+threaded (forking one is unsafe), or not on Linux, starts fresh interpreters instead
+(`executed`), as it decides before each start.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -165,8 +167,9 @@ def _forked_main(target: Callable[[], object]) -> None:
 
 
 def can_fork() -> bool:
-    """Whether this process may fork its children: on POSIX, while it runs only one thread."""
-    return hasattr(os, "fork") and threading.active_count() == 1
+    """Whether this process may fork its children: on Linux, while it runs only one Python
+    thread (elsewhere system libraries may not survive a fork: macOS's do not)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 def executed(

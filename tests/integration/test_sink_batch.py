@@ -203,10 +203,13 @@ def test_the_sink_built_from_settings_keeps_an_incidents_first_events_and_says_s
     db: Engine, tmp_path: Path
 ) -> None:
     """`RESPONDER_WORKER__MAX_EVIDENCE` reaches the sink the worker builds: a flooded incident
-    keeps its first events (and a run started past the limit holds only those); the sink warns
-    when the incident fills up, not at every later change."""
+    keeps its first events; a run started past the limit holds those and then its own change's
+    events, so `events | last` is still what triggered it; the sink warns once, at the change
+    that fills the incident up."""
     (tmp_path / "pb").mkdir()
-    (tmp_path / "pb" / "contain.yaml").write_text(CONTAIN)
+    (tmp_path / "pb" / "contain.yaml").write_text(
+        CONTAIN.replace("severity|gte: high}", "severity|gte: high, change: [opened, updated]}")
+    )
     (tmp_path / "rules").mkdir()
     settings = merged(
         Settings(),
@@ -218,20 +221,22 @@ def test_the_sink_built_from_settings_keeps_an_incidents_first_events_and_says_s
     )
     sink = bootstrap.pipeline(settings, engine=db, stages=("sink",)).sink
     assert sink is not None and sink.max_evidence == 3
-    flood = [event(f"f{i}", i) for i in range(6)]
+    flood = [event(f"f{i}", i) for i in range(7)]
     with capture_logs() as logs:
-        assert sink._apply([change(1, incident_id="inc-f", events=flood[:2])]) == 1
-        assert (
-            sink._apply([change(2, incident_id="inc-f", change_kind="updated", events=flood[2:4])])
-            == 1
-        )
-        assert (
-            sink._apply([change(3, incident_id="inc-f", change_kind="updated", events=flood[4:])])
-            == 1
-        )
+        for version, events in [(1, flood[:2]), (2, flood[2:3]), (3, flood[3:5]), (4, flood[5:])]:
+            kind = "opened" if version == 1 else "updated"
+            applied = sink._apply(
+                [change(version, incident_id="inc-f", change_kind=kind, events=events)]
+            )
+            assert applied == 1
     now = stored(db)
-    assert now["incidents"] == [("inc-f", 3, 3, 3)]
+    assert now["incidents"] == [("inc-f", 4, 4, 3)]
     assert [e[1] for e in now["evidence"]] == ["f0", "f1", "f2"]
-    assert now["runs"] == [("inc-f", 1, ["f0", "f1"])]
+    assert now["runs"] == [
+        ("inc-f", 1, ["f0", "f1"]),
+        ("inc-f", 2, ["f0", "f1", "f2"]),
+        ("inc-f", 3, ["f0", "f1", "f2", "f3", "f4"]),
+        ("inc-f", 4, ["f0", "f1", "f2", "f5", "f6"]),
+    ]
     full = [entry for entry in logs if entry["event"].startswith("incident evidence is full")]
     assert [(e["incident_id"], e["max_evidence"]) for e in full] == [("inc-f", 3)]

@@ -269,16 +269,21 @@ def test_an_incident_keeps_its_first_events_as_evidence_and_counts_the_rest(
     db: Engine,
 ) -> None:
     """Past `max_evidence`, events still count (event_count, last_seen) but are not stored;
-    each change's audit record says how many it did not keep; a change in the same batch as
-    the one that filled it, a redelivery and a repeat of a kept event change nothing more."""
+    each change's audit record names those it did not keep (once each, whatever the change
+    repeats); a change in the same batch as the one that filled it, a redelivery and a repeat
+    of a kept event store nothing more."""
     flood = [body(f"f-{i}", 10 + i) for i in range(7)]
+
+    def refs(*names: str) -> list[dict[str, str]]:
+        return [{"source": "cloudtrail", "id": name} for name in names]
+
     with Session(db) as s, s.begin():
         applied = apply_changes(
             s,
             [
                 OPENED,  # gl-1, ct-1: 2 of 4
                 change(2, [flood[0], USE1, flood[1], flood[2]], kind="updated", last=12, count=5),
-                change(3, flood[3:], kind="updated", last=16, count=9),
+                change(3, [*flood[3:], flood[3]], kind="updated", last=16, count=9),
             ],
             max_evidence=4,
         )
@@ -289,7 +294,11 @@ def test_an_incident_keeps_its_first_events_as_evidence_and_counts_the_rest(
     assert [r["id"] for r in row.event_ids] == ["gl-1", "ct-1", "f-0", "f-1"]
     assert (row.event_count, utc(row.last_seen), row.version) == (9, at(16), 3)
     records = [r.data for r in audit(db) if r.action.startswith("incident.")]
-    assert [r.get("not_kept") for r in records] == [None, 1, 4]  # f-2; f-3..f-6 (ct-1 is held)
+    assert [r.get("not_kept") for r in records] == [  # ct-1 is held; f-3 is repeated
+        None,
+        refs("f-2"),
+        refs("f-3", "f-4", "f-5", "f-6"),
+    ]
     assert [len(r["events"]) for r in records] == [2, 2, 0]
 
     with Session(db) as s, s.begin():  # a redelivery, then a kept event again and a new one
@@ -297,7 +306,7 @@ def test_an_incident_keeps_its_first_events_as_evidence_and_counts_the_rest(
         assert apply_changes(s, [change(3, flood[3:], kind="updated")], max_evidence=4) == 0
         assert apply_changes(s, [again], max_evidence=4) == 1
     assert len(evidence(db)) == 4
-    assert audit(db)[-1].data["not_kept"] == 1 and audit(db)[-1].data["events"] == []
+    assert audit(db)[-1].data["not_kept"] == refs("f-9") and audit(db)[-1].data["events"] == []
     assert incident(db).event_count == 10
 
 

@@ -223,6 +223,32 @@ def test_a_privacy_breach_report_adds_the_gdpr_details() -> None:
     assert [m["step"] for m in details["measures_taken"]] == ["evidence", "rollback"]
 
 
+def test_a_report_on_part_of_the_events_says_so() -> None:
+    """An incident keeps its first events as evidence: a report computed from 2 of 5,000 says
+    so in what happened and in the breach figures; one that saw every event says nothing."""
+    whole = make_report("privacy_breach")
+    assert "kept as evidence" not in whole["what_happened"]
+    assert whole["causal_link"]["events_kept"] == 2
+    part = report.incident_report(
+        record(kind="privacy_breach", event_count=5000),
+        reporting_settings=SETTINGS,
+        assets=ASSETS,
+        evidence=EVIDENCE,
+        reporting=None,
+        generated_at=NOW,
+    )
+    assert part["what_happened"].endswith(
+        "The figures below are computed from the first 2 events, those kept as evidence, "
+        "not from all 5000."
+    )
+    assert part["personal_data_breach"]["records"] == {
+        "approximate": 2000,
+        "method": "sum over the 2 events that report it (among the first 2 of 5000 events, "
+        "those kept as evidence)",
+    }
+    assert "kept as evidence" in report.markdown(part)
+
+
 def test_the_markdown_report_escapes_recorded_text() -> None:
     """Titles from events cannot become links or HTML in the Markdown."""
     text = report.markdown(make_report("privacy_breach"))
