@@ -21,7 +21,7 @@ from responder import bootstrap
 from responder.cli.console import err
 from responder.cli.options import fail
 from responder.cli.reporting import clock_from
-from responder.evidence import ocsf, report
+from responder.evidence import report
 from responder.evidence.assets import EventAssets
 from responder.evidence.collect import IncidentRecord, incident_record, snapshots
 from responder.evidence.store import EvidenceStore
@@ -56,6 +56,10 @@ def _clock(record: IncidentRecord) -> dict[str, Any] | None:
 
 
 def _ocsf_line(session: Session, incident_id: str, vendor: str | None) -> str:
+    # imported here: building pydantic-ocsf's models takes ~0.2 s, which every other command
+    # (and every worker) would pay at start
+    from responder.evidence import ocsf
+
     record = incident_record(session, incident_id)
     taken = [
         {"seq": r.seq, "at": r.entry().at.isoformat(), **r.data}
