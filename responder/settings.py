@@ -192,7 +192,7 @@ class WorkerSettings(BaseModel):
         ge=1,
         le=100_000,
         description="events an incident keeps as evidence (full bodies, the first ones); later "
-        "ones are counted (event_count, last_seen) and each change's audit record says how many "
+        "ones are counted (event_count, last_seen) and each change's audit record names those "
         "it did not keep: every change of an incident costs the sink the same however many "
         "events flood it",
     )

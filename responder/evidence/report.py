@@ -154,12 +154,12 @@ def incident_report(
     types = Counter(str(e.get("type")) for e in record.events)
     measures = corrective_measures(record.runs)
     settings = reporting_settings
-    count = inc.get("event_count")
+    count, kept = inc.get("event_count"), len(record.events)
     # an incident keeps its first events as evidence (RESPONDER_WORKER__MAX_EVIDENCE): what is
     # computed from the events says so when it saw only part of them
-    partial = isinstance(count, int) and len(record.events) < count
+    partial = isinstance(count, int) and kept < count
     kept_note = (
-        f" The figures below are computed from the first {len(record.events)} events, those "
+        f" The figures below are computed from the first {kept} events, those "
         f"kept as evidence, not from all {count}."
         if partial
         else ""
@@ -199,7 +199,7 @@ def incident_report(
         "causal_link": {
             "rule": inc["rule"],
             "correlated_events": dict(sorted(types.items())),
-            "events_kept": len(record.events),  # as evidence; `incident.event_count`: all
+            "events_kept": kept,  # as evidence; `incident.event_count`: all
             "group": inc["group"],
             "affected_assets": _models(assets),
             "analyst_assessment": [
@@ -217,8 +217,7 @@ def incident_report(
         if partial:
             for figure in ("records", "data_subjects"):
                 details[figure]["method"] += (
-                    f" (among the first {len(record.events)} of {count} events, those kept as "
-                    "evidence)"
+                    f" (among the first {kept} of {count} events, those kept as evidence)"
                 )
         report["personal_data_breach"] = {
             **details,

@@ -28,6 +28,7 @@ from responder.incidents.model import (
     event_ref,
     reopens,
 )
+from responder.settings import WorkerSettings
 from responder.storage.bulk import among, insert_rows, table_of, update_rows
 from responder.storage.database import by_id_or_prefix
 
@@ -105,7 +106,7 @@ class IncidentEvent(SQLModel, table=True):
 
 AuditEntry = tuple[str, str, str, dict[str, Any]]  # (actor, action, subject, data)
 
-MAX_EVIDENCE = 1000
+MAX_EVIDENCE: int = WorkerSettings.model_fields["max_evidence"].default
 """Events an incident keeps as evidence by default (`RESPONDER_WORKER__MAX_EVIDENCE`)."""
 
 
@@ -167,8 +168,8 @@ def apply_changes(
     the change's audit record names those it did not keep (`not_kept`), and the runs it starts
     get them after the stored evidence (`Applied.not_kept`). The incident row is
     read and written whole by every change, so without the limit each change of an incident
-    cost in proportion to the events it ever had: 4 ms at 1,000 events, 50 ms at 40,000 on
-    the local PostgreSQL, and one group flooded with events slowed the sink for every incident.
+    cost in proportion to the events it ever had: 4.3 ms at 1,000 events, 55.7 ms at 40,000
+    on the local PostgreSQL (`bench/evidence.py`), and one group flooded with events slowed the sink for every incident.
     """
     table = table_of(Incident)
     ids = list(dict.fromkeys(c.incident_id for c in changes))
