@@ -67,3 +67,13 @@ class Windows:
     def keys(self) -> list[str]: ...
     def __len__(self) -> int: ...
     def __contains__(self, key: str) -> bool: ...
+
+def audit_chain(
+    records: list[tuple[str, str, str, dict[str, Any]]],
+    first: int,
+    prev: str,
+    at: str,
+    key: bytes | None,
+    key_id: str | None,
+    copy_at: str | None,
+) -> tuple[list[str], bytes | None] | None: ...

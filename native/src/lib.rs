@@ -8,6 +8,7 @@
 //!
 //! `Windows` (windows.rs) is the correlation stage's window state and engine, compiled.
 
+mod audit;
 mod event;
 mod json;
 mod keyed;
@@ -407,6 +408,34 @@ fn read_message<'py>(
     }
 }
 
+/// The audit chain's hashes and COPY rows of a batch of masked records (audit.rs); None: the
+/// Python path appends them (data that is not plain JSON, or a bug here).
+#[pyfunction]
+#[pyo3(signature = (records, first, prev, at, key, key_id, copy_at))]
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+fn audit_chain<'py>(
+    py: Python<'py>,
+    records: &Bound<'py, PyList>,
+    first: i64,
+    prev: &str,
+    at: &str,
+    key: Option<&[u8]>,
+    key_id: Option<&str>,
+    copy_at: Option<&str>,
+) -> Option<(Vec<String>, Option<Bound<'py, PyBytes>>)> {
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        let head = audit::Head {
+            first,
+            prev,
+            at,
+            key,
+            key_id,
+        };
+        audit::chain(py, records, &head, copy_at)
+    }))
+    .unwrap_or(None)
+}
+
 #[pymodule]
 fn responder_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Router>()?;
@@ -414,5 +443,6 @@ fn responder_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(read_message, m)?)?;
     m.add_function(wrap_pyfunction!(float_json, m)?)?;
     m.add_function(wrap_pyfunction!(parse_event, m)?)?;
+    m.add_function(wrap_pyfunction!(audit_chain, m)?)?;
     Ok(())
 }

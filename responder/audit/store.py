@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Engine, func, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from responder.audit import native
 from responder.audit.anchors import Anchor, AnchorCheck, newest
 from responder.audit.chain import (
     GENESIS,
@@ -31,7 +32,7 @@ from responder.audit.chain import (
     verify,
 )
 from responder.security.redact import scrub_each
-from responder.storage.bulk import insert_rows, table_of
+from responder.storage.bulk import copies, copy_encoded, insert_rows, table_of
 
 AUDIT_LOCK_ID = 727_001
 
@@ -99,8 +100,10 @@ def append(
     """Append (actor, action, subject, data) records in order, inside the caller's transaction.
 
     One lock, one read of the head and one bulk write however many records (COPY on
-    PostgreSQL, `storage.bulk`): the sink appends a batch's records at once. Returns the
-    sequence number of the last record.
+    PostgreSQL, `storage.bulk`): the sink appends a batch's records at once. The hashes (and
+    on PostgreSQL the rows) come from the compiled path where it is built and takes the data
+    (`audit.native`), else from `chain.link` here. Returns the sequence number of the last
+    record.
     """
     if not entries:
         return 0
@@ -114,13 +117,25 @@ def append(
     now = at or datetime.now(UTC)
 
     scrubbed = scrub_each([raw for _, _, _, raw in entries])  # one search for the batch
+    records = [
+        (actor, action, subject, clean)
+        for (actor, action, subject, _), clean in zip(entries, scrubbed, strict=True)
+    ]
+    table = table_of(AuditRecord)
+    copied = copies(session)
+    compiled = native.chained(records, first=first, prev=prev, at=now, key=key, copy=copied)
+    if compiled is not None and compiled.copy is not None:
+        copy_encoded(session, table, native.COLUMNS, compiled.copy)
+        return first + len(entries) - 1
 
     def rows() -> Iterator[dict[str, Any]]:  # computed while COPY sends the ones before
         nonlocal prev
-        pairs = zip(entries, scrubbed, strict=True)
-        for seq, ((actor, action, subject, _), clean) in enumerate(pairs, start=first):
-            data = as_stored(clean)  # hash what the DB returns
-            digest = link(prev, Entry(seq, now, actor, action, subject, data), key)
+        for seq, (actor, action, subject, clean) in enumerate(records, start=first):
+            if compiled is None:
+                data = as_stored(clean)  # hash what the DB returns
+                digest = link(prev, Entry(seq, now, actor, action, subject, data), key)
+            else:  # (plain JSON data: stored as it is)
+                data, digest = clean, compiled.hashes[seq - first]
             yield {
                 "seq": seq,
                 "at": now,
@@ -134,7 +149,7 @@ def append(
             }
             prev = digest
 
-    insert_rows(session, table_of(AuditRecord), rows())
+    insert_rows(session, table, rows())
     return first + len(entries) - 1
 
 

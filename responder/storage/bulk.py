@@ -88,6 +88,21 @@ def insert_rows(session: Session, table: Table, rows: Iterable[Mapping[str, Any]
             copy.write_row(values)
 
 
+def copies(session: Session) -> bool:
+    """Whether `insert_rows` writes with COPY here (and `copy_encoded` may be called)."""
+    return _copies(session.connection())
+
+
+def copy_encoded(session: Session, table: Table, names: Sequence[str], text: bytes) -> None:
+    """COPY rows already in COPY's text format (tab-separated `names`, a line each) into
+    `table` (only where `copies`): the audit chain's compiled path writes them so."""
+    statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
+    )
+    with _driver(session).cursor() as cursor, cursor.copy(statement) as copy:
+        copy.write(text)
+
+
 def update_rows(
     session: Session, table: Table, key: str, rows: Sequence[Mapping[str, Any]]
 ) -> None:

@@ -1,0 +1,282 @@
+//! The audit chain's rows, compiled (`responder.audit.native` wraps it).
+//!
+//! `chain` does for a batch of records what `audit.store.append` does in Python once they are
+//! masked: each record's canonical text (`audit.chain.canonical`: JSON with sorted keys, no
+//! spaces, non-ASCII as it is), its hash (HMAC-SHA256 with the chain key, or SHA-256 without
+//! one) linked to the one before, and, for PostgreSQL, the rows as COPY's text format carries
+//! them. It takes plain JSON data only (exact str, int, bool, None, finite float, list, dict
+//! with str keys); anything else (a tuple, a subclass, a lone surrogate, a NaN, a NUL in a text
+//! column) makes it answer None and Python appends the batch. A property test holds the two
+//! paths to the same hashes and rows.
+
+use hmac::{Hmac, KeyInit, Mac};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use sha2::{Digest, Sha256};
+
+use crate::json::write_str;
+
+const MAX_DEPTH: usize = 200; // deeper data is left to Python (and its recursion limit)
+
+/// Writes `value` as JSON: keys sorted (`sorted`) or in their order; false where it is not
+/// plain JSON data.
+fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, sorted: bool, depth: usize) -> bool {
+    if depth > MAX_DEPTH {
+        return false;
+    }
+    if value.is_none() {
+        out.extend_from_slice(b"null");
+    } else if value.is_exact_instance_of::<PyString>() {
+        let Ok(string) = value.downcast::<PyString>() else {
+            return false;
+        };
+        let Ok(text) = string.to_str() else {
+            return false; // a lone surrogate: UTF-8 cannot carry it
+        };
+        write_str(out, text);
+    } else if value.is_exact_instance_of::<PyBool>() {
+        out.extend_from_slice(if value.is_truthy().unwrap_or(false) {
+            b"true"
+        } else {
+            b"false"
+        });
+    } else if value.is_exact_instance_of::<PyInt>() {
+        match value.extract::<i64>() {
+            Ok(n) => out.extend_from_slice(n.to_string().as_bytes()),
+            // beyond 64 bits: int.__repr__, as json writes it (past Python's digit limit it
+            // raises, and Python's path raises the same)
+            Err(_) => match value.repr() {
+                Ok(text) => out.extend_from_slice(text.to_string().as_bytes()),
+                Err(_) => return false,
+            },
+        }
+    } else if value.is_exact_instance_of::<PyFloat>() {
+        let Ok(f) = value.extract::<f64>() else {
+            return false;
+        };
+        if !f.is_finite() {
+            return false;
+        }
+        match value.repr() {
+            Ok(text) => out.extend_from_slice(text.to_string().as_bytes()), // float.__repr__
+            Err(_) => return false,
+        }
+    } else if value.is_exact_instance_of::<PyList>() {
+        let Ok(list) = value.downcast::<PyList>() else {
+            return false;
+        };
+        out.push(b'[');
+        for (i, item) in list.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            if !write_value(out, &item, sorted, depth + 1) {
+                return false;
+            }
+        }
+        out.push(b']');
+    } else if value.is_exact_instance_of::<PyDict>() {
+        let Ok(dict) = value.downcast::<PyDict>() else {
+            return false;
+        };
+        return write_dict(out, dict, sorted, depth);
+    } else {
+        return false;
+    }
+    true
+}
+
+fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, sorted: bool, depth: usize) -> bool {
+    let mut items = Vec::with_capacity(dict.len());
+    for (key, value) in dict.iter() {
+        if !key.is_exact_instance_of::<PyString>() {
+            return false;
+        }
+        let Ok(string) = key.downcast::<PyString>() else {
+            return false;
+        };
+        let Ok(name) = string.to_str() else {
+            return false;
+        };
+        items.push((name.to_owned(), value));
+    }
+    if sorted {
+        // code point order, as Python sorts str keys: UTF-8 bytes sort the same way
+        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    }
+    out.push(b'{');
+    for (i, (name, value)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        write_str(out, name);
+        out.push(b':');
+        if !write_value(out, value, sorted, depth + 1) {
+            return false;
+        }
+    }
+    out.push(b'}');
+    true
+}
+
+/// A text column as COPY's text format carries it (None: a NUL, which PostgreSQL refuses).
+fn copy_text(out: &mut Vec<u8>, text: &str) -> bool {
+    for &b in text.as_bytes() {
+        match b {
+            0 => return false,
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            b'\n' => out.extend_from_slice(b"\\n"),
+            b'\r' => out.extend_from_slice(b"\\r"),
+            b'\t' => out.extend_from_slice(b"\\t"),
+            _ => out.push(b),
+        }
+    }
+    true
+}
+
+fn hex(digest: &[u8]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = String::with_capacity(digest.len() * 2);
+    for &b in digest {
+        text.push(HEX[(b >> 4) as usize] as char);
+        text.push(HEX[(b & 0xf) as usize] as char);
+    }
+    text
+}
+
+fn link(prev: &str, canonical: &[u8], key: Option<&[u8]>) -> String {
+    match key {
+        Some(secret) => {
+            let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret) else {
+                unreachable!("HMAC takes a key of any length")
+            };
+            mac.update(prev.as_bytes());
+            mac.update(canonical);
+            hex(&mac.finalize().into_bytes())
+        }
+        None => {
+            let mut sha = Sha256::new();
+            sha.update(prev.as_bytes());
+            sha.update(canonical);
+            hex(&sha.finalize())
+        }
+    }
+}
+
+struct Record<'py> {
+    actor: String,
+    action: String,
+    subject: String,
+    data: Bound<'py, PyAny>,
+}
+
+fn record<'py>(item: &Bound<'py, PyAny>) -> Option<Record<'py>> {
+    let tuple = item.downcast::<PyTuple>().ok()?;
+    if tuple.len() != 4 {
+        return None;
+    }
+    let text = |i: usize| -> Option<String> {
+        let value = tuple.get_item(i).ok()?;
+        if !value.is_exact_instance_of::<PyString>() {
+            return None;
+        }
+        Some(value.downcast::<PyString>().ok()?.to_str().ok()?.to_owned())
+    };
+    Some(Record {
+        actor: text(0)?,
+        action: text(1)?,
+        subject: text(2)?,
+        data: tuple.get_item(3).ok()?,
+    })
+}
+
+/// Where a batch joins the chain: its first sequence number, the hash before it, the hashed
+/// text of its time (`chain.utc_text`) and the key (with its id) that hashes it.
+pub struct Head<'a> {
+    pub first: i64,
+    pub prev: &'a str,
+    pub at: &'a str,
+    pub key: Option<&'a [u8]>,
+    pub key_id: Option<&'a str>,
+}
+
+/// Chains `records` ((actor, action, subject, data) tuples, data masked) after `head`.
+/// Answers each record's hash and, with `copy_at` (the time as the `at` column's text), the
+/// rows (seq, at, actor, action, subject, data, prev_hash, hash, key_id) in COPY's text
+/// format, data in its own key order; None where a record is not plain JSON data.
+pub fn chain<'py>(
+    py: Python<'py>,
+    records: &Bound<'py, PyList>,
+    head: &Head<'_>,
+    copy_at: Option<&str>,
+) -> Option<(Vec<String>, Option<Bound<'py, PyBytes>>)> {
+    let mut hashes = Vec::with_capacity(records.len());
+    let mut rows: Vec<u8> = Vec::new();
+    let mut canonical: Vec<u8> = Vec::with_capacity(1024);
+    let mut data: Vec<u8> = Vec::with_capacity(1024);
+    let mut at_json = Vec::with_capacity(40);
+    write_str(&mut at_json, head.at);
+    let mut prev = head.prev.to_owned();
+    for (i, item) in records.iter().enumerate() {
+        let rec = record(&item)?;
+        let seq = head.first + i as i64;
+        canonical.clear();
+        canonical.extend_from_slice(b"{\"action\":");
+        write_str(&mut canonical, &rec.action);
+        canonical.extend_from_slice(b",\"actor\":");
+        write_str(&mut canonical, &rec.actor);
+        canonical.extend_from_slice(b",\"at\":");
+        canonical.extend_from_slice(&at_json);
+        canonical.extend_from_slice(b",\"data\":");
+        if !write_value(&mut canonical, &rec.data, true, 0) {
+            return None;
+        }
+        canonical.extend_from_slice(b",\"seq\":");
+        canonical.extend_from_slice(seq.to_string().as_bytes());
+        canonical.extend_from_slice(b",\"subject\":");
+        write_str(&mut canonical, &rec.subject);
+        canonical.push(b'}');
+        let digest = link(&prev, &canonical, head.key);
+        if let Some(at_column) = copy_at {
+            data.clear();
+            if !write_value(&mut data, &rec.data, false, 0) {
+                return None;
+            }
+            rows.extend_from_slice(seq.to_string().as_bytes());
+            rows.push(b'\t');
+            if !copy_text(&mut rows, at_column) {
+                return None;
+            }
+            for text in [&rec.actor, &rec.action, &rec.subject] {
+                rows.push(b'\t');
+                if !copy_text(&mut rows, text) {
+                    return None;
+                }
+            }
+            rows.push(b'\t');
+            // JSON text holds no raw control character; its backslashes are COPY's escapes
+            let Ok(json) = std::str::from_utf8(&data) else {
+                return None;
+            };
+            copy_text(&mut rows, json);
+            rows.push(b'\t');
+            rows.extend_from_slice(prev.as_bytes());
+            rows.push(b'\t');
+            rows.extend_from_slice(digest.as_bytes());
+            rows.push(b'\t');
+            match head.key_id {
+                Some(id) => {
+                    if !copy_text(&mut rows, id) {
+                        return None;
+                    }
+                }
+                None => rows.extend_from_slice(b"\\N"),
+            }
+            rows.push(b'\n');
+        }
+        prev.clone_from(&digest);
+        hashes.push(digest);
+    }
+    let copied = copy_at.map(|_| PyBytes::new(py, &rows));
+    Some((hashes, copied))
+}
