@@ -11,128 +11,12 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
 use sha2::{Digest, Sha256};
 
+use crate::copy::copy_text;
 use crate::json::write_str;
-
-const MAX_DEPTH: usize = 200; // deeper data is left to Python (and its recursion limit)
-
-/// Writes `value` as JSON: keys sorted (`sorted`) or in their order; false where it is not
-/// plain JSON data.
-fn write_value(out: &mut Vec<u8>, value: &Bound<'_, PyAny>, sorted: bool, depth: usize) -> bool {
-    if depth > MAX_DEPTH {
-        return false;
-    }
-    if value.is_none() {
-        out.extend_from_slice(b"null");
-    } else if value.is_exact_instance_of::<PyString>() {
-        let Ok(string) = value.downcast::<PyString>() else {
-            return false;
-        };
-        let Ok(text) = string.to_str() else {
-            return false; // a lone surrogate: UTF-8 cannot carry it
-        };
-        write_str(out, text);
-    } else if value.is_exact_instance_of::<PyBool>() {
-        out.extend_from_slice(if value.is_truthy().unwrap_or(false) {
-            b"true"
-        } else {
-            b"false"
-        });
-    } else if value.is_exact_instance_of::<PyInt>() {
-        match value.extract::<i64>() {
-            Ok(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            // beyond 64 bits: int.__repr__, as json writes it (past Python's digit limit it
-            // raises, and Python's path raises the same)
-            Err(_) => match value.repr() {
-                Ok(text) => out.extend_from_slice(text.to_string().as_bytes()),
-                Err(_) => return false,
-            },
-        }
-    } else if value.is_exact_instance_of::<PyFloat>() {
-        let Ok(f) = value.extract::<f64>() else {
-            return false;
-        };
-        if !f.is_finite() {
-            return false;
-        }
-        match value.repr() {
-            Ok(text) => out.extend_from_slice(text.to_string().as_bytes()), // float.__repr__
-            Err(_) => return false,
-        }
-    } else if value.is_exact_instance_of::<PyList>() {
-        let Ok(list) = value.downcast::<PyList>() else {
-            return false;
-        };
-        out.push(b'[');
-        for (i, item) in list.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            if !write_value(out, &item, sorted, depth + 1) {
-                return false;
-            }
-        }
-        out.push(b']');
-    } else if value.is_exact_instance_of::<PyDict>() {
-        let Ok(dict) = value.downcast::<PyDict>() else {
-            return false;
-        };
-        return write_dict(out, dict, sorted, depth);
-    } else {
-        return false;
-    }
-    true
-}
-
-fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, sorted: bool, depth: usize) -> bool {
-    let mut items = Vec::with_capacity(dict.len());
-    for (key, value) in dict.iter() {
-        if !key.is_exact_instance_of::<PyString>() {
-            return false;
-        }
-        let Ok(string) = key.downcast::<PyString>() else {
-            return false;
-        };
-        let Ok(name) = string.to_str() else {
-            return false;
-        };
-        items.push((name.to_owned(), value));
-    }
-    if sorted {
-        // code point order, as Python sorts str keys: UTF-8 bytes sort the same way
-        items.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    }
-    out.push(b'{');
-    for (i, (name, value)) in items.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(out, name);
-        out.push(b':');
-        if !write_value(out, value, sorted, depth + 1) {
-            return false;
-        }
-    }
-    out.push(b'}');
-    true
-}
-
-/// A text column as COPY's text format carries it (None: a NUL, which PostgreSQL refuses).
-fn copy_text(out: &mut Vec<u8>, text: &str) -> bool {
-    for &b in text.as_bytes() {
-        match b {
-            0 => return false,
-            b'\\' => out.extend_from_slice(b"\\\\"),
-            b'\n' => out.extend_from_slice(b"\\n"),
-            b'\r' => out.extend_from_slice(b"\\r"),
-            b'\t' => out.extend_from_slice(b"\\t"),
-            _ => out.push(b),
-        }
-    }
-    true
-}
+use crate::pyjson::{write_value, Style};
 
 fn hex(digest: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -228,7 +112,7 @@ pub fn chain<'py>(
         canonical.extend_from_slice(b",\"at\":");
         canonical.extend_from_slice(&at_json);
         canonical.extend_from_slice(b",\"data\":");
-        if !write_value(&mut canonical, &rec.data, true, 0) {
+        if !write_value(&mut canonical, &rec.data, Style::Canonical, 0) {
             return None;
         }
         canonical.extend_from_slice(b",\"seq\":");
@@ -239,7 +123,7 @@ pub fn chain<'py>(
         let digest = link(&prev, &canonical, head.key);
         if let Some(at_column) = copy_at {
             data.clear();
-            if !write_value(&mut data, &rec.data, false, 0) {
+            if !write_value(&mut data, &rec.data, Style::Column, 0) {
                 return None;
             }
             rows.extend_from_slice(seq.to_string().as_bytes());

@@ -9,10 +9,12 @@
 //! `Windows` (windows.rs) is the correlation stage's window state and engine, compiled.
 
 mod audit;
+mod copy;
 mod event;
 mod json;
 mod keyed;
 mod message;
+mod pyjson;
 mod restore;
 mod rules;
 mod windows;
@@ -436,6 +438,19 @@ fn audit_chain<'py>(
     .unwrap_or(None)
 }
 
+/// `rows` (dicts) in COPY's text format, the columns `names` (`json`: which hold JSON); None:
+/// the driver writes them (a value it does not take, or a bug here). copy.rs.
+#[pyfunction]
+fn copy_rows<'py>(
+    py: Python<'py>,
+    rows: &Bound<'py, PyList>,
+    names: Vec<String>,
+    json: Vec<bool>,
+) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    panic::catch_unwind(AssertUnwindSafe(|| copy::rows(py, rows, &names, &json)))
+        .unwrap_or(Ok(None))
+}
+
 #[pymodule]
 fn responder_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Router>()?;
@@ -444,5 +459,6 @@ fn responder_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(float_json, m)?)?;
     m.add_function(wrap_pyfunction!(parse_event, m)?)?;
     m.add_function(wrap_pyfunction!(audit_chain, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_rows, m)?)?;
     Ok(())
 }

@@ -15,7 +15,6 @@ serializer (`database.column_json`), other values adapted by the driver.
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
@@ -40,6 +39,11 @@ from sqlalchemy.orm import Session
 
 from responder.storage.database import column_json
 
+try:
+    import responder_native
+except ImportError:  # not built: the driver formats COPY's rows
+    responder_native = None  # type: ignore[assignment]
+
 
 def table_of(model: type[Any]) -> Table:
     """The table a SQLModel class maps (its `__table__`, which the type stubs do not declare)."""
@@ -63,27 +67,33 @@ def among(session: Session, column: ColumnElement[Any], values: Iterable[Any]) -
 def insert_rows(session: Session, table: Table, rows: Iterable[Mapping[str, Any]]) -> None:
     """INSERT `rows` (each with the same keys, the columns to write) into `table`.
 
-    On PostgreSQL the rows are taken one by one as COPY sends them: a generator that computes
-    them (the audit chain's hashes) overlaps its work with the server's."""
+    On PostgreSQL with COPY; its rows are formatted in one compiled call where
+    `responder-native` is built and takes every value (plain JSON in the JSON columns; text,
+    integers, booleans, finite floats, datetimes and None elsewhere), else by the driver row by
+    row as SQLAlchemy would write them (a property test holds the two to the same rows)."""
     connection = session.connection()
+    listed = list(rows)
+    if not listed:
+        return
     if not _copies(connection):
-        listed = list(rows)
-        if listed:
-            connection.execute(insert(table), listed)
+        connection.execute(insert(table), listed)
         return
-    each = iter(rows)
-    first = next(each, None)
-    if first is None:
-        return
-    names = list(first)
-    encoded = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
+    names = list(listed[0])
+    json_columns = [isinstance(table.c[n].type, JSON) for n in names]
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
+    encoded = None
+    if responder_native is not None:
+        encoded = responder_native.copy_rows(listed, names, json_columns)
     with _driver(session).cursor() as cursor, cursor.copy(statement) as copy:
-        for row in itertools.chain((first,), each):
+        if encoded is not None:
+            copy.write(encoded)
+            return
+        json_at = [i for i, is_json in enumerate(json_columns) if is_json]
+        for row in listed:
             values = [row[n] for n in names]  # the driver adapts them as SQLAlchemy would
-            for i in encoded:  # what SQLAlchemy's JSON type does before the driver
+            for i in json_at:  # what SQLAlchemy's JSON type does before the driver
                 values[i] = column_json(values[i])
             copy.write_row(values)
 
