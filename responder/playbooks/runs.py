@@ -10,10 +10,11 @@ worker resumes it after the last completed step (completed side effects are neve
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, update
+from sqlalchemy import JSON, Column, DateTime, text, update
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from responder.actions.evidence import SNAPSHOT_ACTION
@@ -113,6 +114,26 @@ def kill_switch_on(session: Session) -> bool:
 
 
 # --- queries ------------------------------------------------------------------------------------
+
+
+RUN_LIMIT_LOCK = 727_002  # advisory lock class of `lock_run_limits` (the audit chain's is 727_001)
+
+
+def lock_run_limits(session: Session, playbook_ids: Iterable[str]) -> None:
+    """Hold each playbook's run limit (`guards.max_runs_per_hour`) for the rest of the
+    transaction, on PostgreSQL (SQLite's write lock already serializes writers).
+
+    Counting the last hour's runs and inserting the new ones is one decision: two sinks
+    storing at once (two workers, or two transactions of one) would each count the runs
+    before the other's insert and together pass the limit. Locks are taken in id order, so
+    two transactions that start runs of the same playbooks cannot wait on each other."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for playbook_id in sorted(set(playbook_ids)):
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(:lock, hashtext(:id))"),
+            {"lock": RUN_LIMIT_LOCK, "id": playbook_id},
+        )
 
 
 def runs_in_last_hour(session: Session, playbook_id: str) -> int:

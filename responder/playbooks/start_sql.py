@@ -25,7 +25,14 @@ from responder.incidents.model import IncidentChange
 from responder.incidents.store import Applied, IncidentEvent
 from responder.playbooks.blast_guard import blast_guard
 from responder.playbooks.loader import PlaybookSet
-from responder.playbooks.runs import PlaybookRun, kill_switch_on, now, run_id, runs_in_last_hour
+from responder.playbooks.runs import (
+    PlaybookRun,
+    kill_switch_on,
+    lock_run_limits,
+    now,
+    run_id,
+    runs_in_last_hour,
+)
 from responder.playbooks.schema import Playbook
 from responder.playbooks.statuses import BLOCKED, PENDING
 from responder.playbooks.step_rules import guard_policy
@@ -133,6 +140,16 @@ class RunStarter:
             return []
         evidence = _evidence(session, applied, {s.done.change.incident_id for s in starts})
         killed = self.kill_switch or kill_switch_on(session)
+        if not killed:  # (a dry run counts toward no limit)
+            lock_run_limits(
+                session,
+                (
+                    s.playbook.id
+                    for s in starts
+                    if s.playbook.guards.max_runs_per_hour is not None
+                    and s.playbook.mode != "dry_run"
+                ),
+            )
         recent: dict[str, int] = {}  # runs in the last hour by playbook (those with a limit)
         at = now()
         rows: list[dict[str, Any]] = []

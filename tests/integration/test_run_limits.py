@@ -1,0 +1,58 @@
+"""`guards.max_runs_per_hour` holds when two transactions start runs of a playbook at once (two
+workers' sinks, or two transactions of one): neither may count the runs before the other's."""
+
+from __future__ import annotations
+
+import threading
+
+from sqlmodel import Session, col, select
+
+from responder.playbooks.loader import load_playbooks
+from responder.playbooks.runs import PlaybookRun
+from responder.playbooks.start_sql import RunStarter
+from responder.streams.sink import store_changes
+from tests.support.runner_kit import Kit, change
+
+LIMITED = """
+id: limited
+title: Tell
+on: {kind: credential_compromise}
+guards: {max_runs_per_hour: 2}
+steps:
+  - {id: tell, action: slack.notify}
+"""
+
+
+def test_two_transactions_at_once_start_no_more_runs_than_the_limit(kit: Kit) -> None:
+    kit.playbook("limited", LIMITED)
+    counted = threading.Event()  # the first transaction has counted and inserted its runs
+    errors: list[BaseException] = []
+
+    def store(incidents: list[str], hold: bool) -> None:
+        try:
+            starter = RunStarter(load_playbooks(kit.directory))
+            with Session(kit.db) as session, session.begin():
+                store_changes(session, [change(1, incident_id=i) for i in incidents], starter)
+                if hold:  # commit only after the other transaction had time to count
+                    counted.set()
+                    threading.Event().wait(1.0)
+        except BaseException as exc:  # the assertion below names it
+            errors.append(exc)
+            counted.set()
+
+    first = threading.Thread(target=store, args=(["inc-1", "inc-2"], True))
+    first.start()
+    assert counted.wait(30)
+    second = threading.Thread(target=store, args=(["inc-3", "inc-4"], False))
+    second.start()
+    first.join(30)
+    second.join(30)
+    assert errors == []
+    with Session(kit.db) as session:
+        runs = session.exec(select(PlaybookRun).order_by(col(PlaybookRun.incident_id))).all()
+    assert [(r.incident_id, r.status) for r in runs] == [
+        ("inc-1", "pending"),
+        ("inc-2", "pending"),
+        ("inc-3", "blocked_by_guard"),
+        ("inc-4", "blocked_by_guard"),
+    ]
