@@ -109,14 +109,14 @@ def append(
         return 0
     key = keyring(session).current
     key_id = None if key is None else key.id
+    # masked before the lock: other appenders wait from the lock to this one's commit
+    scrubbed = scrub_each([raw for _, _, _, raw in entries])  # one search for the batch
     lock_chain(session)
     last = session.exec(
         select(AuditRecord.seq, AuditRecord.hash).order_by(col(AuditRecord.seq).desc()).limit(1)
     ).first()
     first, prev = (last[0] + 1, last[1]) if last else (1, GENESIS)
     now = at or datetime.now(UTC)
-
-    scrubbed = scrub_each([raw for _, _, _, raw in entries])  # one search for the batch
     records = [
         (actor, action, subject, clean)
         for (actor, action, subject, _), clean in zip(entries, scrubbed, strict=True)
