@@ -138,15 +138,20 @@ pub fn chain<'py>(
                 }
             }
             rows.push(b'\t');
-            // JSON text holds no raw control character; its backslashes are COPY's escapes
+            // (JSON text holds no raw control character; copy_text doubles its backslashes)
             let Ok(json) = std::str::from_utf8(&data) else {
                 return None;
             };
-            copy_text(&mut rows, json);
+            if !copy_text(&mut rows, json) {
+                return None;
+            }
             rows.push(b'\t');
-            rows.extend_from_slice(prev.as_bytes());
+            // the head's hash comes from the database: escaped like any other text
+            if !copy_text(&mut rows, &prev) {
+                return None;
+            }
             rows.push(b'\t');
-            rows.extend_from_slice(digest.as_bytes());
+            rows.extend_from_slice(digest.as_bytes()); // (hex)
             rows.push(b'\t');
             match head.key_id {
                 Some(id) => {

@@ -3,6 +3,7 @@
 //! Python value (`pyjson`), the others as the driver writes them as text. A value of any
 //! other type answers None and the driver writes the rows instead.
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
@@ -36,6 +37,11 @@ pub fn rows<'py>(
     names: &[String],
     json: &[bool],
 ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    if json.len() != names.len() {
+        return Err(PyValueError::new_err(
+            "copy_rows: one json flag per column name",
+        ));
+    }
     let datetime = py.import("datetime")?.getattr("datetime")?;
     let keys: Vec<Bound<'py, PyString>> = names.iter().map(|n| PyString::new(py, n)).collect();
     let mut out = Vec::with_capacity(rows.len() * 256);
@@ -45,6 +51,9 @@ pub fn rows<'py>(
         last: None,
     };
     for row in rows.iter() {
+        if !row.is_exact_instance_of::<PyDict>() {
+            return Ok(None); // (a subclass may read its items its own way)
+        }
         let Ok(dict) = row.downcast::<PyDict>() else {
             return Ok(None);
         };
@@ -55,7 +64,7 @@ pub fn rows<'py>(
             let Some(value) = dict.get_item(key)? else {
                 return Ok(None);
             };
-            let is_json = json.get(i).copied().unwrap_or(false);
+            let is_json = json[i];
             if !column(&mut out, &mut scratch, &value, is_json, &mut cache) {
                 return Ok(None);
             }

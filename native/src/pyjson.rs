@@ -48,14 +48,21 @@ pub fn write_value(
             b"false"
         });
     } else if value.is_exact_instance_of::<PyInt>() {
-        match value.extract::<i64>() {
-            Ok(n) => out.extend_from_slice(n.to_string().as_bytes()),
-            // beyond 64 bits: int.__repr__, as json writes it (past Python's digit limit it
-            // raises, and Python's path raises the same)
-            Err(_) => match value.repr() {
+        if let Ok(n) = value.extract::<i64>() {
+            out.extend_from_slice(n.to_string().as_bytes());
+        } else if let Ok(n) = value.extract::<u64>() {
+            out.extend_from_slice(n.to_string().as_bytes()); // (orjson writes these too)
+        } else if style == Style::Canonical {
+            // int.__repr__, as json writes it (past Python's digit limit it raises, and
+            // Python's path raises the same)
+            match value.repr() {
                 Ok(text) => out.extend_from_slice(text.to_string().as_bytes()),
                 Err(_) => return false,
-            },
+            }
+        } else {
+            // orjson refuses it: `column_json` writes the whole value with json, its own
+            // spacing and escapes, which only Python's path gives byte for byte
+            return false;
         }
     } else if value.is_exact_instance_of::<PyFloat>() {
         let Ok(f) = value.extract::<f64>() else {

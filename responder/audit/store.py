@@ -32,7 +32,7 @@ from responder.audit.chain import (
     verify,
 )
 from responder.security.redact import scrub_each
-from responder.storage.bulk import copies, copy_encoded, insert_rows, table_of
+from responder.storage.bulk import copies_utf8, copy_encoded, insert_rows, table_of
 
 AUDIT_LOCK_ID = 727_001
 
@@ -122,7 +122,7 @@ def append(
         for (actor, action, subject, _), clean in zip(entries, scrubbed, strict=True)
     ]
     table = table_of(AuditRecord)
-    copied = copies(session)
+    copied = copies_utf8(session)
     compiled = native.chained(records, first=first, prev=prev, at=now, key=key, copy=copied)
     if compiled is not None and compiled.copy is not None:
         copy_encoded(session, table, native.COLUMNS, compiled.copy)

@@ -10,6 +10,7 @@ worker resumes it after the last completed step (completed side effects are neve
 from __future__ import annotations
 
 import uuid
+import zlib
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -125,15 +126,22 @@ def lock_run_limits(session: Session, playbook_ids: Iterable[str]) -> None:
 
     Counting the last hour's runs and inserting the new ones is one decision: two sinks
     storing at once (two workers, or two transactions of one) would each count the runs
-    before the other's insert and together pass the limit. Locks are taken in id order, so
-    two transactions that start runs of the same playbooks cannot wait on each other."""
+    before the other's insert and together pass the limit. The locks are taken in the order
+    of their keys, and before the audit chain's (`audit.store.lock_chain`, taken last in the
+    sink's transaction), so two transactions cannot each hold a lock the other waits for."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for playbook_id in sorted(set(playbook_ids)):
+    for key in sorted({_lock_key(playbook_id) for playbook_id in playbook_ids}):
         session.execute(
-            text("SELECT pg_advisory_xact_lock(:lock, hashtext(:id))"),
-            {"lock": RUN_LIMIT_LOCK, "id": playbook_id},
+            text("SELECT pg_advisory_xact_lock(:lock, :key)"), {"lock": RUN_LIMIT_LOCK, "key": key}
         )
+
+
+def _lock_key(playbook_id: str) -> int:
+    """A playbook id's advisory lock key: a signed 32-bit integer (CRC-32; two ids that share
+    a key share a lock, which only serializes them)."""
+    key = zlib.crc32(playbook_id.encode())
+    return key - 2**32 if key >= 2**31 else key
 
 
 def runs_in_last_hour(session: Session, playbook_id: str) -> int:

@@ -68,7 +68,7 @@ def insert_rows(session: Session, table: Table, rows: Iterable[Mapping[str, Any]
     """INSERT `rows` (each with the same keys, the columns to write) into `table`.
 
     On PostgreSQL with COPY; its rows are formatted in one compiled call where
-    `responder-native` is built and takes every value (plain JSON in the JSON columns; text,
+    `responder-native` is built, the connection is UTF-8 and it takes every value (plain JSON in the JSON columns; text,
     integers, booleans, finite floats, datetimes and None elsewhere), else by the driver row by
     row as SQLAlchemy would write them (a property test holds the two to the same rows)."""
     connection = session.connection()
@@ -84,7 +84,7 @@ def insert_rows(session: Session, table: Table, rows: Iterable[Mapping[str, Any]
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )
     encoded = None
-    if responder_native is not None:
+    if responder_native is not None and copies_utf8(session):
         encoded = responder_native.copy_rows(listed, names, json_columns)
     with _driver(session).cursor() as cursor, cursor.copy(statement) as copy:
         if encoded is not None:
@@ -98,14 +98,16 @@ def insert_rows(session: Session, table: Table, rows: Iterable[Mapping[str, Any]
             copy.write_row(values)
 
 
-def copies(session: Session) -> bool:
-    """Whether `insert_rows` writes with COPY here (and `copy_encoded` may be called)."""
-    return _copies(session.connection())
+def copies_utf8(session: Session) -> bool:
+    """Whether `insert_rows` writes with COPY here, on a UTF-8 connection: rows may then be
+    sent as the UTF-8 bytes the compiled path writes (`copy_encoded`); the driver encodes
+    text in the connection's encoding, whatever it is."""
+    return _copies(session.connection()) and _driver(session).info.encoding == "utf-8"
 
 
 def copy_encoded(session: Session, table: Table, names: Sequence[str], text: bytes) -> None:
-    """COPY rows already in COPY's text format (tab-separated `names`, a line each) into
-    `table` (only where `copies`): the audit chain's compiled path writes them so."""
+    """COPY rows already in COPY's text format, UTF-8 (tab-separated `names`, a line each)
+    into `table` (only where `copies_utf8`): the audit chain's compiled path writes them so."""
     statement = sql.SQL("COPY {} ({}) FROM STDIN").format(
         sql.Identifier(table.name), sql.SQL(", ").join(map(sql.Identifier, names))
     )

@@ -4,7 +4,9 @@ workers' sinks, or two transactions of one): neither may count the runs before t
 from __future__ import annotations
 
 import threading
+import time
 
+from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from responder.playbooks.loader import load_playbooks
@@ -23,9 +25,19 @@ steps:
 """
 
 
+def waiting_on_an_advisory_lock(kit: Kit) -> bool:
+    """Whether some transaction waits for an advisory lock (PostgreSQL)."""
+    with kit.db.connect() as conn:
+        found = conn.execute(
+            text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted")
+        )
+        return bool(found.scalar())
+
+
 def test_two_transactions_at_once_start_no_more_runs_than_the_limit(kit: Kit) -> None:
     kit.playbook("limited", LIMITED)
     counted = threading.Event()  # the first transaction has counted and inserted its runs
+    second_done = threading.Event()
     errors: list[BaseException] = []
 
     def store(incidents: list[str], hold: bool) -> None:
@@ -33,13 +45,22 @@ def test_two_transactions_at_once_start_no_more_runs_than_the_limit(kit: Kit) ->
             starter = RunStarter(load_playbooks(kit.directory))
             with Session(kit.db) as session, session.begin():
                 store_changes(session, [change(1, incident_id=i) for i in incidents], starter)
-                if hold:  # commit only after the other transaction had time to count
+                if hold:  # commit once the other transaction waits (or, unguarded, is done)
                     counted.set()
-                    threading.Event().wait(1.0)
+                    for _ in range(100):
+                        if second_done.is_set() or (
+                            postgresql and waiting_on_an_advisory_lock(kit)
+                        ):
+                            break
+                        time.sleep(0.05)
         except BaseException as exc:  # the assertion below names it
             errors.append(exc)
             counted.set()
+        finally:
+            if not hold:
+                second_done.set()
 
+    postgresql = kit.db.dialect.name == "postgresql"  # (SQLite: its write lock waits)
     first = threading.Thread(target=store, args=(["inc-1", "inc-2"], True))
     first.start()
     assert counted.wait(30)

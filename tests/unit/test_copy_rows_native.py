@@ -2,22 +2,18 @@
 `storage.bulk.insert_rows`) against the driver's own formatter fed as `insert_rows` feeds it.
 
 Every column the compiled path writes must be the driver's bytes (JSON columns: the text
-`column_json` gives, the value the same where `column_json` leaves orjson for the standard
-library); a row holding anything it does not take makes it answer None (the driver writes
-them all).
+`column_json` gives); a row holding anything it does not take makes it answer None (the
+driver writes them all).
 """
 
 from __future__ import annotations
 
 import enum
-import json
 import math
-import re
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
-import orjson
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -74,16 +70,10 @@ def driver_fields(values: dict[str, Any]) -> list[bytes]:
     return line.removesuffix(b"\n").split(b"\t")
 
 
-def unescaped(field: bytes) -> str:
-    """A field of COPY's text format as PostgreSQL reads it."""
-    escapes = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v", "\\": "\\"}
-    return re.sub(r"\\(.)", lambda m: escapes[m.group(1)], field.decode())
-
-
 @settings(max_examples=300)
 @given(st.lists(row, min_size=1, max_size=8))
 @example([dict.fromkeys(NAMES, None)])  # NULLs, and JSON's null in JSON columns
-@example([{**dict.fromkeys(NAMES, None), "body": {"big": 2**70, "f": [1e16, 1e-7, -0.0]}}])
+@example([{**dict.fromkeys(NAMES, None), "body": {"big": 2**64 - 1, "f": [1e16, 1e-7, -0.0]}}])
 def test_rows_are_the_drivers_bytes(rows: list[dict[str, Any]]) -> None:
     encoded = responder_native.copy_rows(rows, NAMES, JSON)
     assert encoded is not None
@@ -91,17 +81,7 @@ def test_rows_are_the_drivers_bytes(rows: list[dict[str, Any]]) -> None:
     assert lines.pop() == b""
     assert len(lines) == len(rows)
     for line, values in zip(lines, rows, strict=True):
-        ours, theirs = line.split(b"\t"), driver_fields(values)
-        for name, is_json, mine, driver in zip(NAMES, JSON, ours, theirs, strict=True):
-            if not is_json:
-                assert mine == driver, name
-                continue
-            assert json.loads(unescaped(mine)) == json.loads(unescaped(driver)), name
-            try:
-                orjson.dumps(values[name])
-            except TypeError:  # column_json wrote it with the standard library
-                continue
-            assert mine == driver, name  # orjson's text, byte for byte
+        assert line.split(b"\t") == driver_fields(values)
 
 
 class Colour(enum.StrEnum):
@@ -120,6 +100,7 @@ class Colour(enum.StrEnum):
         ("ratio", Decimal("1.5")),
         ("at", date(2026, 1, 1)),
         ("body", {"t": (1, 2)}),
+        ("body", {"big": 2**64}),  # orjson refuses it: column_json writes json's own text
         ("body", {"nan": math.nan}),
         ("body", {1: "int key"}),
         ("body", {"when": T0}),
@@ -137,3 +118,5 @@ def test_rows_that_are_not_dicts_holding_every_column_are_refused() -> None:
     missing = {n: v for n, v in fine.items() if n != "at"}
     assert responder_native.copy_rows([fine, missing], NAMES, JSON) is None
     assert responder_native.copy_rows([fine, list(fine.values())], NAMES, JSON) is None
+    with pytest.raises(ValueError, match="one json flag per column"):
+        responder_native.copy_rows([fine], NAMES, JSON[:-1])
