@@ -31,6 +31,7 @@ from responder.metrics.worker import INCIDENTS_OPENED, kinds
 from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings
+from responder.streams.collector import batch_uncollected
 from responder.streams.db_retry import call_with_db_retry
 from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import Batch, TopicStage
@@ -172,7 +173,7 @@ class SinkStage(TopicStage):
         )
 
     def _apply(self, changes: list[IncidentChange]) -> int:
-        with Session(self.engine) as session:
+        with batch_uncollected(), Session(self.engine) as session:
             stored = store_changes(
                 session,
                 changes,

@@ -4,12 +4,13 @@ among them: when the stage is idle, or at the latest after `reclaim_within_s`.""
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 from collections.abc import Iterator
 
 import pytest
 
-from responder.streams.collector import Promoter
+from responder.streams.collector import Promoter, batch_uncollected
 
 
 class Clock:
@@ -94,3 +95,58 @@ def test_an_idle_stage_reclaims_at_most_every_reclaim_every_s() -> None:
         clock.now += 100.0
         promote.step(idle=True)
     assert promote.reclaims == 1  # at 600 s, not again before 1,200
+
+
+def test_a_batch_runs_uncollected_and_the_collector_is_on_again_after_it_even_if_it_fails() -> None:
+    assert gc.isenabled()
+    with batch_uncollected():
+        assert not gc.isenabled()
+        ref = cycle()
+        assert ref() is not None
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0  # nothing built inside is frozen (it is the batch's)
+    gc.collect()
+    assert ref() is None  # the cycle made inside is collected once the batch is over
+    with pytest.raises(RuntimeError), batch_uncollected():
+        raise RuntimeError("the batch failed")
+    assert gc.isenabled()
+
+
+def test_a_collector_turned_off_before_the_batch_stays_off() -> None:
+    gc.disable()
+    try:
+        with batch_uncollected():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_threads_overlapping_their_batches_leave_it_on_only_once_the_last_one_is_out() -> None:
+    """Thread A goes in, B goes in, A leaves: B's batch is still uncollected; B leaves: on."""
+    a_in, b_in, a_out, b_may_leave = (threading.Event() for _ in range(4))
+    seen: dict[str, bool] = {}
+
+    def a() -> None:
+        with batch_uncollected():
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def b() -> None:
+        a_in.wait(5)
+        with batch_uncollected():
+            b_in.set()
+            a_out.wait(5)
+            seen["inside B after A left"] = gc.isenabled()
+            b_may_leave.wait(5)
+
+    threads = [threading.Thread(target=a), threading.Thread(target=b)]
+    for thread in threads:
+        thread.start()
+    a_out.wait(5)
+    b_may_leave.set()
+    for thread in threads:
+        thread.join(5)
+    assert seen == {"inside B after A left": False}
+    assert gc.isenabled()
