@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ import pytest
 import structlog
 from hypothesis import HealthCheck, settings
 from sqlalchemy import Engine, create_engine, text
+from structlog._config import BoundLoggerLazyProxy
 
 from responder.logs.setup import CAPPED_LOGGERS, NOISY_LOGGERS
 from responder.storage.database import make_engine, upgrade
@@ -116,9 +118,15 @@ def db(db_url: str) -> Iterator[Engine]:
     engine.dispose()
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_logging() -> Iterator[None]:
-    """`responder.logs.configure` rewires the root logger and structlog: put both back."""
+    """`responder.logs.configure` rewires the root logger and structlog, and every command a
+    test runs calls it (`bootstrap.load_settings`): put both back after each test. A module's
+    structlog logger keeps what it was configured with on its first use
+    (`cache_logger_on_first_use`), so those kept are dropped too: a logger first used under a
+    command's configuration otherwise escaped a later test's `capture_logs` and wrote to that
+    command's closed capture stream (the sink's "evidence is full" test failed so, after the
+    unit tests, in file order)."""
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     noisy = {n: logging.getLogger(n).level for n in (*NOISY_LOGGERS, *CAPPED_LOGGERS)}
@@ -129,7 +137,19 @@ def restore_logging() -> Iterator[None]:
         root.setLevel(level)
         for name, lvl in noisy.items():
             logging.getLogger(name).setLevel(lvl)
-        structlog.reset_defaults()
+        if structlog.is_configured():
+            structlog.reset_defaults()
+            _forget_cached_loggers()
+
+
+def _forget_cached_loggers() -> None:
+    """Drop the configuration each of our modules' loggers kept on its first use."""
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith(("responder", "tests")):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, BoundLoggerLazyProxy):
+                value.__dict__.pop("bind", None)  # the cached bind: the class's lazy one again
 
 
 @pytest.fixture
