@@ -302,7 +302,16 @@ async def _ends(bootstrap: str, name: str) -> dict[int, int]:
 
 def caught_up(bootstrap: str, group: str, name: str) -> bool:
     """Whether `group` has committed every message of topic `name`."""
-    ends = asyncio.run(_ends(bootstrap, name))
+    return committed_up_to(bootstrap, group, name, topic_ends(bootstrap, name))
+
+
+def topic_ends(bootstrap: str, name: str) -> dict[int, int]:
+    """Topic `name`'s end offset by partition."""
+    return asyncio.run(_ends(bootstrap, name))
+
+
+def committed_up_to(bootstrap: str, group: str, name: str, ends: dict[int, int]) -> bool:
+    """Whether `group` has committed topic `name` up to `ends` (offsets by partition)."""
     committed = asyncio.run(_committed(bootstrap, group, name))
     return bool(ends) and all(committed.get(p, 0) >= end for p, end in ends.items())
 
