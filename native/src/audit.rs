@@ -11,12 +11,12 @@
 
 use hmac::{Hmac, KeyInit, Mac};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyList, PyString, PyTuple};
+use pyo3::types::{PyBytes, PyList, PyTuple};
 use sha2::{Digest, Sha256};
 
 use crate::copy::copy_text;
 use crate::json::write_str;
-use crate::pyjson::{write_value, Style};
+use crate::pyjson::{exact_str, write_value, Style};
 
 fn hex(digest: &[u8]) -> String {
     const HEX: &[u8; 16] = b"0123456789abcdef";
@@ -61,10 +61,7 @@ fn record<'py>(item: &Bound<'py, PyAny>) -> Option<Record<'py>> {
     }
     let text = |i: usize| -> Option<String> {
         let value = tuple.get_item(i).ok()?;
-        if !value.is_exact_instance_of::<PyString>() {
-            return None;
-        }
-        Some(value.downcast::<PyString>().ok()?.to_str().ok()?.to_owned())
+        Some(exact_str(&value)?.to_owned())
     };
     Some(Record {
         actor: text(0)?,

@@ -7,7 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString};
 
-use crate::pyjson::{write_value, Style};
+use crate::pyjson::{exact_str, write_value, Style};
 
 /// A text column as COPY's text format carries it, escaped as the driver escapes it (false: a
 /// NUL, which PostgreSQL refuses).
@@ -101,10 +101,7 @@ fn column<'py>(
     if value.is_none() {
         out.extend_from_slice(b"\\N");
     } else if value.is_exact_instance_of::<PyString>() {
-        let Ok(string) = value.downcast::<PyString>() else {
-            return false;
-        };
-        let Ok(text) = string.to_str() else {
+        let Some(text) = exact_str(value) else {
             return false;
         };
         return copy_text(out, text);

@@ -34,10 +34,7 @@ pub fn write_value(
     if value.is_none() {
         out.extend_from_slice(b"null");
     } else if value.is_exact_instance_of::<PyString>() {
-        let Ok(string) = value.downcast::<PyString>() else {
-            return false;
-        };
-        let Ok(text) = string.to_str() else {
+        let Some(text) = exact_str(value) else {
             return false; // a lone surrogate: UTF-8 cannot carry it
         };
         write_str(out, text);
@@ -120,13 +117,7 @@ fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, style: Style, depth: 
     }
     let mut items = Vec::with_capacity(dict.len());
     for (key, value) in dict.iter() {
-        if !key.is_exact_instance_of::<PyString>() {
-            return false;
-        }
-        let Ok(string) = key.downcast::<PyString>() else {
-            return false;
-        };
-        let Ok(name) = string.to_str() else {
+        let Some(name) = exact_str(&key) else {
             return false;
         };
         items.push((name.to_owned(), value));
@@ -149,16 +140,19 @@ fn write_dict(out: &mut Vec<u8>, dict: &Bound<'_, PyDict>, style: Style, depth: 
 
 /// A dict key and its colon; false for a key that is not an exact str (or not UTF-8).
 fn write_key(out: &mut Vec<u8>, key: &Bound<'_, PyAny>) -> bool {
-    if !key.is_exact_instance_of::<PyString>() {
-        return false;
-    }
-    let Ok(string) = key.downcast::<PyString>() else {
-        return false;
-    };
-    let Ok(name) = string.to_str() else {
+    let Some(name) = exact_str(key) else {
         return false;
     };
     write_str(out, name);
     out.push(b':');
     true
+}
+
+/// The text of an exact str (not a subclass); None for anything else, or a str with a lone
+/// surrogate (UTF-8 cannot carry it).
+pub fn exact_str<'a>(value: &'a Bound<'_, PyAny>) -> Option<&'a str> {
+    if !value.is_exact_instance_of::<PyString>() {
+        return None;
+    }
+    value.downcast::<PyString>().ok()?.to_str().ok()
 }
