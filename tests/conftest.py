@@ -130,6 +130,7 @@ def restore_logging() -> Iterator[None]:
     root = logging.getLogger()
     handlers, level = root.handlers[:], root.level
     noisy = {n: logging.getLogger(n).level for n in (*NOISY_LOGGERS, *CAPPED_LOGGERS)}
+    configured_before = structlog.is_configured()  # by a wider fixture (a live server): kept
     try:
         yield
     finally:
@@ -137,7 +138,7 @@ def restore_logging() -> Iterator[None]:
         root.setLevel(level)
         for name, lvl in noisy.items():
             logging.getLogger(name).setLevel(lvl)
-        if structlog.is_configured():
+        if structlog.is_configured() and not configured_before:
             structlog.reset_defaults()
             _forget_cached_loggers()
 
