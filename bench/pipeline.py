@@ -55,7 +55,7 @@ from responder.logs import configure
 from responder.settings import Settings, merged
 from responder.streams.collector import tune_gc
 from responder.streams.records import read
-from responder.streams.supervisor import default_processes, worker_layout
+from responder.streams.supervisor import default_processes, storing_processes, worker_layout
 from responder.streams.topics import create_topics, ensure_topics
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the tests' helpers
@@ -549,7 +549,8 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     worker_runs: list[WorkerRun] = []
     before_runs: list[WorkerRun] = []
     cores = default_processes()
-    layout = worker_layout("all", None)  # what the plain `responder worker` runs
+    # what the plain `responder worker` runs on PostgreSQL
+    layout = worker_layout("all", None, storing=storing_processes("postgresql"))
     default_label = f"{len(layout)} processes: " + " / ".join(layout)
 
     async def default_worker(label: str, name: str, source: Path | None = None) -> WorkerRun:

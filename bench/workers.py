@@ -33,12 +33,12 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, make_url, text
 
-from responder.settings import Settings, as_environment
+from responder.settings import DatabaseSettings, Settings, as_environment
 from responder.storage.database import make_engine, upgrade
 from responder.streams.correlate import CorrelateStage
-from responder.streams.supervisor import worker_layout
+from responder.streams.supervisor import storing_processes, worker_layout
 from responder.streams.topics import create_topics
 
 SETTLE_S = 6.0  # after every child logged "worker started": consumer groups join and settle
@@ -170,7 +170,9 @@ async def worker_process(
         argv = ["taskset", "-c", cpus, *argv]
     stages = args[args.index("--stages") + 1] if "--stages" in args else "all"
     count = int(args[args.index("--processes") + 1]) if "--processes" in args else None
-    processes = len(worker_layout(stages, count))
+    url = overrides.get("database", {}).get("url", DatabaseSettings().url)
+    storing = storing_processes(make_url(url).get_backend_name())
+    processes = len(worker_layout(stages, count, storing=storing))
     with log_path.open("wb") as log:
         # `python -m` looks in its working directory first: run `source` from there
         proc = subprocess.Popen(  # noqa: ASYNC220

@@ -118,6 +118,7 @@ def worker(
         can_fork,
         executed,
         niceness,
+        storing_processes,
         watch_parent,
         worker_layout,
     )
@@ -131,7 +132,8 @@ def worker(
         raise fail(f"rules or playbooks are invalid:\n{exc}") from None
     except ValueError as exc:
         raise fail(str(exc)) from None
-    layout = worker_layout(stages, processes or settings.worker.processes)
+    storing = 1 if pipeline.engine is None else storing_processes(pipeline.engine.dialect.name)
+    layout = worker_layout(stages, processes or settings.worker.processes, storing=storing)
     if len(layout) == 1:
         if parent_pid is not None:
             watch_parent(parent_pid)

@@ -69,22 +69,39 @@ def stage_groups() -> list[tuple[str, ...]]:
     return [*LEADING_GROUPS, tuple(stage for stage in STAGES if stage not in placed)]
 
 
-def worker_layout(stages: str, processes: int | None) -> list[str]:
+def worker_layout(stages: str, processes: int | None, *, storing: int = 1) -> list[str]:
     """The `--stages` value of each worker process (one entry: run in this process).
 
     A process count given: that many processes, each running `stages` (N whole pipelines when
-    `stages` is "all"). None given: "all" is split into a process per stage group; a chosen
-    set of stages runs once per core. Either way `anchors` runs in the first process only: it
-    appends the audit chain's head to the anchor topic and file, which want one writer.
+    `stages` is "all"). None given: "all" is split into a process per stage group, the last
+    group (the sink and the playbooks, off the event → incident path) in `storing` processes
+    (`storing_processes`); a chosen set of stages runs once per core. Either way `anchors`
+    runs in the first process only: it appends the audit chain's head to the anchor topic and
+    file, which want one writer.
     """
     if processes is None and stages == "all":
-        return [",".join(group) for group in stage_groups()]
+        *leading, last = stage_groups()
+        return [",".join(group) for group in leading] + _copies(last, storing)
     count = default_processes() if processes is None else processes
     chosen = STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
     if count == 1 or "anchors" not in chosen:
         return [stages] * count
+    return [stages, *_copies(chosen, count)[1:]]
+
+
+def _copies(chosen: Sequence[str], count: int) -> list[str]:
+    """`count` processes running the stages `chosen`, `anchors` in the first only (none of
+    the others when it was the only stage)."""
     rest = ",".join(stage for stage in chosen if stage != "anchors")
-    return [stages] + ([rest] * (count - 1) if rest else [])
+    return [",".join(chosen)] + ([rest] * (count - 1) if rest else [])
+
+
+def storing_processes(dialect: str) -> int:
+    """How many processes the default layout gives the sink and the playbooks: one per core on
+    a database that takes writers side by side (PostgreSQL: two sinks store about a fifth more
+    than one, `bench/pipeline.py`; they split the incidents topic's partitions as one consumer
+    group), one on SQLite, which lets a single writer in at a time."""
+    return 1 if dialect == "sqlite" else default_processes()
 
 
 def niceness(stages: str) -> int:

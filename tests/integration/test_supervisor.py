@@ -9,13 +9,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
 
-from responder.streams.supervisor import stage_groups
+from responder.audit.store import AuditRecord
+from responder.storage.database import make_engine, upgrade
+from responder.streams.supervisor import default_processes, stage_groups, worker_layout
 from tests.support.harness import (
     EACH_RULE,
     Worker,
     caught_up,
     event_json,
+    group_members,
     incidents,
     produce,
     topic,
@@ -42,6 +47,17 @@ def alive(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return state != "Z"
+
+
+def opened_records(url: str) -> int:
+    """The audit chain's `incident.opened` records in the database at `url`."""
+    engine = make_engine(url)
+    try:
+        with Session(engine) as session:
+            query = select(func.count()).where(AuditRecord.action == "incident.opened")
+            return int(session.exec(query).one())
+    finally:
+        engine.dispose()
 
 
 def started(worker: Worker) -> int:
@@ -136,6 +152,38 @@ def test_the_default_worker_runs_a_process_per_stage_group_and_restarts_only_the
         worker.stop()
     stopped_cleanly(worker, processes=3)
     assert caught_up(kafka_bootstrap, f"t-{unique}-ingest", topic(unique, "events"))
+    assert caught_up(kafka_bootstrap, f"t-{unique}-sink", topic(unique, "incidents"))
+
+
+def test_on_postgresql_the_default_worker_stores_in_a_process_per_core(
+    kafka_bootstrap: str, tmp_path: Path, unique: str, pg_schema_url: str
+) -> None:
+    """Plain `responder worker` on PostgreSQL: the sink and playbook group runs once per core
+    (the anchors in the first copy only), the sinks share the incidents topic as one consumer
+    group, and the events become incidents stored once each."""
+    engine = make_engine(pg_schema_url)
+    upgrade(engine)  # a worker migrates only the embedded SQLite database by itself
+    engine.dispose()
+    env = worker_env(
+        kafka_bootstrap, pg_schema_url, write_rules(tmp_path / "rules", EACH_RULE), unique
+    )
+    del env["RESPONDER_WORKER__PROCESSES"]
+    layout = worker_layout("all", None, storing=default_processes())
+    worker = Worker(env, tmp_path / "worker.log")
+    proc = worker.spawn()
+    try:
+        wait_for(lambda: started(worker) == len(layout) or proc.poll() is not None, 90)
+        assert proc.poll() is None, worker.log()[-3000:]
+        kids = wait_for(lambda: len(children(proc.pid)) == len(layout) and children(proc.pid), 30)
+        assert sorted(stages_of(pid) for pid in kids) == sorted(layout)
+        sinks = [stages for stages in layout if "sink" in stages.split(",")]
+        assert len(sinks) == default_processes()
+        wait_for(lambda: group_members(kafka_bootstrap, f"t-{unique}-sink") == len(sinks), 60)
+        serves_then_stops_on_sigterm(kafka_bootstrap, unique, pg_schema_url, proc, kids)
+    finally:
+        worker.stop()
+    stopped_cleanly(worker, processes=len(layout))
+    assert opened_records(pg_schema_url) == 8  # each change audited once, by one of the sinks
     assert caught_up(kafka_bootstrap, f"t-{unique}-sink", topic(unique, "incidents"))
 
 

@@ -300,6 +300,22 @@ async def _ends(bootstrap: str, name: str) -> dict[int, int]:
         await consumer.stop()
 
 
+async def _members(bootstrap: str, group: str) -> int:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        (response,) = await admin.describe_consumer_groups([group])
+        (described,) = response.groups
+        return len(described[5])  # (error, group, state, protocol type, protocol, members, ...)
+    finally:
+        await admin.close()
+
+
+def group_members(bootstrap: str, group: str) -> int:
+    """How many members consumer group `group` has now."""
+    return asyncio.run(_members(bootstrap, group))
+
+
 def caught_up(bootstrap: str, group: str, name: str) -> bool:
     """Whether `group` has committed every message of topic `name`."""
     return committed_up_to(bootstrap, group, name, topic_ends(bootstrap, name))

@@ -24,6 +24,7 @@ from responder.streams.supervisor import (
     executed,
     niceness,
     stage_groups,
+    storing_processes,
     worker_layout,
 )
 from tests.support.harness import wait_for
@@ -96,6 +97,27 @@ def test_stage_groups_hold_every_stage_once_correlation_alone() -> None:
 
 def test_the_default_layout_is_a_process_per_stage_group() -> None:
     assert worker_layout("all", None) == [",".join(group) for group in stage_groups()]
+
+
+def test_on_a_database_with_writers_side_by_side_the_storing_group_runs_once_per_core() -> None:
+    """The last group (sink, playbooks) is copied; only the first copy anchors the chain."""
+    *leading, last = [",".join(group) for group in stage_groups()]
+    copy = ",".join(stage for stage in last.split(",") if stage != "anchors")
+    assert "anchors" in last and "sink" in copy and "runner" in copy
+    assert worker_layout("all", None, storing=3) == [*leading, last, copy, copy]
+    assert worker_layout("all", None, storing=1) == [*leading, last]
+    assert worker_layout("all", 2, storing=3) == worker_layout("all", 2)  # whole pipelines
+    assert [niceness(stages) for stages in worker_layout("all", None, storing=2)] == [
+        0,
+        0,
+        OFF_PATH_NICE,
+        OFF_PATH_NICE,
+    ]
+
+
+def test_sqlite_gets_one_storing_process_postgresql_one_per_core() -> None:
+    assert storing_processes("sqlite") == 1
+    assert storing_processes("postgresql") == default_processes()
 
 
 def test_a_process_count_means_whole_pipelines() -> None:
