@@ -68,7 +68,7 @@ class RepeatFilter(logging.Filter):
 
 # What a Kafka client says while it retries something that settles by itself: a new topic's
 # leader not yet known everywhere, a leader that moved, a group coordinator not yet elected (a
-# fresh broker creates its offsets topic on the first group's request). The retry succeeds or
+# fresh broker creates its offsets topic on the first group's request), a group rebalancing. The retry succeeds or
 # a real error (a timeout) follows, so the user is told nothing they could act on.
 SELF_HEALING = (
     "NotLeaderForPartitionError",
@@ -79,6 +79,9 @@ SELF_HEALING = (
 # aiokafka logs these at error level, then waits and tries again: a failed offset lookup (the
 # fetcher), a failed coordinator lookup (the group coordinator, for a retriable error only)
 RETRIED_AT_ERROR = ("Failed fetch offsets from", "Group Coordinator Request failed")
+# a member's heartbeat answered "rebalance in progress" (another member joined or left: two
+# sinks starting side by side): the member rejoins, as the group protocol has it
+REJOINING = "because it is rebalancing"
 
 
 def self_healing(record: logging.LogRecord) -> bool:
@@ -86,6 +89,8 @@ def self_healing(record: logging.LogRecord) -> bool:
     if not record.name.startswith("aiokafka"):
         return True
     message = record.getMessage()
+    if message.endswith(REJOINING) and record.levelno < logging.ERROR:
+        return False
     if not any(e in message for e in SELF_HEALING):
         return True
     if record.levelno >= logging.ERROR:

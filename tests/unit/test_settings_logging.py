@@ -216,11 +216,19 @@ def test_retries_that_settle_by_themselves_are_not_shown(
     coordinator.error(
         "Group Coordinator Request failed: %s", "[Error 30] GroupAuthorizationFailedError"
     )
+    # a second member joined (two sinks starting): this one rejoins
+    coordinator.warning("Heartbeat failed for group %s because it is rebalancing", "g-sink")
+    coordinator.warning(
+        "Heartbeat failed for group %s: coordinator (node %s) is either not started or not valid",
+        "g-sink",
+        1,
+    )
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert [line["event"] for line in lines] == [
         "Got error produce response: <class 'aiokafka.errors.KafkaTimeoutError'>",
         "Failed fetch offsets from 1: [Error 7] RequestTimedOutError",
         "Group Coordinator Request failed: [Error 30] GroupAuthorizationFailedError",
+        "Heartbeat failed for group g-sink: coordinator (node 1) is either not started or not valid",
     ]
 
 
