@@ -1,5 +1,6 @@
 """The ingest stage's compiled path (see native/src/lib.rs and responder/streams/native.py)."""
 
+from collections.abc import Callable
 from typing import Any
 
 class Router:
@@ -78,3 +79,9 @@ def audit_chain(
     copy_at: str | None,
 ) -> tuple[list[str], bytes | None] | None: ...
 def copy_rows(rows: list[Any], names: list[str], json: list[bool]) -> bytes | None: ...
+def copy_masking_keys(
+    records: list[Any],
+    is_secret_key: Callable[[str], bool],
+    secret_type: type,
+    redacted: str,
+) -> tuple[list[Any], str] | None: ...

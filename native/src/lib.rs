@@ -13,6 +13,7 @@ mod copy;
 mod event;
 mod json;
 mod keyed;
+mod mask;
 mod message;
 mod pyjson;
 mod restore;
@@ -451,6 +452,23 @@ fn copy_rows<'py>(
         .unwrap_or(Ok(None))
 }
 
+/// `records` copied with the values under secret-looking keys masked (`is_secret_key`, or of
+/// `secret_type`: `redacted` instead) and their texts joined by "\n", as
+/// `security.redact._copy_masking_keys` gathers them; None: Python copies them. mask.rs.
+#[pyfunction]
+fn copy_masking_keys<'py>(
+    py: Python<'py>,
+    records: &Bound<'py, PyList>,
+    is_secret_key: Bound<'py, PyAny>,
+    secret_type: Bound<'py, PyAny>,
+    redacted: Bound<'py, PyAny>,
+) -> PyResult<Option<(Bound<'py, PyList>, String)>> {
+    panic::catch_unwind(AssertUnwindSafe(|| {
+        mask::Masker::new(is_secret_key, secret_type, redacted).copy_all(py, records)
+    }))
+    .unwrap_or(Ok(None))
+}
+
 #[pymodule]
 fn responder_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Router>()?;
@@ -460,5 +478,6 @@ fn responder_native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(parse_event, m)?)?;
     m.add_function(wrap_pyfunction!(audit_chain, m)?)?;
     m.add_function(wrap_pyfunction!(copy_rows, m)?)?;
+    m.add_function(wrap_pyfunction!(copy_masking_keys, m)?)?;
     Ok(())
 }

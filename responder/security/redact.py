@@ -24,7 +24,9 @@ the linear-time engine, so an attacker's text cannot make masking slow):
   validation error echoes for such a field.
 
 Cost: a record's texts are searched once, joined, with the union of the patterns (`scrub`);
-only a record where that finds something is masked text by text. A lone surrogate (JSON's
+only a record where that finds something is masked text by text. A batch of records
+(`scrub_each`) is copied by the compiled package where it is built (`responder_native`
+`copy_masking_keys`, held to `_copy_masking_keys` by property tests), and searched once. A lone surrogate (JSON's
 `\\ud800` escapes make them) becomes U+FFFD: UTF-8, which RE2 and every store take, cannot
 carry it.
 
@@ -54,6 +56,11 @@ from typing import Any
 from pydantic import SecretStr
 
 from responder.security.patterns import compile_linear
+
+try:
+    import responder_native
+except ImportError:  # not built: Python copies the records
+    responder_native = None  # type: ignore[assignment]
 
 REDACTED = "***"
 
@@ -213,12 +220,23 @@ def scrub_each(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     the call than in the scan. The texts of different records are joined as those of one are
     (`_JOIN`), so a search that finds nothing proves every record clean; when it finds
     something, each record is scrubbed on its own."""
-    texts: list[str] = []
-    copies = [_copy_masking_keys("", data, texts) for data in records]
-    joined = _JOIN.join(texts)
+    copies, joined = copy_masking_keys(records)
     if encodable(joined) is not joined or _ANY.search(joined) is not None:
         return [scrub(data) for data in records]
     return copies
+
+
+def copy_masking_keys(records: Sequence[dict[str, Any]]) -> tuple[list[Any], str]:
+    """`records` copied with every value under a secret-looking key masked, and all of their
+    texts joined (`_JOIN`): compiled where built, else (or for data it does not take) by
+    `_copy_masking_keys`."""
+    if responder_native is not None and type(records) is list:
+        copied = responder_native.copy_masking_keys(records, is_secret_key, SecretStr, REDACTED)
+        if copied is not None:
+            return copied
+    texts: list[str] = []
+    copies = [_copy_masking_keys("", data, texts) for data in records]
+    return copies, _JOIN.join(texts)
 
 
 def _copy_masking_keys(key: str, value: Any, texts: list[str]) -> Any:
