@@ -121,3 +121,25 @@ def test_among_finds_every_listed_key_and_no_other(db: Engine) -> None:
         got = dict(found.all())
     assert set(got) == set(HOSTILE[:-1])
     assert set(got.values()) == {"red"}
+
+
+def test_json_columns_read_back_as_written_through_column_loads(db: Engine) -> None:
+    """The engine reads JSON columns with `column_loads` (orjson where it reads the same), and
+    what the standard library alone would read comes back: big integers, NaN, lone surrogates."""
+    from responder.storage.database import column_loads
+
+    bodies = [
+        {"n": 2**70, "f": 0.1, "s": "é 漢字", "none": None},
+        {"digits": "12345678901234567890", "neg": -(2**63) - 1},
+        {"surrogate": "\ud800", "list": [1, 2.5, True]},
+    ]
+    rows = [
+        {"incident_id": f"i{n}", "radius": body, "updated_at": AT} for n, body in enumerate(bodies)
+    ]
+    with Session(db) as session:
+        insert_rows(session, table_of(IncidentBlastRadius), rows)
+        session.commit()
+        table = table_of(IncidentBlastRadius)
+        found = session.connection().execute(select(table.c.radius).order_by(table.c.incident_id))
+        assert [row.radius for row in found] == bodies
+    assert db.dialect._json_deserializer is column_loads

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from responder.storage.database import column_json
+from responder.storage.database import column_json, column_loads
 
 
 class Colour(StrEnum):
@@ -111,3 +111,42 @@ def test_a_plain_value_holding_null_is_written_without_the_standard_library(
         column_json({"score": math.nan, "none": None})
     with pytest.raises(AssertionError):
         column_json({"pair": (1, None)})
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equal with the same types all the way down (1 and 1.0 differ; NaN equals NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and math.isnan(a):
+        return math.isnan(b)
+    return bool(a == b)
+
+
+# texts the standard library reads and orjson refuses or reads otherwise, and near misses
+TEXTS = [
+    "[NaN]", "Infinity", "-Infinity", '"\\ud800"', "1e400", "-1e400", "123456789012345678901",
+    "-9223372036854775809", "18446744073709551615", "9223372036854775807", '{"a":1,"a":2}',
+    '"1234567890123456789"', "0.1", "-0.0", "1E5", "2.5e-324", '"\\u0000"', " [1] ",
+]  # fmt: skip
+plain = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(plain.map(json.dumps) | plain.map(column_json) | st.sampled_from(TEXTS))
+@example('{"n": 123456789012345678901234567890, "f": 1.5}')
+@example('["\\ud800", NaN]')
+def test_a_column_read_back_is_what_the_standard_library_reads(text: str) -> None:
+    expected = json.loads(text)
+    assert same(column_loads(text), expected)
+    assert same(column_loads(text.encode()), expected)  # as the PostgreSQL driver hands it
+
+
+def test_a_text_with_a_lone_surrogate_itself_is_read_by_the_standard_library() -> None:
+    assert column_loads('["\ud800"]') == ["\ud800"]
