@@ -16,6 +16,7 @@ batch is appended at once.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,8 +184,9 @@ class SinkStage(TopicStage):
             )
             session.commit()
         self.created += len(stored.runs)
-        for kind, severity in stored.opened:  # counted once the transaction holds them
-            INCIDENTS_OPENED.labels(kind, severity).inc()
+        # counted once the transaction holds them
+        for (kind, severity), opened in Counter(stored.opened).items():
+            INCIDENTS_OPENED.labels(kind, severity).inc(opened)
         for incident_id in stored.filled:  # once an incident: its later changes say it too
             log.warning(
                 "incident evidence is full: its later events are counted, not stored",

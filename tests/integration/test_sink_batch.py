@@ -22,6 +22,7 @@ from responder.assets.model import EdgeKind, NodeKind, edge, node, simple_id
 from responder.audit.store import AuditRecord, verify_chain
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Applied, Incident, IncidentEvent
+from responder.metrics.worker import INCIDENTS_OPENED
 from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.runs import PlaybookRun
@@ -102,6 +103,27 @@ on: {kind: credential_compromise, change: [opened, updated]}
 steps:
   - {id: tell, action: slack.notify, with: {text: "{{ incident.blast_radius.size }}"}}
 """
+
+
+def test_incidents_a_batch_opens_are_counted_by_kind_and_severity_once_stored(
+    db: Engine,
+) -> None:
+    sink = SinkStage(KafkaSettings(), db)
+    labels = ("credential_compromise", "critical")
+    before = INCIDENTS_OPENED.labels(*labels)._value.get()
+    low_before = INCIDENTS_OPENED.labels(labels[0], "low")._value.get()
+    batch = [
+        change(1, incident_id="count-a"),
+        change(1, incident_id="count-b"),
+        change(2, incident_id="count-a", change_kind="updated", events=[event("e2", 2)]),
+        change(1, incident_id="count-c", severity="low"),
+        change(1, incident_id="count-d"),
+    ]
+    assert sink._apply(batch) == 5
+    assert INCIDENTS_OPENED.labels(*labels)._value.get() == before + 3
+    assert INCIDENTS_OPENED.labels(labels[0], "low")._value.get() == low_before + 1
+    assert sink._apply(batch) == 0  # redelivered: not counted again
+    assert INCIDENTS_OPENED.labels(*labels)._value.get() == before + 3
 
 
 def test_blast_radii_are_computed_once_per_batch_and_each_run_sees_its_own(
