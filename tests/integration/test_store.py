@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from alembic import command
 from alembic.script import ScriptDirectory
 from sqlalchemy import JSON, Engine, bindparam, func, inspect, text
 from sqlalchemy.exc import DBAPIError
@@ -30,7 +31,7 @@ from responder.incidents.store import (
     incident_events,
     list_incidents,
 )
-from responder.storage.database import alembic_config, current_revision, make_engine
+from responder.storage.database import alembic_config, current_revision, make_engine, upgrade
 from tests.support.tamper import allow_tampering
 
 pytestmark = pytest.mark.integration
@@ -530,3 +531,21 @@ def test_an_anchor_detects_deleted_newest_records(
     assert "record 2 is gone: the log was truncated" in cut.stdout
     bad = cli.invoke(app, ["audit", "verify", "--anchor", "2:nothex"])
     assert bad.exit_code == 1 and "SEQ:HASH" in bad.output
+
+
+def test_incident_rows_leave_room_for_their_next_version_on_postgresql(
+    pg_schema_url: str,
+) -> None:
+    """Updated incident rows stay on their page (HOT: no index entry per version): the table's
+    fillfactor is 70 on PostgreSQL, and a downgrade puts the default back."""
+    engine = make_engine(pg_schema_url)
+    options = "SELECT reloptions FROM pg_class WHERE oid = 'incidents'::regclass"
+    try:
+        upgrade(engine)
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql(options).scalar() == ["fillfactor=70"]
+        command.downgrade(alembic_config(engine), "0013")
+        with engine.connect() as conn:
+            assert conn.exec_driver_sql(options).scalar() is None
+    finally:
+        engine.dispose()
