@@ -211,9 +211,16 @@ def rules(settings: Settings) -> RuleSet:
 
 
 def pipeline(
-    settings: Settings, *, engine: Engine | None = None, stages: Iterable[str] = STAGES
+    settings: Settings,
+    *,
+    engine: Engine | None = None,
+    stages: Iterable[str] = STAGES,
+    announce: bool = True,
 ) -> Pipeline:
-    """Build the chosen stages; one process may run all of them or a part (scale-out by role)."""
+    """Build the chosen stages; one process may run all of them or a part (scale-out by role).
+
+    `announce`: warn about the settings that leave a stage refusing everything (no trusted
+    command issuer); a supervisor's children build theirs quietly, as it warned already."""
     wanted = set(stages)
     unknown = wanted - set(STAGES)
     if unknown or not wanted:
@@ -270,7 +277,7 @@ def pipeline(
             )
             built.runner = RunnerStage(runner, wakeup, poll_s=settings.playbooks.poll_s)
         if "commands" in wanted:
-            if not settings.commands.issuers:
+            if announce and not settings.commands.issuers:
                 log.warning(
                     "no command issuer is trusted (RESPONDER_COMMANDS__ISSUERS): "
                     "every command will be refused"

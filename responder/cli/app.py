@@ -127,7 +127,8 @@ def worker(
     settings = bootstrap.load_settings(overrides)
     chosen = _chosen(stages)
     try:  # also migrates the embedded SQLite database once, before any child starts
-        pipeline = bootstrap.pipeline(settings, stages=chosen)
+        # a child of a supervisor (`--parent-pid`) leaves the warnings to the supervisor
+        pipeline = bootstrap.pipeline(settings, stages=chosen, announce=parent_pid is None)
     except YamlFileError as exc:
         raise fail(f"rules or playbooks are invalid:\n{exc}") from None
     except ValueError as exc:
@@ -190,7 +191,7 @@ def _forked_worker(
     os.environ.update(environment)
     try:  # what the supervisor validated before forking: a failure here is the unexpected kind
         settings = bootstrap.load_settings(overrides)
-        pipeline = bootstrap.pipeline(settings, stages=_chosen(stages))
+        pipeline = bootstrap.pipeline(settings, stages=_chosen(stages), announce=False)
     except Exception as exc:
         log.error("worker process could not start", stages=stages, error=str(exc)[:2000])
         raise SystemExit(1) from None
