@@ -26,9 +26,9 @@ the linear-time engine, so an attacker's text cannot make masking slow):
 Cost: a record's texts are searched once, joined, with the union of the patterns (`scrub`);
 only a record where that finds something is masked text by text. A batch of records
 (`scrub_each`) is copied by the compiled package where it is built (`responder_native`
-`copy_masking_keys`, held to `_copy_masking_keys` by property tests), and searched once. A lone surrogate (JSON's
-`\\ud800` escapes make them) becomes U+FFFD: UTF-8, which RE2 and every store take, cannot
-carry it.
+`copy_masking_keys`, held to `_copy_masking_keys` by property tests), and searched once. A
+lone surrogate (JSON's `\\ud800` escapes make them) becomes U+FFFD: UTF-8, which RE2 and
+every store take, cannot carry it.
 
 Learned secrets: a string masked *by key* is a known secret for the rest of the record it came
 from (`secrets_in`), and a caller may carry such values on (the journal does, for the rest of a
