@@ -550,7 +550,9 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     before_runs: list[WorkerRun] = []
     cores = default_processes()
     # what the plain `responder worker` runs on PostgreSQL
-    layout = worker_layout("all", None, storing=storing_processes("postgresql"))
+    layout = worker_layout(
+        "all", None, storing=storing_processes("postgresql", Settings().kafka.partitions)
+    )
     default_label = f"{len(layout)} processes: " + " / ".join(layout)
 
     async def default_worker(label: str, name: str, source: Path | None = None) -> WorkerRun:

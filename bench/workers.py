@@ -35,7 +35,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import create_engine, make_url, text
 
-from responder.settings import DatabaseSettings, Settings, as_environment
+from responder.settings import Settings, as_environment, merged
 from responder.storage.database import make_engine, upgrade
 from responder.streams.correlate import CorrelateStage
 from responder.streams.supervisor import storing_processes, worker_layout
@@ -170,8 +170,10 @@ async def worker_process(
         argv = ["taskset", "-c", cpus, *argv]
     stages = args[args.index("--stages") + 1] if "--stages" in args else "all"
     count = int(args[args.index("--processes") + 1]) if "--processes" in args else None
-    url = overrides.get("database", {}).get("url", DatabaseSettings().url)
-    storing = storing_processes(make_url(url).get_backend_name())
+    settings = merged(Settings(), overrides)  # the environment's too, as the child's
+    storing = storing_processes(
+        make_url(settings.database.url).get_backend_name(), settings.kafka.partitions
+    )
     processes = len(worker_layout(stages, count, storing=storing))
     with log_path.open("wb") as log:
         # `python -m` looks in its working directory first: run `source` from there

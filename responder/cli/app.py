@@ -133,7 +133,11 @@ def worker(
         raise fail(f"rules or playbooks are invalid:\n{exc}") from None
     except ValueError as exc:
         raise fail(str(exc)) from None
-    storing = 1 if pipeline.engine is None else storing_processes(pipeline.engine.dialect.name)
+    storing = (
+        1
+        if pipeline.engine is None
+        else storing_processes(pipeline.engine.dialect.name, settings.kafka.partitions)
+    )
     layout = worker_layout(stages, processes or settings.worker.processes, storing=storing)
     if len(layout) == 1:
         if parent_pid is not None:

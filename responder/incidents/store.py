@@ -321,7 +321,7 @@ def _write(session: Session, rows: dict[str, _Incident], evidence: list[dict[str
         if row.values and not row.new:
             changed.setdefault(tuple(sorted(row.values)), []).append({"id": id_, **row.values})
     for group in changed.values():
-        update_rows(session, table, "id", group)
+        update_rows(session, table, "id", group, newer="version")
     insert_rows(session, table_of(IncidentEvent), evidence)
 
 

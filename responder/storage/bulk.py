@@ -115,11 +115,26 @@ def copy_encoded(session: Session, table: Table, names: Sequence[str], text: byt
         copy.write(text)
 
 
+class StaleRows(RuntimeError):
+    """An `update_rows(..., newer=)` found a stored row as new as the one it was to write:
+    another transaction wrote it since this one read it (two sinks on one partition across a
+    rebalance). Nothing of the caller's transaction may be kept."""
+
+
 def update_rows(
-    session: Session, table: Table, key: str, rows: Sequence[Mapping[str, Any]]
+    session: Session,
+    table: Table,
+    key: str,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    newer: str | None = None,
 ) -> None:
     """UPDATE the rows of `table` whose `key` column equals each row's `key` value, setting the
-    other columns each row holds (every row the same columns; numbers finite)."""
+    other columns each row holds (every row the same columns; numbers finite).
+
+    `newer`: a column that only grows (a version); a stored row whose value is not below the
+    row's is left alone, and then `StaleRows` is raised. PostgreSQL checks the condition again
+    on the committed row when the statement waited for another transaction's lock on it."""
     if not rows:
         return
     connection = session.connection()
@@ -127,7 +142,19 @@ def update_rows(
     if not _copies(connection):
         marker = f"_{key}_match"
         statement = update(table).where(table.c[key] == bindparam(marker))
-        connection.execute(statement, [{marker: r[key], **{n: r[n] for n in names}} for r in rows])
+        if newer is not None:
+            statement = statement.where(table.c[newer] < bindparam(f"_{newer}_below"))
+        params = [
+            {
+                marker: r[key],
+                **({f"_{newer}_below": r[newer]} if newer is not None else {}),
+                **{n: r[n] for n in names},
+            }
+            for r in rows
+        ]
+        updated = connection.execute(statement, params).rowcount
+        if newer is not None and updated != len(rows):
+            raise StaleRows(f"{len(rows) - updated} of {len(rows)} {table.name} rows were newer")
         return
     columns = [key, *names]
     encoded = {n for n in columns if isinstance(table.c[n].type, JSON)}  # JSON text in the doc
@@ -144,9 +171,14 @@ def update_rows(
         template = "CAST(u.{} AS JSON)" if name in encoded else "u.{}"
         return sql.SQL(template).format(sql.Identifier(name))
 
+    guard: sql.Composable = sql.SQL("")
+    if newer is not None:
+        guard = sql.SQL(" AND {t}.{n} < u.{n}").format(
+            t=sql.Identifier(table.name), n=sql.Identifier(newer)
+        )
     query = sql.SQL(
         "UPDATE {t} SET {sets} FROM json_to_recordset(CAST(%s AS JSON)) AS u({declared}) "
-        "WHERE {t}.{k} = u.{k}"
+        "WHERE {t}.{k} = u.{k}{guard}"
     ).format(
         t=sql.Identifier(table.name),
         sets=sql.SQL(", ").join(
@@ -154,9 +186,13 @@ def update_rows(
         ),
         declared=sql.SQL(", ").join(map(declared, columns)),
         k=sql.Identifier(key),
+        guard=guard,
     )
     with _driver(session).cursor() as cursor:
         cursor.execute(query, [document])
+        updated = cursor.rowcount
+    if newer is not None and updated != len(rows):
+        raise StaleRows(f"{len(rows) - updated} of {len(rows)} {table.name} rows were newer")
 
 
 def _document(value: Any) -> str:

@@ -5,7 +5,11 @@ incident at a time. `apply_changes` skips versions already stored, so a redelive
 a crash or rebalance changes nothing. A message that is not a valid change goes to the DLQ. If
 storing the batch fails for any other reason than the database being away, the changes are
 stored one by one (a transaction each, in order) and those that still fail go to the DLQ with
-the exception class: one bad change never stops the sink.
+the exception class: one bad change never stops the sink. That is also how two sinks meet on a
+partition across a rebalance (the old owner still storing a batch the new one fetched again):
+the second's update of an incident the first stored meanwhile raises `StaleRows` (the rows are
+written only over older versions), and its changes, stored one by one, are read again and
+skipped as redeliveries.
 
 A batch is stored in a fixed number of statements whatever its size (`store_changes`): the
 incidents it touches are read at once, their rows and evidence written in bulk, then the blast

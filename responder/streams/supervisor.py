@@ -73,35 +73,31 @@ def worker_layout(stages: str, processes: int | None, *, storing: int = 1) -> li
     """The `--stages` value of each worker process (one entry: run in this process).
 
     A process count given: that many processes, each running `stages` (N whole pipelines when
-    `stages` is "all"). None given: "all" is split into a process per stage group, the last
-    group (the sink and the playbooks, off the event → incident path) in `storing` processes
-    (`storing_processes`); a chosen set of stages runs once per core. Either way `anchors`
-    runs in the first process only: it appends the audit chain's head to the anchor topic and
-    file, which want one writer.
+    `stages` is "all"). None given: "all" is split into a process per stage group, plus
+    `storing - 1` processes of the sink alone (`storing_processes`: more sinks store side by
+    side; the runner, the commands and the anchors stay single, so a playbook step's lease has
+    one runner to compete with and a command one consumer per partition); a chosen set of
+    stages runs once per core. Either way `anchors` runs in the first process only: it
+    appends the audit chain's head to the anchor topic and file, which want one writer.
     """
     if processes is None and stages == "all":
-        *leading, last = stage_groups()
-        return [",".join(group) for group in leading] + _copies(last, storing)
+        groups = [",".join(group) for group in stage_groups()]
+        return groups + ["sink"] * (storing - 1)
     count = default_processes() if processes is None else processes
     chosen = STAGES if stages == "all" else tuple(s.strip() for s in stages.split(","))
     if count == 1 or "anchors" not in chosen:
         return [stages] * count
-    return [stages, *_copies(chosen, count)[1:]]
-
-
-def _copies(chosen: Sequence[str], count: int) -> list[str]:
-    """`count` processes running the stages `chosen`, `anchors` in the first only (none of
-    the others when it was the only stage)."""
     rest = ",".join(stage for stage in chosen if stage != "anchors")
-    return [",".join(chosen)] + ([rest] * (count - 1) if rest else [])
+    return [stages] + ([rest] * (count - 1) if rest else [])
 
 
-def storing_processes(dialect: str) -> int:
-    """How many processes the default layout gives the sink and the playbooks: one per core on
-    a database that takes writers side by side (PostgreSQL: two sinks store about a fifth more
-    than one, `bench/pipeline.py`; they split the incidents topic's partitions as one consumer
-    group), one on SQLite, which lets a single writer in at a time."""
-    return 1 if dialect == "sqlite" else default_processes()
+def storing_processes(dialect: str, partitions: int) -> int:
+    """How many processes of the default layout run a sink: one per core, at most one per
+    partition of the incidents topic (a consumer group gives no more a partition), on a
+    database that takes writers side by side (PostgreSQL: two sinks stored ~30 % more than
+    one in `bench/pipeline.py`; they are one consumer group); one on SQLite, which lets a
+    single writer in at a time."""
+    return 1 if dialect == "sqlite" else max(1, min(default_processes(), partitions))
 
 
 def niceness(stages: str) -> int:

@@ -7,6 +7,7 @@ fresh PostgreSQL schema, both migrated with Alembic.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from responder.audit.store import AuditRecord, append, verify_chain
 from responder.cli import app
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import (
+    Applied,
     Incident,
     IncidentEvent,
     apply_changes,
@@ -31,6 +33,7 @@ from responder.incidents.store import (
     incident_events,
     list_incidents,
 )
+from responder.storage.bulk import StaleRows, table_of, update_rows
 from responder.storage.database import alembic_config, current_revision, make_engine, upgrade
 from tests.support.tamper import allow_tampering
 
@@ -547,5 +550,74 @@ def test_incident_rows_leave_room_for_their_next_version_on_postgresql(
         command.downgrade(alembic_config(engine), "0013")
         with engine.connect() as conn:
             assert conn.exec_driver_sql(options).scalar() is None
+    finally:
+        engine.dispose()
+
+
+# --- two sinks on one incident ----------------------------------------------------------------
+
+
+def test_an_update_of_an_incident_stored_newer_meanwhile_is_refused(db: Engine) -> None:
+    """`update_rows(..., newer="version")` writes a row only over an older version; a stored
+    row as new or newer raises (the sink then stores change by change, reading again)."""
+    apply(db, [OPENED, ESCALATED])
+    table = table_of(Incident)
+    stale = [{"id": INC, "version": 2, "title": "x"}]
+    with (
+        Session(db) as s,
+        s.begin(),
+        pytest.raises(StaleRows, match="1 of 1 incidents rows were newer"),
+    ):
+        update_rows(s, table, "id", stale, newer="version")
+    with Session(db) as s, s.begin():
+        update_rows(s, table, "id", [{"id": INC, "version": 3, "title": "y"}], newer="version")
+    assert (incident(db).version, incident(db).title) == (3, "y")
+
+
+def test_a_change_two_sinks_store_at_once_is_applied_and_audited_once(
+    pg_schema_url: str,
+) -> None:
+    """Across a rebalance the old owner of a partition may still be storing a batch that the
+    new one stores too. The second reads the incident before the first commits, then waits for
+    the first's lock on the row; it must not write the change again nor audit it twice (here a
+    change with no new evidence, whose rows would not collide)."""
+    engine = make_engine(pg_schema_url)
+    upgrade(engine)
+    try:
+        apply(engine, [OPENED])
+        again = change(2, [], kind="updated", last=9, count=2)  # nothing new to insert
+        holding, release = threading.Event(), threading.Event()
+        outcome: list[str] = []
+
+        def hold(session: Session, applied: list[Applied]) -> None:  # the first sink, writes done
+            holding.set()
+            release.wait(30)
+
+        def first() -> None:
+            with Session(engine) as s, s.begin():
+                apply_changes(s, [again], hold)
+
+        def second() -> None:
+            try:
+                with Session(engine) as s, s.begin():
+                    apply_changes(s, [again])
+                outcome.append("stored")
+            except StaleRows:
+                outcome.append("refused")
+
+        one = threading.Thread(target=first)
+        one.start()
+        assert holding.wait(30)
+        two = threading.Thread(target=second)
+        two.start()
+        time.sleep(0.5)  # the second has read version 1 and waits on the first's row lock
+        release.set()
+        one.join(30)
+        two.join(30)
+        assert outcome == ["refused"]
+        updates = [a for a in audit(engine) if a.action == "incident.updated"]
+        assert [a.data["version"] for a in updates] == [2]
+        assert incident(engine).version == 2
+        assert apply(engine, [again]) == 0  # stored again change by change: already there
     finally:
         engine.dispose()

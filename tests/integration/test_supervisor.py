@@ -14,7 +14,12 @@ from sqlmodel import Session, select
 
 from responder.audit.store import AuditRecord
 from responder.storage.database import make_engine, upgrade
-from responder.streams.supervisor import default_processes, stage_groups, worker_layout
+from responder.streams.supervisor import (
+    default_processes,
+    stage_groups,
+    storing_processes,
+    worker_layout,
+)
 from tests.support.harness import (
     EACH_RULE,
     Worker,
@@ -155,12 +160,12 @@ def test_the_default_worker_runs_a_process_per_stage_group_and_restarts_only_the
     assert caught_up(kafka_bootstrap, f"t-{unique}-sink", topic(unique, "incidents"))
 
 
-def test_on_postgresql_the_default_worker_stores_in_a_process_per_core(
+def test_on_postgresql_the_default_worker_runs_a_sink_per_core(
     kafka_bootstrap: str, tmp_path: Path, unique: str, pg_schema_url: str
 ) -> None:
-    """Plain `responder worker` on PostgreSQL: the sink and playbook group runs once per core
-    (the anchors in the first copy only), the sinks share the incidents topic as one consumer
-    group, and the events become incidents stored once each."""
+    """Plain `responder worker` on PostgreSQL: a sink per core (the extra ones alone in their
+    processes, one runner), the sinks share the incidents topic as one consumer group, and the
+    events become incidents stored once each."""
     engine = make_engine(pg_schema_url)
     upgrade(engine)  # a worker migrates only the embedded SQLite database by itself
     engine.dispose()
@@ -168,7 +173,7 @@ def test_on_postgresql_the_default_worker_stores_in_a_process_per_core(
         kafka_bootstrap, pg_schema_url, write_rules(tmp_path / "rules", EACH_RULE), unique
     )
     del env["RESPONDER_WORKER__PROCESSES"]
-    layout = worker_layout("all", None, storing=default_processes())
+    layout = worker_layout("all", None, storing=storing_processes("postgresql", 4))
     worker = Worker(env, tmp_path / "worker.log")
     proc = worker.spawn()
     try:
@@ -177,7 +182,8 @@ def test_on_postgresql_the_default_worker_stores_in_a_process_per_core(
         kids = wait_for(lambda: len(children(proc.pid)) == len(layout) and children(proc.pid), 30)
         assert sorted(stages_of(pid) for pid in kids) == sorted(layout)
         sinks = [stages for stages in layout if "sink" in stages.split(",")]
-        assert len(sinks) == default_processes()
+        assert len(sinks) == min(default_processes(), 4)
+        assert sum("runner" in stages.split(",") for stages in layout) == 1
         wait_for(lambda: group_members(kafka_bootstrap, f"t-{unique}-sink") == len(sinks), 60)
         serves_then_stops_on_sigterm(kafka_bootstrap, unique, pg_schema_url, proc, kids)
     finally:

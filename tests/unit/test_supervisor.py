@@ -99,25 +99,23 @@ def test_the_default_layout_is_a_process_per_stage_group() -> None:
     assert worker_layout("all", None) == [",".join(group) for group in stage_groups()]
 
 
-def test_on_a_database_with_writers_side_by_side_the_storing_group_runs_once_per_core() -> None:
-    """The last group (sink, playbooks) is copied; only the first copy anchors the chain."""
-    *leading, last = [",".join(group) for group in stage_groups()]
-    copy = ",".join(stage for stage in last.split(",") if stage != "anchors")
-    assert "anchors" in last and "sink" in copy and "runner" in copy
-    assert worker_layout("all", None, storing=3) == [*leading, last, copy, copy]
-    assert worker_layout("all", None, storing=1) == [*leading, last]
+def test_more_sinks_run_as_processes_of_their_own() -> None:
+    """Extra sinks run the sink alone: the runner, the commands and the anchors stay single
+    (a playbook step's lease then has one runner to compete with)."""
+    groups = [",".join(group) for group in stage_groups()]
+    assert worker_layout("all", None, storing=3) == [*groups, "sink", "sink"]
+    assert worker_layout("all", None, storing=1) == groups
     assert worker_layout("all", 2, storing=3) == worker_layout("all", 2)  # whole pipelines
-    assert [niceness(stages) for stages in worker_layout("all", None, storing=2)] == [
-        0,
-        0,
-        OFF_PATH_NICE,
-        OFF_PATH_NICE,
-    ]
+    layout = worker_layout("all", None, storing=2)
+    assert sum("runner" in stages.split(",") for stages in layout) == 1
+    assert sum("sink" in stages.split(",") for stages in layout) == 2
+    assert [niceness(stages) for stages in layout] == [0, 0, OFF_PATH_NICE, OFF_PATH_NICE]
 
 
-def test_sqlite_gets_one_storing_process_postgresql_one_per_core() -> None:
-    assert storing_processes("sqlite") == 1
-    assert storing_processes("postgresql") == default_processes()
+def test_sqlite_gets_one_sink_postgresql_one_per_core_and_partition() -> None:
+    assert storing_processes("sqlite", 4) == 1
+    assert storing_processes("postgresql", 64) == default_processes()
+    assert storing_processes("postgresql", 1) == 1  # a group gives no more a partition
 
 
 def test_a_process_count_means_whole_pipelines() -> None:
