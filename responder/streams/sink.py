@@ -36,6 +36,7 @@ from responder.metrics.worker import INCIDENTS_OPENED, kinds
 from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings
+from responder.storage.bulk import StaleRows
 from responder.streams.collector import batch_uncollected
 from responder.streams.db_retry import call_with_db_retry
 from responder.streams.failures import failure_detail, failure_reason
@@ -158,7 +159,12 @@ class SinkStage(TopicStage):
                 await self._dead(changes[0][0], failure_reason("sink", exc), failure_detail(exc))
                 return 0
             self.stats.redone += 1
-            log.warning("incident batch failed; storing change by change", error=repr(exc)[:300])
+            if isinstance(exc, StaleRows):  # another sink had the partition (a rebalance)
+                log.info("incident batch partly stored by another sink; storing change by change")
+            else:
+                log.warning(
+                    "incident batch failed; storing change by change", error=repr(exc)[:300]
+                )
         applied = 0
         for msg, change in changes:
             try:

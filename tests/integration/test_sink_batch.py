@@ -4,12 +4,14 @@ radii computed once per batch, and what is stored is what storing change by chan
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 from structlog.testing import capture_logs
@@ -28,6 +30,7 @@ from responder.playbooks.loader import load_playbooks
 from responder.playbooks.runs import PlaybookRun
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings, Settings, merged
+from responder.storage.bulk import StaleRows
 from responder.streams.sink import SinkStage, store_changes
 from tests.integration.test_runner import CONTAIN
 from tests.support.runner_kit import KEY, change, event
@@ -280,3 +283,27 @@ def test_a_batch_is_stored_with_the_collector_off_and_it_is_on_again_after(db: E
     assert sink._apply([change(1, incident_id="inc-gc")]) == 1
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_a_batch_another_sink_stored_meanwhile_is_stored_change_by_change_quietly(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`StaleRows` (two sinks met on a partition across a rebalance) is no failure to warn
+    about: the batch is stored change by change, each read again."""
+    sink = SinkStage(KafkaSettings(), db)
+    whole = sink._apply
+
+    def stale_batch(changes: list[IncidentChange]) -> int:
+        if len(changes) > 1:
+            raise StaleRows("1 of 2 incidents rows were newer")
+        return whole(changes)
+
+    monkeypatch.setattr(sink, "_apply", stale_batch)
+    batch = [change(1, incident_id="stale-a"), change(1, incident_id="stale-b")]
+    with capture_logs() as logs:
+        applied = asyncio.run(sink._store([(None, c) for c in batch]))
+    assert applied == 2 and sink.stats.redone == 1 and sink.stats.rejected == 0
+    levels = {e["event"]: e["log_level"] for e in logs}
+    assert levels == {
+        "incident batch partly stored by another sink; storing change by change": "info"
+    }
