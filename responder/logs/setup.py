@@ -67,8 +67,9 @@ class RepeatFilter(logging.Filter):
 
 
 # What a Kafka client says while it retries something that settles by itself: a new topic's
-# leader not yet known everywhere, a leader that moved, a group coordinator not yet elected (a
-# fresh broker creates its offsets topic on the first group's request), a group rebalancing. The retry succeeds or
+# leader not yet known everywhere, a leader that moved, a group coordinator not yet elected
+# (a fresh broker creates its offsets topic on the first group's request), a group
+# rebalancing. The retry succeeds or
 # a real error (a timeout) follows, so the user is told nothing they could act on.
 SELF_HEALING = (
     "NotLeaderForPartitionError",
