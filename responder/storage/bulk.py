@@ -153,9 +153,23 @@ def update_rows(
             for r in rows
         ]
         updated = connection.execute(statement, params).rowcount
-        if newer is not None and updated != len(rows):
-            raise StaleRows(f"{len(rows) - updated} of {len(rows)} {table.name} rows were newer")
-        return
+    else:
+        updated = _update_from_document(session, table, key, names, rows, newer)
+    if newer is not None and updated != len(rows):
+        raise StaleRows(f"{len(rows) - updated} of {len(rows)} {table.name} rows were newer")
+
+
+def _update_from_document(
+    session: Session,
+    table: Table,
+    key: str,
+    names: list[str],
+    rows: Sequence[Mapping[str, Any]],
+    newer: str | None,
+) -> int:
+    """`update_rows` on PostgreSQL: one `UPDATE ... FROM json_to_recordset`; the rows it
+    updated."""
+    connection = session.connection()
     columns = [key, *names]
     encoded = {n for n in columns if isinstance(table.c[n].type, JSON)}  # JSON text in the doc
     document = _document(
@@ -190,9 +204,7 @@ def update_rows(
     )
     with _driver(session).cursor() as cursor:
         cursor.execute(query, [document])
-        updated = cursor.rowcount
-    if newer is not None and updated != len(rows):
-        raise StaleRows(f"{len(rows) - updated} of {len(rows)} {table.name} rows were newer")
+        return int(cursor.rowcount)
 
 
 def _document(value: Any) -> str:
