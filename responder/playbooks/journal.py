@@ -22,7 +22,7 @@ from responder.metrics.worker import RUNS_FINISHED, playbooks
 from responder.playbooks import runs as R
 from responder.playbooks import statuses as S
 from responder.playbooks.plan import PlannedRun
-from responder.playbooks.run_state import RunState, StepFailed
+from responder.playbooks.run_state import LeaseLost, RunState, StepFailed
 from responder.playbooks.schema import Step
 from responder.security.redact import mask_text, remember, scrub, scrub_any
 
@@ -72,6 +72,9 @@ class Journal:
         params: Any,
         attempt: int,
     ) -> None:
+        """Record an attempt's start before its action is called; `LeaseLost` (nothing recorded,
+        the action is not called) if another runner holds the run now."""
+        self.hold(session, state.run.id)
         row = self._row(session, state, position, step)
         row.status, row.attempts = S.STEP_RUNNING, row.attempts + 1
         remember(state.secrets, params)
@@ -88,7 +91,6 @@ class Journal:
                 {"step": step.id, "action": step.action, "with": row.params},
                 state.secrets,
             )
-        self._renew(session, state.run.id)
 
     def record(
         self,
@@ -141,7 +143,8 @@ class Journal:
         if status == S.STEP_PLANNED:
             data["with"] = row.params
         self._audit(session, state.run, f"step.{status}", data, state.secrets)
-        self._renew(session, state.run.id)
+        # an outcome is recorded even if the lease was lost meanwhile: the action took place
+        R.renew_lease(session, state.run.id, self.owner, self.lease)
 
     def record_plan(self, session: Session, state: RunState, planned: PlannedRun) -> None:
         by_step: dict[str, list[dict[str, Any]]] = {}
@@ -200,11 +203,11 @@ class Journal:
             session, state.run, f"step.{status}", {"step": step_id, "undo": output}, state.secrets
         )
 
-    def _renew(self, session: Session, rid: str) -> None:
-        run = session.get(R.PlaybookRun, rid)
-        if run is not None and run.lease_owner == self.owner:
-            run.lease_until = R.now() + self.lease
-            session.add(run)
+    def hold(self, session: Session, rid: str) -> None:
+        """Renew this runner's lease of the run, or raise `LeaseLost` if another runner holds
+        it now; asked before every action call, so two runners never call one step at once."""
+        if not R.renew_lease(session, rid, self.owner, self.lease):
+            raise LeaseLost(rid)
 
     def set_status(self, session: Session, rid: str, status: str, audit: str) -> None:
         run = _live(session, rid)

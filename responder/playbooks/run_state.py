@@ -18,6 +18,11 @@ class Pause(Exception):
     """The run waits (approval, guard); the runner releases it."""
 
 
+class LeaseLost(Pause):
+    """Another runner holds the run now (this one's lease ran out and it claimed the run): this
+    runner starts no further action of it."""
+
+
 class StepFailed(Exception):
     """A step failed (`step_rules.Fail`); the runner records it and fails the run or goes on."""
 

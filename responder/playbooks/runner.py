@@ -36,7 +36,7 @@ from responder.playbooks.journal import Journal
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.notify import Notifier
 from responder.playbooks.plan import plan_run, step_context
-from responder.playbooks.run_state import Pause, RunState, StepFailed
+from responder.playbooks.run_state import LeaseLost, Pause, RunState, StepFailed
 from responder.playbooks.schema import Mode, Step, action_side_effect
 from responder.playbooks.step_rules import (
     Answered,
@@ -102,15 +102,35 @@ class Runner:
             async with slots:  # claim only when it can start: the lease must not run down
                 if not await self._db(R.claim, rid, self.owner, self.lease):
                     return False
+                beat = asyncio.create_task(self._heartbeat(rid))
                 try:
                     await self.advance(rid)
                 finally:
+                    beat.cancel()
+                    await asyncio.gather(beat, return_exceptions=True)
                     await self._db(self.journal.release, rid)
                 return True
 
         done = await asyncio.gather(*(one(rid) for rid in ids))
         await self.notifier.refresh(self._db)
         return sum(done)
+
+    async def _heartbeat(self, rid: str) -> None:
+        """Renew the run's lease every third of it while the run is advanced, so that a step
+        longer than the lease (a slow action, attempts and their backoff) is not claimed and
+        called again by another runner. A runner that dies stops renewing, and the run is
+        resumed elsewhere once its lease runs out, as before."""
+        every = self.lease.total_seconds() / 3
+        while True:
+            await asyncio.sleep(every)
+            try:
+                held = await self._db(R.renew_lease, rid, self.owner, self.lease)
+            except Exception as exc:  # the database away: the next beat tries again
+                log.warning("could not renew a run's lease", run_id=rid, error=repr(exc)[:200])
+                continue
+            if not held:  # `journal.hold` stops the run before its next action
+                log.warning("another worker took over the run", run_id=rid)
+                return
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """`fn(session, *args, **kwargs)` in a worker thread, in one committed transaction."""
@@ -137,6 +157,8 @@ class Runner:
                     await self._undo(state)
                 else:
                     await self._forward(state)
+            except LeaseLost:
+                log.warning("another worker holds the run now; stopped advancing it")
             except Pause:
                 return
 
@@ -330,7 +352,9 @@ class Runner:
         attempt = 0
         while True:
             attempt += 1
-            if not undo:
+            if undo:  # not journaled, but called only while this runner holds the run
+                await self._db(self.journal.hold, state.run.id)
+            else:
                 await self._db(self.journal.started, state, position, step, raw, attempt)
             started = time.perf_counter()
             try:

@@ -211,6 +211,20 @@ def claim(session: Session, run: str, owner: str, lease: timedelta) -> bool:
     return bool(getattr(result, "rowcount", 0) == 1)
 
 
+def renew_lease(session: Session, run: str, owner: str, lease: timedelta) -> bool:
+    """Extend `owner`'s lease of the run, in the caller's transaction; False if the run is no
+    longer theirs (the lease ran out and another runner claimed it). The owner is in the
+    statement's condition, so on PostgreSQL a claim that commits while this waits for the row
+    is seen."""
+    result = session.execute(
+        update(PlaybookRun)
+        .where(col(PlaybookRun.id) == run)
+        .where(col(PlaybookRun.lease_owner) == owner)
+        .values(lease_until=now() + lease)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
 def steps_of(session: Session, run: str) -> dict[str, StepRun]:
     rows = session.exec(select(StepRun).where(StepRun.run_id == run)).all()
     return {r.step_id: r for r in rows}

@@ -16,6 +16,7 @@ from responder.actions.registry import ActionError
 from responder.commands import Decision, IncidentCommand
 from responder.incidents.store import get_incident
 from responder.playbooks.decisions import DecisionError
+from responder.playbooks.runs import PlaybookRun
 from responder.settings import PlaybookSettings
 from tests.support.fakes.http import response
 from tests.support.runner_kit import KEY, Kit, change
@@ -350,6 +351,74 @@ async def test_a_new_worker_resumes_after_the_last_completed_step(kit: Kit) -> N
     assert kit.run(rid).status == "completed"
     assert kit.iam.calls["set_access_key_status"] == 1  # step 1 exactly once
     assert len(kit.http.requests) == 1 and kit.steps(rid)["ticket"].attempts == 2
+
+
+TWO_HOOKS = """
+id: hooks
+title: Two webhooks
+on: {kind: credential_compromise}
+steps:
+  - {id: first, action: http.request, with: {url: https://hooks.example/first}, timeout: 5s}
+  - {id: second, action: http.request, with: {url: https://hooks.example/second}}
+"""
+
+
+async def test_a_step_longer_than_the_lease_is_called_once_with_two_runners(kit: Kit) -> None:
+    """The lease is renewed while a step runs: another runner ticking all along never claims
+    the run, though the step takes four times the lease."""
+    kit.playbook("hooks", TWO_HOOKS)
+    kit.settings = PlaybookSettings(lease_s=0.3)
+    [rid] = kit.apply(change())
+    calls: list[str] = []
+    answer = kit.http.request
+
+    async def slow(**kwargs: Any) -> Any:
+        calls.append(kwargs["url"])
+        if kwargs["url"].endswith("/first"):
+            await asyncio.sleep(1.2)
+        return await answer(**kwargs)
+
+    first, second = kit.runner(owner="first"), kit.runner(owner="second")
+    first.ports.http.request = slow  # type: ignore[method-assign, union-attr]
+    second.ports.http.request = slow  # type: ignore[method-assign, union-attr]
+    working = asyncio.create_task(first.tick())
+    while not calls:  # the first runner holds the run and is in its first step
+        await asyncio.sleep(0.01)
+    advanced_by_second = 0
+    while not working.done():
+        advanced_by_second += await second.tick()
+        await asyncio.sleep(0.05)
+    assert await working == 1 and advanced_by_second == 0
+    assert calls == ["https://hooks.example/first", "https://hooks.example/second"]
+    assert kit.run(rid).status == "completed"
+    assert kit.steps(rid)["first"].attempts == 1
+
+
+async def test_a_runner_whose_run_was_taken_over_starts_no_further_step(kit: Kit) -> None:
+    """A run claimed by another runner while this one's action was in flight (its lease ran
+    out, the database away longer than it, say): the outcome of that action is recorded, and
+    the next step is left to the new holder."""
+    kit.playbook("hooks", TWO_HOOKS)
+    [rid] = kit.apply(change())
+    calls: list[str] = []
+    answer = kit.http.request
+
+    async def taken_over(**kwargs: Any) -> Any:
+        calls.append(kwargs["url"])
+        with Session(kit.db) as session, session.begin():
+            run = session.get(PlaybookRun, rid)
+            assert run is not None and run.lease_owner == "first"
+            run.lease_owner = "other"
+        return await answer(**kwargs)
+
+    runner = kit.runner(owner="first")
+    runner.ports.http.request = taken_over  # type: ignore[method-assign, union-attr]
+    assert await runner.tick() == 1
+    assert calls == ["https://hooks.example/first"]
+    steps = kit.steps(rid)
+    assert steps["first"].status == "completed" and "second" not in steps
+    run = kit.run(rid)
+    assert (run.status, run.lease_owner) == ("running", "other")  # not released by "first"
 
 
 async def test_posted_incident_messages_are_redrawn_when_the_incident_changes(kit: Kit) -> None:
