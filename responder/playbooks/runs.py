@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, text, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from responder.actions.evidence import SNAPSHOT_ACTION
@@ -120,8 +121,15 @@ KILL_SWITCH = "kill_switch"
 
 
 def kill_switch_on(session: Session) -> bool:
-    row = session.get(Switch, KILL_SWITCH)
-    return bool(row and row.on)
+    """Whether the live kill switch is on (one Core statement: the sink asks every batch that
+    starts runs, and an ORM `get` cost several times the round trip)."""
+    table = Switch.__table__  # type: ignore[attr-defined]
+    found = (
+        session.connection()
+        .execute(sa_select(table.c.on).where(table.c.name == KILL_SWITCH))
+        .scalar()
+    )
+    return bool(found)
 
 
 # --- queries ------------------------------------------------------------------------------------
@@ -141,9 +149,13 @@ def lock_run_limits(session: Session, playbook_ids: Iterable[str]) -> None:
     sink's transaction), so two transactions cannot each hold a lock the other waits for."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for key in sorted({_lock_key(playbook_id) for playbook_id in playbook_ids}):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(:lock, :key)"), {"lock": RUN_LIMIT_LOCK, "key": key}
+    keys = sorted({_lock_key(playbook_id) for playbook_id in playbook_ids})
+    if keys:  # one statement: the function scan takes them in the array's order
+        session.connection().execute(
+            text(
+                "SELECT count(pg_advisory_xact_lock(:lock, k)) FROM unnest(CAST(:keys AS int[])) AS k"
+            ),
+            {"lock": RUN_LIMIT_LOCK, "keys": keys},
         )
 
 
@@ -154,14 +166,21 @@ def _lock_key(playbook_id: str) -> int:
     return key - 2**32 if key >= 2**31 else key
 
 
-def runs_in_last_hour(session: Session, playbook_id: str) -> int:
-    since = now() - timedelta(hours=1)
-    query = select(func.count()).where(
-        PlaybookRun.playbook_id == playbook_id,
-        col(PlaybookRun.created_at) >= since,
-        PlaybookRun.mode != "dry_run",
+def runs_in_last_hour(session: Session, playbook_ids: Iterable[str]) -> dict[str, int]:
+    """Runs each playbook started in the last hour that count toward `max_runs_per_hour` (dry
+    runs do not), in one statement; a playbook without any is not in the answer."""
+    ids = sorted(set(playbook_ids))
+    if not ids:
+        return {}
+    table = PlaybookRun.__table__  # type: ignore[attr-defined]
+    query = (
+        sa_select(table.c.playbook_id, func.count())
+        .where(table.c.playbook_id.in_(ids))
+        .where(table.c.created_at >= now() - timedelta(hours=1))
+        .where(table.c.mode != "dry_run")
+        .group_by(table.c.playbook_id)
     )
-    return int(session.exec(query).one())
+    return {playbook_id: int(count) for playbook_id, count in session.connection().execute(query)}
 
 
 def action_uses_in_last_hour(session: Session, action: str) -> int:

@@ -140,17 +140,17 @@ class RunStarter:
             return []
         evidence = _evidence(session, applied, {s.done.change.incident_id for s in starts})
         killed = self.kill_switch or kill_switch_on(session)
-        if not killed:  # (a dry run counts toward no limit)
-            lock_run_limits(
-                session,
-                (
-                    s.playbook.id
-                    for s in starts
-                    if s.playbook.guards.max_runs_per_hour is not None
-                    and s.playbook.mode != "dry_run"
-                ),
-            )
-        recent: dict[str, int] = {}  # runs in the last hour by playbook (those with a limit)
+        limited = (  # playbooks whose run limit counts these runs (a dry run counts toward none)
+            []
+            if killed
+            else [
+                s.playbook.id
+                for s in starts
+                if s.playbook.guards.max_runs_per_hour is not None and s.playbook.mode != "dry_run"
+            ]
+        )
+        lock_run_limits(session, limited)
+        recent = runs_in_last_hour(session, limited)  # by playbook, after the locks
         at = now()
         rows: list[dict[str, Any]] = []
         for start in starts:
@@ -160,9 +160,9 @@ class RunStarter:
             playbook, done = start.playbook, start.done
             mode = "dry_run" if killed else playbook.mode
             limit = playbook.guards.max_runs_per_hour
-            if limit is not None and mode != "dry_run" and playbook.id not in recent:
-                recent[playbook.id] = runs_in_last_hour(session, playbook.id)
-            blocked = limit is not None and mode != "dry_run" and recent[playbook.id] >= limit
+            blocked = (
+                limit is not None and mode != "dry_run" and recent.get(playbook.id, 0) >= limit
+            )
             guard = f"max_runs_per_hour={limit}"
             reason = f"guard {guard} reached: a human must approve"
             held = (
@@ -175,8 +175,8 @@ class RunStarter:
             elif held is not None and not blocked:
                 blocked, reason = True, f"{held}: a human must approve"
                 guard = held.removeprefix("guard ").split(":")[0]
-            if mode != "dry_run" and playbook.id in recent:
-                recent[playbook.id] += 1
+            if limit is not None and mode != "dry_run":  # (the blast guard may make it one)
+                recent[playbook.id] = recent.get(playbook.id, 0) + 1
             incident_id = done.change.incident_id
             rows.append(
                 {

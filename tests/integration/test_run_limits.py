@@ -10,8 +10,9 @@ from sqlalchemy import text
 from sqlmodel import Session, col, select
 
 from responder.playbooks.loader import load_playbooks
-from responder.playbooks.runs import PlaybookRun
+from responder.playbooks.runs import RUN_LIMIT_LOCK, PlaybookRun, _lock_key, lock_run_limits
 from responder.playbooks.start_sql import RunStarter
+from responder.storage.database import make_engine
 from responder.streams.sink import store_changes
 from tests.support.runner_kit import Kit, change
 
@@ -77,3 +78,46 @@ def test_two_transactions_at_once_start_no_more_runs_than_the_limit(kit: Kit) ->
         ("inc-3", "blocked_by_guard"),
         ("inc-4", "blocked_by_guard"),
     ]
+
+
+def test_each_playbook_is_counted_against_its_own_limit(kit: Kit) -> None:
+    """One batch starting runs of three playbooks: each limit counts its playbook's runs (one
+    count for all of them), and a dry-run playbook counts toward none."""
+    kit.playbook("limited", LIMITED)  # 2 an hour
+    kit.playbook("once", LIMITED.replace("id: limited", "id: once").replace(": 2}", ": 1}"))
+    kit.playbook(
+        "planned",
+        LIMITED.replace("id: limited", "id: planned\nmode: dry_run").replace(": 2}", ": 1}"),
+    )
+    kit.apply(*(change(1, incident_id=f"inc-{i}") for i in range(1, 4)))
+    kit.apply(change(1, incident_id="inc-4"))
+    with Session(kit.db) as session:
+        runs = session.exec(select(PlaybookRun)).all()
+    statuses: dict[str, list[str]] = {}
+    for run in sorted(runs, key=lambda r: r.incident_id):
+        statuses.setdefault(run.playbook_id, []).append(run.status)
+    blocked = "blocked_by_guard"
+    assert statuses == {
+        "limited": ["pending", "pending", blocked, blocked],
+        "once": ["pending", blocked, blocked, blocked],
+        "planned": ["pending"] * 4,
+    }
+
+
+def test_one_statement_holds_the_run_limit_of_every_playbook(pg_schema_url: str) -> None:
+    """On PostgreSQL `lock_run_limits` holds a lock per playbook for the transaction."""
+    db = make_engine(pg_schema_url)
+    try:
+        with Session(db) as session, session.begin():
+            lock_run_limits(session, ["b", "a", "c", "a"])
+            held = session.connection().execute(
+                text(
+                    "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                    "AND classid = :lock AND pid = pg_backend_pid()"
+                ),
+                {"lock": RUN_LIMIT_LOCK},
+            )
+            keys = {_lock_key(p) & 0xFFFFFFFF for p in "abc"}
+            assert {int(k) for k in held.scalars()} == keys
+    finally:
+        db.dispose()
