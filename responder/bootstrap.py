@@ -41,6 +41,7 @@ from responder.service.publish import OneShotPublisher
 from responder.service.writer import Writer
 from responder.settings import Settings, merged
 from responder.storage.database import make_engine, upgrade
+from responder.storage.signals import RUNS_CHANNEL, Listener, listens
 from responder.streams.anchors import AnchorStage
 from responder.streams.correlate import CorrelateStage
 from responder.streams.ingest import IngestStage
@@ -265,7 +266,9 @@ def pipeline(
                 engine,
                 on_applied=RunStarter(book, kill_switch=settings.playbooks.kill_switch),
                 blast_radii=None if graph is None else BlastRadii(graph),
-                runs_created=wakeup.set,
+                # the runner woken in memory where it runs beside, else through the database
+                runs_created=wakeup.set if "runner" in wanted else None,
+                notify_runs="runner" not in wanted,
                 max_evidence=settings.worker.max_evidence,
             )
         if "runner" in wanted:
@@ -275,7 +278,14 @@ def pipeline(
                 ports=ports(settings, engine),
                 settings=settings.playbooks,
             )
-            built.runner = RunnerStage(runner, wakeup, poll_s=settings.playbooks.poll_s)
+            built.runner = RunnerStage(
+                runner,
+                wakeup,
+                poll_s=settings.playbooks.poll_s,
+                listener=Listener(engine.url, RUNS_CHANNEL, wakeup.set)
+                if listens(engine.url)
+                else None,
+            )
         if "commands" in wanted:
             if announce and not settings.commands.issuers:
                 log.warning(

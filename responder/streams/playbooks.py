@@ -2,7 +2,8 @@
 
 Runs are created by the sink (same transaction as the incident change), so the runner needs no
 topic of its own: it advances whatever SQL says is runnable, woken early by the sink (once a
-transaction created runs: `SinkStage.runs_created`) or by a command, otherwise every `poll_s`.
+transaction created runs: `SinkStage.runs_created` in this process, a PostgreSQL notification
+from a sink in another: `storage.signals`) or by a command, otherwise every `poll_s`.
 Several workers may run it; a lease per run keeps one owner.
 """
 
@@ -29,9 +30,10 @@ from responder.playbooks.runner import Runner
 from responder.security.audit_gate import AuditGate
 from responder.security.signatures import Refused, Signed
 from responder.settings import KafkaSettings
+from responder.storage.signals import Listener
 from responder.streams.db_retry import call_with_db_retry
 from responder.streams.failures import TOMBSTONE, failure_detail, failure_reason
-from responder.streams.kafka import Batch, TopicStage
+from responder.streams.kafka import Batch, TopicStage, run_beside
 
 log = structlog.get_logger(__name__)
 
@@ -53,10 +55,19 @@ class Wakeup:
 
 
 class RunnerStage:
-    def __init__(self, runner: Runner, wakeup: Wakeup, *, poll_s: float) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        wakeup: Wakeup,
+        *,
+        poll_s: float,
+        listener: Listener | None = None,
+    ) -> None:
         self.runner = runner
         self.wakeup = wakeup
         self.poll_s = poll_s
+        # wakes it for runs that sinks in other processes created (`storage.signals`)
+        self.listener = listener
         self.advanced = 0
 
     async def start(self) -> None:
@@ -66,6 +77,12 @@ class RunnerStage:
         return None
 
     async def run(self) -> None:
+        if self.listener is None:
+            await self._advance()
+        else:
+            await run_beside(self._advance(), self.listener.run())
+
+    async def _advance(self) -> None:
         failing = 0  # ticks failed in a row: said once when it starts, once when it ends
         while True:
             try:

@@ -37,6 +37,7 @@ from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings
 from responder.storage.bulk import StaleRows
+from responder.storage.signals import RUNS_CHANNEL, notify
 from responder.streams.collector import batch_uncollected
 from responder.streams.db_retry import call_with_db_retry
 from responder.streams.failures import failure_detail, failure_reason
@@ -113,6 +114,7 @@ class SinkStage(TopicStage):
         on_applied: RunStarter | None = None,
         blast_radii: BlastRadii | None = None,
         runs_created: Callable[[], None] | None = None,
+        notify_runs: bool = False,
         max_evidence: int = MAX_EVIDENCE,
     ) -> None:
         super().__init__(kafka, kafka.topics.incidents, "sink", max_records=2000)
@@ -123,6 +125,9 @@ class SinkStage(TopicStage):
         # wakes the runner in this process, only after a transaction that created runs: a
         # change that starts nothing costs the runner no database round trip
         self.runs_created = runs_created
+        # no runner in this process: a transaction that created runs notifies the runner's
+        # process through the database (`storage.signals`, PostgreSQL), at its commit
+        self.notify_runs = notify_runs
         self.created = 0  # runs created by the batch being stored
         self.stats = SinkStats()
 
@@ -192,6 +197,8 @@ class SinkStage(TopicStage):
                 self.blast_radii,
                 max_evidence=self.max_evidence,
             )
+            if stored.runs and self.notify_runs:
+                notify(session, RUNS_CHANNEL)
             session.commit()
         self.created += len(stored.runs)
         # counted once the transaction holds them

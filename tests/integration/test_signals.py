@@ -1,0 +1,118 @@
+"""A sink in another process wakes the runner through PostgreSQL (`storage.signals`): the run
+it created starts at once, not at the runner's next poll; the listener reconnects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session, select
+
+from responder.playbooks.loader import load_playbooks
+from responder.playbooks.runs import PlaybookRun
+from responder.playbooks.start_sql import RunStarter
+from responder.settings import KafkaSettings
+from responder.storage import signals
+from responder.storage.database import make_engine, upgrade
+from responder.storage.signals import RUNS_CHANNEL, Listener
+from responder.streams.playbooks import RunnerStage, Wakeup
+from responder.streams.sink import SinkStage
+from tests.support.runner_kit import Kit, change
+
+pytestmark = pytest.mark.integration
+
+TELL = """
+id: tell
+title: Tell
+on: {kind: credential_compromise}
+steps:
+  - {id: tell, action: slack.notify}
+"""
+
+
+@pytest.fixture
+def pg(pg_schema_url: str) -> Iterator[Engine]:
+    db = make_engine(pg_schema_url)
+    upgrade(db)
+    yield db
+    db.dispose()
+
+
+def sink(kit: Kit, *, notify_runs: bool) -> SinkStage:
+    """A sink with no runner beside it (its `_apply` stores a batch as the stage does)."""
+    return SinkStage(
+        KafkaSettings(),
+        kit.db,
+        on_applied=RunStarter(load_playbooks(kit.directory)),
+        notify_runs=notify_runs,
+    )
+
+
+def runs_of(kit: Kit, incident_id: str) -> list[str]:
+    with Session(kit.db) as session:
+        found = session.exec(select(PlaybookRun.id).where(PlaybookRun.incident_id == incident_id))
+        return list(found.all())
+
+
+async def wait_for(condition: object, seconds: float) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        if condition():  # type: ignore[operator]
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_runs_a_sink_elsewhere_created_start_without_waiting_for_the_poll(
+    pg: Engine, tmp_path: Path
+) -> None:
+    kit = Kit(db=pg, directory=tmp_path / "playbooks")
+    kit.playbook("tell", TELL)
+    wakeup = Wakeup()
+    listener = Listener(pg.url, RUNS_CHANNEL, wakeup.set)
+    stage = RunnerStage(kit.runner(), wakeup, poll_s=600, listener=listener)
+    running = asyncio.create_task(stage.run())
+    try:
+        assert await wait_for(listener.connected.is_set, 10)
+        await asyncio.sleep(0.5)  # the look the connection itself asked for is over
+        sink(kit, notify_runs=False)._apply([change(1, incident_id="quiet")])
+        await asyncio.sleep(1.5)
+        [quiet] = runs_of(kit, "quiet")
+        assert kit.run(quiet).status == "pending"  # nobody told the runner: it waits its poll
+        sink(kit, notify_runs=True)._apply([change(1, incident_id="told")])
+        [told] = runs_of(kit, "told")
+        assert await wait_for(lambda: kit.run(told).status == "completed", 10)
+        assert kit.run(quiet).status == "completed"  # the look it took found both
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+
+
+async def test_the_listener_connects_again_after_losing_its_connection(
+    pg: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(signals, "RETRY_S", (0.1, 0.5))
+    woken: list[int] = []
+    listener = Listener(pg.url, "responder_test_channel", lambda: woken.append(1))
+    listening = asyncio.create_task(listener.run())
+    try:
+        assert await wait_for(listener.connected.is_set, 10)
+        with pg.connect() as conn:
+            ended = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE query = 'LISTEN \"responder_test_channel\"'"
+                )
+            ).scalar()
+        assert ended == 1
+        assert await wait_for(lambda: not listener.connected.is_set(), 10)
+        assert await wait_for(listener.connected.is_set, 10)
+        before = len(woken)
+        with pg.begin() as conn:
+            conn.execute(text("SELECT pg_notify('responder_test_channel', '')"))
+        assert await wait_for(lambda: len(woken) > before, 10)
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)
