@@ -107,6 +107,9 @@ class Journal:
         notice: dict[str, Any] | None = None,
         approval: dict[str, Any] | None = None,
     ) -> None:
+        # the run row before the audit chain, as everywhere. An outcome is recorded even if the
+        # lease was lost meanwhile (the action took place); what follows checks it (`_live`)
+        R.renew_lease(session, state.run.id, self.owner, self.lease)
         row = self._row(session, state, position, step)
         remember(state.secrets, output)
         remember(state.secrets, params)
@@ -143,8 +146,6 @@ class Journal:
         if status == S.STEP_PLANNED:
             data["with"] = row.params
         self._audit(session, state.run, f"step.{status}", data, state.secrets)
-        # an outcome is recorded even if the lease was lost meanwhile: the action took place
-        R.renew_lease(session, state.run.id, self.owner, self.lease)
 
     def record_plan(self, session: Session, state: RunState, planned: PlannedRun) -> None:
         by_step: dict[str, list[dict[str, Any]]] = {}
@@ -210,14 +211,14 @@ class Journal:
             raise LeaseLost(rid)
 
     def set_status(self, session: Session, rid: str, status: str, audit: str) -> None:
-        run = _live(session, rid)
+        run = _live(session, rid, self.owner)
         if run is not None:
             run.status, run.updated_at, run.wake_at = status, R.now(), None
             session.add(run)
             self._audit(session, run, audit, {"mode": run.mode, "incident": run.incident_id})
 
     def park(self, session: Session, rid: str, status: str, wake_at: Any) -> None:
-        run = _live(session, rid)
+        run = _live(session, rid, self.owner)
         if run is not None:
             run.status, run.wake_at, run.updated_at = status, wake_at, R.now()
             if wake_at is None:  # no deadline: only a decision wakes it
@@ -225,7 +226,7 @@ class Journal:
             session.add(run)
 
     def finish_id(self, session: Session, rid: str, status: str, error: str | None) -> None:
-        run = _live(session, rid)
+        run = _live(session, rid, self.owner)
         if run is not None:
             self.finish(session, run, status, error)
 
@@ -242,7 +243,12 @@ class Journal:
         RUNS_FINISHED.labels(playbooks(run.playbook_id), status).inc()
 
 
-def _live(session: Session, rid: str) -> R.PlaybookRun | None:
-    """The run, locked, unless an analyst cancelled it (then its status stays as they left it)."""
+def _live(session: Session, rid: str, owner: str) -> R.PlaybookRun | None:
+    """The run, locked, unless an analyst cancelled it (then its status stays as they left it);
+    `LeaseLost` if another runner holds it now (it parks, fails or finishes the run itself)."""
     run = session.get(R.PlaybookRun, rid, with_for_update=True)
-    return None if run is None or run.status == S.CANCELLED else run
+    if run is None or run.status == S.CANCELLED:
+        return None
+    if run.lease_owner != owner:
+        raise LeaseLost(rid)
+    return run

@@ -210,7 +210,11 @@ class Runner:
         await self._db(self.journal.finish_id, run.id, S.COMPLETED, None)
 
     async def _still_forward(self, rid: str) -> bool:
-        status = await self._db(_run_status, rid)
+        """Whether the run still goes forward (not cancelled or undone); `LeaseLost` if another
+        runner holds it now, before this one decides its next step."""
+        status, owner = await self._db(_run_status, rid)
+        if status is not None and owner != self.owner:
+            raise LeaseLost(rid)
         return status in (S.PENDING, S.RUNNING, S.WAITING)
 
     async def _step(
@@ -416,6 +420,7 @@ def _recorded(row: R.StepRun) -> Recorded:
     )
 
 
-def _run_status(session: Session, rid: str) -> str | None:
+def _run_status(session: Session, rid: str) -> tuple[str | None, str | None]:
+    """The run's status and the runner holding its lease."""
     run = session.get(R.PlaybookRun, rid)
-    return None if run is None else run.status
+    return (None, None) if run is None else (run.status, run.lease_owner)

@@ -235,13 +235,14 @@ def renew_lease(session: Session, run: str, owner: str, lease: timedelta) -> boo
     longer theirs (the lease ran out and another runner claimed it). The owner is in the
     statement's condition, so on PostgreSQL a claim that commits while this waits for the row
     is seen."""
-    result = session.execute(
-        update(PlaybookRun)
-        .where(col(PlaybookRun.id) == run)
-        .where(col(PlaybookRun.lease_owner) == owner)
+    table = PlaybookRun.__table__  # type: ignore[attr-defined]
+    result = session.connection().execute(  # Core: no ORM object of the session is touched
+        table.update()
+        .where(table.c.id == run)
+        .where(table.c.lease_owner == owner)
         .values(lease_until=now() + lease)
     )
-    return bool(getattr(result, "rowcount", 0) == 1)
+    return bool(result.rowcount == 1)
 
 
 def steps_of(session: Session, run: str) -> dict[str, StepRun]:

@@ -365,9 +365,9 @@ steps:
 
 async def test_a_step_longer_than_the_lease_is_called_once_with_two_runners(kit: Kit) -> None:
     """The lease is renewed while a step runs: another runner ticking all along never claims
-    the run, though the step takes four times the lease."""
+    the run, though the step takes two and a half times the lease."""
     kit.playbook("hooks", TWO_HOOKS)
-    kit.settings = PlaybookSettings(lease_s=0.3)
+    kit.settings = PlaybookSettings(lease_s=1)
     [rid] = kit.apply(change())
     calls: list[str] = []
     answer = kit.http.request
@@ -375,7 +375,7 @@ async def test_a_step_longer_than_the_lease_is_called_once_with_two_runners(kit:
     async def slow(**kwargs: Any) -> Any:
         calls.append(kwargs["url"])
         if kwargs["url"].endswith("/first"):
-            await asyncio.sleep(1.2)
+            await asyncio.sleep(2.5)
         return await answer(**kwargs)
 
     first, second = kit.runner(owner="first"), kit.runner(owner="second")
@@ -394,11 +394,14 @@ async def test_a_step_longer_than_the_lease_is_called_once_with_two_runners(kit:
     assert kit.steps(rid)["first"].attempts == 1
 
 
-async def test_a_runner_whose_run_was_taken_over_starts_no_further_step(kit: Kit) -> None:
+@pytest.mark.parametrize("playbook", [TWO_HOOKS, TWO_HOOKS.split("  - {id: second")[0]])
+async def test_a_runner_whose_run_was_taken_over_starts_no_further_step(
+    kit: Kit, playbook: str
+) -> None:
     """A run claimed by another runner while this one's action was in flight (its lease ran
     out, the database away longer than it, say): the outcome of that action is recorded, and
-    the next step is left to the new holder."""
-    kit.playbook("hooks", TWO_HOOKS)
+    the rest is left to the new holder: the next step, or finishing the run."""
+    kit.playbook("hooks", playbook)
     [rid] = kit.apply(change())
     calls: list[str] = []
     answer = kit.http.request
@@ -419,6 +422,8 @@ async def test_a_runner_whose_run_was_taken_over_starts_no_further_step(kit: Kit
     assert steps["first"].status == "completed" and "second" not in steps
     run = kit.run(rid)
     assert (run.status, run.lease_owner) == ("running", "other")  # not released by "first"
+    run_records = [r.action for r in kit.audit() if r.action.startswith("run.")]
+    assert run_records == ["run.created", "run.started"]  # not finished by "first"
 
 
 async def test_posted_incident_messages_are_redrawn_when_the_incident_changes(kit: Kit) -> None:
