@@ -282,9 +282,7 @@ def pipeline(
                 runner,
                 wakeup,
                 poll_s=settings.playbooks.poll_s,
-                listener=Listener(engine.url, RUNS_CHANNEL, wakeup.set)
-                if listens(engine.url)
-                else None,
+                listener=Listener(engine, RUNS_CHANNEL, wakeup.set) if listens(engine) else None,
             )
         if "commands" in wanted:
             if announce and not settings.commands.issuers:

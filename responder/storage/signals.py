@@ -16,18 +16,31 @@ deployment sharing the database costs one early look. Elsewhere (SQLite: one pro
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import psycopg
 import structlog
 from psycopg import sql
-from sqlalchemy import URL, text
+from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session
 
 log = structlog.get_logger(__name__)
 
 RUNS_CHANNEL = "responder_runs"
 RETRY_S = (1.0, 30.0)  # first and longest wait before the listener connects again
+PROBE_S = 60.0  # a quiet connection is asked to answer this often (a half-open one fails)
+PROBE_TIMEOUT_S = 10.0
+# libpq's, where the URL sets none: a peer that vanished is noticed within about a minute,
+# and the connection is named in pg_stat_activity
+KEEPALIVES: dict[str, str | int] = {
+    "application_name": "responder runs listener",
+    "connect_timeout": 10,
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
 
 
 def notify(session: Session, channel: str) -> None:
@@ -36,39 +49,35 @@ def notify(session: Session, channel: str) -> None:
         session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": channel})
 
 
-def listens(url: URL) -> bool:
-    """Whether the database at `url` can deliver notifications (PostgreSQL)."""
-    return url.get_backend_name() == "postgresql"
+def listens(engine: Engine) -> bool:
+    """Whether the engine's database can deliver notifications (PostgreSQL)."""
+    return engine.dialect.name == "postgresql"
 
 
 class Listener:
     """Calls `wake()` for each notification on `channel`, and once each time it (re)connects
-    (what was committed while it was not listening). Runs until cancelled; a dropped
-    connection is opened again after `RETRY_S`, doubling up to its longest."""
+    (what was committed while it was not listening). Runs until cancelled. It connects with
+    the engine's own connection arguments; a dropped connection is opened again after
+    `RETRY_S`, doubling up to its longest, and a quiet one is probed every `PROBE_S`."""
 
-    def __init__(self, url: URL, channel: str, wake: Callable[[], None]) -> None:
-        # libpq's form of the engine's URL (the driver name dropped); never logged
-        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    def __init__(self, engine: Engine, channel: str, wake: Callable[[], None]) -> None:
+        _, options = engine.dialect.create_connect_args(engine.url)
+        options.pop("context", None)  # the engine's adapters: SQLAlchemy's own
+        self._options = {**KEEPALIVES, **options}  # holds the password: never logged
         self.channel = channel
         self.wake = wake
         self.connected = asyncio.Event()  # listening now (tests wait for it)
+        self.backend_pid: int | None = None  # the server process of the last connection
 
     async def run(self) -> None:
         delay, failing = RETRY_S[0], False
         while True:
+            since = time.monotonic()
             try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True
-                ) as conn:
-                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
-                    if failing:
-                        log.info("listening for new runs again", channel=self.channel)
+                await self._listen()
+            except (psycopg.Error, OSError, TimeoutError) as exc:
+                if time.monotonic() - since > RETRY_S[1]:  # it had held: this drop is news
                     delay, failing = RETRY_S[0], False
-                    self.connected.set()
-                    self.wake()
-                    async for _ in conn.notifies():
-                        self.wake()
-            except Exception as exc:  # a hint only: whatever breaks it, the runner still polls
                 if not failing:  # said once an outage; the runner still polls meanwhile
                     log.warning(
                         "cannot listen for new runs; the runner polls until it can",
@@ -76,6 +85,19 @@ class Listener:
                         retry_s=delay,
                     )
                 failing = True
+            except Exception:  # a bug, not an outage: said every time, the runner still polls
+                log.exception("listening for new runs failed; the runner polls meanwhile")
             self.connected.clear()
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_S[1])
+
+    async def _listen(self) -> None:
+        async with await psycopg.AsyncConnection.connect(autocommit=True, **self._options) as conn:
+            await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+            self.backend_pid = conn.info.backend_pid
+            self.connected.set()
+            self.wake()
+            while True:
+                async for _ in conn.notifies(timeout=PROBE_S):
+                    self.wake()
+                await asyncio.wait_for(conn.execute("SELECT 1"), PROBE_TIMEOUT_S)

@@ -71,7 +71,7 @@ async def test_runs_a_sink_elsewhere_created_start_without_waiting_for_the_poll(
     kit = Kit(db=pg, directory=tmp_path / "playbooks")
     kit.playbook("tell", TELL)
     wakeup = Wakeup()
-    listener = Listener(pg.url, RUNS_CHANNEL, wakeup.set)
+    listener = Listener(pg, RUNS_CHANNEL, wakeup.set)
     stage = RunnerStage(kit.runner(), wakeup, poll_s=600, listener=listener)
     running = asyncio.create_task(stage.run())
     try:
@@ -94,19 +94,26 @@ async def test_the_listener_connects_again_after_losing_its_connection(
     pg: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(signals, "RETRY_S", (0.1, 0.5))
+    monkeypatch.setattr(signals, "PROBE_S", 0.1)  # a quiet connection answers its probes
     woken: list[int] = []
-    listener = Listener(pg.url, "responder_test_channel", lambda: woken.append(1))
+    # the engine's own connection arguments, a space in the server options included
+    spaced = make_engine(
+        str(pg.url.render_as_string(hide_password=False)).replace(
+            "options=-csearch_path", "options=-c%20search_path"
+        )
+    )
+    assert spaced.url.query["options"].startswith("-c search_path=")
+    listener = Listener(spaced, "responder_test_channel", lambda: woken.append(1))
     listening = asyncio.create_task(listener.run())
     try:
         assert await wait_for(listener.connected.is_set, 10)
+        await asyncio.sleep(0.5)  # a few probes
+        assert listener.connected.is_set()
         with pg.connect() as conn:
             ended = conn.execute(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE query = 'LISTEN \"responder_test_channel\"'"
-                )
+                text("SELECT pg_terminate_backend(:pid)"), {"pid": listener.backend_pid}
             ).scalar()
-        assert ended == 1
+        assert ended
         assert await wait_for(lambda: not listener.connected.is_set(), 10)
         assert await wait_for(listener.connected.is_set, 10)
         before = len(woken)
