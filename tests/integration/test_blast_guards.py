@@ -19,7 +19,7 @@ from responder.commands import Decision
 from responder.playbooks.blast_guard import blast_guard
 from responder.playbooks.schema import Guards
 from responder.settings import PlaybookSettings
-from tests.support.runner_kit import KEY, Kit, change
+from tests.support.runner_kit import KEY, Kit, change, event
 
 pytestmark = pytest.mark.integration
 
@@ -127,3 +127,26 @@ def test_stored_radii_follow_a_changed_graph(db: Engine, tmp_path: Path) -> None
     assert after is not None and after["critical"] == [PROD] and after["size"] == 3
     with Session(db) as session, session.begin():
         assert refresh_all(session, graph(critical=True)) == 0  # unchanged: nothing written
+
+
+def test_runs_the_guard_only_plans_count_toward_no_run_limit(db: Engine, tmp_path: Path) -> None:
+    """`max_runs_per_hour` counts runs that act: in one batch, the two runs the blast guard
+    turned into dry runs (the key a critical endpoint uses) leave the one run an hour to an
+    incident on a key the graph does not know."""
+    guards = (
+        "{critical_requires_approval: true, blast_radius_action: dry_run, max_runs_per_hour: 1}"
+    )
+    kit = kit_with(db, tmp_path, GraphSnapshot(graph(critical=True)), guards)
+    other = {"kind": "api_key", "id": "AKIAOTHER00000000001", "name": "other"}
+    runs = kit.apply(
+        change(1, incident_id="inc-1"),
+        change(1, incident_id="inc-2"),
+        change(1, incident_id="inc-3", events=[event("e3", 1, resource=other)]),
+        change(1, incident_id="inc-4", events=[event("e4", 1, resource=other)]),
+    )
+    assert [(kit.run(r).mode, kit.run(r).status) for r in runs] == [
+        ("dry_run", "pending"),
+        ("dry_run", "pending"),
+        ("automatic", "pending"),
+        ("automatic", "blocked_by_guard"),
+    ]
