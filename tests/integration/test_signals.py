@@ -102,7 +102,7 @@ async def test_the_listener_connects_again_after_losing_its_connection(
             "options=-csearch_path", "options=-c%20search_path"
         )
     )
-    assert spaced.url.query["options"].startswith("-c search_path=")
+    assert str(spaced.url.query["options"]).startswith("-c search_path=")
     listener = Listener(spaced, "responder_test_channel", lambda: woken.append(1))
     listening = asyncio.create_task(listener.run())
     try:
