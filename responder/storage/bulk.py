@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, time
 from typing import Any
 
 import orjson
+import psycopg
 from psycopg import sql
 from sqlalchemy import (
     JSON,
@@ -127,6 +129,19 @@ class StaleRows(RuntimeError):
     """An `update_rows(..., newer=)` found a stored row as new as the one it was to write:
     another transaction wrote it since this one read it (two sinks on one partition across a
     rebalance). Nothing of the caller's transaction may be kept."""
+
+
+def written_meanwhile(exc: BaseException) -> bool:
+    """Whether `exc` says another transaction wrote some of these rows since this one read
+    them: `StaleRows`, or a key inserted first by another (a unique violation, raised by the
+    driver under COPY, wrapped by SQLAlchemy elsewhere). Reading again and writing what is
+    still missing is then the remedy, not a failure."""
+    if isinstance(exc, StaleRows):
+        return True
+    driver = getattr(exc, "orig", exc)
+    if isinstance(driver, psycopg.errors.UniqueViolation):
+        return True
+    return isinstance(driver, sqlite3.IntegrityError) and "UNIQUE constraint" in str(driver)
 
 
 def update_rows(

@@ -5,11 +5,13 @@ incident at a time. `apply_changes` skips versions already stored, so a redelive
 a crash or rebalance changes nothing. A message that is not a valid change goes to the DLQ. If
 storing the batch fails for any other reason than the database being away, the changes are
 stored one by one (a transaction each, in order) and those that still fail go to the DLQ with
-the exception class: one bad change never stops the sink. That is also how two sinks meet on a
-partition across a rebalance (the old owner still storing a batch the new one fetched again):
-the second's update of an incident the first stored meanwhile raises `StaleRows` (the rows are
-written only over older versions), and its changes, stored one by one, are read again and
-skipped as redeliveries.
+the exception class: one bad change never stops the sink. Two sinks may meet on a partition
+across a rebalance (the old owner still storing a batch the new one fetched again): the
+second's update of an incident the first stored meanwhile raises `StaleRows` (the rows are
+written only over older versions), and its insert of an incident the first created raises a
+unique violation. Either way the batch is stored again at once: read again, what the first
+stored is skipped as redeliveries (`storage.bulk.written_meanwhile`); only if that fails too
+is it stored change by change.
 
 A batch is stored in a fixed number of statements whatever its size (`store_changes`): the
 incidents it touches are read at once, their rows and evidence written in bulk, then the blast
@@ -36,7 +38,7 @@ from responder.metrics.worker import INCIDENTS_OPENED, kinds
 from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings
-from responder.storage.bulk import StaleRows
+from responder.storage.bulk import written_meanwhile
 from responder.storage.signals import RUNS_CHANNEL, notify
 from responder.streams.collector import batch_uncollected
 from responder.streams.db_retry import call_with_db_retry
@@ -92,6 +94,7 @@ class SinkStats:
     applied: int = 0
     rejected: int = 0
     redone: int = 0  # batches stored change by change after a failure
+    retried: int = 0  # batches stored again at once after another sink wrote some of them
     batches: int = 0  # fetched batches that held changes (a transaction each, unless redone)
 
 
@@ -157,19 +160,24 @@ class SinkStage(TopicStage):
         await self.done(batch)
 
     async def _store(self, changes: list[tuple[Any, IncidentChange]]) -> int:
+        batch = [change for _, change in changes]
         try:
-            return await self._apply_with_retry([change for _, change in changes])
+            return await self._apply_with_retry(batch)
         except Exception as exc:
-            if len(changes) == 1:
-                await self._dead(changes[0][0], failure_reason("sink", exc), failure_detail(exc))
-                return 0
-            self.stats.redone += 1
-            if isinstance(exc, StaleRows):  # another sink had the partition (a rebalance)
-                log.info("incident batch partly stored by another sink; storing change by change")
-            else:
-                log.warning(
-                    "incident batch failed; storing change by change", error=repr(exc)[:300]
-                )
+            failed = exc
+        if written_meanwhile(failed):  # another sink had the partition (a rebalance)
+            # read again, what it stored is skipped: one transaction, not one a change
+            self.stats.retried += 1
+            log.info("incident batch partly stored by another sink; storing the rest")
+            try:
+                return await self._apply_with_retry(batch)
+            except Exception as exc:
+                failed = exc
+        if len(changes) == 1:
+            await self._dead(changes[0][0], failure_reason("sink", failed), failure_detail(failed))
+            return 0
+        self.stats.redone += 1
+        log.warning("incident batch failed; storing change by change", error=repr(failed)[:300])
         applied = 0
         for msg, change in changes:
             try:

@@ -22,6 +22,7 @@ from responder.assets.graph import AssetGraph
 from responder.assets.lineage import GraphSnapshot
 from responder.assets.model import EdgeKind, NodeKind, edge, node, simple_id
 from responder.audit.store import AuditRecord, verify_chain
+from responder.incidents import store as store_module
 from responder.incidents.model import IncidentChange
 from responder.incidents.store import Applied, Incident, IncidentEvent
 from responder.metrics.worker import INCIDENTS_OPENED
@@ -31,6 +32,7 @@ from responder.playbooks.runs import PlaybookRun
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings, Settings, merged
 from responder.storage.bulk import StaleRows
+from responder.storage.database import make_engine, upgrade
 from responder.streams.sink import SinkStage, store_changes
 from tests.integration.test_runner import CONTAIN
 from tests.support.runner_kit import KEY, change, event
@@ -285,25 +287,60 @@ def test_a_batch_is_stored_with_the_collector_off_and_it_is_on_again_after(db: E
     assert gc.isenabled()
 
 
-def test_a_batch_another_sink_stored_meanwhile_is_stored_change_by_change_quietly(
+def test_a_batch_another_sink_stored_meanwhile_is_stored_again_at_once_quietly(
     db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`StaleRows` (two sinks met on a partition across a rebalance) is no failure to warn
-    about: the batch is stored change by change, each read again."""
+    about: the batch is read and stored again in one transaction, not change by change."""
     sink = SinkStage(KafkaSettings(), db)
     whole = sink._apply
+    calls: list[int] = []
 
-    def stale_batch(changes: list[IncidentChange]) -> int:
-        if len(changes) > 1:
+    def stale_once(changes: list[IncidentChange]) -> int:
+        calls.append(len(changes))
+        if len(calls) == 1:
             raise StaleRows("1 of 2 incidents rows were newer")
         return whole(changes)
 
-    monkeypatch.setattr(sink, "_apply", stale_batch)
+    monkeypatch.setattr(sink, "_apply", stale_once)
     batch = [change(1, incident_id="stale-a"), change(1, incident_id="stale-b")]
     with capture_logs() as logs:
         applied = asyncio.run(sink._store([(None, c) for c in batch]))
-    assert applied == 2 and sink.stats.redone == 1 and sink.stats.rejected == 0
+    assert applied == 2 and calls == [2, 2]
+    assert (sink.stats.retried, sink.stats.redone, sink.stats.rejected) == (1, 0, 0)
     levels = {e["event"]: e["log_level"] for e in logs}
-    assert levels == {
-        "incident batch partly stored by another sink; storing change by change": "info"
-    }
+    assert levels == {"incident batch partly stored by another sink; storing the rest": "info"}
+
+
+def test_an_incident_another_sink_created_meanwhile_is_skipped_in_one_retry(
+    pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL, another sink commits a new incident between this batch's read and its
+    COPY: the unique violation makes the batch read again and store the rest at once; the
+    incident is opened and audited once."""
+    db = make_engine(pg_schema_url)
+    upgrade(db)
+    sink = SinkStage(KafkaSettings(), db)
+    other = SinkStage(KafkaSettings(), db)
+    write = store_module._write
+    raced: list[bool] = []
+
+    def racing_write(session: Session, rows: Any, evidence: Any) -> None:
+        if not raced:  # the other sink stores the same change first, in its own transaction
+            raced.append(True)
+            assert other._apply([change(1, incident_id="both")]) == 1
+        write(session, rows, evidence)
+
+    monkeypatch.setattr(store_module, "_write", racing_write)
+    batch = [change(1, incident_id="both"), change(1, incident_id="mine")]
+    with capture_logs() as logs:
+        applied = asyncio.run(sink._store([(None, c) for c in batch]))
+    assert applied == 1  # "mine"; "both" was the other sink's
+    assert (sink.stats.retried, sink.stats.redone, sink.stats.rejected) == (1, 0, 0)
+    assert [e["log_level"] for e in logs] == ["info"]
+    with Session(db) as session:
+        opened = session.exec(
+            select(AuditRecord.subject).where(AuditRecord.action == "incident.opened")
+        )
+        assert sorted(opened.all()) == ["both", "mine"]
+    db.dispose()
