@@ -24,6 +24,7 @@ from responder.actions.evidence import SNAPSHOT_ACTION
 from responder.audit.store import AuditRecord
 from responder.incidents.store import Incident
 from responder.playbooks.statuses import ACTIVE, STEP_DONE, STEP_RUNNING
+from responder.storage.bulk import table_of
 from responder.storage.database import by_id_or_prefix
 
 RUN_NAMESPACE = uuid.UUID("0b7e3f4a-5c6d-4e8f-9a1b-2c3d4e5f6a7b")
@@ -123,7 +124,7 @@ KILL_SWITCH = "kill_switch"
 def kill_switch_on(session: Session) -> bool:
     """Whether the live kill switch is on (one Core statement: the sink asks every batch that
     starts runs, and an ORM `get` cost several times the round trip)."""
-    table = Switch.__table__  # type: ignore[attr-defined]
+    table = table_of(Switch)
     found = (
         session.connection()
         .execute(sa_select(table.c.on).where(table.c.name == KILL_SWITCH))
@@ -172,7 +173,7 @@ def runs_in_last_hour(session: Session, playbook_ids: Iterable[str]) -> dict[str
     ids = sorted(set(playbook_ids))
     if not ids:
         return {}
-    table = PlaybookRun.__table__  # type: ignore[attr-defined]
+    table = table_of(PlaybookRun)
     query = (
         sa_select(table.c.playbook_id, func.count())
         .where(table.c.playbook_id.in_(ids))
@@ -235,7 +236,7 @@ def renew_lease(session: Session, run: str, owner: str, lease: timedelta) -> boo
     longer theirs (the lease ran out and another runner claimed it). The owner is in the
     statement's condition, so on PostgreSQL a claim that commits while this waits for the row
     is seen."""
-    table = PlaybookRun.__table__  # type: ignore[attr-defined]
+    table = table_of(PlaybookRun)
     result = session.connection().execute(  # Core: no ORM object of the session is touched
         table.update()
         .where(table.c.id == run)

@@ -6,13 +6,13 @@ from __future__ import annotations
 import threading
 import time
 
-from sqlalchemy import text
+import pytest
+from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
 from responder.playbooks.loader import load_playbooks
 from responder.playbooks.runs import RUN_LIMIT_LOCK, PlaybookRun, _lock_key, lock_run_limits
 from responder.playbooks.start_sql import RunStarter
-from responder.storage.database import make_engine
 from responder.streams.sink import store_changes
 from tests.support.runner_kit import Kit, change
 
@@ -104,20 +104,17 @@ def test_each_playbook_is_counted_against_its_own_limit(kit: Kit) -> None:
     }
 
 
-def test_one_statement_holds_the_run_limit_of_every_playbook(pg_schema_url: str) -> None:
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # (SQLite takes no locks)
+def test_one_statement_holds_the_run_limit_of_every_playbook(db: Engine) -> None:
     """On PostgreSQL `lock_run_limits` holds a lock per playbook for the transaction."""
-    db = make_engine(pg_schema_url)
-    try:
-        with Session(db) as session, session.begin():
-            lock_run_limits(session, ["b", "a", "c", "a"])
-            held = session.connection().execute(
-                text(
-                    "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted "
-                    "AND classid = :lock AND pid = pg_backend_pid()"
-                ),
-                {"lock": RUN_LIMIT_LOCK},
-            )
-            keys = {_lock_key(p) & 0xFFFFFFFF for p in "abc"}
-            assert {int(k) for k in held.scalars()} == keys
-    finally:
-        db.dispose()
+    with Session(db) as session, session.begin():
+        lock_run_limits(session, ["b", "a", "c", "a"])
+        held = session.connection().execute(
+            text(
+                "SELECT objid FROM pg_locks WHERE locktype = 'advisory' AND granted "
+                "AND classid = :lock AND pid = pg_backend_pid()"
+            ),
+            {"lock": RUN_LIMIT_LOCK},
+        )
+        keys = {_lock_key(p) & 0xFFFFFFFF for p in "abc"}
+        assert {int(k) for k in held.scalars()} == keys

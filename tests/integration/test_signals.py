@@ -4,7 +4,6 @@ it created starts at once, not at the runner's next poll; the listener reconnect
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,13 +15,17 @@ from responder.playbooks.runs import PlaybookRun
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings
 from responder.storage import signals
-from responder.storage.database import make_engine, upgrade
+from responder.storage.database import make_engine
 from responder.storage.signals import RUNS_CHANNEL, Listener
 from responder.streams.playbooks import RunnerStage, Wakeup
 from responder.streams.sink import SinkStage
 from tests.support.runner_kit import Kit, change
 
-pytestmark = pytest.mark.integration
+# the shared `db` fixture, on PostgreSQL only: notifications are PostgreSQL's
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.parametrize("db_url", ["postgresql"], indirect=True),
+]
 
 TELL = """
 id: tell
@@ -31,14 +34,6 @@ on: {kind: credential_compromise}
 steps:
   - {id: tell, action: slack.notify}
 """
-
-
-@pytest.fixture
-def pg(pg_schema_url: str) -> Iterator[Engine]:
-    db = make_engine(pg_schema_url)
-    upgrade(db)
-    yield db
-    db.dispose()
 
 
 def sink(kit: Kit, *, notify_runs: bool) -> SinkStage:
@@ -66,12 +61,12 @@ async def wait_for(condition: object, seconds: float) -> bool:
 
 
 async def test_runs_a_sink_elsewhere_created_start_without_waiting_for_the_poll(
-    pg: Engine, tmp_path: Path
+    db: Engine, tmp_path: Path
 ) -> None:
-    kit = Kit(db=pg, directory=tmp_path / "playbooks")
+    kit = Kit(db=db, directory=tmp_path / "playbooks")
     kit.playbook("tell", TELL)
     wakeup = Wakeup()
-    listener = Listener(pg, RUNS_CHANNEL, wakeup.set)
+    listener = Listener(db, RUNS_CHANNEL, wakeup.set)
     stage = RunnerStage(kit.runner(), wakeup, poll_s=600, listener=listener)
     running = asyncio.create_task(stage.run())
     try:
@@ -91,14 +86,14 @@ async def test_runs_a_sink_elsewhere_created_start_without_waiting_for_the_poll(
 
 
 async def test_the_listener_connects_again_after_losing_its_connection(
-    pg: Engine, monkeypatch: pytest.MonkeyPatch
+    db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(signals, "RETRY_S", (0.1, 0.5))
     monkeypatch.setattr(signals, "PROBE_S", 0.1)  # a quiet connection answers its probes
     woken: list[int] = []
     # the engine's own connection arguments, a space in the server options included
     spaced = make_engine(
-        str(pg.url.render_as_string(hide_password=False)).replace(
+        str(db.url.render_as_string(hide_password=False)).replace(
             "options=-csearch_path", "options=-c%20search_path"
         )
     )
@@ -109,7 +104,7 @@ async def test_the_listener_connects_again_after_losing_its_connection(
         assert await wait_for(listener.connected.is_set, 10)
         await asyncio.sleep(0.5)  # a few probes
         assert listener.connected.is_set()
-        with pg.connect() as conn:
+        with db.connect() as conn:
             ended = conn.execute(
                 text("SELECT pg_terminate_backend(:pid)"), {"pid": listener.backend_pid}
             ).scalar()
@@ -117,7 +112,7 @@ async def test_the_listener_connects_again_after_losing_its_connection(
         assert await wait_for(lambda: not listener.connected.is_set(), 10)
         assert await wait_for(listener.connected.is_set, 10)
         before = len(woken)
-        with pg.begin() as conn:
+        with db.begin() as conn:
             conn.execute(text("SELECT pg_notify('responder_test_channel', '')"))
         assert await wait_for(lambda: len(woken) > before, 10)
     finally:

@@ -32,7 +32,6 @@ from responder.playbooks.runs import PlaybookRun
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings, Settings, merged
 from responder.storage.bulk import StaleRows
-from responder.storage.database import make_engine, upgrade
 from responder.streams.sink import SinkStage, store_changes
 from tests.integration.test_runner import CONTAIN
 from tests.support.runner_kit import KEY, change, event
@@ -312,14 +311,13 @@ def test_a_batch_another_sink_stored_meanwhile_is_stored_again_at_once_quietly(
     assert levels == {"incident batch partly stored by another sink; storing the rest": "info"}
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # (SQLite: one writer)
 def test_an_incident_another_sink_created_meanwhile_is_skipped_in_one_retry(
-    pg_schema_url: str, monkeypatch: pytest.MonkeyPatch
+    db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On PostgreSQL, another sink commits a new incident between this batch's read and its
     COPY: the unique violation makes the batch read again and store the rest at once; the
     incident is opened and audited once."""
-    db = make_engine(pg_schema_url)
-    upgrade(db)
     sink = SinkStage(KafkaSettings(), db)
     other = SinkStage(KafkaSettings(), db)
     write = store_module._write
@@ -343,4 +341,3 @@ def test_an_incident_another_sink_created_meanwhile_is_skipped_in_one_retry(
             select(AuditRecord.subject).where(AuditRecord.action == "incident.opened")
         )
         assert sorted(opened.all()) == ["both", "mine"]
-    db.dispose()
