@@ -270,6 +270,7 @@ def pipeline(
                 runs_created=wakeup.set if "runner" in wanted else None,
                 notify_runs="runner" not in wanted,
                 max_evidence=settings.worker.max_evidence,
+                standby_backlog=settings.worker.sink_standby_backlog,
             )
         if "runner" in wanted:
             runner = Runner(

@@ -187,6 +187,15 @@ class WorkerSettings(BaseModel):
         "1 MiB, never past gather_ms), so each stage's per-fetch cost is paid once for more "
         "events as the load grows; 0: always gather_bytes",
     )
+    sink_standby_backlog: int = Field(
+        default=0,
+        ge=0,
+        le=10**9,
+        description="a sink with this set stays out of the sinks' consumer group until the "
+        "incidents not yet stored reach this many, and leaves again once they stayed under a "
+        "quarter of it for a minute; the default layout sets it on its extra sinks (a sink per "
+        "core past the first), so a quiet stream is stored by one; 0: always a member",
+    )
     max_evidence: int = Field(
         default=1000,
         ge=1,

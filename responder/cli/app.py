@@ -111,12 +111,14 @@ def worker(
     """Run the stream worker: ingest, correlate, store incidents, run playbooks (a process per
     stage group by default; run more workers on other machines to scale out)."""
     from responder.streams.app import run_worker
+    from responder.streams.standby import JOIN_BACKLOG
     from responder.streams.supervisor import (
         Child,
         Forked,
         Supervisor,
         can_fork,
         executed,
+        extra_sink,
         niceness,
         storing_processes,
         watch_parent,
@@ -138,7 +140,8 @@ def worker(
         if pipeline.engine is None
         else storing_processes(pipeline.engine.dialect.name, settings.kafka.partitions)
     )
-    layout = worker_layout(stages, processes or settings.worker.processes, storing=storing)
+    count = processes or settings.worker.processes
+    layout = worker_layout(stages, count, storing=storing)
     if len(layout) == 1:
         if parent_pid is not None:
             watch_parent(parent_pid)
@@ -156,6 +159,8 @@ def worker(
             env["RESPONDER_METRICS__PORT"] = str(metrics_port + slot)
         if instance_id is not None:  # static membership: one member name per process
             env["RESPONDER_KAFKA__INSTANCE_ID"] = f"{instance_id}-{slot}"
+        elif extra_sink(stages, count, slot):  # (a static member never leaves its group)
+            env["RESPONDER_WORKER__SINK_STANDBY_BACKLOG"] = str(JOIN_BACKLOG)
         return env
 
     def forked(slot: int) -> Forked:

@@ -18,13 +18,14 @@ from aiokafka import (
     ConsumerRecord,
     TopicPartition,
 )
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from responder.kafka_clients import client_options
 from responder.metrics.worker import CONSUMER_LAG
 from responder.settings import KafkaSettings
 from responder.streams.failures import source_headers
 from responder.streams.salvage import UNDECODABLE, Salvage
+from responder.streams.standby import PROBE_S, Standby, group_backlog
 
 log = structlog.get_logger(__name__)
 
@@ -331,13 +332,25 @@ class TopicStage:
     per fetch asks the broker to hold it (`consumer_options`: the ingest's gather, the sink's).
     """
 
-    def __init__(self, kafka: KafkaSettings, topic: str, role: str, max_records: int) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        topic: str,
+        role: str,
+        max_records: int,
+        *,
+        standby: Standby | None = None,
+    ) -> None:
         self.kafka = kafka
         self.topic = topic
         self.role = role
         self.max_records = max_records
         self.pending: list[asyncio.Future[Any]] = []
         self.lag = LagMeter(role)
+        # in the group only while it has a backlog (`streams/standby.py`); a static member
+        # sends no LeaveGroup when it leaves, so it stays a member
+        self.standby = standby if kafka.instance_id is None else None
+        self.probe_due = 0.0  # when the standby reads the group's backlog next (monotonic)
 
     def consumer_options(self) -> dict[str, Any]:
         """Extra `AIOKafkaConsumer` options of this stage."""
@@ -366,7 +379,14 @@ class TopicStage:
             **self.producer_options(),
         )
         self.committer = Committer(self.consumer)
-        self.consumer.subscribe([self.topic], listener=DrainOnRevoke(self.committer))
+        if self.standby is None:
+            self.subscribe()
+        else:
+            log.info(
+                "on standby: joins its group at a backlog",
+                stage=self.role,
+                backlog=self.standby.join,
+            )
         await self.producer.start()
         await self.consumer.start()
         self.salvage = Salvage(
@@ -388,14 +408,52 @@ class TopicStage:
     async def run(self) -> None:
         await run_beside(self._loop(), self.committer.run())
 
+    def subscribe(self) -> None:
+        self.consumer.subscribe([self.topic], listener=DrainOnRevoke(self.committer))
+
     async def _loop(self) -> None:
         while True:
+            if self.standby is not None and not await self.member():
+                await asyncio.sleep(PROBE_S)
+                continue
             batch = await self.fetch()
             if batch:
                 await self.handle(batch)
             else:
                 await self.quiet()
             await self.lag.measure(self.consumer)
+
+    async def member(self) -> bool:
+        """On standby: whether the stage is in its group now. Reads the group's backlog at
+        most every PROBE_S, and joins or leaves (committing what it handled first) as
+        `Standby` decides."""
+        assert self.standby is not None
+        now = time.monotonic()
+        if now < self.probe_due:
+            return self.standby.joined
+        self.probe_due = now + PROBE_S
+        try:
+            backlog = await group_backlog(self.consumer, self.topic, self.kafka.partitions)
+        except KafkaError as exc:  # the broker away: stay as it is, read again next time
+            log.debug("backlog not read", stage=self.role, error=str(exc))
+            return self.standby.joined
+        was = self.standby.joined
+        if self.standby.decide(backlog, now) == was:
+            return was
+        if was:
+            await self.committer.drain()
+            self.consumer.unsubscribe()
+            log.info(
+                "backlog gone: left the group",
+                stage=self.role,
+                backlog=backlog,
+                under=self.standby.leave,
+                for_s=self.standby.leave_after_s,
+            )
+        else:
+            self.subscribe()
+            log.info("backlog: joined the group", stage=self.role, backlog=backlog)
+        return not was
 
     async def fetch(self) -> Batch:
         """The next batch; past a record the client cannot decode (`streams/salvage.py`)."""

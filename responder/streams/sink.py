@@ -44,6 +44,7 @@ from responder.streams.collector import batch_uncollected
 from responder.streams.db_retry import call_with_db_retry
 from responder.streams.failures import failure_detail, failure_reason
 from responder.streams.kafka import Batch, TopicStage
+from responder.streams.standby import Standby
 
 log = structlog.get_logger(__name__)
 
@@ -119,8 +120,11 @@ class SinkStage(TopicStage):
         runs_created: Callable[[], None] | None = None,
         notify_runs: bool = False,
         max_evidence: int = MAX_EVIDENCE,
+        standby_backlog: int = 0,
     ) -> None:
-        super().__init__(kafka, kafka.topics.incidents, "sink", max_records=2000)
+        # with a standby backlog, in the sinks' group only while it has one (`standby.py`)
+        standby = Standby(standby_backlog) if standby_backlog else None
+        super().__init__(kafka, kafka.topics.incidents, "sink", max_records=2000, standby=standby)
         self.max_evidence = max_evidence  # events an incident keeps as evidence
         self.engine = engine
         self.on_applied = on_applied  # creates playbook runs in the same transaction

@@ -91,6 +91,13 @@ def worker_layout(stages: str, processes: int | None, *, storing: int = 1) -> li
     return [stages] + ([rest] * (count - 1) if rest else [])
 
 
+def extra_sink(stages: str, processes: int | None, slot: int) -> bool:
+    """Whether process `slot` of `worker_layout(stages, processes)` is one of the default
+    layout's extra sinks: they wait outside the sinks' group while it has no backlog
+    (`streams/standby.py`), so a quiet stream is stored by one sink."""
+    return processes is None and stages == "all" and slot >= len(stage_groups())
+
+
 def storing_processes(dialect: str, partitions: int) -> int:
     """How many processes of the default layout run a sink: one per core, at most one per
     partition of the incidents topic (a consumer group gives no more a partition), on a

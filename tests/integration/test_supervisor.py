@@ -164,7 +164,8 @@ def test_on_postgresql_the_default_worker_runs_a_sink_per_core(
     kafka_bootstrap: str, tmp_path: Path, unique: str, pg_schema_url: str
 ) -> None:
     """Plain `responder worker` on PostgreSQL: a sink per core (the extra ones alone in their
-    processes, one runner), the sinks share the incidents topic as one consumer group, and the
+    processes, one runner), the sinks share the incidents topic as one consumer group (the extra
+    ones wait on standby while a quiet stream leaves no backlog: `streams/standby.py`), and the
     events become incidents stored once each."""
     engine = make_engine(pg_schema_url)
     upgrade(engine)  # a worker migrates only the embedded SQLite database by itself
@@ -184,8 +185,10 @@ def test_on_postgresql_the_default_worker_runs_a_sink_per_core(
         sinks = [stages for stages in layout if "sink" in stages.split(",")]
         assert len(sinks) == min(default_processes(), 4)
         assert sum("runner" in stages.split(",") for stages in layout) == 1
-        wait_for(lambda: group_members(kafka_bootstrap, f"t-{unique}-sink") == len(sinks), 60)
+        wait_for(lambda: group_members(kafka_bootstrap, f"t-{unique}-sink") == 1, 60)
+        assert worker.log().count("on standby: joins its group") == len(sinks) - 1
         serves_then_stops_on_sigterm(kafka_bootstrap, unique, pg_schema_url, proc, kids)
+        assert "joined the group" not in worker.log()  # eight events: no backlog
     finally:
         worker.stop()
     stopped_cleanly(worker, processes=len(layout))
