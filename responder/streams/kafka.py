@@ -25,7 +25,7 @@ from responder.metrics.worker import CONSUMER_LAG
 from responder.settings import KafkaSettings
 from responder.streams.failures import source_headers
 from responder.streams.salvage import UNDECODABLE, Salvage
-from responder.streams.standby import PROBE_S, Standby, group_backlog
+from responder.streams.standby import PROBE_S, PROBE_TIMEOUT_S, Standby, group_backlog
 
 log = structlog.get_logger(__name__)
 
@@ -432,10 +432,11 @@ class TopicStage:
         if now < self.probe_due:
             return self.standby.joined
         self.probe_due = now + PROBE_S
-        try:
-            backlog = await group_backlog(self.consumer, self.topic, self.kafka.partitions)
-        except KafkaError as exc:  # the broker away: stay as it is, read again next time
-            log.debug("backlog not read", stage=self.role, error=str(exc))
+        try:  # (the client retries an offset read until the coordinator answers: bounded)
+            async with asyncio.timeout(PROBE_TIMEOUT_S):
+                backlog = await group_backlog(self.consumer, self.topic, self.kafka.partitions)
+        except (KafkaError, TimeoutError) as exc:  # stay as it is, read again next time
+            log.debug("backlog not read", stage=self.role, error=repr(exc))
             return self.standby.joined
         was = self.standby.joined
         if self.standby.decide(backlog, now) == was:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 PROBE_S = 1.0  # how often a stage on standby (or an extra one in the group) reads the backlog
+PROBE_TIMEOUT_S = 5.0  # a read that takes longer counts as not read (the coordinator away)
 JOIN_BACKLOG = 4000  # the default layout's extra sinks join at this many changes (2 batches)
 LEAVE_AFTER_S = 60.0  # ... and leave after the backlog stayed under a quarter of it this long
 

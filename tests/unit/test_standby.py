@@ -3,7 +3,13 @@ of the default layout wait on standby."""
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any, cast
+
+import pytest
+
 from responder.settings import KafkaSettings
+from responder.streams import kafka as kafka_stages
 from responder.streams.kafka import TopicStage
 from responder.streams.standby import Standby
 from responder.streams.supervisor import extra_sink, stage_groups, worker_layout
@@ -60,3 +66,29 @@ def test_a_static_member_is_never_on_standby() -> None:
     plain = TopicStage(KafkaSettings(), "t", "sink", 10, standby=Standby(join=5))
     static = TopicStage(KafkaSettings(instance_id="a"), "t", "sink", 10, standby=Standby(join=5))
     assert plain.standby is not None and static.standby is None
+
+
+class _Stalled:
+    """A consumer whose group coordinator never answers (the client retries an offset read
+    until it does)."""
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1}
+
+    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return dict.fromkeys(tps, 10_000)
+
+    async def committed(self, tp: Any) -> int:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_backlog_that_cannot_be_read_in_time_leaves_it_where_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(kafka_stages, "PROBE_TIMEOUT_S", 0.05)
+    stage = TopicStage(KafkaSettings(), "t", "sink", 10, standby=Standby(join=5))
+    stage.consumer = cast(Any, _Stalled())
+    assert await asyncio.wait_for(stage.member(), 2) is False
+    assert stage.standby is not None and not stage.standby.joined
+    assert await stage.member() is False  # read again only after PROBE_S
