@@ -192,9 +192,12 @@ class WorkerSettings(BaseModel):
         ge=0,
         le=10**9,
         description="a sink with this set stays out of the sinks' consumer group until the "
-        "incidents not yet stored reach this many, and leaves again once they stayed under a "
-        "quarter of it for a minute; the default layout sets it on its extra sinks (a sink per "
-        "core past the first), so a quiet stream is stored by one; 0: always a member",
+        "incidents not yet stored reach this many (or some have waited 15 s with nothing "
+        "stored), and leaves again once they stayed under a quarter of it for a minute; the "
+        "default layout sets it on its extra sinks (a sink per core past the first) and 0 on "
+        "its other processes, so a quiet stream is stored by one; set by hand, e.g. a spare "
+        "sink elsewhere; ignored with kafka.instance_id (a static member never leaves); 0: "
+        "always a member",
     )
     max_evidence: int = Field(
         default=1000,

@@ -159,8 +159,10 @@ def worker(
             env["RESPONDER_METRICS__PORT"] = str(metrics_port + slot)
         if instance_id is not None:  # static membership: one member name per process
             env["RESPONDER_KAFKA__INSTANCE_ID"] = f"{instance_id}-{slot}"
-        elif extra_sink(stages, count, slot):  # (a static member never leaves its group)
-            env["RESPONDER_WORKER__SINK_STANDBY_BACKLOG"] = str(JOIN_BACKLOG)
+        # the extra sinks wait on standby, the others are members whatever the environment
+        # says (a static member is one anyway: it would not leave its group)
+        standby = JOIN_BACKLOG if extra_sink(stages, count, slot) else 0
+        env["RESPONDER_WORKER__SINK_STANDBY_BACKLOG"] = str(standby)
         return env
 
     def forked(slot: int) -> Forked:

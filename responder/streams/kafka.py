@@ -25,7 +25,13 @@ from responder.metrics.worker import CONSUMER_LAG
 from responder.settings import KafkaSettings
 from responder.streams.failures import source_headers
 from responder.streams.salvage import UNDECODABLE, Salvage
-from responder.streams.standby import PROBE_S, PROBE_TIMEOUT_S, Standby, group_backlog
+from responder.streams.standby import (
+    PROBE_S,
+    PROBE_TIMEOUT_S,
+    WARN_AFTER,
+    Standby,
+    group_backlog,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -350,7 +356,9 @@ class TopicStage:
         # in the group only while it has a backlog (`streams/standby.py`); a static member
         # sends no LeaveGroup when it leaves, so it stays a member
         self.standby = standby if kafka.instance_id is None else None
-        self.probe_due = 0.0  # when the standby reads the group's backlog next (monotonic)
+        self.subscribed = False  # a member of its group now (set on start without a standby)
+        self.decided = asyncio.Event()  # the standby's decision changed
+        self.backlog = 0  # the backlog the standby last decided on
 
     def consumer_options(self) -> dict[str, Any]:
         """Extra `AIOKafkaConsumer` options of this stage."""
@@ -381,6 +389,7 @@ class TopicStage:
         self.committer = Committer(self.consumer)
         if self.standby is None:
             self.subscribe()
+            self.subscribed = True
         else:
             log.info(
                 "on standby: joins its group at a backlog",
@@ -406,15 +415,18 @@ class TopicStage:
             await self.producer.stop()
 
     async def run(self) -> None:
-        await run_beside(self._loop(), self.committer.run())
+        helper = self.committer.run()
+        if self.standby is not None:  # the backlog read beside: it never holds up a fetch
+            helper = run_beside(helper, self.watch(self.standby))
+        await run_beside(self._loop(), helper)
 
     def subscribe(self) -> None:
         self.consumer.subscribe([self.topic], listener=DrainOnRevoke(self.committer))
 
     async def _loop(self) -> None:
         while True:
-            if self.standby is not None and not await self.member():
-                await asyncio.sleep(PROBE_S)
+            if self.standby is not None and not await self.follow(self.standby):
+                await self.decided.wait()
                 continue
             batch = await self.fetch()
             if batch:
@@ -423,38 +435,55 @@ class TopicStage:
                 await self.quiet()
             await self.lag.measure(self.consumer)
 
-    async def member(self) -> bool:
-        """On standby: whether the stage is in its group now. Reads the group's backlog at
-        most every PROBE_S, and joins or leaves (committing what it handled first) as
-        `Standby` decides."""
-        assert self.standby is not None
-        now = time.monotonic()
-        if now < self.probe_due:
-            return self.standby.joined
-        self.probe_due = now + PROBE_S
-        try:  # (the client retries an offset read until the coordinator answers: bounded)
-            async with asyncio.timeout(PROBE_TIMEOUT_S):
-                backlog = await group_backlog(self.consumer, self.topic, self.kafka.partitions)
-        except (KafkaError, TimeoutError) as exc:  # stay as it is, read again next time
-            log.debug("backlog not read", stage=self.role, error=repr(exc))
-            return self.standby.joined
-        was = self.standby.joined
-        if self.standby.decide(backlog, now) == was:
-            return was
-        if was:
-            await self.committer.drain()
+    async def watch(self, standby: Standby) -> None:
+        """On standby, forever: read the group's backlog every PROBE_S and let `standby`
+        decide; `decided` wakes the loop when the decision changes."""
+        failed = 0
+        while True:
+            try:  # (the client retries an offset read until the coordinator answers: bounded)
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    backlog = await group_backlog(self.consumer, self.topic, self.kafka.partitions)
+            except (KafkaError, TimeoutError) as exc:  # left as it is: read again next time
+                failed += 1
+                if failed == WARN_AFTER:  # once, until a read succeeds
+                    log.warning(
+                        "the group's backlog cannot be read: its membership stays as it is",
+                        stage=self.role,
+                        error=repr(exc),
+                        reads_failed=failed,
+                    )
+                else:
+                    log.debug("backlog not read", stage=self.role, error=repr(exc))
+            else:
+                failed = 0
+                was = standby.joined
+                if standby.decide(backlog, time.monotonic()) != was:
+                    self.backlog = backlog.records
+                    self.decided.set()
+            await asyncio.sleep(PROBE_S)
+
+    async def follow(self, standby: Standby) -> bool:
+        """Join or leave the group as `standby` decided, between batches (everything handled
+        committed before leaving); whether the stage is a member now."""
+        self.decided.clear()
+        if standby.joined == self.subscribed:
+            return self.subscribed
+        if standby.joined:
+            self.subscribe()
+            log.info("backlog: joined the group", stage=self.role, backlog=self.backlog)
+        else:
+            await self.committer.drain()  # (unsubscribing calls no revocation listener)
             self.consumer.unsubscribe()
+            self.lag.gauge.set(0)
             log.info(
                 "backlog gone: left the group",
                 stage=self.role,
-                backlog=backlog,
-                under=self.standby.leave,
-                for_s=self.standby.leave_after_s,
+                backlog=self.backlog,
+                under=standby.leave,
+                for_s=standby.leave_after_s,
             )
-        else:
-            self.subscribe()
-            log.info("backlog: joined the group", stage=self.role, backlog=backlog)
-        return not was
+        self.subscribed = standby.joined
+        return self.subscribed
 
     async def fetch(self) -> Batch:
         """The next batch; past a record the client cannot decode (`streams/salvage.py`)."""

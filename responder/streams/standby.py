@@ -4,23 +4,29 @@ On PostgreSQL the default worker runs a sink per core (`supervisor.storing_proce
 store ~30 % more than one while the stream is full. On a quiet stream the second one only costs:
 each sink pays for its own fetches and for a transaction per fetch, and a transaction's fixed
 part (the audit chain's lock and head, the reads, the commit) costs about as much CPU as twenty
-changes. At 100 events/s, each opening an incident, the default worker used 0.11 cores with one
-sink against 0.13 with two (`bench/pipeline.py`, interleaved).
+changes. At 100 events/s, each opening an incident, the default worker used 0.12 cores with the
+extra sink on standby against 0.15 with both in the group (`bench/pipeline.py`, interleaved).
 
 So the default layout's extra sinks start outside the group (`Standby`). Once a second
-(`PROBE_S`) one reads the group's backlog: the end offsets of the topic's partitions minus the
-group's committed offsets (`group_backlog`). It joins once the backlog reaches `join` records and
-leaves again (everything it handled committed first) once the backlog has stayed under a
-quarter of that for `leave_after_s`, so a rate that needs two sinks keeps them, and one burst
-does not make them come and go. The lead sink is always a member: no record waits for an extra
-one to be stored; a backlog only spreads sooner. A static member (`kafka.instance_id`) sends no
-LeaveGroup, so its partitions would wait out the session after it left: it is always a member.
+(`PROBE_S`, in a task beside the stage's loop, `TopicStage.watch`) one reads the group's backlog:
+the end offsets of the topic's partitions minus the group's committed offsets (`group_backlog`).
+It joins once the backlog reaches `join` records, or once a backlog has waited `stall_s` without
+the group committing anything (the lead sink down: its process restarting, say; a trickle would
+take long to reach `join`). It leaves again (everything it handled committed first) once the
+backlog has stayed under a quarter of `join` for `leave_after_s`, so a rate that needs two sinks
+keeps them. The backlog counts what the lead has fetched and not yet committed (its gather and
+commit interval, ~0.5 s of the stream), so extra sinks also join, early, at ~8,000 changes/s
+that one sink might still have kept up with. Each join and leave rebalances the group (a burst
+of 4,000 makes one join and, a minute after it is stored, one leave). A static member
+(`kafka.instance_id`) sends no LeaveGroup, so its partitions would wait out the session after it
+left: it is always a member.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -28,6 +34,14 @@ PROBE_S = 1.0  # how often a stage on standby (or an extra one in the group) rea
 PROBE_TIMEOUT_S = 5.0  # a read that takes longer counts as not read (the coordinator away)
 JOIN_BACKLOG = 4000  # the default layout's extra sinks join at this many changes (2 batches)
 LEAVE_AFTER_S = 60.0  # ... and leave after the backlog stayed under a quarter of it this long
+STALL_S = 15.0  # ... and join any backlog the group has not committed from for this long
+WARN_AFTER = 30  # backlog reads failed in a row before a warning (once until one succeeds)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    records: int  # not committed by the group yet, over every partition
+    committed: int  # the group's committed offsets, summed: progress shows as a change
 
 
 @dataclass
@@ -36,21 +50,27 @@ class Standby:
 
     join: int  # a backlog of this many records makes it join
     leave_after_s: float = LEAVE_AFTER_S
+    stall_s: float = STALL_S
     joined: bool = False
     _low_since: float | None = None  # since when the backlog has been under `leave`
+    _committed: int | None = None  # the group's committed offsets at the last read ...
+    _still_since: float = 0.0  # ... unchanged (or nothing waiting) since then
 
     @property
     def leave(self) -> int:
         """A backlog under this many records, for `leave_after_s`, makes it leave."""
         return max(1, self.join // 4)
 
-    def decide(self, backlog: int, now: float) -> bool:
+    def decide(self, backlog: Backlog, now: float) -> bool:
         """Whether the stage should be a member, the group's `backlog` read at `now`
         (monotonic seconds)."""
+        if backlog.committed != self._committed or backlog.records == 0:
+            self._committed, self._still_since = backlog.committed, now
+        stalled = backlog.records > 0 and now - self._still_since >= self.stall_s
         if not self.joined:
-            self.joined = backlog >= self.join
+            self.joined = backlog.records >= self.join or stalled
             self._low_since = None
-        elif backlog >= self.leave:
+        elif backlog.records >= self.leave:
             self._low_since = None
         elif self._low_since is None:
             self._low_since = now
@@ -60,18 +80,40 @@ class Standby:
         return self.joined
 
 
-async def group_backlog(consumer: AIOKafkaConsumer, topic: str, partitions: int) -> int:
-    """The records of `topic` the consumer's group has not committed yet, over every partition
-    (the first `partitions` until the client knows the topic; a partition never committed
-    counts from its beginning, where the group would start). Works outside the group."""
+async def group_backlog(consumer: AIOKafkaConsumer, topic: str, partitions: int) -> Backlog:
+    """What the consumer's group has not committed yet of `topic`, over every partition (the
+    first `partitions` until the client knows the topic; a partition never committed counts
+    from its beginning, where the group would start). Works outside the group."""
     known = consumer.partitions_for_topic(topic) or range(partitions)
     tps = [TopicPartition(topic, p) for p in sorted(known)]
     ends = await consumer.end_offsets(tps)
-    committed = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
+    committed = await committed_offsets(consumer, tps)
     starts: dict[TopicPartition, int] = {}
-    if any(offset is None for offset in committed):
+    if any(committed.get(tp) is None for tp in tps):
         starts = await consumer.beginning_offsets(tps)
-    return sum(
-        max(0, ends[tp] - (starts[tp] if offset is None else offset))
-        for tp, offset in zip(tps, committed, strict=True)
+    at: dict[TopicPartition, int] = {}
+    for tp in tps:
+        offset = committed.get(tp)
+        at[tp] = starts[tp] if offset is None else offset
+    return Backlog(
+        records=sum(max(0, ends[tp] - at[tp]) for tp in tps),
+        committed=sum(at.values()),
     )
+
+
+async def committed_offsets(
+    consumer: AIOKafkaConsumer, tps: list[TopicPartition]
+) -> dict[TopicPartition, int | None]:
+    """The group's committed offset of each partition (None: never committed), in one request
+    where the client exposes it (its group coordinator's `fetch_committed_offsets`, which
+    `committed` calls for one partition at a time; `tests/unit/test_standby.py` holds the
+    installed client to it), else one request a partition."""
+    coordinator: Any = getattr(consumer, "_coordinator", None)
+    fetch = getattr(coordinator, "fetch_committed_offsets", None)
+    if fetch is None:
+        found = await asyncio.gather(*(consumer.committed(tp) for tp in tps))
+        return dict(zip(tps, found, strict=True))
+    offsets = await fetch(tps)
+    return {
+        tp: offsets[tp].offset if tp in offsets and offsets[tp].offset >= 0 else None for tp in tps
+    }
