@@ -4,7 +4,7 @@ On PostgreSQL the default worker runs a sink per core (`supervisor.storing_proce
 store ~30 % more than one while the stream is full. On a quiet stream the second one only costs:
 each sink pays for its own fetches and for a transaction per fetch, and a transaction's fixed
 part (the audit chain's lock and head, the reads, the commit) costs about as much CPU as twenty
-changes. At 100 events/s, each opening an incident, the default worker used 0.12 cores with the
+changes. At 100 events/s, each opening an incident, the default worker used 0.13 cores with the
 extra sink on standby against 0.15 with both in the group (`bench/pipeline.py`, interleaved).
 
 So the default layout's extra sinks start outside the group (`Standby`). Once a second
