@@ -166,7 +166,8 @@ class WorkerSettings(BaseModel):
         le=1024 * 1024,
         description="the broker answers the ingest stage's fetch once this many bytes of events "
         "are there (or after gather_ms): a quiet stream is read a few events at a time, so each "
-        "stage pays its per-fetch cost once for several; 1: every event at once",
+        "stage pays its per-fetch cost once for several (under an eighth of this in gather_ms, "
+        "with gather_window_ms set, each event is read at once); 1: every event at once",
     )
     gather_ms: int = Field(
         default=50,

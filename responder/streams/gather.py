@@ -15,6 +15,12 @@ of `wait_ms` (`gather_ms`, what a quiet stream may wait): a rate that drops betw
 measures costs an event that much at most. The rate is measured over at least `every_s` and
 smoothed (each measure counts half): a stream that stops brings the ask back to `floor` within
 a few seconds. A backlog read at full speed raises the ask, harmlessly: the bytes are there.
+
+A trickle gains nothing from the gather: below about an event per hold (`floor / 8` bytes in
+`wait_ms`, ~17 events/s of ~300 B at the defaults) most holds end empty or with one event, each
+event waited out the whole hold (50 ms at the defaults), and an idle stream cost 20 empty fetches
+a second. So a quiet stream asks for a single byte, held at most `QUIET_WAIT_MS`: the broker
+answers at the first event (no fixed delay), and an idle stream costs four fetches a second.
 """
 
 from __future__ import annotations
@@ -23,6 +29,9 @@ from dataclasses import dataclass
 
 MAX_GATHER_BYTES = 1024 * 1024
 """The most a fetch waits for (past it, a stream is busy enough that every fetch is full)."""
+QUIET_WAIT_MS = 250
+"""How long the broker holds a quiet stream's fetch for its first byte (at most 250, as
+`WorkerSettings.gather_ms`: a salvage's seek waits out the fetch in flight)."""
 
 
 @dataclass
@@ -54,6 +63,8 @@ class GatherPace:
     def ask(self) -> tuple[int, int]:
         """(bytes, ms): what the next fetch should wait for, and how long at most."""
         wanted = min(self.cap, int(self.rate * self.window_s))
+        if self.rate * self.wait_ms / 1000 < self.floor / 8:  # under ~an event per hold
+            return 1, QUIET_WAIT_MS
         if wanted <= self.floor:
             return self.floor, self.wait_ms
         return wanted, max(1, min(self.wait_ms, round(2000 * self.window_s)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from responder.streams.gather import MAX_GATHER_BYTES, GatherPace
+from responder.streams.gather import MAX_GATHER_BYTES, QUIET_WAIT_MS, GatherPace
 
 
 def steady(pace: GatherPace, per_fetch: int, every_s: float, seconds: float, t: float) -> float:
@@ -15,9 +15,22 @@ def steady(pace: GatherPace, per_fetch: int, every_s: float, seconds: float, t: 
 
 def test_a_quiet_stream_waits_for_the_fixed_gather() -> None:
     pace = GatherPace(floor=2048, wait_ms=50, window_s=0.01)
-    assert pace.ask() == (2048, 50)  # nothing measured yet
-    steady(pace, 300, 0.1, 3, 0.0)  # 10 events/s
+    steady(pace, 300, 1 / 30, 3, 0.0)  # 30 events/s: ~1.5 events a hold
     assert pace.ask() == (2048, 50)
+
+
+def test_a_trickle_is_read_at_its_first_byte() -> None:
+    """Under ~an event per hold the gather only delays each event by the hold; a fetch of one
+    byte answers at once and, idle, is sent four times a second instead of twenty."""
+    pace = GatherPace(floor=2048, wait_ms=50, window_s=0.01)
+    assert pace.ask() == (1, QUIET_WAIT_MS)  # nothing measured yet
+    steady(pace, 300, 0.1, 3, 0.0)  # 10 events/s: ~0.5 an event a hold
+    assert pace.ask() == (1, QUIET_WAIT_MS)
+    steady(pace, 300, 1 / 17, 3, 3.0)  # ~17 events/s: just under floor / 8 bytes a hold
+    assert pace.ask() == (1, QUIET_WAIT_MS)
+    steady(pace, 300, 1 / 18, 3, 6.0)
+    assert pace.ask() == (2048, 50)
+    assert QUIET_WAIT_MS <= 250  # a salvage waits out the fetch in flight (gather_ms's cap)
 
 
 def test_a_busy_stream_waits_for_a_window_of_its_rate_and_two_windows_at_most() -> None:
@@ -39,8 +52,10 @@ def test_a_stream_that_stops_is_back_at_the_fixed_gather_within_seconds() -> Non
     t = steady(pace, 16_000, 0.01, 3, 0.0)
     t = steady(pace, 0, 0.05, 1, t)  # empty fetches, each held for the two windows
     assert pace.ask()[0] > 2048  # halved at each measure, not dropped at once
-    steady(pace, 0, 0.05, 3, t)
+    t = steady(pace, 0, 0.05, 2, t)
     assert pace.ask() == (2048, 50)
+    steady(pace, 0, 0.25, 3, t)
+    assert pace.ask() == (1, QUIET_WAIT_MS)  # then idle: a byte, held a quarter second
 
 
 def test_a_window_of_zero_keeps_the_fixed_gather() -> None:
@@ -53,4 +68,4 @@ def test_tombstones_count_no_bytes() -> None:
     pace = GatherPace(floor=1, wait_ms=50, window_s=1.0)
     steady(pace, -1, 0.1, 2, 0.0)
     assert pace.rate == 0.0
-    assert pace.ask() == (1, 50)
+    assert pace.ask() == (1, QUIET_WAIT_MS)
