@@ -7,6 +7,7 @@ the same transaction) and ticks the runner like the worker's runner stage.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,6 +16,7 @@ from sqlmodel import Session
 from responder.actions.registry import ActionError
 from responder.commands import Decision, IncidentCommand
 from responder.incidents.store import get_incident
+from responder.playbooks import runs
 from responder.playbooks.decisions import DecisionError
 from responder.playbooks.runs import PlaybookRun
 from responder.settings import PlaybookSettings
@@ -122,12 +124,21 @@ async def test_denied_approval_skips_the_side_effect_but_the_run_goes_on(kit: Ki
     assert kit.run(rid).status == "completed"
 
 
-async def test_approval_times_out_into_its_on_timeout_decision(kit: Kit) -> None:
-    kit.playbook("contain", CONTAIN.replace("timeout: 1h", "timeout: 200ms"))
+async def test_approval_times_out_into_its_on_timeout_decision(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The runner's clock is moved rather than waited for: a loaded machine can take longer
+    # than a short timeout between two ticks.
+    ahead = timedelta()
+    monkeypatch.setattr(runs, "now", lambda: datetime.now(UTC) + ahead)
+    kit.playbook("contain", CONTAIN)
     [rid] = kit.apply(change())
     await kit.drive()
     assert kit.run(rid).status == "waiting"
-    await asyncio.sleep(0.3)
+    ahead = timedelta(minutes=59)
+    await kit.drive()
+    assert kit.run(rid).status == "waiting"
+    ahead = timedelta(hours=1, seconds=1)
     await kit.drive()
     assert kit.steps(rid)["approve"].output["decided_by"] == "timeout"
     assert kit.steps(rid)["deactivate"].status == "skipped"
@@ -323,11 +334,15 @@ async def test_false_positive_undoes_completed_steps_newest_first(kit: Kit) -> N
     assert kit.chain_ok()
 
 
-async def test_a_new_worker_resumes_after_the_last_completed_step(kit: Kit) -> None:
+async def test_a_new_worker_resumes_after_the_last_completed_step(
+    kit: Kit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A worker that died mid-run: its lease expires, the next one goes on without repeating."""
+    ahead = timedelta()
+    monkeypatch.setattr(runs, "now", lambda: datetime.now(UTC) + ahead)
     kit.playbook("auto", AUTOMATIC)
     kit.http.respond("https://tickets.example/api", response(201, json={}))
-    kit.settings = PlaybookSettings(lease_s=0.3)
+    kit.settings = PlaybookSettings(lease_s=30)
     [rid] = kit.apply(change())
     dying = kit.runner(owner="dying")
 
@@ -346,7 +361,7 @@ async def test_a_new_worker_resumes_after_the_last_completed_step(kit: Kit) -> N
     steps = kit.steps(rid)
     assert steps["deactivate"].status == "completed" and steps["ticket"].status == "running"
     assert await kit.runner(owner="other").tick() == 0  # the lease is still held
-    await asyncio.sleep(0.4)
+    ahead = timedelta(seconds=31)
     await kit.drive(kit.runner(owner="other"))
     assert kit.run(rid).status == "completed"
     assert kit.iam.calls["set_access_key_status"] == 1  # step 1 exactly once
