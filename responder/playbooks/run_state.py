@@ -40,6 +40,7 @@ class RunState:
     run: PlaybookRun
     steps: dict[str, StepRun]
     playbook: Playbook
+    events: list[dict[str, Any]] = field(default_factory=list)  # `runs.run_events`
     outputs: dict[str, Any] = field(default_factory=dict)
     killed: bool = False  # the kill switch (setting or live switch) is on
     secrets: set[str] = field(default_factory=set)  # masked by key so far: mask them anywhere

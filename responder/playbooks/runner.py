@@ -173,6 +173,7 @@ class Runner:
             run,
             R.steps_of(session, rid),
             self.playbooks.get(run.playbook_id),
+            events=R.run_events(session, run),
             killed=self.settings.kill_switch or R.kill_switch_on(session),
         )
 
@@ -184,7 +185,7 @@ class Runner:
             planned = plan_run(
                 state.playbook,
                 incident=run.incident,
-                events=run.events,
+                events=state.events,
                 variables=self.settings.vars,
             )
             await self._db(self.journal.record_plan, state, planned)
@@ -229,7 +230,7 @@ class Runner:
         run = state.run
         context = step_context(
             run.incident,
-            run.events,
+            state.events,
             state.outputs,
             playbook=state.playbook,
             mode=cast(Mode, run.mode),
@@ -393,7 +394,7 @@ class Runner:
             outputs = {sid: r.output for sid, r in state.steps.items()}
             context = step_context(
                 state.run.incident,
-                state.run.events,
+                state.events,
                 outputs,
                 playbook=state.playbook,
                 variables=self.settings.vars,

@@ -16,13 +16,13 @@ from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Column, DateTime, text, update
+from sqlalchemy import JSON, Column, DateTime, Integer, text, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Field, Session, SQLModel, col, func, select
 
 from responder.actions.evidence import SNAPSHOT_ACTION
 from responder.audit.store import AuditRecord
-from responder.incidents.store import Incident
+from responder.incidents.store import Incident, IncidentEvent
 from responder.playbooks.statuses import ACTIVE, STEP_DONE, STEP_RUNNING
 from responder.storage.bulk import table_of
 from responder.storage.database import by_id_or_prefix
@@ -67,6 +67,10 @@ class PlaybookRun(SQLModel, table=True):
     mode: str = Field(max_length=16)
     status: str = Field(max_length=32, index=True)
     incident: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
+    # The run's events (`run_events`): its incident's first `evidence` evidence rows, as its
+    # change left them (evidence rows are only ever appended), then `events`: those the change
+    # brought past the evidence limit. Runs stored before revision 0015 hold every body here.
+    evidence: int = Field(default=0, sa_column=Column(Integer, nullable=False, server_default="0"))
     events: list[dict[str, Any]] = Field(
         default_factory=list, sa_column=Column(JSON, nullable=False)
     )
@@ -244,6 +248,20 @@ def renew_lease(session: Session, run: str, owner: str, lease: timedelta) -> boo
         .values(lease_until=now() + lease)
     )
     return bool(result.rowcount == 1)
+
+
+def run_events(session: Session, run: PlaybookRun) -> list[dict[str, Any]]:
+    """The events a run sees (`incident.events` in its templates): its incident's evidence as
+    of its change, in position order, then the change's events past the evidence limit."""
+    if not run.evidence:
+        return list(run.events)
+    table = table_of(IncidentEvent)
+    bodies = session.connection().execute(
+        sa_select(table.c.body)
+        .where(table.c.incident_id == run.incident_id, table.c.position < run.evidence)
+        .order_by(table.c.position)
+    )
+    return [*bodies.scalars(), *run.events]
 
 
 def steps_of(session: Session, run: str) -> dict[str, StepRun]:

@@ -7,7 +7,8 @@ start it twice. The run id is derived from (playbook, incident, version) as a se
 Which playbooks match is decided by the pure `trigger` and `schema.Trigger.matches`, with each
 change's blast radius as `BlastRadii` computed it for the batch; this module writes the rows
 (one bulk insert a batch) and adds their audit records to the changes that started them. Each
-run holds the incident's evidence as it stood once its change was applied.
+run sees the incident's evidence as it stood once its change was applied: it holds the count of
+evidence rows then (`runs.run_events` reads them), evidence rows being only ever appended.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from sqlmodel import Session
 
 from responder.correlation.match import MISSING, get_path
 from responder.incidents.model import IncidentChange
-from responder.incidents.store import Applied, IncidentEvent
+from responder.incidents.store import Applied
 from responder.playbooks.blast_guard import blast_guard
 from responder.playbooks.loader import PlaybookSet
 from responder.playbooks.runs import (
@@ -138,7 +139,6 @@ class RunStarter:
         starts = [s for s in starts if s.id not in taken]
         if not starts:
             return []
-        evidence = _evidence(session, applied, {s.done.change.incident_id for s in starts})
         killed = self.kill_switch or kill_switch_on(session)
         limited = (  # playbooks whose run limit counts these runs (a dry run counts toward none)
             []
@@ -188,8 +188,11 @@ class RunStarter:
                     "mode": mode,
                     "status": BLOCKED if blocked else PENDING,
                     "incident": start.view,
-                    # as of its change; past the evidence limit, the change's own events last
-                    "events": [*evidence[incident_id][: done.evidence], *done.not_kept],
+                    # its events (`runs.run_events`): the evidence rows as of its change, by
+                    # count (not copied: a run row was ~1.5 KB of repeated bodies), then the
+                    # change's events past the evidence limit
+                    "evidence": done.evidence,
+                    "events": done.not_kept,
                     "error": reason if blocked else held,
                     "approval": (
                         {**guard_policy(playbook).to_json(), "votes": []} if blocked else None
@@ -222,32 +225,3 @@ class RunStarter:
                 blocked=sum(row["status"] == BLOCKED for row in rows),
             )
         return [row["id"] for row in rows]
-
-
-def _evidence(
-    session: Session, applied: Sequence[Applied], incident_ids: set[str]
-) -> dict[str, list[Any]]:
-    """These incidents' evidence bodies in position order, as far as the batch applied them:
-    those stored before the batch (one read, for the incidents that had some) and those the
-    batch added (in memory). A run takes those its change could see (`Applied.evidence`)."""
-    before: dict[str, int] = {}  # evidence an incident held before the batch
-    for done in applied:
-        incident_id = done.change.incident_id
-        if incident_id in incident_ids and incident_id not in before:
-            before[incident_id] = done.evidence - len(done.added)
-    bodies: dict[str, list[Any]] = {incident_id: [] for incident_id in before}
-    held = [incident_id for incident_id, count in before.items() if count]
-    if held:
-        table = table_of(IncidentEvent)
-        found = session.connection().execute(
-            select(table.c.incident_id, table.c.position, table.c.body)
-            .where(among(session, table.c.incident_id, held))
-            .order_by(table.c.incident_id, table.c.position)
-        )
-        for incident_id, position, body in found:
-            if position < before[incident_id]:
-                bodies[incident_id].append(body)
-    for done in applied:
-        if done.change.incident_id in bodies:
-            bodies[done.change.incident_id].extend(done.added)
-    return bodies

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 import pytest
-from sqlalchemy import Engine
+from alembic import command
+from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 from structlog.testing import capture_logs
 
@@ -28,10 +30,11 @@ from responder.incidents.store import Applied, Incident, IncidentEvent
 from responder.metrics.worker import INCIDENTS_OPENED
 from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import load_playbooks
-from responder.playbooks.runs import PlaybookRun
+from responder.playbooks.runs import PlaybookRun, run_events
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings, Settings, merged
 from responder.storage.bulk import StaleRows
+from responder.storage.database import alembic_config, make_engine, upgrade
 from responder.streams.sink import SinkStage, store_changes
 from tests.integration.test_runner import CONTAIN
 from tests.support.runner_kit import KEY, change, event
@@ -47,7 +50,7 @@ def stored(db: Engine) -> dict[str, Any]:
                 (e.incident_id, e.event_id, e.position) for e in s.exec(select(IncidentEvent))
             ),
             "runs": sorted(
-                (r.incident_id, r.incident_version, [e["id"] for e in r.events])
+                (r.incident_id, r.incident_version, [e["id"] for e in run_events(s, r)])
                 for r in s.exec(select(PlaybookRun))
             ),
             "audit": sorted(
@@ -164,11 +167,12 @@ def test_blast_radii_are_computed_once_per_batch_and_each_run_sees_its_own(
     with Session(db) as session:
         runs = sorted(session.exec(select(PlaybookRun)).all(), key=lambda r: r.incident_version)
         newest = get_radius(session, "inc-a")
+        seen = [[e["id"] for e in run_events(session, run)] for run in runs]
     first, second = (run.incident["blast_radius"] for run in runs)
     assert first["roots"] == [key] and second["roots"] == [key, image]
     assert first["critical"] == [endpoint]
     assert newest == second
-    assert [len(run.events) for run in runs] == [1, 2]  # the evidence as of each change
+    assert seen == [["e1"], ["e1", "e2"]]  # the evidence as of each change
 
     with Session(db) as session, session.begin():
         again = store_changes(session, batch, starter, radii)
@@ -341,3 +345,74 @@ def test_an_incident_another_sink_created_meanwhile_is_skipped_in_one_retry(
             select(AuditRecord.subject).where(AuditRecord.action == "incident.opened")
         )
         assert sorted(opened.all()) == ["both", "mine"]
+
+
+def test_runs_count_their_evidence_across_the_migration_both_ways(
+    db_url: str, tmp_path: Path
+) -> None:
+    """Revision 0015: a run stored before it (every body copied into `events`) reads the same
+    after the upgrade; a run stored after it holds a count, not the bodies; a downgrade copies
+    the counted evidence back into the run's own `events`."""
+    engine = make_engine(db_url)
+    try:
+        upgrade(engine, "0014")
+        old_body = event("e-old", 1)
+        with engine.begin() as conn:  # as the sink at 0014 stored an incident and its run
+            incident = change(1, incident_id="inc-old").model_dump(mode="json")
+            conn.execute(
+                text(
+                    'INSERT INTO incidents (id, rule, kind, title, "group", severity, first_seen,'
+                    " last_seen, event_count, status, event_ids, version, comments, created_at,"
+                    " updated_at) VALUES (:id, :rule, :kind, :title, :group, :severity, :first,"
+                    " :last, 1, 'open', :refs, 1, '[]', :first, :first)"
+                ),
+                {
+                    "id": "inc-old",
+                    "rule": incident["rule"],
+                    "kind": incident["kind"],
+                    "title": incident["title"],
+                    "group": json.dumps(incident["group"]),
+                    "severity": incident["severity"],
+                    "first": datetime(2026, 1, 1, tzinfo=UTC),
+                    "last": datetime(2026, 1, 1, tzinfo=UTC),
+                    "refs": json.dumps([{"source": old_body["source"], "id": "e-old"}]),
+                },
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO playbook_runs (id, playbook_id, incident_id, trigger,"
+                    " incident_version, mode, status, incident, events, created_at, updated_at)"
+                    " VALUES ('run-old', 'contain', 'inc-old', 'opened', 1, 'live', 'completed',"
+                    " '{}', :events, :at, :at)"
+                ),
+                {"events": json.dumps([old_body]), "at": datetime(2026, 1, 1, tzinfo=UTC)},
+            )
+        upgrade(engine)
+        (tmp_path / "pb").mkdir()
+        (tmp_path / "pb" / "contain.yaml").write_text(CONTAIN)
+        starter = RunStarter(load_playbooks(tmp_path / "pb"))
+        with Session(engine) as session, session.begin():
+            batch = [
+                change(1, incident_id="inc-new"),
+                change(2, incident_id="inc-new", change_kind="updated", events=[event("e2", 2)]),
+            ]
+            assert len(store_changes(session, batch[:1], starter).runs) == 1
+            store_changes(session, [batch[1]], starter)  # more evidence after the run's change
+        with Session(engine) as session:
+            old = session.get(PlaybookRun, "run-old")
+            [new] = session.exec(select(PlaybookRun).where(PlaybookRun.id != "run-old")).all()
+            assert old is not None and old.evidence == 0
+            assert run_events(session, old) == [old_body]
+            assert (new.evidence, new.events) == (1, [])  # a count, no copied body
+            assert [e["id"] for e in run_events(session, new)] == ["e1"]
+            new_id = new.id
+        command.downgrade(alembic_config(engine), "0014")
+        with engine.connect() as conn:
+            copied: dict[str, Any] = dict(
+                conn.execute(text("SELECT id, events FROM playbook_runs")).tuples().all()
+            )
+        decoded = {rid: json.loads(v) if isinstance(v, str) else v for rid, v in copied.items()}
+        assert decoded["run-old"] == [old_body]
+        assert [e["id"] for e in decoded[new_id]] == ["e1"]
+    finally:
+        engine.dispose()
