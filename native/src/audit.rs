@@ -14,7 +14,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 use sha2::{Digest, Sha256};
 
-use crate::copy::copy_text;
+use crate::copy::{copy_json, copy_text};
 use crate::json::write_str;
 use crate::pyjson::{exact_str, write_value, Style};
 
@@ -28,12 +28,12 @@ fn hex(digest: &[u8]) -> String {
     text
 }
 
-fn link(prev: &str, canonical: &[u8], key: Option<&[u8]>) -> String {
-    match key {
-        Some(secret) => {
-            let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret) else {
-                unreachable!("HMAC takes a key of any length")
-            };
+/// The record's link: HMAC-SHA256 under the chain key (keyed once a batch: `keyed`), else
+/// SHA-256, of the previous hash and the record's canonical text.
+fn link(prev: &str, canonical: &[u8], keyed: Option<&Hmac<Sha256>>) -> String {
+    match keyed {
+        Some(keyed) => {
+            let mut mac = keyed.clone();
             mac.update(prev.as_bytes());
             mac.update(canonical);
             hex(&mac.finalize().into_bytes())
@@ -98,6 +98,12 @@ pub fn chain<'py>(
     let mut at_json = Vec::with_capacity(40);
     write_str(&mut at_json, head.at);
     let mut prev = head.prev.to_owned();
+    let keyed = head.key.map(|secret| {
+        let Ok(mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret) else {
+            unreachable!("HMAC takes a key of any length")
+        };
+        mac
+    });
     for (i, item) in records.iter().enumerate() {
         let rec = record(&item)?;
         let seq = head.first + i as i64;
@@ -117,7 +123,7 @@ pub fn chain<'py>(
         canonical.extend_from_slice(b",\"subject\":");
         write_str(&mut canonical, &rec.subject);
         canonical.push(b'}');
-        let digest = link(&prev, &canonical, head.key);
+        let digest = link(&prev, &canonical, keyed.as_ref());
         if let Some(at_column) = copy_at {
             data.clear();
             if !write_value(&mut data, &rec.data, Style::Column, 0) {
@@ -135,13 +141,7 @@ pub fn chain<'py>(
                 }
             }
             rows.push(b'\t');
-            // (JSON text holds no raw control character; copy_text doubles its backslashes)
-            let Ok(json) = std::str::from_utf8(&data) else {
-                return None;
-            };
-            if !copy_text(&mut rows, json) {
-                return None;
-            }
+            copy_json(&mut rows, &data); // (JSON text: only its backslashes are escaped)
             rows.push(b'\t');
             // the head's hash comes from the database: escaped like any other text
             if !copy_text(&mut rows, &prev) {

@@ -13,6 +13,7 @@ import math
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import example, given, settings
@@ -41,13 +42,22 @@ plain = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text, inner, max_size=5),
     max_leaves=25,
 )
-times = st.sampled_from(
-    [
-        T0,
-        T0 + timedelta(microseconds=1),
-        datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
-        datetime(2026, 1, 2, 3, 4, 5),  # naive
-    ]
+times = (
+    st.sampled_from(
+        [
+            T0,
+            T0 + timedelta(microseconds=1),
+            datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+            datetime(2026, 1, 2, 3, 4, 5),  # naive
+            datetime(1, 1, 1, tzinfo=UTC),
+            datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+        ]
+    )
+    # UTC ones are written from their fields, the others by str()
+    | st.datetimes(timezones=st.just(UTC))
+    | st.datetimes(timezones=st.just(ZoneInfo("UTC")))  # UTC, not the singleton
+    | st.datetimes(timezones=st.just(timezone(timedelta(0), "UTC")))  # not the UTC singleton
+    | st.datetimes(timezones=st.just(timezone(timedelta(hours=5, minutes=45))))
 )
 row = st.fixed_dictionaries(
     {
