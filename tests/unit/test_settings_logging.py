@@ -264,7 +264,7 @@ def test_json_lines_carry_the_traceback(
 def test_stage_consumers_use_static_membership_with_an_instance_id() -> None:
     dynamic = membership(KafkaSettings(), "ingest")
     assert "group_instance_id" not in dynamic
-    assert dynamic["session_timeout_ms"] == 10_000 and dynamic["heartbeat_interval_ms"] == 3333
+    assert dynamic["session_timeout_ms"] == 10_000 and dynamic["heartbeat_interval_ms"] == 500
     static = membership(KafkaSettings(instance_id="pod-0", session_timeout_s=30), "correlate")
     assert static["group_instance_id"] == "pod-0-correlate"
     assert static["session_timeout_ms"] == 30_000
