@@ -26,7 +26,6 @@ from responder.settings import KafkaSettings
 from responder.streams.failures import source_headers
 from responder.streams.salvage import UNDECODABLE, Salvage
 from responder.streams.standby import (
-    PROBE_S,
     PROBE_TIMEOUT_S,
     WARN_AFTER,
     Standby,
@@ -449,6 +448,7 @@ class TopicStage:
         decide; `decided` wakes the loop when the decision changes."""
         failed = 0
         while True:
+            backlog = None
             try:  # (the client retries an offset read until the coordinator answers: bounded)
                 async with asyncio.timeout(PROBE_TIMEOUT_S):
                     backlog = await group_backlog(self.consumer, self.topic, self.kafka.partitions)
@@ -469,7 +469,7 @@ class TopicStage:
                 if standby.decide(backlog, time.monotonic()) != was:
                     self.backlog = backlog.records
                     self.decided.set()
-            await asyncio.sleep(PROBE_S)
+            await asyncio.sleep(standby.next_probe_s(backlog))
 
     async def follow(self, standby: Standby) -> bool:
         """Join or leave the group as `standby` decided, between batches (everything handled

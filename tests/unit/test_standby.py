@@ -14,8 +14,9 @@ from structlog.testing import capture_logs
 
 from responder.settings import KafkaSettings
 from responder.streams import kafka as kafka_stages
+from responder.streams import standby as standby_module
 from responder.streams.kafka import TopicStage
-from responder.streams.standby import Backlog, Standby
+from responder.streams.standby import PROBE_S, Backlog, Standby
 from responder.streams.supervisor import extra_sink, stage_groups, worker_layout
 
 
@@ -65,6 +66,18 @@ def test_a_backlog_between_the_thresholds_keeps_it_where_it_is() -> None:
     for t in range(100):
         assert outside.decide(waiting(50, t), float(t)) is False
         assert inside.decide(waiting(50, t), float(t)) is True
+
+
+def test_a_building_backlog_is_read_four_times_as_often_until_it_joins() -> None:
+    """Idle, steady or unread: once a second; out of the group with an eighth of the threshold
+    waiting: every quarter second, so a burst is joined sooner; in the group: once a second."""
+    standby = Standby(join=4000)
+    assert standby.next_probe_s(None) == PROBE_S
+    assert standby.next_probe_s(waiting(0)) == PROBE_S
+    assert standby.next_probe_s(waiting(499)) == PROBE_S  # 100 changes/s, say
+    assert standby.next_probe_s(waiting(500)) == PROBE_S / 4
+    standby.decide(waiting(4000), 0.0)
+    assert standby.joined and standby.next_probe_s(waiting(9000)) == PROBE_S
 
 
 def test_only_the_default_layouts_extra_sinks_wait_on_standby() -> None:
@@ -149,7 +162,7 @@ async def test_a_backlog_that_cannot_be_read_leaves_it_where_it_is_and_warns_onc
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(kafka_stages, "PROBE_TIMEOUT_S", 0.01)
-    monkeypatch.setattr(kafka_stages, "PROBE_S", 0.01)
+    monkeypatch.setattr(standby_module, "PROBE_S", 0.01)
     monkeypatch.setattr(kafka_stages, "WARN_AFTER", 3)
     standby = Standby(join=5)
     stage = TopicStage(KafkaSettings(), "t", "sink", 10, standby=standby)
