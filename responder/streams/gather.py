@@ -21,6 +21,8 @@ A trickle gains nothing from the gather: below about an event per hold (`floor /
 event waited out the whole hold (50 ms at the defaults), and an idle stream cost 20 empty fetches
 a second. So a quiet stream asks for a single byte, held at most `QUIET_WAIT_MS`: the broker
 answers at the first event (no fixed delay), and an idle stream costs four fetches a second.
+A quiet stream that wakes up is measured as soon as it has brought `floor` bytes, after a tenth
+of `every_s` at the earliest, so a burst goes back to gathering within ~50 ms.
 """
 
 from __future__ import annotations
@@ -54,11 +56,18 @@ class GatherPace:
             return
         self._bytes += max(0, size)  # (a tombstone counts -1)
         elapsed = now - self._since
-        if elapsed < self.every_s:
+        if elapsed < self.every_s and not self._waking(elapsed):
             return
         measured = self._bytes / elapsed
         self.rate = measured if self.rate == 0.0 else (self.rate + measured) / 2
         self._bytes, self._since = 0, now
+
+    def _waking(self, elapsed: float) -> bool:
+        """A quiet stream that got busy: `floor` bytes already read one by one in a tenth of
+        `every_s` is measured at once, not after the whole of it (500 events/s after idle were
+        read event by event for half a second)."""
+        quiet = self.rate * self.wait_ms / 1000 < self.floor / 8
+        return quiet and self._bytes >= self.floor and elapsed >= self.every_s / 10
 
     def ask(self) -> tuple[int, int]:
         """(bytes, ms): what the next fetch should wait for, and how long at most."""

@@ -69,3 +69,20 @@ def test_tombstones_count_no_bytes() -> None:
     steady(pace, -1, 0.1, 2, 0.0)
     assert pace.rate == 0.0
     assert pace.ask() == (1, QUIET_WAIT_MS)
+
+
+def test_a_quiet_stream_that_wakes_up_gathers_again_within_a_tenth_of_the_measure() -> None:
+    """After idle each event is read at once; 500 events/s then bring `floor` bytes in a few
+    milliseconds, and the pace measures them at a tenth of `every_s` instead of waiting for the
+    whole of it, where a trickle of the same bytes waits for the full measure."""
+    pace = GatherPace(floor=2048, wait_ms=50, window_s=0.01)
+    t = steady(pace, 0, 0.5, 2, 0.0)  # idle, each empty fetch ending a measure
+    assert pace.ask() == (1, QUIET_WAIT_MS)
+    t = steady(pace, 300, 0.002, 0.048, t)  # 500 events/s, an event a fetch: 7 KB in 48 ms
+    assert pace.ask() == (1, QUIET_WAIT_MS)  # not before a tenth of every_s
+    steady(pace, 300, 0.002, 0.004, t)
+    assert pace.ask() == (2048, 50)
+    trickle = GatherPace(floor=2048, wait_ms=50, window_s=0.01)
+    t = steady(trickle, 0, 0.5, 2, 0.0)
+    steady(trickle, 300, 0.06, 0.42, t)  # 2.1 KB in 0.42 s: ~17 events/s, still quiet
+    assert trickle.ask() == (1, QUIET_WAIT_MS)
