@@ -40,7 +40,7 @@ from responder.security.signatures import Signer
 from responder.service.publish import OneShotPublisher
 from responder.service.writer import Writer
 from responder.settings import Settings, merged
-from responder.storage.database import make_engine, upgrade
+from responder.storage.database import SchemaNotCurrent, make_engine, require_current, upgrade
 from responder.storage.signals import RUNS_CHANNEL, Listener, listens
 from responder.streams.anchors import AnchorStage
 from responder.streams.correlate import CorrelateStage
@@ -128,11 +128,20 @@ def services(overrides: dict[str, Any] | None = None, *, log_level: str | None =
 
 
 def database(settings: Settings, *, migrate_sqlite: bool = True) -> Engine:
-    """Engine for the configured URL; the embedded SQLite default is migrated on first use."""
+    """Engine for the configured URL. In normal use (`migrate_sqlite`) the embedded SQLite
+    default is migrated on first use, and any other database must be at this code's revision
+    (`SchemaNotCurrent`, a `ValueError`: `responder db upgrade` migrates it); `db upgrade` and
+    `audit verify` take the database as it is."""
     engine = make_engine(settings.database.url, echo=settings.database.echo)
     use_keys(engine, chain_keys(settings))
     if migrate_sqlite and engine.dialect.name == "sqlite":
         upgrade(engine)
+    elif migrate_sqlite:
+        try:
+            require_current(engine)
+        except SchemaNotCurrent:
+            engine.dispose()
+            raise
     return engine
 
 

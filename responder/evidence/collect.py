@@ -23,7 +23,7 @@ from responder.incidents.store import (
 from responder.playbooks.runs import runs_of_incident, steps_of
 from responder.security.redact import scrub
 
-_RUN_FIELDS_LEFT_OUT = {"incident", "events", "lease_owner", "lease_until", "wake_at"}
+_RUN_FIELDS_LEFT_OUT = {"incident", "evidence", "events", "lease_owner", "lease_until", "wake_at"}
 
 
 @dataclass(frozen=True)

@@ -169,11 +169,17 @@ class Runner:
         if run.playbook_id not in self.playbooks:
             self.journal.finish(session, run, S.FAILED, "playbook is no longer loaded")
             return None
+        try:
+            events = R.run_events(session, run)
+        except R.EvidenceChanged as exc:  # never act on other events than those that started it
+            log.error("a run's evidence is not as its change left it", run_id=rid)
+            self.journal.finish(session, run, S.FAILED, str(exc))
+            return None
         return RunState(
             run,
             R.steps_of(session, rid),
             self.playbooks.get(run.playbook_id),
-            events=R.run_events(session, run),
+            events=events,
             killed=self.settings.kill_switch or R.kill_switch_on(session),
         )
 

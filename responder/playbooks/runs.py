@@ -250,18 +250,30 @@ def renew_lease(session: Session, run: str, owner: str, lease: timedelta) -> boo
     return bool(result.rowcount == 1)
 
 
+class EvidenceChanged(RuntimeError):
+    """The evidence rows a run counts are not what its change left (rows missing or added
+    below its count): the run must not act on other events than those that started it."""
+
+
 def run_events(session: Session, run: PlaybookRun) -> list[dict[str, Any]]:
     """The events a run sees (`incident.events` in its templates): its incident's evidence as
-    of its change, in position order, then the change's events past the evidence limit."""
+    of its change, in position order, then the change's events past the evidence limit.
+    `EvidenceChanged` if the rows below its count are not exactly positions 0..count-1."""
     if not run.evidence:
         return list(run.events)
     table = table_of(IncidentEvent)
-    bodies = session.connection().execute(
-        sa_select(table.c.body)
+    rows = session.connection().execute(
+        sa_select(table.c.position, table.c.body)
         .where(table.c.incident_id == run.incident_id, table.c.position < run.evidence)
         .order_by(table.c.position)
     )
-    return [*bodies.scalars(), *run.events]
+    found = rows.all()
+    if [position for position, _ in found] != list(range(run.evidence)):
+        raise EvidenceChanged(
+            f"run {run.id}: its incident's evidence rows 0..{run.evidence - 1} are not as its "
+            "change left them"
+        )
+    return [*(body for _, body in found), *run.events]
 
 
 def steps_of(session: Session, run: str) -> dict[str, StepRun]:

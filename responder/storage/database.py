@@ -124,6 +124,32 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+class SchemaNotCurrent(ValueError):
+    """The database is not at the revision this code writes and reads."""
+
+
+def require_current(engine: Engine) -> None:
+    """`SchemaNotCurrent` unless the database is at this code's head revision: a worker started
+    on an older schema would fail every write, and an older worker on a newer one would read
+    rows it does not understand (runs count their evidence since 0015, say)."""
+    from alembic.script import ScriptDirectory
+
+    scripts = ScriptDirectory.from_config(alembic_config(engine))
+    head, at = scripts.get_current_head(), current_revision(engine)
+    if at == head:
+        return
+    known = at is None or any(rev.revision == at for rev in scripts.walk_revisions())
+    if not known:
+        raise SchemaNotCurrent(
+            f"the database is at revision {at}, newer than this responder knows (it needs "
+            f"{head}): run the release that migrated it"
+        )
+    raise SchemaNotCurrent(
+        f"the database is at revision {at or 'none'}, this responder needs {head}: stop every "
+        "worker of the older release, run `responder db upgrade`, then start them"
+    )
+
+
 M = TypeVar("M", bound=SQLModel)
 
 

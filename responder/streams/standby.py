@@ -9,8 +9,8 @@ extra sink on standby against 0.15 with both in the group (`bench/pipeline.py`, 
 
 So the default layout's extra sinks start outside the group (`Standby`). Once a second
 (`PROBE_S`, in a task beside the stage's loop, `TopicStage.watch`; every quarter second while a
-backlog of an eighth of `join` builds up: a burst's backlog was joined at ~7,000 changes instead
-of ~17,000-21,000) one reads the group's backlog:
+backlog of an eighth of `join` or more grows: a burst's backlog was joined at ~7,000 changes
+instead of ~17,000-21,000) one reads the group's backlog:
 the end offsets of the topic's partitions minus the group's committed offsets (`group_backlog`).
 It joins once the backlog reaches `join` records, or once a backlog has waited `stall_s` without
 the group committing anything (the lead sink down: its process restarting, say; a trickle would
@@ -57,12 +57,17 @@ class Standby:
     _low_since: float | None = None  # since when the backlog has been under `leave`
     _committed: int | None = None  # the group's committed offsets at the last read ...
     _still_since: float = 0.0  # ... unchanged (or nothing waiting) since then
+    _last_records: int | None = None  # the backlog at the last read (`next_probe_s`)
 
     def next_probe_s(self, backlog: Backlog | None) -> float:
         """Seconds until the next read after reading `backlog` (None: not read): a quarter of
-        `PROBE_S` while out of the group with a backlog of an eighth of `join` or more (a burst
-        building up: join it early), else `PROBE_S` (what an idle or steady stream costs)."""
-        building = backlog is not None and backlog.records >= self.join // 8
+        `PROBE_S` while out of the group with a backlog of an eighth of `join` or more that
+        grew since the last read (a burst building up: join it early), else `PROBE_S` (what an
+        idle or steady stream costs, whatever its rate)."""
+        records = None if backlog is None else backlog.records
+        grew = records is not None and records > (self._last_records or 0)
+        building = grew and records is not None and records >= max(1, self.join // 8)
+        self._last_records = records
         return PROBE_S / 4 if building and not self.joined else PROBE_S
 
     @property

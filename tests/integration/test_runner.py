@@ -11,11 +11,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import delete
 from sqlmodel import Session
 
 from responder.actions.registry import ActionError
 from responder.commands import Decision, IncidentCommand
-from responder.incidents.store import get_incident
+from responder.incidents.store import IncidentEvent, get_incident
 from responder.playbooks import runs
 from responder.playbooks.decisions import DecisionError
 from responder.playbooks.runs import PlaybookRun
@@ -142,6 +143,19 @@ async def test_approval_times_out_into_its_on_timeout_decision(
     await kit.drive()
     assert kit.steps(rid)["approve"].output["decided_by"] == "timeout"
     assert kit.steps(rid)["deactivate"].status == "skipped"
+
+
+async def test_a_run_whose_evidence_rows_changed_fails_without_acting(kit: Kit) -> None:
+    """A run counts its incident's evidence rows (`runs.run_events`); rows missing below its
+    count (or out of place) fail it before any step: it never acts on other events."""
+    kit.playbook("auto", AUTOMATIC)
+    [rid] = kit.apply(change())
+    with Session(kit.db) as session, session.begin():
+        session.execute(delete(IncidentEvent))
+    await kit.drive()
+    run = kit.run(rid)
+    assert run.status == "failed" and "not as its change left them" in (run.error or "")
+    assert kit.iam.calls["set_access_key_status"] == 0 and kit.steps(rid) == {}
 
 
 async def test_a_decision_is_taken_once(kit: Kit) -> None:

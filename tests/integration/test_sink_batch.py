@@ -30,7 +30,7 @@ from responder.incidents.store import Applied, Incident, IncidentEvent
 from responder.metrics.worker import INCIDENTS_OPENED
 from responder.playbooks.blast_sql import BlastRadii
 from responder.playbooks.loader import load_playbooks
-from responder.playbooks.runs import PlaybookRun, run_events
+from responder.playbooks.runs import PlaybookRun, StepRun, run_events
 from responder.playbooks.start_sql import RunStarter
 from responder.settings import KafkaSettings, Settings, merged
 from responder.storage.bulk import StaleRows
@@ -406,11 +406,16 @@ def test_runs_count_their_evidence_across_the_migration_both_ways(
             assert (new.evidence, new.events) == (1, [])  # a count, no copied body
             assert [e["id"] for e in run_events(session, new)] == ["e1"]
             new_id = new.id
+        with Session(engine) as session, session.begin():  # a step refers to the run's row
+            session.add(
+                StepRun(run_id=new_id, step_id="s", position=0, action="x", status="completed")
+            )
         command.downgrade(alembic_config(engine), "0014")
         with engine.connect() as conn:
-            copied: dict[str, Any] = dict(
-                conn.execute(text("SELECT id, events FROM playbook_runs")).tuples().all()
-            )
+            copied: dict[str, Any] = {
+                rid: events
+                for rid, events in conn.execute(text("SELECT id, events FROM playbook_runs"))
+            }
         decoded = {rid: json.loads(v) if isinstance(v, str) else v for rid, v in copied.items()}
         assert decoded["run-old"] == [old_body]
         assert [e["id"] for e in decoded[new_id]] == ["e1"]

@@ -20,6 +20,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 from typer.testing import CliRunner
 
+from responder import bootstrap
 from responder.audit.chain import GENESIS
 from responder.audit.store import AuditRecord, append, verify_chain
 from responder.cli import app
@@ -33,8 +34,15 @@ from responder.incidents.store import (
     incident_events,
     list_incidents,
 )
+from responder.settings import Settings, merged
 from responder.storage.bulk import StaleRows, table_of, update_rows
-from responder.storage.database import alembic_config, current_revision, make_engine, upgrade
+from responder.storage.database import (
+    SchemaNotCurrent,
+    alembic_config,
+    current_revision,
+    make_engine,
+    upgrade,
+)
 from tests.support.tamper import allow_tampering
 
 pytestmark = pytest.mark.integration
@@ -512,6 +520,34 @@ def test_db_upgrade_command_on_a_fresh_database(
         engine.dispose()
     if db_url.startswith("sqlite"):
         assert (tmp_path / "responder.db").is_file()
+
+
+def test_a_worker_refuses_a_database_at_another_revision(
+    pg_schema_url: str, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL (not migrated on first use) a worker started on an older schema would fail
+    every write, an older worker on a newer one misread it: both refuse to start, saying what to
+    do; at the head revision the database is taken."""
+    monkeypatch.setenv("RESPONDER_DATABASE__URL", pg_schema_url)
+    engine = make_engine(pg_schema_url)
+    try:
+        upgrade(engine, "0014")
+        older = cli.invoke(app, ["worker", "--stages", "sink", "--processes", "1"])
+        assert older.exit_code != 0
+        assert "at revision 0014, this responder needs" in older.output
+        assert "responder db upgrade" in older.output
+        upgrade(engine)
+        settings = merged(Settings(), {"database": {"url": pg_schema_url}})
+        bootstrap.database(settings).dispose()  # current: taken
+        with engine.begin() as conn:
+            conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+        newer = cli.invoke(app, ["worker", "--stages", "sink", "--processes", "1"])
+        assert newer.exit_code != 0 and "newer than this responder knows" in newer.output
+        with pytest.raises(SchemaNotCurrent):
+            bootstrap.database(settings)
+        assert current_revision(engine) == "9999"  # nothing was changed by the refusals
+    finally:
+        engine.dispose()
 
 
 def test_an_anchor_detects_deleted_newest_records(

@@ -70,14 +70,21 @@ def test_a_backlog_between_the_thresholds_keeps_it_where_it_is() -> None:
 
 def test_a_building_backlog_is_read_four_times_as_often_until_it_joins() -> None:
     """Idle, steady or unread: once a second; out of the group with an eighth of the threshold
-    waiting: every quarter second, so a burst is joined sooner; in the group: once a second."""
+    waiting and growing: every quarter second, so a burst is joined sooner; in the group: once
+    a second."""
     standby = Standby(join=4000)
     assert standby.next_probe_s(None) == PROBE_S
     assert standby.next_probe_s(waiting(0)) == PROBE_S
     assert standby.next_probe_s(waiting(499)) == PROBE_S  # 100 changes/s, say
     assert standby.next_probe_s(waiting(500)) == PROBE_S / 4
+    assert standby.next_probe_s(waiting(2000)) == PROBE_S / 4
+    assert standby.next_probe_s(waiting(2000)) == PROBE_S  # a steady rate the lead keeps up with
+    assert standby.next_probe_s(None) == PROBE_S
+    assert standby.next_probe_s(waiting(2500)) == PROBE_S / 4  # (an unread backlog counts 0)
     standby.decide(waiting(4000), 0.0)
     assert standby.joined and standby.next_probe_s(waiting(9000)) == PROBE_S
+    tiny = Standby(join=3)  # an eighth of the threshold rounds to 0: idle stays once a second
+    assert tiny.next_probe_s(waiting(0)) == PROBE_S and tiny.next_probe_s(waiting(0)) == PROBE_S
 
 
 def test_only_the_default_layouts_extra_sinks_wait_on_standby() -> None:

@@ -57,7 +57,11 @@ def downgrade() -> None:
             .order_by(evidence.c.position)
         ).scalars()
         bind.execute(
-            runs.update().where(runs.c.id == rid).values(events=[*bodies, *(events or [])])
+            runs.update()
+            .where(runs.c.id == rid)
+            .values(events=[*bodies, *(events if isinstance(events, list) else [])])
         )
-    with op.batch_alter_table("playbook_runs") as batch:
+    # (ALTER TABLE ... DROP COLUMN, SQLite 3.35+ too: rebuilding the table would drop the one
+    # playbook_steps refers to, which SQLite's foreign keys refuse)
+    with op.batch_alter_table("playbook_runs", recreate="never") as batch:
         batch.drop_column("evidence")
