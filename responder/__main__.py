@@ -1,3 +1,3 @@
-from responder.cli import app
+from responder.cli import main
 
-app()
+main()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from responder.actions.aws_iam import Boto3Iam
 from responder.actions.aws_waf import Boto3Waf
@@ -142,6 +143,11 @@ def database(settings: Settings, *, migrate_sqlite: bool = True) -> Engine:
         except SchemaNotCurrent:
             engine.dispose()
             raise
+        except OperationalError as exc:  # down at start: the services wait for it, as before
+            log.warning(
+                "database not reachable: its schema revision is not checked",
+                error=type(exc).__name__,
+            )
     return engine
 
 

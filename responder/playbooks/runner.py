@@ -172,8 +172,9 @@ class Runner:
         try:
             events = R.run_events(session, run)
         except R.EvidenceChanged as exc:  # never act on other events than those that started it
+            undo = "undo not done: " if run.status == S.UNDOING else ""
             log.error("a run's evidence is not as its change left it", run_id=rid)
-            self.journal.finish(session, run, S.FAILED, str(exc))
+            self.journal.finish_id(session, rid, S.FAILED, f"{undo}{exc}")
             return None
         return RunState(
             run,

@@ -6,6 +6,9 @@ fresh PostgreSQL schema, both migrated with Alembic.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -536,6 +539,15 @@ def test_a_worker_refuses_a_database_at_another_revision(
         assert older.exit_code != 0
         assert "at revision 0014, this responder needs" in older.output
         assert "responder db upgrade" in older.output
+        listed = subprocess.run(  # any other command: one line, no traceback
+            [sys.executable, "-m", "responder", "incidents", "list"],
+            capture_output=True,
+            text=True,
+            check=False,
+            env={**os.environ, "RESPONDER_DATABASE__URL": pg_schema_url},
+        )
+        assert listed.returncode == 1 and "Traceback" not in listed.stderr
+        assert listed.stderr.startswith("Error: the database is at revision 0014")
         upgrade(engine)
         settings = merged(Settings(), {"database": {"url": pg_schema_url}})
         bootstrap.database(settings).dispose()  # current: taken
