@@ -125,21 +125,33 @@ async def test_denied_approval_skips_the_side_effect_but_the_run_goes_on(kit: Ki
     assert kit.run(rid).status == "completed"
 
 
-async def test_approval_times_out_into_its_on_timeout_decision(
-    kit: Kit, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The runner's clock is moved rather than waited for: a loaded machine can take longer
-    # than a short timeout between two ticks.
-    ahead = timedelta()
-    monkeypatch.setattr(runs, "now", lambda: datetime.now(UTC) + ahead)
+class Clock:
+    """The runner's clock (`runs.now`), `ahead` of the wall clock: moved rather than waited
+    for, as a loaded machine can take longer than a short timeout between two ticks."""
+
+    def __init__(self) -> None:
+        self.ahead = timedelta()
+
+    def now(self) -> datetime:
+        return datetime.now(UTC) + self.ahead
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    moved = Clock()
+    monkeypatch.setattr(runs, "now", moved.now)
+    return moved
+
+
+async def test_approval_times_out_into_its_on_timeout_decision(kit: Kit, clock: Clock) -> None:
     kit.playbook("contain", CONTAIN)
     [rid] = kit.apply(change())
     await kit.drive()
     assert kit.run(rid).status == "waiting"
-    ahead = timedelta(minutes=59)
+    clock.ahead = timedelta(minutes=59)
     await kit.drive()
     assert kit.run(rid).status == "waiting"
-    ahead = timedelta(hours=1, seconds=1)
+    clock.ahead = timedelta(hours=1, seconds=1)
     await kit.drive()
     assert kit.steps(rid)["approve"].output["decided_by"] == "timeout"
     assert kit.steps(rid)["deactivate"].status == "skipped"
@@ -348,12 +360,8 @@ async def test_false_positive_undoes_completed_steps_newest_first(kit: Kit) -> N
     assert kit.chain_ok()
 
 
-async def test_a_new_worker_resumes_after_the_last_completed_step(
-    kit: Kit, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_new_worker_resumes_after_the_last_completed_step(kit: Kit, clock: Clock) -> None:
     """A worker that died mid-run: its lease expires, the next one goes on without repeating."""
-    ahead = timedelta()
-    monkeypatch.setattr(runs, "now", lambda: datetime.now(UTC) + ahead)
     kit.playbook("auto", AUTOMATIC)
     kit.http.respond("https://tickets.example/api", response(201, json={}))
     kit.settings = PlaybookSettings(lease_s=30)
@@ -375,7 +383,7 @@ async def test_a_new_worker_resumes_after_the_last_completed_step(
     steps = kit.steps(rid)
     assert steps["deactivate"].status == "completed" and steps["ticket"].status == "running"
     assert await kit.runner(owner="other").tick() == 0  # the lease is still held
-    ahead = timedelta(seconds=31)
+    clock.ahead = timedelta(seconds=31)
     await kit.drive(kit.runner(owner="other"))
     assert kit.run(rid).status == "completed"
     assert kit.iam.calls["set_access_key_status"] == 1  # step 1 exactly once
