@@ -169,11 +169,14 @@ class CommandStage(TopicStage):
 
     async def _forged(self, msg: Any, detail: str) -> None:
         """A command not signed by a trusted issuer (or replayed): audited (a flood: 30 a
-        minute, the next record says how many were left out), then the DLQ."""
-        await self._refuse(msg, "command refused: not authenticated", detail)
+        minute, the next record says how many were left out), then the DLQ: a refusal seen
+        in the DLQ is in the audit trail already."""
         write, left_out = self.audit_gate.admit(time.monotonic())
-        if not write:
-            return
+        if write:
+            await self._audit_forged(msg, detail, left_out)
+        await self._refuse(msg, "command refused: not authenticated", detail)
+
+    async def _audit_forged(self, msg: Any, detail: str, left_out: int) -> None:
         value = msg.value or b""
         record: dict[str, Any] = {
             "reason": detail,
