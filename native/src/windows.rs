@@ -571,7 +571,7 @@ struct Change {
 }
 
 /// One correlation partition's window states and the engine that feeds them.
-#[pyclass(module = "responder_native", unsendable, subclass)]
+#[pyclass(module = "responder_native", subclass)]
 pub struct Windows {
     rules: Vec<Rule>,
     by_id: HashMap<String, usize>,
@@ -1568,11 +1568,38 @@ impl Windows {
         Ok(())
     }
 
-    /// A changelog value restored in place (`state_from_dict`, then `put`): the window's
-    /// newest event time, or None when the value is not the shape a flush writes (Python
-    /// restores it or refuses it; nothing is put).
-    fn restore(&mut self, key: &str, value: &[u8], rule_id: &str) -> PyResult<Option<f64>> {
-        guarded(|| Ok(self.restore_here(key, value, rule_id)))
+    /// Changelog values restored in place (as `state_from_dict`, then `put`), without the GIL
+    /// (the stage reads the next partition meanwhile): the newest event time of those restored
+    /// (None if none was), and the positions of those left to Python: a value not the shape a
+    /// flush writes (Python restores it or refuses it; nothing is put), or of an unknown rule.
+    /// A key's rule is what precedes its first `|`.
+    fn restore_many(
+        &mut self,
+        py: Python<'_>,
+        keys: Vec<Bound<'_, PyString>>,
+        values: Vec<Bound<'_, PyBytes>>,
+    ) -> PyResult<(Option<f64>, Vec<usize>)> {
+        if keys.len() != values.len() {
+            return Err(PyValueError::new_err("as many keys as values"));
+        }
+        let mut entries = Vec::with_capacity(keys.len());
+        for (key, value) in keys.iter().zip(&values) {
+            entries.push((key.to_str()?, value.as_bytes()));
+        }
+        py.allow_threads(|| {
+            guarded(|| {
+                let mut newest: Option<f64> = None;
+                let mut left = Vec::new();
+                for (at, &(key, value)) in entries.iter().enumerate() {
+                    let rule_id = key.split('|').next().unwrap_or(key);
+                    match self.restore_here(key, value, rule_id) {
+                        Some(time) => newest = Some(newest.map_or(time, |n| n.max(time))),
+                        None => left.push(at),
+                    }
+                }
+                Ok((newest, left))
+            })
+        })
     }
 
     /// The key's state as a Python GroupState (a copy: changing it changes nothing here).

@@ -19,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import time as clock
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any, Literal
 
 import orjson
@@ -94,6 +96,9 @@ NOTICE_EVERY_S = 600.0
 """At most one `correlation.groups_evicted` event per rule and partition this often."""
 
 LOGGED_CORRUPT = 20  # corrupt changelog entries a restore logs one by one (each goes to the DLQ)
+RESTORE_CHUNK = 20_000
+"""Changelog records a compiled store restores in one call, off the GIL: large enough that a
+call's cost is nothing, small enough that a chunk's records are let go as its states are built."""
 RESTORE_FETCH_WAIT_MS = 20
 """How long the broker may hold a restore's fetch of a partition with nothing more to read. The
 broker answers a connection's requests in order, so a fetch it holds delays the next restore's
@@ -638,13 +643,14 @@ class CorrelateStage:
         # the offsets first, while no fetch of the restorer's is in flight (RESTORE_FETCH_WAIT_MS)
         ends = await self.restorer.end_offsets(tps)
         read_to = await self.restorer.beginning_offsets(tps)  # one past the last record kept
-        remaining = {tp for tp in tps if ends[tp] > read_to[tp]}
+        # a partition at a time, each built (compiled, off the GIL) while the next is read
+        builds: list[asyncio.Task[int]] = []
         try:
             self.restorer.assign(tps)  # (fresh: unpaused, no position)
             for tp in tps:
                 self.restorer.seek(tp, read_to[tp])
-            while remaining:
-                for tp in sorted(remaining):
+            for tp in tps:
+                while ends[tp] > read_to[tp]:
                     try:
                         fetched = await self.restorer.getmany(tp, timeout_ms=500, max_records=10000)
                     except UNDECODABLE as exc:
@@ -655,10 +661,17 @@ class CorrelateStage:
                             _keep_newest(stores[tp.partition], messages)
                             read_to[tp] = messages[-1].offset + 1
                     if await self.restorer.position(tp) >= ends[tp]:
-                        remaining.discard(tp)
+                        break
+                records = stores.pop(tp.partition)  # let go with its partition
+                builds.append(asyncio.create_task(self._build_store(tp.partition, records)))
+        except BaseException:
+            for build in builds:
+                build.cancel()
+            await asyncio.gather(*builds, return_exceptions=True)
+            raise
         finally:
             self.restorer.pause(*tps)  # nothing is fetched until the next restore
-        count = await self._build_stores(parts, stores)
+        count = sum(await asyncio.gather(*builds))
         self.stats.restored_keys += count
         return count
 
@@ -691,55 +704,61 @@ class CorrelateStage:
             _keep_newest(raw, messages)
             read_to[tp] = messages[-1].offset + 1
 
-    async def _build_stores(self, parts: list[int], stores: dict[int, dict[str, Any]]) -> int:
-        """Window states from the newest changelog record of each key. Each record is let go
-        once its state is built, so the states take the memory the records leave."""
-        rules = self.rules.rules
-        count = 0
+    async def _build_store(self, p: int, records: dict[str, Any]) -> int:
+        """Partition `p`'s window states from the newest changelog record of each key, put in
+        place; how many there are. A compiled store restores RESTORE_CHUNK records a call in
+        another thread (the GIL released); each chunk's records are let go once it is built, so
+        the states take the memory the records leave."""
+        store = self.new_store()
+        self.progress.pop(p, None)
+        marks = records.pop(WATERMARK_KEY, None)
+        if marks is not None:
+            self._restore_progress(p, marks)
+        watermark = self.watermark[p]
+        strings: dict[str, str] = {}  # one copy of each event source and type
         corrupt: list[asyncio.Future[Any]] = []  # their DLQ sends, awaited once at the end
-        for p in parts:
-            store = self.new_store()
-            self.progress.pop(p, None)
-            watermark = self.watermark[p]
-            records = stores.pop(p)  # let go with its partition, not with the whole restore
-            strings: dict[str, str] = {}  # one copy of each event source and type
-            try:
-                for key, msg in records.items():
-                    records[key] = None  # the record is not needed once its state is built
-                    if key == WATERMARK_KEY:
-                        self._restore_progress(p, msg)
-                        continue
-                    rule_id = key.split("|", 1)[0]
-                    rule = rules.get(rule_id)
-                    if rule is None:
-                        continue
-                    try:
-                        newest = _restored(store, key, rule, msg.value, strings)
-                        newest = newest if newest > watermark else watermark
-                    except Exception as exc:  # the group starts afresh; its next flush replaces it
-                        if len(corrupt) < LOGGED_CORRUPT:
-                            log.error(
-                                "changelog entry not restored", key=key, error=repr(exc)[:300]
-                            )
-                        corrupt.append(
-                            await send_dead_letter(
-                                self.producer,
-                                self.kafka.topics.dlq,
-                                msg,
-                                failure_reason("correlate restore", exc),
-                                failure_detail(exc),
-                            )
-                        )
-                        continue
+        items = iter(records.items())
+        rules = self.rules.rules
+        try:
+            while chunk := list(islice(items, RESTORE_CHUNK)):
+                entries = []
+                for key, msg in chunk:
+                    records[key] = None
+                    entries.append((key, msg.value))
+                if isinstance(store, NativeWindows):  # off the GIL: the next partition is read
+                    newest, failed = await asyncio.to_thread(
+                        restore_entries, store, entries, rules, strings
+                    )
+                else:
+                    newest, failed = restore_entries(store, entries, rules, strings)
+                if newest is not None and newest > watermark:
                     watermark = newest
-            finally:
-                horizon = self.horizon()  # a restored window's newest time is no progress
-                self.watermark[p] = watermark if watermark < horizon else horizon
-            self.stores[p] = store
-            self._evicted(p, store)
-            count += len(store)
+                for at, exc in failed:  # the group starts afresh; its next flush replaces it
+                    corrupt.append(
+                        await self._corrupt(chunk[at][1], chunk[at][0], exc, len(corrupt))
+                    )
+        finally:
+            horizon = self.horizon()  # a restored window's newest time is no progress
+            self.watermark[p] = watermark if watermark < horizon else horizon
+        self.stores[p] = store
+        self._evicted(p, store)
         await _delivered(corrupt)
-        return count
+        return len(store)
+
+    async def _corrupt(
+        self, msg: Any, key: str, exc: Exception, logged: int
+    ) -> asyncio.Future[Any]:
+        """A changelog entry that is not a window: logged (the first LOGGED_CORRUPT of a
+        restore one by one), and its DLQ send."""
+        if logged < LOGGED_CORRUPT:
+            log.error("changelog entry not restored", key=key, error=repr(exc)[:300])
+        return await send_dead_letter(
+            self.producer,
+            self.kafka.topics.dlq,
+            msg,
+            failure_reason("correlate restore", exc),
+            failure_detail(exc),
+        )
 
     def _restore_progress(self, partition: int, msg: Any) -> None:
         try:
@@ -763,16 +782,33 @@ def _changelog_value(store: Store, key: str) -> bytes | None:
         return None
 
 
-def _restored(store: Store, key: str, rule: Rule, value: bytes, strings: dict[str, str]) -> float:
-    """The key's window restored from its changelog value and put in place; its newest event
-    time. Raises for a value that is not a window (see `state_from_dict`)."""
+def restore_entries(
+    store: Store, entries: list[tuple[str, bytes]], rules: dict[str, Rule], strings: dict[str, str]
+) -> tuple[float | None, list[tuple[int, Exception]]]:
+    """Changelog entries (key, value) restored into `store` and put in place: the newest event
+    time of those restored (None if none was), and the position and error of each that is not a
+    window (`state_from_dict` says why). A key whose rule is gone is passed over. A compiled
+    store restores the shape a flush writes in one call, without the GIL; Python the rest."""
+    newest: float | None = None
+    left: Iterable[int] = range(len(entries))
     if isinstance(store, NativeWindows):
-        newest: float | None = store.restore(key, value, rule.id)
-        if newest is not None:
-            return newest  # (else not the shape the flush writes: Python decides)
-    state = state_from_dict(rule, orjson.loads(value), strings)
-    store.put(key, state, rule.id)
-    return state.max_time
+        keys, values = zip(*entries, strict=True) if entries else ((), ())
+        newest, left = store.restore_many(list(keys), list(values))
+    failed: list[tuple[int, Exception]] = []
+    for at in left:
+        key, value = entries[at]
+        rule = rules.get(key.split("|", 1)[0])
+        if rule is None:
+            continue
+        try:
+            state = state_from_dict(rule, orjson.loads(value), strings)
+            store.put(key, state, rule.id)
+        except Exception as exc:
+            failed.append((at, exc))
+            continue
+        if newest is None or state.max_time > newest:
+            newest = state.max_time
+    return newest, failed
 
 
 async def _delivered(corrupt: list[asyncio.Future[Any]]) -> None:

@@ -36,6 +36,7 @@ from responder.streams import correlate
 from responder.streams.collector import collection_paused
 from responder.streams.correlate import WATERMARK_KEY, CorrelateStage
 from responder.streams.kafka import consumer_record
+from responder.streams.native_windows import NativeWindows
 from tests.support.builders import event, rule
 
 BY_IP = rule(
@@ -295,7 +296,7 @@ def test_the_compiled_restore_takes_only_what_python_restores_and_restores_the_s
         data = replaced(base, spot, new)
     value = orjson.dumps(data)
     store = compiled_store(RuleSet([BY_IP]))
-    newest = store.restore('by-ip|["x"]', value, "by-ip")
+    newest = compiled_restore(store, 'by-ip|["x"]', value)
     try:
         expected = state_from_dict(BY_IP, orjson.loads(value))
     except Exception:
@@ -322,7 +323,7 @@ def test_the_compiled_restore_takes_what_a_flush_writes_byte_for_byte() -> None:
     ]
     value = written(BY_IP, docs)
     store = compiled_store(RuleSet([BY_IP]))
-    assert store.restore('by-ip|["x"]', value, "by-ip") == 1020.0
+    assert compiled_restore(store, 'by-ip|["x"]', value) == 1020.0
     assert store.changelog('by-ip|["x"]') == value
     assert same_state(store['by-ip|["x"]'], state_from_dict(BY_IP, orjson.loads(value)))
     assert [e.value for e in store['by-ip|["x"]'].events][:2] == ["10.0.0.1", "10.0.0.2"]
@@ -426,7 +427,7 @@ def test_the_stage_restores_every_sound_entry_and_dead_letters_each_corrupt_one(
     records['unknown-rule|["x"]'] = changelog_record('unknown-rule|["x"]', good['count|["r2"]'], 99)
 
     with capture_logs() as logs:
-        count = asyncio.run(stage._build_stores([0], {0: records}))
+        count = asyncio.run(stage._build_store(0, records))
 
     assert count == 2 and set(stage.stores[0]) == set(good)
     for key, value in good.items():
@@ -468,7 +469,7 @@ def test_a_flood_of_corrupt_entries_is_dead_lettered_in_one_go_and_the_windows_s
         records[key] = changelog_record(key, b"{not json", n + 1)
 
     with capture_logs() as logs:
-        count = asyncio.run(stage._build_stores([0], {0: records}))
+        count = asyncio.run(stage._build_store(0, records))
 
     assert count == 1 and set(stage.stores[0]) == {'count|["ok"]'}
     assert len(dlq.sent) == flood
@@ -486,7 +487,7 @@ def test_the_input_progress_entry_is_restored_as_progress_not_as_a_window() -> N
         WATERMARK_KEY: changelog_record(WATERMARK_KEY, marks, 0),
         'count|["r"]': changelog_record('count|["r"]', written(COUNT, [event("e")]), 1),
     }
-    assert asyncio.run(stage._build_stores([0], {0: records})) == 1
+    assert asyncio.run(stage._build_store(0, records)) == 1
     assert set(stage.stores[0]) == {'count|["r"]'}
     assert stage.progress[0].current() == 5000.0
 
@@ -518,9 +519,17 @@ def test_a_large_window_restores_in_memory_of_its_size() -> None:
     value = written(BY_IP, docs)
     store = compiled_store(RuleSet([BY_IP]))
     resident = _resident_bytes()
-    assert store.restore('by-ip|["x"]', value, "by-ip") == 1000.0 + 10 * 1999
+    assert compiled_restore(store, 'by-ip|["x"]', value) == 1000.0 + 10 * 1999
     assert _resident_bytes() - resident < 64 * 1024 * 1024
     assert store.changelog('by-ip|["x"]') == value
+
+
+def compiled_restore(store: NativeWindows, key: str, value: bytes) -> float | None:
+    """One entry through the compiled restore: its newest event time, None if left to Python."""
+    newest: float | None
+    newest, left = store.restore_many([key], [value])
+    assert (newest is None) == (left == [0])
+    return newest
 
 
 def _resident_bytes() -> int:

@@ -59,7 +59,7 @@ from responder.correlation.watermark import Watermarks
 from responder.correlation.window import GroupState, WindowEvent, state_from_dict
 from responder.settings import CorrelationSettings, KafkaSettings
 from responder.streams import records
-from responder.streams.correlate import CorrelateStage, _restored
+from responder.streams.correlate import CorrelateStage, restore_entries
 from responder.streams.ingest_batch import IngestBatch
 from responder.streams.kafka import consumer_record
 from responder.streams.native_windows import NativeWindows
@@ -468,6 +468,14 @@ def same_entry(a: bytes | None, b: bytes | None, loose: bool) -> bool:
     return read[0] == read[1] if read[0][0] == "fed" else read[0][0] == read[1][0]
 
 
+def _restored(store: Any, key: str, rule: Rule, value: bytes, strings: dict[str, str]) -> Any:
+    """One changelog entry restored as the stage restores it (`restore_entries`)."""
+    newest, failed = restore_entries(store, [(key, value)], {rule.id: rule}, strings)
+    if failed:
+        raise failed[0][1]
+    return newest
+
+
 def restore_put(store: Any, key: str, rule: Rule, value: bytes, strings: dict[str, str]) -> None:
     store.put(key, state_from_dict(rule, orjson.loads(value), strings), rule.id)
 
@@ -564,7 +572,7 @@ class Pair:
 
     def restore(self, put: bool = False) -> None:
         """Each partition's windows written out and restored into a fresh store, as a restart
-        restores them (`_build_stores`: the compiled restore where it takes the entry), or with
+        restores them (`restore_entries`: the compiled restore where it takes the entry), or with
         `put` from the GroupState `state_from_dict` makes; then compared. An entry that is not
         restored (it cannot be read: a forged event of no bytes) is refused alike."""
         refused: list[list[tuple[str, str]]] = []
