@@ -9,7 +9,8 @@
    `--repeat` times, interleaved, and the ratios compare their medians (this machine varies by
    ~10% run to run); `--before DIR` adds another checkout's worker to the interleaving;
    (b') `--stages ingest` and `--stages correlate` processes, for the CPU per stage, then the
-   sink alone on SQLite and PostgreSQL (with the shipped playbooks: runs are created);
+   sink alone on SQLite and PostgreSQL (with the shipped playbooks: runs are created), and the
+   default worker's sinks on PostgreSQL (one per core, the extra ones on standby);
 4. latency: the plain `responder worker` (its own process tree, PostgreSQL) fed events at a
    steady rate (`--rates`, default 500, 2k and 5k/s), each opening an incident; p50/p99 of
    (incident change timestamp - event timestamp) on the broker; and the cores its process tree
@@ -55,6 +56,7 @@ from responder.logs import configure
 from responder.settings import Settings, merged
 from responder.streams.collector import tune_gc
 from responder.streams.records import read
+from responder.streams.standby import JOIN_BACKLOG
 from responder.streams.supervisor import default_processes, storing_processes, worker_layout
 from responder.streams.topics import create_topics, ensure_topics
 
@@ -265,11 +267,12 @@ def _total(counters: list[Any]) -> dict[str, int]:
 
 
 async def split_run(
-    settings: Settings, n: int, sinks: dict[str, Settings] | None = None
+    settings: Settings, n: int, sinks: dict[str, list[Settings]] | None = None
 ) -> dict[str, float]:
     """(b') one process per stage: ingest and correlate drain the events to the incidents topic;
-    then (c) a sink process per database drains the incidents topic into SQL, timed on its own.
-    Each process reports its CPU time since the start signal."""
+    then (c) each entry of `sinks` drains the incidents topic into SQL, timed on its own: a sink
+    process per Settings given (one consumer group), until they applied every change the first
+    entry applied. Each process reports its CPU time since the start signal."""
     ctx = multiprocessing.get_context("spawn")
     counters: list[Any] = []
     ready, go, stop = ctx.Semaphore(0), ctx.Event(), ctx.Event()
@@ -292,16 +295,27 @@ async def split_run(
         result["records"], result["changes"] = c["records"], c["changes"]
         result["ingest_cpu_s"] = counters[0][6] / 1000
         result["correlate_cpu_s"] = counters[1][6] / 1000
-        for name, sink in (sinks or {}).items():
+        applied = None  # what the first sink applied: every change, in a fresh database
+        for name, group in (sinks or {}).items():
             sink_go = ctx.Event()
-            procs += _spawn(ctx, sink, [("sink",)], counters, (ready, sink_go, stop))
-            await asyncio.to_thread(ready.acquire)
+            mine: list[Any] = []
+            for sink in group:
+                procs += _spawn(ctx, sink, [("sink",)], mine, (ready, sink_go, stop))
+            for _ in group:
+                await asyncio.to_thread(ready.acquire)
+            counters += mine
             sink_go.set()
             start = time.perf_counter()
-            while counters[-1][4] < c["changes"]:
+            while (
+                sum(m[4] for m in mine) < c["changes"]
+                if applied is None
+                else sum(m[5] for m in mine) < applied
+            ):
                 await asyncio.sleep(0.05)
             result[f"sink_{name}_s"] = time.perf_counter() - start
-            result[f"sink_{name}_cpu_s"] = counters[-1][6] / 1000
+            result[f"sink_{name}_cpu_s"] = sum(m[6] for m in mine) / 1000
+            if applied is None:
+                applied = sum(m[5] for m in mine)
     finally:
         stop.set()
         for proc in procs:
@@ -619,12 +633,27 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     split.kafka.topics.events = settings.kafka.topics.events  # the same events
     split.playbooks.dir = args.playbooks.resolve()
     bootstrap.database(split)
-    with pg_schema(args.postgres) as url:
+    sinks = storing_processes("postgresql", split.kafka.partitions)
+    with pg_schema(args.postgres) as url, pg_schema(args.postgres) as url_default:
         pg = settings_for(bs, f"{run}s", url, args.rules)
         pg.kafka.group_prefix += "-pg"
         pg.playbooks.dir = split.playbooks.dir
         bootstrap.database(pg)
-        res = await split_run(split, n, {"sqlite": split, "postgresql": pg})
+        # the default worker's sinks on PostgreSQL: one per core, the extra ones on standby
+        default = settings_for(bs, f"{run}s", url_default, args.rules)
+        default.kafka.group_prefix += "-pgd"
+        default.playbooks.dir = split.playbooks.dir
+        extra = default.model_copy(deep=True)
+        extra.worker.sink_standby_backlog = JOIN_BACKLOG
+        res = await split_run(
+            split,
+            n,
+            {
+                "sqlite": [split],
+                "postgresql": [pg],
+                "postgresql_default": [default] + [extra] * (sinks - 1),
+            },
+        )
     changes = res["changes"]
     print(
         f"(b') ingest | correlate processes: {n / res['correlated_s']:,.0f} events/s "
@@ -670,6 +699,10 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
         ("CPU per event: sink (PostgreSQL)", f"{res['sink_postgresql_cpu_s'] / n * 1e6:.0f} µs"),
         ("sink, SQLite", f"{changes / res['sink_sqlite_s']:,.0f} incident changes/s"),
         ("sink, PostgreSQL", f"{changes / res['sink_postgresql_s']:,.0f} incident changes/s"),
+        (
+            f"the default worker's {sinks} sinks, PostgreSQL",
+            f"{changes / res['sink_postgresql_default_s']:,.0f} incident changes/s",
+        ),
         ("one worker process on one core", f"{one_eps:,.0f} events/s"),
         ("default worker vs one process on one core", f"{worker_eps / one_eps:.2f}x"),
     ]

@@ -570,6 +570,9 @@ struct Change {
     json: Vec<u8>,
 }
 
+/// Changelog entries `restore_many` reads from Python's lists at a time.
+const RESTORE_SLICE: usize = 256;
+
 /// One correlation partition's window states and the engine that feeds them.
 #[pyclass(module = "responder_native", subclass)]
 pub struct Windows {
@@ -1568,38 +1571,58 @@ impl Windows {
         Ok(())
     }
 
-    /// Changelog values restored in place (as `state_from_dict`, then `put`), without the GIL
-    /// (the stage reads the next partition meanwhile): the newest event time of those restored
-    /// (None if none was), and the positions of those left to Python: a value not the shape a
-    /// flush writes (Python restores it or refuses it; nothing is put), or of an unknown rule.
-    /// A key's rule is what precedes its first `|`.
+    /// Changelog values restored in place (as `state_from_dict`, then `put`), in order from
+    /// position `start`, without the GIL (the stage reads the next partition meanwhile), until
+    /// one is left to Python: a value not the shape a flush writes (Python restores or refuses
+    /// it; nothing is put), or of an unknown rule. Returns the newest event time of those
+    /// restored (None if none was), the position of the entry left to Python (None: none was;
+    /// Python puts it, then calls again from the next, so windows are placed, and a cap evicts,
+    /// in the entries' order), and the positions of those whose restore panicked (a bug:
+    /// nothing is put; Python refuses them). A key's rule is what precedes its first `|`.
     fn restore_many(
         &mut self,
         py: Python<'_>,
-        keys: Vec<Bound<'_, PyString>>,
-        values: Vec<Bound<'_, PyBytes>>,
-    ) -> PyResult<(Option<f64>, Vec<usize>)> {
+        keys: &Bound<'_, PyList>,
+        values: &Bound<'_, PyList>,
+        start: usize,
+    ) -> PyResult<(Option<f64>, Option<usize>, Vec<usize>)> {
         if keys.len() != values.len() {
             return Err(PyValueError::new_err("as many keys as values"));
         }
-        let mut entries = Vec::with_capacity(keys.len());
-        for (key, value) in keys.iter().zip(&values) {
-            entries.push((key.to_str()?, value.as_bytes()));
-        }
-        py.allow_threads(|| {
-            guarded(|| {
-                let mut newest: Option<f64> = None;
-                let mut left = Vec::new();
-                for (at, &(key, value)) in entries.iter().enumerate() {
+        let (mut newest, mut panicked): (Option<f64>, Vec<usize>) = (None, Vec::new());
+        let mut at = start;
+        while at < keys.len() {
+            // a slice at a time: an entry left to Python costs the next call at most a slice
+            let end = keys.len().min(at + RESTORE_SLICE);
+            let mut held = Vec::with_capacity(end - at);
+            for i in at..end {
+                let key = keys.get_item(i)?.downcast_into::<PyString>()?;
+                held.push((key, values.get_item(i)?.downcast_into::<PyBytes>()?));
+            }
+            let mut entries = Vec::with_capacity(held.len());
+            for (key, value) in &held {
+                entries.push((key.to_str()?, value.as_bytes()));
+            }
+            let left = py.allow_threads(|| {
+                for (offset, &(key, value)) in entries.iter().enumerate() {
                     let rule_id = key.split('|').next().unwrap_or(key);
-                    match self.restore_here(key, value, rule_id) {
-                        Some(time) => newest = Some(newest.map_or(time, |n| n.max(time))),
-                        None => left.push(at),
+                    let restored = panic::catch_unwind(AssertUnwindSafe(|| {
+                        self.restore_here(key, value, rule_id)
+                    }));
+                    match restored {
+                        Ok(Some(time)) => newest = Some(newest.map_or(time, |n| n.max(time))),
+                        Ok(None) => return Some(at + offset),
+                        Err(_) => panicked.push(at + offset),
                     }
                 }
-                Ok((newest, left))
-            })
-        })
+                None
+            });
+            if left.is_some() {
+                return Ok((newest, left, panicked));
+            }
+            at = end;
+        }
+        Ok((newest, None, panicked))
     }
 
     /// The key's state as a Python GroupState (a copy: changing it changes nothing here).

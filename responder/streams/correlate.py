@@ -19,8 +19,7 @@ from __future__ import annotations
 import asyncio
 import time as clock
 from collections import defaultdict
-from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any, Literal
@@ -643,8 +642,10 @@ class CorrelateStage:
         # the offsets first, while no fetch of the restorer's is in flight (RESTORE_FETCH_WAIT_MS)
         ends = await self.restorer.end_offsets(tps)
         read_to = await self.restorer.beginning_offsets(tps)  # one past the last record kept
-        # a partition at a time, each built (compiled, off the GIL) while the next is read
-        builds: list[asyncio.Task[int]] = []
+        # a partition at a time, each built (compiled, off the GIL) while the next is read;
+        # put in place only once every one is built, so a failure leaves none half restored
+        corrupt = Corrupt()
+        builds: list[asyncio.Task[Built]] = []
         try:
             self.restorer.assign(tps)  # (fresh: unpaused, no position)
             for tp in tps:
@@ -662,8 +663,13 @@ class CorrelateStage:
                             read_to[tp] = messages[-1].offset + 1
                     if await self.restorer.position(tp) >= ends[tp]:
                         break
+                for build in builds:  # a build that failed ends the restore now
+                    if build.done():
+                        build.result()
                 records = stores.pop(tp.partition)  # let go with its partition
-                builds.append(asyncio.create_task(self._build_store(tp.partition, records)))
+                task = self._build_store(tp.partition, records, corrupt)
+                builds.append(asyncio.create_task(task))
+            built = await asyncio.gather(*builds)
         except BaseException:
             for build in builds:
                 build.cancel()
@@ -671,7 +677,17 @@ class CorrelateStage:
             raise
         finally:
             self.restorer.pause(*tps)  # nothing is fetched until the next restore
-        count = sum(await asyncio.gather(*builds))
+        horizon = self.horizon()  # a restored window's newest time is no progress
+        for done in built:
+            if done.progress is not None:
+                self.progress[done.partition] = done.progress
+            else:
+                self.progress.pop(done.partition, None)
+            self.watermark[done.partition] = min(done.watermark, horizon)
+            self.stores[done.partition] = done.store
+            self._evicted(done.partition, done.store)
+        await _delivered(corrupt.sends)
+        count = sum(len(done.store) for done in built)
         self.stats.restored_keys += count
         return count
 
@@ -704,70 +720,46 @@ class CorrelateStage:
             _keep_newest(raw, messages)
             read_to[tp] = messages[-1].offset + 1
 
-    async def _build_store(self, p: int, records: dict[str, Any]) -> int:
-        """Partition `p`'s window states from the newest changelog record of each key, put in
-        place; how many there are. A compiled store restores RESTORE_CHUNK records a call in
-        another thread (the GIL released); each chunk's records are let go once it is built, so
-        the states take the memory the records leave."""
+    async def _build_store(self, p: int, records: dict[str, Any], corrupt: Corrupt) -> Built:
+        """Partition `p`'s window states from the newest changelog record of each key, and
+        its input progress; not put in place (`_restore` does, once every partition is built).
+        A compiled store restores RESTORE_CHUNK records a call in another thread (the GIL
+        released); each chunk's records are let go once it is built, so the states take the
+        memory the records leave. A corrupt entry goes to the DLQ: its group starts afresh,
+        its next flush replaces it."""
         store = self.new_store()
-        self.progress.pop(p, None)
         marks = records.pop(WATERMARK_KEY, None)
-        if marks is not None:
-            self._restore_progress(p, marks)
+        progress = None if marks is None else self._restored_progress(p, marks)
         watermark = self.watermark[p]
         strings: dict[str, str] = {}  # one copy of each event source and type
-        corrupt: list[asyncio.Future[Any]] = []  # their DLQ sends, awaited once at the end
         items = iter(records.items())
         rules = self.rules.rules
-        try:
-            while chunk := list(islice(items, RESTORE_CHUNK)):
-                entries = []
-                for key, msg in chunk:
-                    records[key] = None
-                    entries.append((key, msg.value))
-                if isinstance(store, NativeWindows):  # off the GIL: the next partition is read
-                    newest, failed = await asyncio.to_thread(
-                        restore_entries, store, entries, rules, strings
-                    )
-                else:
-                    newest, failed = restore_entries(store, entries, rules, strings)
-                if newest is not None and newest > watermark:
-                    watermark = newest
-                for at, exc in failed:  # the group starts afresh; its next flush replaces it
-                    corrupt.append(
-                        await self._corrupt(chunk[at][1], chunk[at][0], exc, len(corrupt))
-                    )
-        finally:
-            horizon = self.horizon()  # a restored window's newest time is no progress
-            self.watermark[p] = watermark if watermark < horizon else horizon
-        self.stores[p] = store
-        self._evicted(p, store)
-        await _delivered(corrupt)
-        return len(store)
+        while chunk := list(islice(items, RESTORE_CHUNK)):
+            entries = []
+            for key, msg in chunk:
+                records[key] = None
+                entries.append((key, msg.value))
+            if isinstance(store, NativeWindows):  # off the GIL: the next partition is read
+                newest, failed = await asyncio.to_thread(
+                    restore_entries, store, entries, rules, strings
+                )
+            else:
+                newest, failed = restore_entries(store, entries, rules, strings)
+            if newest is not None and newest > watermark:
+                watermark = newest
+            for at, exc in failed:
+                key, msg = chunk[at]
+                await corrupt.add(self, msg, key, exc)
+        return Built(p, store, watermark, progress)
 
-    async def _corrupt(
-        self, msg: Any, key: str, exc: Exception, logged: int
-    ) -> asyncio.Future[Any]:
-        """A changelog entry that is not a window: logged (the first LOGGED_CORRUPT of a
-        restore one by one), and its DLQ send."""
-        if logged < LOGGED_CORRUPT:
-            log.error("changelog entry not restored", key=key, error=repr(exc)[:300])
-        return await send_dead_letter(
-            self.producer,
-            self.kafka.topics.dlq,
-            msg,
-            failure_reason("correlate restore", exc),
-            failure_detail(exc),
-        )
-
-    def _restore_progress(self, partition: int, msg: Any) -> None:
+    def _restored_progress(self, partition: int, msg: Any) -> Watermarks | None:
         try:
             marks = Watermarks.from_dict(orjson.loads(msg.value), self.settings.idle_partition_s)
         except Exception as exc:  # progress starts afresh: lateness waits for every partition
             log.error("input progress not restored", partition=partition, error=repr(exc)[:300])
-            return
+            return None
         marks.cap(self.horizon())
-        self.progress[partition] = marks
+        return marks
 
 
 def _changelog_value(store: Store, key: str) -> bytes | None:
@@ -782,32 +774,83 @@ def _changelog_value(store: Store, key: str) -> bytes | None:
         return None
 
 
+@dataclass
+class Built:
+    """One partition's restore, before it is put in place."""
+
+    partition: int
+    store: Store
+    watermark: float  # the newest event time of its windows (not yet capped at the horizon)
+    progress: Watermarks | None  # its input progress, if restored
+
+
+@dataclass
+class Corrupt:
+    """A restore's corrupt changelog entries: their DLQ sends (awaited once, at the end); the
+    first LOGGED_CORRUPT of the whole restore are logged one by one."""
+
+    sends: list[asyncio.Future[Any]] = field(default_factory=list)
+
+    async def add(self, stage: CorrelateStage, msg: Any, key: str, exc: Exception) -> None:
+        if len(self.sends) < LOGGED_CORRUPT:
+            log.error("changelog entry not restored", key=key, error=repr(exc)[:300])
+        self.sends.append(
+            await send_dead_letter(
+                stage.producer,
+                stage.kafka.topics.dlq,
+                msg,
+                failure_reason("correlate restore", exc),
+                failure_detail(exc),
+            )
+        )
+
+
+PANICKED = "the compiled window store failed (a panic); see the worker's stderr"
+
+
 def restore_entries(
     store: Store, entries: list[tuple[str, bytes]], rules: dict[str, Rule], strings: dict[str, str]
 ) -> tuple[float | None, list[tuple[int, Exception]]]:
-    """Changelog entries (key, value) restored into `store` and put in place: the newest event
-    time of those restored (None if none was), and the position and error of each that is not a
-    window (`state_from_dict` says why). A key whose rule is gone is passed over. A compiled
-    store restores the shape a flush writes in one call, without the GIL; Python the rest."""
+    """Changelog entries (key, value) restored into `store` and put in place, in order (a cap
+    evicts as it would have when they were fed): the newest event time of those restored (None
+    if none was), and the position and error of each that is not a window (`state_from_dict`
+    says why). A key whose rule is gone is passed over. A compiled store restores the shape a
+    flush writes, many a call without the GIL; Python the rest, each in its place."""
     newest: float | None = None
-    left: Iterable[int] = range(len(entries))
-    if isinstance(store, NativeWindows):
-        keys, values = zip(*entries, strict=True) if entries else ((), ())
-        newest, left = store.restore_many(list(keys), list(values))
     failed: list[tuple[int, Exception]] = []
-    for at in left:
+
+    def by_python(at: int) -> None:
+        nonlocal newest
         key, value = entries[at]
         rule = rules.get(key.split("|", 1)[0])
         if rule is None:
-            continue
+            return
         try:
             state = state_from_dict(rule, orjson.loads(value), strings)
             store.put(key, state, rule.id)
         except Exception as exc:
             failed.append((at, exc))
-            continue
+            return
         if newest is None or state.max_time > newest:
             newest = state.max_time
+
+    if not isinstance(store, NativeWindows):
+        for at in range(len(entries)):
+            by_python(at)
+        return newest, failed
+    keys = [key for key, _ in entries]
+    values = [value for _, value in entries]
+    start = 0
+    while start < len(entries):
+        restored, left, panicked = store.restore_many(keys, values, start)
+        if restored is not None and (newest is None or restored > newest):
+            newest = restored
+        failed += [(at, RuntimeError(PANICKED)) for at in panicked]
+        if left is None:
+            break
+        by_python(left)
+        start = left + 1
+    failed.sort(key=lambda pair: pair[0])
     return newest, failed
 
 

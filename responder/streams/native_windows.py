@@ -9,13 +9,13 @@ records fed one at a time (`feed`). Python keeps the rare and open-ended parts, 
 the compiled side: resolving a group key of an unusual shape (`routed_by_key`: the compiled side
 resolves `rule|[a value per group_by name]` itself) and a title that is not plain text, group
 values and the count (the sandbox renders it, `correlation/titles.py`). A changelog value is
-restored by the compiled side where it is the shape a flush writes (`restore`), else by
-`state_from_dict` and `put`.
+restored by the compiled side where it is the shape a flush writes (`restore_many`, many a
+call, without the GIL), else by `state_from_dict` and `put`.
 
 `NativeWindows` has the parts of `GroupStore`'s interface the stage and the tests read
 (iteration, `in`, `len`, `store[key]`, a GroupState copy, `put`, `drop`, `take_evicted`,
 `changelog`, `begin_sweep`, `sweep`) and its own: `feed_message`, `feed`, `take_fed` (the keys
-fed since, for the flush) and `restore`. A panic in the compiled code (a bug) surfaces as
+fed since, for the flush) and `restore_many`. A panic in the compiled code (a bug) surfaces as
 RuntimeError, so it fails a record, message or entry, never the stage.
 """
 

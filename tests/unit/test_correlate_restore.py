@@ -404,10 +404,12 @@ CORRUPT = {
 }
 
 
+@pytest.mark.parametrize("chunk", [correlate.RESTORE_CHUNK, 2], ids=["one-chunk", "chunks-of-2"])
 @pytest.mark.parametrize("native", [False, True], ids=["python", "compiled"])
 def test_the_stage_restores_every_sound_entry_and_dead_letters_each_corrupt_one(
-    monkeypatch: pytest.MonkeyPatch, native: bool
+    monkeypatch: pytest.MonkeyPatch, native: bool, chunk: int
 ) -> None:
+    monkeypatch.setattr(correlate, "RESTORE_CHUNK", chunk)
     # a logger of its own: the module's may be bound already (cached) by an earlier test
     monkeypatch.setattr(correlate, "log", structlog.get_logger(correlate.__name__))
     rules = RuleSet([BY_IP, COUNT])
@@ -427,7 +429,7 @@ def test_the_stage_restores_every_sound_entry_and_dead_letters_each_corrupt_one(
     records['unknown-rule|["x"]'] = changelog_record('unknown-rule|["x"]', good['count|["r2"]'], 99)
 
     with capture_logs() as logs:
-        count = asyncio.run(stage._build_store(0, records))
+        count = restore_one(stage, records)
 
     assert count == 2 and set(stage.stores[0]) == set(good)
     for key, value in good.items():
@@ -469,7 +471,7 @@ def test_a_flood_of_corrupt_entries_is_dead_lettered_in_one_go_and_the_windows_s
         records[key] = changelog_record(key, b"{not json", n + 1)
 
     with capture_logs() as logs:
-        count = asyncio.run(stage._build_store(0, records))
+        count = restore_one(stage, records)
 
     assert count == 1 and set(stage.stores[0]) == {'count|["ok"]'}
     assert len(dlq.sent) == flood
@@ -487,7 +489,7 @@ def test_the_input_progress_entry_is_restored_as_progress_not_as_a_window() -> N
         WATERMARK_KEY: changelog_record(WATERMARK_KEY, marks, 0),
         'count|["r"]': changelog_record('count|["r"]', written(COUNT, [event("e")]), 1),
     }
-    assert asyncio.run(stage._build_store(0, records)) == 1
+    assert restore_one(stage, records) == 1
     assert set(stage.stores[0]) == {'count|["r"]'}
     assert stage.progress[0].current() == 5000.0
 
@@ -527,11 +529,152 @@ def test_a_large_window_restores_in_memory_of_its_size() -> None:
 def compiled_restore(store: NativeWindows, key: str, value: bytes) -> float | None:
     """One entry through the compiled restore: its newest event time, None if left to Python."""
     newest: float | None
-    newest, left = store.restore_many([key], [value])
-    assert (newest is None) == (left == [0])
+    newest, left, panicked = store.restore_many([key], [value], 0)
+    assert (newest is None) == (left == 0) and panicked == []
     return newest
 
 
 def _resident_bytes() -> int:
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def restore_one(stage: CorrelateStage, records: dict[str, Any]) -> int:
+    """Partition 0 restored from `records` (the newest record of each key), as `_restore` does
+    once it has read them."""
+    stage.restorer = Restorer({0: list(records.values())})
+    return asyncio.run(stage._restore([0]))
+
+
+class Restorer:
+    """The restore's consumer over changelog records held here, a partition each; `fail_at`:
+    the partition whose read raises."""
+
+    def __init__(self, data: dict[int, list[Any]], fail_at: int | None = None) -> None:
+        self.data, self.fail_at = data, fail_at
+        self.at: dict[Any, int] = {}
+        self.paused = False
+
+    async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return {tp: len(self.data[tp.partition]) for tp in tps}
+
+    async def beginning_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        return {tp: 0 for tp in tps}
+
+    def assign(self, tps: list[Any]) -> None:
+        self.paused = False
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.at[tp] = offset
+
+    def pause(self, *tps: Any) -> None:
+        self.paused = True
+
+    async def position(self, tp: Any) -> int:
+        return self.at[tp]
+
+    async def getmany(self, tp: Any, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        await asyncio.sleep(0.01)  # a fetch takes a while: builds run meanwhile
+        if tp.partition == self.fail_at:
+            raise KafkaTimeoutError()
+        got = self.data[tp.partition][self.at[tp] : self.at[tp] + max_records]
+        self.at[tp] += len(got)
+        return {tp: got}
+
+
+def records_of(entries: list[tuple[str, bytes]]) -> list[Any]:
+    return [changelog_record(key, value, offset) for offset, (key, value) in enumerate(entries)]
+
+
+def window_at(newest: float, python: bool = False) -> bytes:
+    """A window whose newest event is at `newest`; `python`: of a shape the compiled restore
+    leaves to Python (a sequence past 63 bits), which Python restores."""
+    data = orjson.loads(written(COUNT, [event("e")], incident=False))
+    data["events"][0][0] = data["max_time"] = newest
+    if python:
+        data["next_seq"] = 2**63 + 5
+    return orjson.dumps(data)
+
+
+@pytest.mark.parametrize("chunk", [correlate.RESTORE_CHUNK, 2, 1])
+def test_windows_are_restored_in_their_order_so_a_cap_evicts_as_in_python(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    """Found in review: the compiled restore put every entry it takes first and the ones it
+    leaves to Python after them, so under `max_groups_per_rule` other windows survived than in
+    the Python store (eviction keeps the key just placed)."""
+    monkeypatch.setattr(correlate, "RESTORE_CHUNK", chunk)
+    entries = [
+        ('count|["a"]', window_at(1.0, python=True)),
+        ('count|["b"]', window_at(10.0)),
+        ('count|["c"]', window_at(11.0)),
+        ('count|["d"]', window_at(12.0)),  # over the cap: the oldest two others go (a, b)
+    ]
+    kept = []
+    for native in (False, True):
+        config = CorrelationSettings(max_groups_per_rule=3)
+        stage = CorrelateStage(KafkaSettings(), RuleSet([COUNT]), config, native=native)
+        if native and not stage.compiled_windows:
+            pytest.skip("responder-native is not built")
+        stage.producer = DeadLetters()
+        stage.restorer = Restorer({0: records_of(entries)})
+        assert asyncio.run(stage._restore([0])) == len(stage.stores[0]) <= 3
+        kept.append(sorted(stage.stores[0]))
+        assert stage.watermark[0] == 12.0
+    assert kept[0] == kept[1] == ['count|["c"]', 'count|["d"]']
+
+
+@pytest.mark.parametrize("native", [False, True], ids=["python", "compiled"])
+def test_every_partition_is_read_built_and_put_in_place(native: bool) -> None:
+    stage = CorrelateStage(KafkaSettings(), RuleSet([COUNT]), CorrelationSettings(), native=native)
+    stage.producer = DeadLetters()
+    marks = orjson.dumps({"partitions": [[0, 5000.0]]})
+    data = {
+        p: records_of(
+            [(f'count|["{p}-{n}"]', window_at(100.0 * p + n)) for n in range(50)]
+            + [(WATERMARK_KEY, marks)]
+            + [('count|["corrupt"]', b"{not json")]
+        )
+        for p in range(3)
+    }
+    stage.restorer = Restorer(data)
+    assert asyncio.run(stage._restore([0, 1, 2])) == 150
+    for p in range(3):
+        assert set(stage.stores[p]) == {f'count|["{p}-{n}"]' for n in range(50)}
+        assert stage.watermark[p] == 100.0 * p + 49
+        assert stage.progress[p].current() == 5000.0
+    assert len(stage.producer.sent) == 3  # each partition's corrupt entry, dead-lettered
+    assert stage.stats.restored_keys == 150 and stage.restorer.paused
+
+
+@pytest.mark.parametrize("failure", ["dlq", "read"])
+def test_a_restore_that_fails_puts_no_partition_in_place(failure: str) -> None:
+    """Found in review: with the partitions built while the next is read, a build that failed
+    left the others running, and they put their stores in place after the restore had failed
+    (after the lock was let go, even after the partitions were revoked). Now nothing is put in
+    place unless every partition is built, and no build outlives the restore."""
+    stage = CorrelateStage(KafkaSettings(), RuleSet([COUNT]), CorrelationSettings(), native=True)
+    stage.producer = DeadLetters()
+    if failure == "dlq":  # partition 0's corrupt entry cannot be handed to the producer
+
+        async def refused(*args: Any, **kwargs: Any) -> None:
+            raise KafkaTimeoutError()
+
+        stage.producer.send = refused
+    data = {
+        0: records_of([('count|["bad"]', b"{not json")]),
+        1: records_of([(f'count|["{n}"]', window_at(float(n))) for n in range(30_000)]),
+        2: records_of([('count|["two"]', window_at(1.0))]),
+    }
+    stage.restorer = Restorer(data, fail_at=2 if failure == "read" else None)
+
+    async def restore() -> None:
+        with pytest.raises(KafkaTimeoutError):
+            await stage._restore([0, 1, 2])
+        await asyncio.sleep(0.5)  # a build left running would have finished by now
+        assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+    asyncio.run(restore())
+    assert stage.stores == {} and stage.progress == {}
+    assert set(stage.watermark.values()) <= {float("-inf")} and stage.stats.restored_keys == 0
+    assert stage.restorer.paused

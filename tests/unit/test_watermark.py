@@ -201,25 +201,24 @@ def test_the_stage_restores_progress_from_its_changelog_entry() -> None:
     marks.observe(0, 5000.0, now=0)
     marks.observe(3, 1200.0, now=0)
     saved = _record(orjson.dumps(marks.to_dict()), 0)
-    stage._restore_progress(7, saved)
-    assert stage.progress[7].current() == 1200.0
-    stage._restore_progress(8, _record(b'{"partitions": [["x", 1]]}', 1))
-    assert 8 not in stage.progress
+    restored = stage._restored_progress(7, saved)
+    assert restored is not None and restored.current() == 1200.0
+    assert stage._restored_progress(8, _record(b'{"partitions": [["x", 1]]}', 1)) is None
 
 
 @pytest.mark.parametrize("progress", ["true", "1e999", '"late"'])
 def test_restored_progress_that_is_no_time_is_refused(progress: str) -> None:
     stage = CorrelateStage(KafkaSettings(), RuleSet([BY_TEAM]), CorrelationSettings())
-    stage._restore_progress(2, _record(b'{"partitions": [[0, %s]]}' % progress.encode(), 0))
-    assert 2 not in stage.progress
+    value = b'{"partitions": [[0, %s]]}' % progress.encode()
+    assert stage._restored_progress(2, _record(value, 0)) is None
 
 
 def test_restored_progress_beyond_the_wall_clock_is_brought_back_to_it() -> None:
     """Progress written before the limit existed (or forged in the changelog) is capped."""
     stage = CorrelateStage(KafkaSettings(), RuleSet([BY_TEAM]), CorrelationSettings())
-    stage._restore_progress(2, _record(b'{"partitions": [[0, 1e300], [1, 1000.0]]}', 0))
-    assert stage.progress[2].parts[0].progress <= time.time() + 300
-    assert stage.progress[2].current() == 1000.0
+    restored = stage._restored_progress(2, _record(b'{"partitions": [[0, 1e300], [1, 1000.0]]}', 0))
+    assert restored is not None and restored.parts[0].progress <= time.time() + 300
+    assert restored.current() == 1000.0
 
 
 def test_a_future_dated_event_cannot_make_every_other_event_late() -> None:
