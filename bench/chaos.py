@@ -206,7 +206,8 @@ class Load:
 
 async def _close(producer: AIOKafkaProducer) -> None:
     try:
-        await asyncio.wait_for(producer.stop(), 5)
+        async with asyncio.timeout(5):
+            await producer.stop()
     except Exception:  # the broker is gone: nothing to flush
         return
 

@@ -91,7 +91,8 @@ class SnapshotRefresher:
     async def run(self) -> None:
         while not self._stop.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), timeout=self.interval_s)
+                async with asyncio.timeout(self.interval_s):
+                    await self._stop.wait()
             if not self._stop.is_set():
                 await self._load()
 

@@ -135,7 +135,8 @@ async def run_periodically(
         except Exception:
             log.exception("assets.sync_failed")
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=interval_s)
+            async with asyncio.timeout(interval_s):
+                await stop.wait()
     return runs
 
 

@@ -370,7 +370,8 @@ class Runner:
                 await self._db(self.journal.started, state, position, step, raw, attempt)
             started = time.perf_counter()
             try:
-                output = await asyncio.wait_for(spec.fn(params, ctx), timeout)
+                async with asyncio.timeout(timeout):
+                    output = await spec.fn(params, ctx)
                 ACTION_SECONDS.labels(actions(call.action), "ok").observe(
                     time.perf_counter() - started
                 )

@@ -100,4 +100,5 @@ class Listener:
             while True:
                 async for _ in conn.notifies(timeout=PROBE_S):
                     self.wake()
-                await asyncio.wait_for(conn.execute("SELECT 1"), PROBE_TIMEOUT_S)
+                async with asyncio.timeout(PROBE_TIMEOUT_S):
+                    await conn.execute("SELECT 1")

@@ -111,7 +111,8 @@ class PipelineService(Service):
                 await loops
         for stage in reversed(self.pipeline.stages):
             try:
-                await asyncio.wait_for(stage.stop(), STAGE_STOP_S)
+                async with asyncio.timeout(STAGE_STOP_S):
+                    await stage.stop()
             except Exception as exc:  # keep stopping the others
                 log.warning(
                     "stage did not stop cleanly", stage=type(stage).__name__, error=repr(exc)

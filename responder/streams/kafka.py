@@ -196,7 +196,8 @@ class Committer:
                     await self.commit_settled()
                     continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.changed.wait()
 
     async def drain(self, offsets: dict[TopicPartition, int] | None = None) -> bool:
         """Settle everything handed over and commit it now, with `offsets` on top (a record

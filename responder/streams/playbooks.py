@@ -96,7 +96,8 @@ class RunnerStage:
                     log.warning("playbook runner recovered", failed_ticks=failing)
                 failing = 0
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.wakeup.event.wait(), self.poll_s)
+                async with asyncio.timeout(self.poll_s):
+                    await self.wakeup.event.wait()
             self.wakeup.event.clear()
 
 

@@ -176,10 +176,12 @@ async def test_runner_stops_before_the_next_step_of_a_run_cancelled_mid_step(kit
     kit.http.request = slow_request  # type: ignore[method-assign, assignment]
     [rid] = kit.apply(change())
     ticking = asyncio.ensure_future(kit.runner().tick())
-    await asyncio.wait_for(started.wait(), 10)
+    async with asyncio.timeout(10):
+        await started.wait()
     await asyncio.to_thread(kit.command, RunCancel(run_id=rid, by="al"))
     release.set()
-    await asyncio.wait_for(ticking, 10)
+    async with asyncio.timeout(10):
+        await ticking
     await kit.drive()
     assert kit.run(rid).status == "cancelled"
     steps = kit.steps(rid)

@@ -68,7 +68,8 @@ async def test_a_click_over_socket_mode_is_acknowledged_at_once_and_applied(
         await publisher.start()
         task = asyncio.ensure_future(front.run(stop))
         try:
-            await asyncio.wait_for(front.connected.wait(), 30)
+            async with asyncio.timeout(30):
+                await front.connected.wait()
             await r.drive()
             channel, ts = r.request_of(rid)
             payload = click(
@@ -99,7 +100,8 @@ async def test_a_click_over_socket_mode_is_acknowledged_at_once_and_applied(
         finally:
             stop.set()
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, 30)
+                async with asyncio.timeout(30):
+                    await task
             await publisher.stop()
 
     assert kit.run(rid).status == "completed"

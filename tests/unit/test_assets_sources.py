@@ -327,7 +327,8 @@ async def test_the_periodic_loop_runs_until_stopped_and_survives_failures() -> N
         return SyncResult(at=T0)
 
     stop = asyncio.Event()
-    runs = await asyncio.wait_for(run_periodically(flaky, 0.01, stop), timeout=5)
+    async with asyncio.timeout(5):
+        runs = await run_periodically(flaky, 0.01, stop)
     assert outcomes == ["run"] * 4 and runs == 3
 
 
@@ -345,5 +346,6 @@ async def test_the_sync_stage_starts_runs_and_stops(engine: Engine, tmp_path: Pa
                 break
         await asyncio.sleep(0.02)
     await stage.stop()
-    await asyncio.wait_for(task, timeout=5)
+    async with asyncio.timeout(5):
+        await task
     assert stage.runs == 1

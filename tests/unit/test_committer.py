@@ -7,6 +7,7 @@ tests/integration/test_clean_edges.py runs it against the broker).
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -153,3 +154,19 @@ async def test_run_beside_raises_the_helpers_failure_and_cancels_the_loop() -> N
     with pytest.raises(ValueError, match="commit broke"):
         await run_beside(loop(), helper())
     assert cancelled.is_set()
+
+
+async def test_a_cancel_as_a_batch_is_handed_over_stops_the_committer() -> None:
+    """Found: the wait between commits was `asyncio.wait_for`, which on Python 3.11 returns
+    when the awaited event is set in the same turn as the cancellation, and the cancellation
+    is lost: the committer ran on, and a worker stopping on SIGTERM waited for it forever
+    (`asyncio.wait_for` is banned by the linter now)."""
+    committer = Committer(Commits(), every_s=60.0)
+    committer.acked = {P0: 3}  # settled, its commit due in a minute: the wait has a timeout
+    committer.last = time.monotonic()
+    task = asyncio.ensure_future(committer.run())
+    await settle()
+    committer.changed.set()
+    task.cancel()
+    await asyncio.wait([task], timeout=5)
+    assert task.cancelled()

@@ -115,20 +115,23 @@ async def test_incident_changes_go_out_while_a_flush_step_waits_for_its_acknowle
     consumer.batches.extend([batch_of(["a", "b", "c"], 0), batch_of(["d"], 3)])
     stage.last_flush -= stage.settings.commit_interval_s  # a flush is due after this batch
 
-    await asyncio.wait_for(stage.round(), 5)
+    async with asyncio.timeout(5):
+        await stage.round()
     assert incident_events(incidents) == [["a", "b", "c"]]
     assert len(changelog.submitted) == 1 and len(changelog.submitted[0]) == 2  # the first step
     assert stage.writing is not None and changelog.flying_now()
 
     # the step is not acknowledged yet: the next batch is correlated and its change sent at once,
     # and no further step is written behind the one in flight
-    await asyncio.wait_for(stage.round(), 5)
+    async with asyncio.timeout(5):
+        await stage.round()
     assert incident_events(incidents) == [["a", "b", "c"], ["d"]]
     assert len(changelog.submitted) == 1
     assert consumer.waits[-1] == FLUSH_ACK_POLL_MS  # the next fetch waits a little, not 200 ms
 
     changelog.acknowledge()
-    await asyncio.wait_for(stage.round(), 5)  # nothing fetched: the flush goes on
+    async with asyncio.timeout(5):
+        await stage.round()  # nothing fetched: the flush goes on
     assert len(changelog.submitted) == 2
     written = [key for submit in changelog.submitted for key, _ in submit]
     assert sorted(key.split("|")[0] for key in written) == ["each"] * 3 + ["watermarks"]
@@ -235,14 +238,16 @@ async def test_idle_groups_are_swept_a_step_per_round_and_tombstoned(
     remaining: list[int] = []
     while stage.sweeping is not None:
         before = sum(len(store) for store in stage.stores.values())
-        await asyncio.wait_for(stage.round(), 5)
+        async with asyncio.timeout(5):
+            await stage.round()
         remaining.append(sum(len(store) for store in stage.stores.values()))
         assert before - remaining[-1] <= 4  # never more than a step's worth looked at
     assert len(remaining) == 5  # 20 groups, 4 a round
     for partition in (0, 1):
         assert sorted(stage.stores[partition]) == [f'each|["live-{n}"]' for n in range(5)]
     # each forgotten group's tombstone: written by a flush since (the stage was idle), or queued
-    await asyncio.wait_for(stage.round(), 5)
+    async with asyncio.timeout(5):
+        await stage.round()
     tombstones = [key for submit in changelog.submitted for key, value in submit if value is None]
     queued = [key for keys in stage.dirty.values() for key in keys]
     assert sorted(tombstones + queued) == sorted(2 * [f'each|["idle-{n}"]' for n in range(5)])

@@ -75,7 +75,8 @@ async def test_a_stage_that_hangs_on_stop_does_not_hold_the_others(
     first, hung = FakeStage(), FakeStage(hang_on_stop=True)
     service = service_with([first, hung], monkeypatch)
     await service.start()
-    await asyncio.wait_for(service.stop(), 5)
+    async with asyncio.timeout(5):
+        await service.stop()
     assert first.stopped and not hung.stopped
     assert service.exit_code == 0
 

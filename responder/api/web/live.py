@@ -106,7 +106,8 @@ class Changes:
         """The stamp once it differs from `seen`, or after `timeout` anyway."""
         if self.stamp == seen:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.changed.wait(), timeout)
+                async with asyncio.timeout(timeout):
+                    await self.changed.wait()
         return self.stamp
 
 
