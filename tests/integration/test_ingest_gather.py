@@ -6,6 +6,8 @@ stream makes the stage wait for more (`streams/gather.py`), on the running clien
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -74,13 +76,15 @@ async def test_a_quiet_stream_is_ingested_in_gathered_batches(
     kafka = stage.kafka
     values = secrets(10)
     async with running(stage):
+        started = time.monotonic()
         await trickle(kafka_bootstrap, kafka.topics.events, values, gap_s=0.03)
+        took = time.monotonic() - started  # ~0.3 s; longer on a loaded machine
         await settle(lambda: stage.stats.events == len(values))
         routed = await routed_ids(kafka_bootstrap, kafka.topics.correlate, len(values))
     assert stage.stats.events == len(values)
     # ten events ~0.3 s apart in all, each its own produce request: one or two broker waits of
     # a second gather them all (read one by one, they would be ten batches)
-    assert stage.stats.batches <= 2
+    assert stage.stats.batches <= max(2, math.ceil(took) + 1), (stage.stats.batches, took)
     assert sorted(routed) == sorted(f"e{i}" for i in range(10))
 
 

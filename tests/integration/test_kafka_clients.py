@@ -143,7 +143,7 @@ def test_transactional_producer_only_committed_records_become_events(
     wait_for(lambda: stored(pg_schema_url) == want, 90)
     # ingest read the partition in order: had it read the aborted events, they would be routed
     # to the correlation topic before the second commit's were, and those are stored by now
-    routed = consume(kafka_bootstrap, topic(unique, "correlate"), expect=1000, timeout=5)
+    routed = consume(kafka_bootstrap, topic(unique, "correlate"), expect=1000, timeout=10)
     assert routed and b"committed-after-1" in b"".join(m.value for m in routed)
     assert not any(b"aborted" in m.value for m in routed)
     assert stored(pg_schema_url) == want

@@ -61,17 +61,29 @@ async def wait_for(condition: object, seconds: float) -> bool:
 
 
 async def test_runs_a_sink_elsewhere_created_start_without_waiting_for_the_poll(
-    db: Engine, tmp_path: Path
+    db: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kit = Kit(db=db, directory=tmp_path / "playbooks")
     kit.playbook("tell", TELL)
     wakeup = Wakeup()
     listener = Listener(db, RUNS_CHANNEL, wakeup.set)
     stage = RunnerStage(kit.runner(), wakeup, poll_s=600, listener=listener)
+    ticks = 0
+    tick = stage.runner.tick
+
+    async def counted() -> int:
+        nonlocal ticks
+        try:
+            return await tick()
+        finally:
+            ticks += 1
+
+    monkeypatch.setattr(stage.runner, "tick", counted)
     running = asyncio.create_task(stage.run())
     try:
         assert await wait_for(listener.connected.is_set, 10)
-        await asyncio.sleep(0.5)  # the look the connection itself asked for is over
+        # the first look, and the one the connection itself asked for, are over
+        assert await wait_for(lambda: ticks >= 2 and not wakeup.event.is_set(), 30)
         sink(kit, notify_runs=False)._apply([change(1, incident_id="quiet")])
         await asyncio.sleep(1.5)
         [quiet] = runs_of(kit, "quiet")
@@ -79,7 +91,8 @@ async def test_runs_a_sink_elsewhere_created_start_without_waiting_for_the_poll(
         sink(kit, notify_runs=True)._apply([change(1, incident_id="told")])
         [told] = runs_of(kit, "told")
         assert await wait_for(lambda: kit.run(told).status == "completed", 10)
-        assert kit.run(quiet).status == "completed"  # the look it took found both
+        # the look it took found both (advanced side by side: the other may end a bit later)
+        assert await wait_for(lambda: kit.run(quiet).status == "completed", 10)
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)

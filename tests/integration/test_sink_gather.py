@@ -5,6 +5,8 @@ PostgreSQL commits a few times a second, not once per burst of changes."""
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -12,7 +14,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from responder.incidents.store import Incident
-from responder.streams.sink import SinkStage
+from responder.streams.sink import GATHER_MS, SinkStage
 from responder.streams.topics import ensure_topics
 from tests.support.harness import kafka_settings
 from tests.support.runner_kit import change
@@ -49,7 +51,12 @@ async def test_a_busy_stream_is_stored_in_few_transactions(
     async with running(sink):
         # bursts of 100 changes (each too many to wait after, for a fetch answered at once),
         # ~0.15 s in all and well under a MiB: one or two of the broker's holds take them
+        started = time.monotonic()
         await bursts(kafka_bootstrap, kafka.topics.incidents, values, 100, 0.03)
+        took = time.monotonic() - started  # longer on a loaded machine: more holds end
         await settle(lambda: sink.stats.changes == len(values))
     assert sink.stats.applied == len(values) and stored(db) == len(values)
-    assert sink.stats.batches <= 3, sink.stats.batches
+    # a fetch a hold (GATHER_MS) while the bursts came, one more for the rest: read one by one
+    # they would be hundreds
+    holds = math.ceil(took / (GATHER_MS / 1000))
+    assert sink.stats.batches <= max(3, holds + 2), (sink.stats.batches, took)

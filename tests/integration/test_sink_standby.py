@@ -75,7 +75,7 @@ async def test_a_trickle_the_group_does_not_store_is_taken_once_it_has_waited(
     await ensure_topics(kafka)
     sink = SinkStage(kafka, db, standby_backlog=JOIN_BACKLOG)
     assert sink.standby is not None
-    sink.standby.stall_s = 2.0
+    sink.standby.stall_s = 5.0  # well past the check below, even with a backlog read late
     async with running(sink):
         await bursts(kafka_bootstrap, kafka.topics.incidents, changes(0, 5), 5, 0)
         await asyncio.sleep(1.0)

@@ -658,7 +658,8 @@ def test_a_change_two_sinks_store_at_once_is_applied_and_audited_once(
         assert holding.wait(30)
         two = threading.Thread(target=second)
         two.start()
-        time.sleep(0.5)  # the second has read version 1 and waits on the first's row lock
+        # the second has read version 1 and waits on the first's row lock
+        assert waits_on_a_lock(engine, 30)
         release.set()
         one.join(30)
         two.join(30)
@@ -669,3 +670,14 @@ def test_a_change_two_sinks_store_at_once_is_applied_and_audited_once(
         assert apply(engine, [again]) == 0  # stored again change by change: already there
     finally:
         engine.dispose()
+
+
+def waits_on_a_lock(engine: Engine, within_s: float) -> bool:
+    """Whether a transaction waits on a lock another holds, within `within_s` seconds."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            if conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
+                return True
+        time.sleep(0.02)
+    return False
