@@ -506,11 +506,11 @@ async def main() -> None:
     )
     ap.add_argument(
         "--only",
-        choices=("all", "latency", "throughput", "scale"),
+        choices=("all", "latency", "throughput", "scale", "sinks"),
         default="all",
         help="latency: only the latency probes and the low-load cost; throughput: only (a) and "
         "(b), the raw drain and the default worker's (with --before too); scale: those and "
-        "(b1), one worker process on one core",
+        "(b1), one worker process on one core; sinks: only (b') and the sinks, --repeat times",
     )
     ap.add_argument("--restore-keys", type=int, default=1_000_000)
     ap.add_argument("--rules", type=Path, default=Path("rules"))
@@ -557,6 +557,12 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     await create_topics(bs, [settings.kafka.topics.events], settings.kafka.partitions)
     took = await produce(bs, settings.kafka.topics.events, values)
     print(f"wrote {n:,} events (avg {size:.0f} B) in {took:.1f}s", flush=True)
+    if args.only == "sinks":
+        for i in range(args.repeat):
+            res, sinks = await split_sinks(args, f"{run}{i}", tmp, settings.kafka.topics.events, n)
+            for what, value in sink_rows(res, sinks):
+                print(f"| {what} | {value} |", flush=True)
+        return
 
     # (a) and (b) interleaved, `--repeat` times: this shared machine varies run to run.
     raw_runs: list[float] = []
@@ -627,33 +633,7 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
         print(f"default worker vs one process on one core: {worker_eps / one_eps:.2f}x")
         return
 
-    # (b') a process per stage, CPU per stage; (c) the sink alone on SQLite and PostgreSQL,
-    # with the shipped playbooks: the runs the changes start are created (not run) in its batches
-    split = settings_for(bs, f"{run}s", tmp / "split.db", args.rules)
-    split.kafka.topics.events = settings.kafka.topics.events  # the same events
-    split.playbooks.dir = args.playbooks.resolve()
-    bootstrap.database(split)
-    sinks = storing_processes("postgresql", split.kafka.partitions)
-    with pg_schema(args.postgres) as url, pg_schema(args.postgres) as url_default:
-        pg = settings_for(bs, f"{run}s", url, args.rules)
-        pg.kafka.group_prefix += "-pg"
-        pg.playbooks.dir = split.playbooks.dir
-        bootstrap.database(pg)
-        # the default worker's sinks on PostgreSQL: one per core, the extra ones on standby
-        default = settings_for(bs, f"{run}s", url_default, args.rules)
-        default.kafka.group_prefix += "-pgd"
-        default.playbooks.dir = split.playbooks.dir
-        extra = default.model_copy(deep=True)
-        extra.worker.sink_standby_backlog = JOIN_BACKLOG
-        res = await split_run(
-            split,
-            n,
-            {
-                "sqlite": [split],
-                "postgresql": [pg],
-                "postgresql_default": [default] + [extra] * (sinks - 1),
-            },
-        )
+    res, sinks = await split_sinks(args, run, tmp, settings.kafka.topics.events, n)
     changes = res["changes"]
     print(
         f"(b') ingest | correlate processes: {n / res['correlated_s']:,.0f} events/s "
@@ -697,12 +677,7 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
         ("CPU per event: ingest", f"{res['ingest_cpu_s'] / n * 1e6:.0f} µs"),
         ("CPU per event: correlate", f"{res['correlate_cpu_s'] / n * 1e6:.0f} µs"),
         ("CPU per event: sink (PostgreSQL)", f"{res['sink_postgresql_cpu_s'] / n * 1e6:.0f} µs"),
-        ("sink, SQLite", f"{changes / res['sink_sqlite_s']:,.0f} incident changes/s"),
-        ("sink, PostgreSQL", f"{changes / res['sink_postgresql_s']:,.0f} incident changes/s"),
-        (
-            f"the default worker's {sinks} sinks, PostgreSQL",
-            f"{changes / res['sink_postgresql_default_s']:,.0f} incident changes/s",
-        ),
+        *sink_rows(res, sinks),
         ("one worker process on one core", f"{one_eps:,.0f} events/s"),
         ("default worker vs one process on one core", f"{worker_eps / one_eps:.2f}x"),
     ]
@@ -744,6 +719,54 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     )
     print(f"end to end: {e2e_eps:.0f} events/s, ratio {e2e_eps / raw_eps:.2f}", flush=True)
     print(low_load, flush=True)
+
+
+async def split_sinks(
+    args: argparse.Namespace, run: str, tmp: Path, events: str, n: int
+) -> tuple[dict[str, float], int]:
+    """(b') a process per stage, CPU per stage; (c) the sink alone on SQLite and PostgreSQL,
+    then the default worker's sinks on PostgreSQL, with the shipped playbooks: the runs the
+    changes start are created (not run) in its batches. The figures, and how many sinks the
+    default worker runs."""
+    bs = args.bootstrap
+    split = settings_for(bs, f"{run}s", tmp / f"split-{run}.db", args.rules)
+    split.kafka.topics.events = events  # the same events
+    split.playbooks.dir = args.playbooks.resolve()
+    bootstrap.database(split)
+    sinks = storing_processes("postgresql", split.kafka.partitions)
+    with pg_schema(args.postgres) as url, pg_schema(args.postgres) as url_default:
+        pg = settings_for(bs, f"{run}s", url, args.rules)
+        pg.kafka.group_prefix += "-pg"
+        pg.playbooks.dir = split.playbooks.dir
+        bootstrap.database(pg)
+        # the default worker's sinks on PostgreSQL: one per core, the extra ones on standby
+        default = settings_for(bs, f"{run}s", url_default, args.rules)
+        default.kafka.group_prefix += "-pgd"
+        default.playbooks.dir = split.playbooks.dir
+        extra = default.model_copy(deep=True)
+        extra.worker.sink_standby_backlog = JOIN_BACKLOG
+        res = await split_run(
+            split,
+            n,
+            {
+                "sqlite": [split],
+                "postgresql": [pg],
+                "postgresql_default": [default] + [extra] * (sinks - 1),
+            },
+        )
+    return res, sinks
+
+
+def sink_rows(res: dict[str, float], sinks: int) -> list[tuple[str, str]]:
+    changes = res["changes"]
+    return [
+        ("sink, SQLite", f"{changes / res['sink_sqlite_s']:,.0f} incident changes/s"),
+        ("sink, PostgreSQL", f"{changes / res['sink_postgresql_s']:,.0f} incident changes/s"),
+        (
+            f"the default worker's {sinks} sinks, PostgreSQL",
+            f"{changes / res['sink_postgresql_default_s']:,.0f} incident changes/s",
+        ),
+    ]
 
 
 def print_throughput(
