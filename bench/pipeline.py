@@ -560,8 +560,13 @@ async def measure(args: argparse.Namespace, run: str, tmp: Path) -> None:
     if args.only == "sinks":
         for i in range(args.repeat):
             res, sinks = await split_sinks(args, f"{run}{i}", tmp, settings.kafka.topics.events, n)
+            print(
+                f"run {i + 1}: (b') ingest | correlate processes: "
+                f"{n / res['correlated_s']:,.0f} events/s, {int(res['changes']):,} changes",
+                flush=True,
+            )
             for what, value in sink_rows(res, sinks):
-                print(f"| {what} | {value} |", flush=True)
+                print(f"| run {i + 1}: {what} | {value} |", flush=True)
         return
 
     # (a) and (b) interleaved, `--repeat` times: this shared machine varies run to run.

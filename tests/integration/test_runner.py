@@ -519,6 +519,48 @@ async def test_a_step_timeout_is_retried_then_fails_the_run(kit: Kit) -> None:
     assert kit.run(rid).status == "failed"
 
 
+async def test_a_runner_stopping_is_not_a_failure_of_the_action_it_was_running(kit: Kit) -> None:
+    """An action (or its library) that turns the runner's cancellation into an error of its
+    own: the runner stops (the step is not retried nor failed), as it did when each call ran
+    in a task of its own (`asyncio.wait_for`)."""
+    kit.playbook(
+        "slow",
+        """
+        id: slow
+        title: Slow webhook
+        on: {kind: credential_compromise}
+        steps:
+          - id: hook
+            action: http.request
+            with: {url: https://hooks.example/x}
+            timeout: 30s
+            retry: {attempts: 3, backoff: 10ms}
+    """,
+    )
+    calls = 0
+
+    async def hang(**kwargs: object) -> object:
+        nonlocal calls
+        calls += 1
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise RuntimeError("connection aborted") from None
+        raise AssertionError("not reached")
+
+    kit.http.request = hang  # type: ignore[method-assign, assignment]
+    [rid] = kit.apply(change())
+    ticking = asyncio.ensure_future(kit.runner().tick())
+    async with asyncio.timeout(10):
+        while not calls:
+            await asyncio.sleep(0.01)
+    ticking.cancel()
+    await asyncio.wait([ticking], timeout=10)
+    assert ticking.cancelled() and calls == 1
+    hook = kit.steps(rid)["hook"]
+    assert hook.status != "failed" and kit.run(rid).status not in ("failed", "completed")
+
+
 async def test_runs_advance_concurrently(kit: Kit) -> None:
     """Two runs that can only finish together (each waits for the other's action to start):
     a runner that advanced one run at a time would time both out."""

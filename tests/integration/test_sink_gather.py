@@ -5,7 +5,6 @@ PostgreSQL commits a few times a second, not once per burst of changes."""
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 
 import pytest
@@ -14,7 +13,8 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from responder.incidents.store import Incident
-from responder.streams.sink import GATHER_MS, SinkStage
+from responder.streams import sink as sink_module
+from responder.streams.sink import SinkStage
 from responder.streams.topics import ensure_topics
 from tests.support.harness import kafka_settings
 from tests.support.runner_kit import change
@@ -42,21 +42,23 @@ def stored(db: Engine) -> int:
 
 
 async def test_a_busy_stream_is_stored_in_few_transactions(
-    kafka_bootstrap: str, unique: str, db: Engine
+    kafka_bootstrap: str, unique: str, db: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kafka = kafka_settings(kafka_bootstrap, unique)
     await ensure_topics(kafka)
     values = [change(incident_id=f"inc-{i}").model_dump_json().encode() for i in range(600)]
+    # the broker holds a fetch 2 s (GATHER_MS, longer here: the bursts on a loaded machine
+    # take up to a second where they take ~0.15 s on an idle one)
+    monkeypatch.setattr(sink_module, "GATHER_MS", 2000)
     sink = SinkStage(kafka, db)
     async with running(sink):
-        # bursts of 100 changes (each too many to wait after, for a fetch answered at once),
-        # ~0.15 s in all and well under a MiB: one or two of the broker's holds take them
+        # six bursts of 100 changes (each too many to wait after, for a fetch answered at
+        # once), well under a MiB: one or two of the broker's holds take them
         started = time.monotonic()
         await bursts(kafka_bootstrap, kafka.topics.incidents, values, 100, 0.03)
-        took = time.monotonic() - started  # longer on a loaded machine: more holds end
+        took = time.monotonic() - started
         await settle(lambda: sink.stats.changes == len(values))
     assert sink.stats.applied == len(values) and stored(db) == len(values)
-    # a fetch a hold (GATHER_MS) while the bursts came, one more for the rest: read one by one
-    # they would be hundreds
-    holds = math.ceil(took / (GATHER_MS / 1000))
-    assert sink.stats.batches <= max(3, holds + 2), (sink.stats.batches, took)
+    if took > 3:
+        pytest.skip(f"the sends took {took:.1f} s: longer than a hold, nothing to tell")
+    assert sink.stats.batches <= 3, (sink.stats.batches, took)  # read at once: six or more

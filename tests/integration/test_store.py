@@ -645,9 +645,12 @@ def test_a_change_two_sinks_store_at_once_is_applied_and_audited_once(
             with Session(engine) as s, s.begin():
                 apply_changes(s, [again], hold)
 
+        pid: list[int] = []
+
         def second() -> None:
             try:
                 with Session(engine) as s, s.begin():
+                    pid.append(s.execute(text("SELECT pg_backend_pid()")).scalar_one())
                     apply_changes(s, [again])
                 outcome.append("stored")
             except StaleRows:
@@ -655,14 +658,17 @@ def test_a_change_two_sinks_store_at_once_is_applied_and_audited_once(
 
         one = threading.Thread(target=first)
         one.start()
-        assert holding.wait(30)
         two = threading.Thread(target=second)
-        two.start()
-        # the second has read version 1 and waits on the first's row lock
-        assert waits_on_a_lock(engine, 30)
-        release.set()
-        one.join(30)
-        two.join(30)
+        try:
+            assert holding.wait(30)
+            two.start()
+            # the second has read version 1 and waits on the first's row lock
+            assert waits_on_a_lock(engine, pid, 30)
+        finally:
+            release.set()
+            one.join(30)
+            if two.ident is not None:
+                two.join(30)
         assert outcome == ["refused"]
         updates = [a for a in audit(engine) if a.action == "incident.updated"]
         assert [a.data["version"] for a in updates] == [2]
@@ -672,12 +678,15 @@ def test_a_change_two_sinks_store_at_once_is_applied_and_audited_once(
         engine.dispose()
 
 
-def waits_on_a_lock(engine: Engine, within_s: float) -> bool:
-    """Whether a transaction waits on a lock another holds, within `within_s` seconds."""
+def waits_on_a_lock(engine: Engine, pid: list[int], within_s: float) -> bool:
+    """Whether the session `pid` (once known) waits on a lock another holds, within
+    `within_s` seconds."""
     deadline = time.monotonic() + within_s
     while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            if conn.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar():
-                return True
+        if pid:
+            with engine.connect() as conn:
+                blocked = text("SELECT cardinality(pg_blocking_pids(:pid)) > 0")
+                if conn.execute(blocked, {"pid": pid[0]}).scalar():
+                    return True
         time.sleep(0.02)
     return False

@@ -165,8 +165,11 @@ async def test_a_cancel_as_a_batch_is_handed_over_stops_the_committer() -> None:
     committer.acked = {P0: 3}  # settled, its commit due in a minute: the wait has a timeout
     committer.last = time.monotonic()
     task = asyncio.ensure_future(committer.run())
-    await settle()
-    committer.changed.set()
-    task.cancel()
-    await asyncio.wait([task], timeout=5)
-    assert task.cancelled()
+    try:
+        await settle()
+        committer.changed.set()
+        task.cancel()
+        await asyncio.wait([task], timeout=5)
+        assert task.cancelled()
+    finally:
+        task.cancel()
