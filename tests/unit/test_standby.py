@@ -154,10 +154,14 @@ class _Stalled:
     """A consumer whose group coordinator never answers (the client retries an offset read
     until it does)."""
 
+    def __init__(self) -> None:
+        self.reads = 0  # backlog reads begun
+
     def partitions_for_topic(self, topic: str) -> set[int]:
         return {0, 1}
 
     async def end_offsets(self, tps: list[Any]) -> dict[Any, int]:
+        self.reads += 1
         return dict.fromkeys(tps, 10_000)
 
     async def committed(self, tp: Any) -> int:
@@ -173,11 +177,16 @@ async def test_a_backlog_that_cannot_be_read_leaves_it_where_it_is_and_warns_onc
     monkeypatch.setattr(kafka_stages, "WARN_AFTER", 3)
     standby = Standby(join=5)
     stage = TopicStage(KafkaSettings(), "t", "sink", 10, standby=standby)
-    stage.consumer = cast(Any, _Stalled())
+    consumer = _Stalled()
+    stage.consumer = cast(Any, consumer)
     with capture_logs() as logs:
         watching = asyncio.ensure_future(stage.watch(standby))
-        await asyncio.sleep(0.3)  # ~15 reads, each timed out
-        watching.cancel()
+        try:  # reads well past the third, each timed out (~15 in 0.3 s on an idle machine)
+            async with asyncio.timeout(10):
+                while consumer.reads < 7:
+                    await asyncio.sleep(0.01)
+        finally:
+            watching.cancel()
     assert not standby.joined and not stage.decided.is_set()
     warnings = [e for e in logs if e["log_level"] == "warning"]
     assert len(warnings) == 1 and warnings[0]["reads_failed"] == 3
