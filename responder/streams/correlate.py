@@ -735,16 +735,16 @@ class CorrelateStage:
         items = iter(records.items())
         rules = self.rules.rules
         while chunk := list(islice(items, RESTORE_CHUNK)):
-            entries = []
-            for key, msg in chunk:
+            keys = [key for key, _ in chunk]
+            values = [msg.value for _, msg in chunk]
+            for key in keys:
                 records[key] = None
-                entries.append((key, msg.value))
             if isinstance(store, NativeWindows):  # off the GIL: the next partition is read
                 newest, failed = await asyncio.to_thread(
-                    restore_entries, store, entries, rules, strings
+                    restore_entries, store, keys, values, rules, strings
                 )
             else:
-                newest, failed = restore_entries(store, entries, rules, strings)
+                newest, failed = restore_entries(store, keys, values, rules, strings)
             if newest is not None and newest > watermark:
                 watermark = newest
             for at, exc in failed:
@@ -809,19 +809,23 @@ PANICKED = "the compiled window store failed (a panic); see the worker's stderr"
 
 
 def restore_entries(
-    store: Store, entries: list[tuple[str, bytes]], rules: dict[str, Rule], strings: dict[str, str]
+    store: Store,
+    keys: list[str],
+    values: list[bytes],
+    rules: dict[str, Rule],
+    strings: dict[str, str],
 ) -> tuple[float | None, list[tuple[int, Exception]]]:
-    """Changelog entries (key, value) restored into `store` and put in place, in order (a cap
-    evicts as it would have when they were fed): the newest event time of those restored (None
-    if none was), and the position and error of each that is not a window (`state_from_dict`
-    says why). A key whose rule is gone is passed over. A compiled store restores the shape a
+    """Changelog entries (`keys[i]`, `values[i]`) restored into `store` and put in place, in
+    order (a cap evicts as it would have when they were fed): the newest event time of those
+    restored (None if none was), and the position and error of each that is not a window
+    (`state_from_dict` says why). A key whose rule is gone is passed over. A compiled store restores the shape a
     flush writes, many a call without the GIL; Python the rest, each in its place."""
     newest: float | None = None
     failed: list[tuple[int, Exception]] = []
 
     def by_python(at: int) -> None:
         nonlocal newest
-        key, value = entries[at]
+        key, value = keys[at], values[at]
         rule = rules.get(key.split("|", 1)[0])
         if rule is None:
             return
@@ -835,13 +839,11 @@ def restore_entries(
             newest = state.max_time
 
     if not isinstance(store, NativeWindows):
-        for at in range(len(entries)):
+        for at in range(len(keys)):
             by_python(at)
         return newest, failed
-    keys = [key for key, _ in entries]
-    values = [value for _, value in entries]
     start = 0
-    while start < len(entries):
+    while start < len(keys):
         restored, left, panicked = store.restore_many(keys, values, start)
         if restored is not None and (newest is None or restored > newest):
             newest = restored

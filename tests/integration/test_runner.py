@@ -490,21 +490,26 @@ async def test_posted_incident_messages_are_redrawn_when_the_incident_changes(ki
     assert len(kit.slack.updates) == 2  # nothing changed since: nothing redrawn
 
 
-async def test_a_step_timeout_is_retried_then_fails_the_run(kit: Kit) -> None:
+def slow_hook(kit: Kit, *, timeout: str, attempts: int) -> None:
+    """A playbook of one webhook step `hook`, with this timeout and these attempts."""
     kit.playbook(
         "slow",
-        """
+        f"""
         id: slow
         title: Slow webhook
-        on: {kind: credential_compromise}
+        on: {{kind: credential_compromise}}
         steps:
           - id: hook
             action: http.request
-            with: {url: https://hooks.example/x}
-            timeout: 100ms
-            retry: {attempts: 2, backoff: 10ms}
+            with: {{url: https://hooks.example/x}}
+            timeout: {timeout}
+            retry: {{attempts: {attempts}, backoff: 10ms}}
     """,
     )
+
+
+async def test_a_step_timeout_is_retried_then_fails_the_run(kit: Kit) -> None:
+    slow_hook(kit, timeout="100ms", attempts=2)
 
     async def hang(**kwargs: object) -> object:
         await asyncio.sleep(5)
@@ -523,20 +528,7 @@ async def test_a_runner_stopping_is_not_a_failure_of_the_action_it_was_running(k
     """An action (or its library) that turns the runner's cancellation into an error of its
     own: the runner stops (the step is not retried nor failed), as it did when each call ran
     in a task of its own (`asyncio.wait_for`)."""
-    kit.playbook(
-        "slow",
-        """
-        id: slow
-        title: Slow webhook
-        on: {kind: credential_compromise}
-        steps:
-          - id: hook
-            action: http.request
-            with: {url: https://hooks.example/x}
-            timeout: 30s
-            retry: {attempts: 3, backoff: 10ms}
-    """,
-    )
+    slow_hook(kit, timeout="30s", attempts=3)
     calls = 0
 
     async def hang(**kwargs: object) -> object:

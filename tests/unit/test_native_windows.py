@@ -470,7 +470,7 @@ def same_entry(a: bytes | None, b: bytes | None, loose: bool) -> bool:
 
 def _restored(store: Any, key: str, rule: Rule, value: bytes, strings: dict[str, str]) -> Any:
     """One changelog entry restored as the stage restores it (`restore_entries`)."""
-    newest, failed = restore_entries(store, [(key, value)], {rule.id: rule}, strings)
+    newest, failed = restore_entries(store, [key], [value], {rule.id: rule}, strings)
     if failed:
         raise failed[0][1]
     return newest
