@@ -17,10 +17,10 @@ from responder.correlation.watermark import Watermarks
 from responder.streams import ingest
 from responder.streams.ingest import IngestStage
 from responder.streams.kafka import set_fetch_gather
-from responder.streams.records import decode, read
+from responder.streams.records import read
 from responder.streams.topics import ensure_topics
 from tests.support.builders import rule
-from tests.support.harness import _produce, consume_all, event_json, kafka_settings
+from tests.support.harness import _produce, consume_all, event_json, kafka_settings, routed_ids
 from tests.support.stages import running, settle
 
 pytestmark = [pytest.mark.integration]
@@ -36,17 +36,6 @@ async def trickle(bootstrap: str, name: str, values: list[bytes], gap_s: float) 
             await asyncio.sleep(gap_s)
     finally:
         await producer.stop()
-
-
-async def routed_ids(bootstrap: str, name: str, expect: int) -> list[str]:
-    """The ids of the events routed to the correlation topic, once `expect` are there."""
-    ids: list[str] = []
-    for _ in range(30):
-        messages = await consume_all(bootstrap, name, 10**9, timeout=1)
-        ids = [e.id for m in messages for *_, e in decode(m.value)]
-        if len(ids) >= expect:
-            break
-    return ids
 
 
 async def secrets_stage(

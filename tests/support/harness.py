@@ -28,6 +28,7 @@ from responder.incidents.store import Incident
 from responder.settings import KafkaSettings, Topics
 from responder.storage.database import make_engine, upgrade
 from responder.streams import topics
+from responder.streams.records import decode
 from tests.support.builders import count_rule
 from tests.support.signing import command_env
 
@@ -245,6 +246,19 @@ async def consume_all(bootstrap: str, name: str, expect: int, timeout: float) ->
     finally:
         await consumer.stop()
     return out
+
+
+async def routed_ids(bootstrap: str, name: str, expect: int) -> list[str]:
+    """The ids of the events routed to the correlation topic, once `expect` are there (or after
+    about 30 s). Messages that carry only progress, which ingest sends for a batch it routed
+    nothing from, are read past."""
+    ids: list[str] = []
+    for _ in range(30):
+        messages = await consume_all(bootstrap, name, 10**9, timeout=1)
+        ids = [e.id for m in messages for *_, e in decode(m.value)]
+        if len(ids) >= expect:
+            break
+    return ids
 
 
 def consume(bootstrap: str, name: str, expect: int, timeout: float = 30) -> list[Any]:
