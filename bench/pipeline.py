@@ -807,10 +807,12 @@ async def measure_latency(args: argparse.Namespace, run: str) -> tuple[list[tupl
     if args.low_load_rate:
         plan.append((args.low_load_rate, args.low_load_seconds))
     for i in range(args.latency_repeat):
-        for rate, seconds in plan:
+        for step, (rate, seconds) in enumerate(plan):
             for name, source in workers:
                 with pg_schema(args.postgres) as url:
-                    over = overrides_for(bs, f"{run}l{name[0]}{rate}x{i}", url, args.rules)
+                    # topics of their own: a low-load rate among `--rates` is probed twice
+                    prefix = f"{run}l{name[0]}{step}r{rate}x{i}"
+                    over = overrides_for(bs, prefix, url, args.rules)
                     probe = await probe_worker(
                         merged(Settings(), over),
                         over,
