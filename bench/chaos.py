@@ -14,7 +14,8 @@ incidents (as sets of events per rule), incident event rows, playbook runs, WAF 
 addresses blocked, the time to drain after the last fault, and the worker log lines per fault.
 Exit 1 if anything is missing, extra or duplicated.
 
-Run: `make chaos` (CHAOS=short: fewer events and shorter pauses, for CI).
+Run: `make chaos` (CHAOS=short: fewer events and shorter pauses, for CI). Its broker and
+PostgreSQL are stopped at the end (CHAOS_KEEP=1 leaves them up, to look into a failure).
 """
 
 from __future__ import annotations
@@ -390,6 +391,9 @@ async def main_async(plan: Plan) -> int:
         finally:
             for w in chaos.workers.values():
                 w.stop()
+            if not os.environ.get("CHAOS_KEEP"):  # (set: keep them up to look into a failure)
+                await asyncio.to_thread(script, "kafka", "down", port=KAFKA_PORT)
+                await asyncio.to_thread(script, "postgres", "down", port=PG_PORT)
 
 
 @dataclass
