@@ -372,8 +372,20 @@ def compare(chaos: Chaos, values: list[bytes], drained_after: float) -> int:
 async def main_async(plan: Plan) -> int:
     work = Path(tempfile.mkdtemp(prefix="responder-chaos-"))
     print(f"chaos: broker {BOOTSTRAP}, PostgreSQL :{PG_PORT}, work dir {work}", flush=True)
-    await asyncio.to_thread(script, "kafka", "up", port=KAFKA_PORT)
-    await asyncio.to_thread(script, "postgres", "up", port=PG_PORT)
+    try:
+        await asyncio.to_thread(script, "kafka", "up", port=KAFKA_PORT)
+        await asyncio.to_thread(script, "postgres", "up", port=PG_PORT)
+        return await _run(plan, work)
+    finally:
+        if os.environ.get("CHAOS_KEEP", "") in ("", "0"):  # else kept up to look into a failure
+            for name, port in (("kafka", KAFKA_PORT), ("postgres", PG_PORT)):
+                try:
+                    await asyncio.to_thread(script, name, "down", port=port)
+                except subprocess.CalledProcessError as exc:  # said, not raised over the result
+                    print(f"chaos: scripts/{name} down failed: {exc.stderr or exc}", flush=True)
+
+
+async def _run(plan: Plan, work: Path) -> int:
     with MotoServer() as moto:
         chaos = Chaos(plan, work, moto)
         try:
@@ -391,9 +403,6 @@ async def main_async(plan: Plan) -> int:
         finally:
             for w in chaos.workers.values():
                 w.stop()
-            if not os.environ.get("CHAOS_KEEP"):  # (set: keep them up to look into a failure)
-                await asyncio.to_thread(script, "kafka", "down", port=KAFKA_PORT)
-                await asyncio.to_thread(script, "postgres", "down", port=PG_PORT)
 
 
 @dataclass

@@ -207,8 +207,10 @@ COUNTERS = (
 """What each stage process publishes. A stage is timed from its first progress, not from the
 start signal: its start-up (imports done, a database migrated, a consumer group joined) is not
 per-event work, and counted in it made the stage rates and CPU per event depend on how long a
-group join took. What it did before that first look (at most one poll, 20 ms) is left out of
-both the count and the time (`_since_first`)."""
+group join took. What it did before that first look (the batches it handled since the poll
+before, 20 ms earlier) is left out of both the count and the time (`_since_first`). A child
+writes `at_first` and `first_ms` before the progress counters that show it: the parent never
+sees progress without them."""
 
 
 def _stage_process(
@@ -228,18 +230,21 @@ def _stage_process(
             await asyncio.sleep(0.01)
         async with running(settings, stages) as p:
             while not stop.is_set():
+                now = [0] * 6
                 if p.ingest:
-                    counters[0], counters[1] = p.ingest.stats.events, p.ingest.stats.records
+                    now[0], now[1] = p.ingest.stats.events, p.ingest.stats.records
                 if p.correlate:
-                    counters[2], counters[3] = p.correlate.stats.records, p.correlate.stats.changes
+                    now[2], now[3] = p.correlate.stats.records, p.correlate.stats.changes
                 if p.sink:
-                    counters[4], counters[5] = p.sink.stats.changes, p.sink.stats.applied
-                progress = counters[0] + counters[2] + counters[4]
+                    now[4], now[5] = p.sink.stats.changes, p.sink.stats.applied
+                progress = now[0] + now[2] + now[4]
                 if not counters[7] and progress:
                     cpu_at_first = _cpu()
-                    counters[7], counters[8] = int(time.monotonic() * 1000), progress
+                    counters[8] = progress
+                    counters[7] = int(time.monotonic() * 1000)
                 if counters[7]:
                     counters[6] = int((_cpu() - cpu_at_first) * 1000)
+                counters[:6] = now  # after `first_ms` (`COUNTERS`)
                 await asyncio.sleep(0.02)
             handled_cpu = sum(s.stats.cpu_s for s in (p.ingest, p.correlate) if s is not None)
 
@@ -315,13 +320,15 @@ async def split_run(
                 print(f"{time.monotonic() - start:6.2f}s", c, flush=True)
             await asyncio.sleep(0.02)
         end = time.monotonic()
+        if not c["records"]:
+            raise RuntimeError("no rule matched the benchmark's events: nothing to correlate")
         ingest, correlate = counters[0], counters[1]
-        timed, seconds = _since_first([ingest], n, end)
+        timed, seconds, own = _since_first([ingest], n, end)
         result["correlated_eps"] = timed / seconds
         result["records"], result["changes"] = c["records"], c["changes"]
-        result["ingest_cpu_us"] = ingest[6] * 1000 / timed
-        timed_records, _ = _since_first([correlate], c["records"], end)
-        result["correlate_cpu_us"] = correlate[6] * 1000 / (n * timed_records / c["records"])
+        result["ingest_cpu_us"] = ingest[6] * 1000 / own
+        *_, records_own = _since_first([correlate], c["records"], end)
+        result["correlate_cpu_us"] = correlate[6] * 1000 / (n * records_own / c["records"])
         applied = None  # what the first sink applied: every change, in a fresh database
         for name, group in (sinks or {}).items():
             sink_go = ctx.Event()
@@ -338,10 +345,10 @@ async def split_run(
                 else sum(m[5] for m in mine) < applied
             ):
                 await asyncio.sleep(0.05)
-            timed, seconds = _since_first(mine, c["changes"], time.monotonic())
+            timed, seconds, own = _since_first(mine, c["changes"], time.monotonic())
             result[f"sink_{name}"] = timed / seconds
-            cpu_ms = sum(m[6] for m in mine)
-            result[f"sink_{name}_cpu_us"] = cpu_ms * 1000 / (n * timed / c["changes"])
+            cpu_ms = sum(m[6] for m in mine)  # each process's since its own first progress
+            result[f"sink_{name}_cpu_us"] = cpu_ms * 1000 / (n * own / c["changes"])
             if applied is None:
                 applied = sum(m[5] for m in mine)
     finally:
@@ -351,12 +358,20 @@ async def split_run(
     return result
 
 
-def _since_first(mine: list[Any], total: float, end: float) -> tuple[float, float]:
-    """(units done, seconds) from the first progress any of these processes saw to `end`
-    (monotonic): `total` less what they had done at their first look (`COUNTERS`)."""
+def _since_first(mine: list[Any], total: float, end: float) -> tuple[float, float, float]:
+    """For processes sharing the work of `total` units, timed from their first progress
+    (`COUNTERS`), ending at `end` (monotonic): (units done since the first of them saw
+    progress, seconds since; units each did since its own first look, summed, for their CPU).
+    A process that joined later (a standby sink) did all of its units in the first's time."""
     seen = [m for m in mine if m[7]]
-    first = min(m[7] for m in seen) / 1000
-    return max(1.0, total - sum(m[8] for m in seen)), max(1e-3, end - first)
+    if not seen:
+        raise RuntimeError("a stage process reported no progress")
+    first = min(m[7] for m in seen)
+    before = sum(m[8] for m in seen if m[7] == first)
+    own = sum(m[8] for m in seen)
+    if total - own < total / 2:  # most of it done before the first look: too few to time
+        raise RuntimeError(f"too little to time: {total - own:,.0f} of {total:,.0f} units")
+    return total - before, max(1e-3, end - first / 1000), total - own
 
 
 @dataclass
