@@ -230,21 +230,21 @@ def _stage_process(
             await asyncio.sleep(0.01)
         async with running(settings, stages) as p:
             while not stop.is_set():
-                now = [0] * 6
+                counts = [0] * 6
                 if p.ingest:
-                    now[0], now[1] = p.ingest.stats.events, p.ingest.stats.records
+                    counts[0], counts[1] = p.ingest.stats.events, p.ingest.stats.records
                 if p.correlate:
-                    now[2], now[3] = p.correlate.stats.records, p.correlate.stats.changes
+                    counts[2], counts[3] = p.correlate.stats.records, p.correlate.stats.changes
                 if p.sink:
-                    now[4], now[5] = p.sink.stats.changes, p.sink.stats.applied
-                progress = now[0] + now[2] + now[4]
+                    counts[4], counts[5] = p.sink.stats.changes, p.sink.stats.applied
+                progress = counts[0] + counts[2] + counts[4]
                 if not counters[7] and progress:
                     cpu_at_first = _cpu()
                     counters[8] = progress
                     counters[7] = int(time.monotonic() * 1000)
                 if counters[7]:
                     counters[6] = int((_cpu() - cpu_at_first) * 1000)
-                counters[:6] = now  # after `first_ms` (`COUNTERS`)
+                counters[:6] = counts  # after `first_ms` (`COUNTERS`)
                 await asyncio.sleep(0.02)
             handled_cpu = sum(s.stats.cpu_s for s in (p.ingest, p.correlate) if s is not None)
 

@@ -250,8 +250,8 @@ async def consume_all(bootstrap: str, name: str, expect: int, timeout: float) ->
 
 async def routed_ids(bootstrap: str, name: str, expect: int) -> list[str]:
     """The ids of the events routed to the correlation topic, once `expect` are there (or after
-    about 30 s). Messages that carry only progress, which ingest sends for a batch it routed
-    nothing from, are read past."""
+    30 reads of the whole topic, a second each and a client start-up). Messages that carry only
+    progress, which ingest sends for a batch it routed nothing from, are read past."""
     ids: list[str] = []
     for _ in range(30):
         messages = await consume_all(bootstrap, name, 10**9, timeout=1)
